@@ -1,0 +1,1 @@
+"""bs4nn.export"""

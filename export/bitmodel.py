@@ -1,0 +1,187 @@
+"""The bit-model folder: the contract between the exporter and everything after it.
+
+A folder holds ``manifest.json`` and, per layer ``L``, ``layer{L}.bin``: the sign bits row-major
+by output neuron (row ``j`` = neuron ``j``'s fan-in, input 0 first), each row padded with 0 bits
+to a whole byte, most significant bit first; bit 1 = +1, bit 0 = -1.  Memory images and other
+files may sit beside them; every file the manifest lists under ``files`` carries its sha256.
+
+:func:`load_bit_model` is the one reader: the golden model, the RTL generator, the testbenches
+and the firmware all get their :class:`~bs4nn.sim.golden.IntegerNetwork` from it.
+
+:func:`integer_network` is the one conversion from real weights and alphas to that network
+(signs, alphas rounded to two decimals, exact integer thresholds): the trainer's evaluation and
+the exporter both call it, so an exported model scores what its training run reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bitarray import bitarray
+
+from bs4nn.errors import Bs4nnError
+from bs4nn.fileio import atomic_directory, sha256_bytes, sha256_path
+from bs4nn.sim.golden import IntegerLayer, IntegerNetwork
+from bs4nn.sim.semantics import CODING_RULE, exact_decimal, threshold_count
+
+FORMAT = "bs4nn-bit-model"
+VERSION = 1
+MANIFEST = "manifest.json"
+ALPHA_DECIMALS = 2
+SIGN_RULE = "bit 1 = +1 for w >= 0 (a weight of exactly 0 is +1), bit 0 = -1 for w < 0"
+
+
+def sign_bits(weights: np.ndarray) -> np.ndarray:
+    """0/1 signs of real (or +-1) weights: ``w >= 0`` -> 1 (+1), ``w < 0`` -> 0 (-1)."""
+    weights = np.asarray(weights)
+    if not np.isfinite(weights).all():
+        raise Bs4nnError("weights hold NaN or inf")
+    return (weights >= 0).astype(np.uint8)
+
+
+def quantize_alpha(alpha: float, decimals: int = ALPHA_DECIMALS) -> Decimal:
+    """``alpha`` rounded to ``decimals`` decimals (half to even), as an exact decimal."""
+    quantized = exact_decimal(alpha).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_EVEN)
+    if quantized <= 0:
+        raise Bs4nnError(f"alpha {alpha} rounds to {quantized}: it must be positive")
+    return quantized
+
+
+def integer_network(
+    weights: Sequence[np.ndarray],
+    alphas: Sequence[float],
+    thetas: Sequence[float],
+    tmax: int,
+    imax: int,
+    decimals: int = ALPHA_DECIMALS,
+) -> IntegerNetwork:
+    """The deployed integer network of a binary BS4NN: signs and ``ceil(theta / alpha_q)``."""
+    layers = []
+    for index, (weight, alpha, theta) in enumerate(zip(weights, alphas, thetas, strict=True)):
+        try:
+            count = threshold_count(theta, quantize_alpha(alpha, decimals))
+        except ValueError as error:
+            raise Bs4nnError(f"layer {index}: {error}") from error
+        layers.append(IntegerLayer(sign_bits(weight), count))
+    return IntegerNetwork(tuple(layers), tmax=tmax, imax=imax)
+
+
+def pack_rows(signs: np.ndarray) -> bytes:
+    """``layer{L}.bin`` bytes: rows MSB first, each padded with 0 bits to a whole byte."""
+    payload = bytearray()
+    for row in np.asarray(signs, dtype=np.uint8):
+        bits = bitarray(endian="big")
+        bits.pack(row.tobytes())
+        bits.fill()
+        payload += bits.tobytes()
+    return bytes(payload)
+
+
+def unpack_rows(payload: bytes, fan_out: int, fan_in: int) -> np.ndarray:
+    """Inverse of :func:`pack_rows`."""
+    row_bytes = -(-fan_in // 8)
+    if len(payload) != fan_out * row_bytes:
+        raise Bs4nnError(f"{len(payload)} bytes of signs, expected {fan_out * row_bytes} for {fan_out}x{fan_in}")
+    rows = np.frombuffer(payload, dtype=np.uint8).reshape(fan_out, row_bytes)
+    return np.unpackbits(rows, axis=1, bitorder="big")[:, :fan_in]
+
+
+@dataclass(frozen=True)
+class BitModel:
+    """A loaded bit-model folder: the integer network plus its manifest."""
+
+    network: IntegerNetwork
+    manifest: dict[str, Any]
+    path: Path
+
+
+def write_bit_model(
+    network: IntegerNetwork,
+    out_dir: str | os.PathLike,
+    *,
+    layer_info: Sequence[Mapping[str, Any]] = (),
+    extra_files: Mapping[str, bytes] | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the folder atomically: everything appears at once, or nothing does.
+
+    ``layer_info`` adds per-layer manifest fields (alpha, alpha_q, theta, memory file names...);
+    ``extra_files`` are more files (memory images, C header) to write and hash; ``meta`` adds
+    top-level manifest fields (source checkpoint, accuracy, lanes...).
+    """
+    from bs4nn.export.layout import counter_bits
+
+    files: dict[str, bytes] = {}
+    layers = []
+    for index, layer in enumerate(network.layers):
+        name = f"layer{index}.bin"
+        files[name] = pack_rows(layer.signs)
+        entry = {
+            "index": index,
+            "fan_in": layer.fan_in,
+            "fan_out": layer.fan_out,
+            "threshold_count": layer.threshold_count,
+            "counter_bits": counter_bits(layer.fan_in, layer.threshold_count),
+            "weights": name,
+        }
+        if index < len(layer_info):
+            entry.update(layer_info[index])
+        layers.append(entry)
+    files.update(extra_files or {})
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "tmax": network.tmax,
+        "imax": network.imax,
+        "coding": CODING_RULE,
+        "sign_rule": SIGN_RULE,
+        **(meta or {}),
+        "layers": layers,
+        "files": {name: sha256_bytes(payload) for name, payload in sorted(files.items())},
+    }
+    out_dir = Path(out_dir)
+    with atomic_directory(out_dir) as tmp:
+        for name, payload in files.items():
+            (tmp / name).write_bytes(payload)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return out_dir
+
+
+def load_bit_model(path: str | os.PathLike) -> BitModel:
+    """Read a bit-model folder, verify every listed file's sha256, return the integer network."""
+    folder = Path(path)
+    manifest_path = folder / MANIFEST if folder.is_dir() else folder
+    folder = manifest_path.parent
+    if not manifest_path.is_file():
+        raise Bs4nnError(f"{manifest_path}: no bit-model manifest here (make one with bs4nn-export --to-bits)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise Bs4nnError(f"{manifest_path}: not valid JSON ({error})") from error
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise Bs4nnError(f"{manifest_path}: not a {FORMAT} v{VERSION} manifest")
+    for name, digest in manifest.get("files", {}).items():
+        file = folder / name
+        if not file.is_file():
+            raise Bs4nnError(f"{file}: listed in the manifest but missing")
+        if sha256_path(file) != digest:
+            raise Bs4nnError(f"{file}: sha256 does not match the manifest (file changed or corrupt)")
+    layers = []
+    try:
+        for entry in manifest["layers"]:
+            name = entry["weights"]
+            if name not in manifest.get("files", {}):
+                raise Bs4nnError(f"{manifest_path}: {name} has no sha256 in the manifest")
+            signs = unpack_rows((folder / name).read_bytes(), entry["fan_out"], entry["fan_in"])
+            layers.append(IntegerLayer(signs, entry["threshold_count"]))
+        network = IntegerNetwork(tuple(layers), tmax=manifest["tmax"], imax=manifest["imax"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise Bs4nnError(f"{manifest_path}: malformed manifest ({error})") from error
+    return BitModel(network, manifest, folder)

@@ -1,0 +1,198 @@
+"""The bit-exact golden model: the integer network that the hardware implements.
+
+Per layer a 0/1 sign matrix (1 = +1, 0 = -1) and an integer ``threshold_count``; the time
+semantics are those of :mod:`bs4nn.sim.semantics`.  Every hardware test uses this model as its
+scoreboard, and every reported accuracy of an exported model is computed by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import numpy as np
+
+from bs4nn.sim.semantics import IMAX, TMAX, Array, decide, encode_images, layer_spike_times
+
+
+@dataclass(frozen=True)
+class IntegerLayer:
+    """One layer of the deployed network: sign bits and an integer counter threshold."""
+
+    signs: np.ndarray  # (fan_out, fan_in) uint8, 1 = +1, 0 = -1
+    threshold_count: int
+
+    def __post_init__(self) -> None:
+        signs = np.asarray(self.signs)
+        if signs.ndim != 2 or signs.size == 0:
+            raise ValueError(f"signs must be a non-empty 2-D matrix, got shape {signs.shape}")
+        if signs.dtype.kind not in "uib" or not np.isin(signs, (0, 1)).all():
+            raise ValueError("signs must hold only 0 (-1) and 1 (+1)")
+        if int(self.threshold_count) < 1:
+            raise ValueError(f"threshold_count must be >= 1, got {self.threshold_count}")
+        object.__setattr__(self, "signs", signs.astype(np.uint8))
+        object.__setattr__(self, "threshold_count", int(self.threshold_count))
+
+    @property
+    def fan_out(self) -> int:
+        return self.signs.shape[0]
+
+    @property
+    def fan_in(self) -> int:
+        return self.signs.shape[1]
+
+    def weights(self, xp: ModuleType = np) -> Array:
+        """The +1/-1 weights as int8."""
+        return xp.asarray(self.signs, dtype=xp.int8) * 2 - 1
+
+
+@dataclass(frozen=True)
+class IntegerNetwork:
+    """The whole deployed network; what ``load_bit_model`` returns."""
+
+    layers: tuple[IntegerLayer, ...]
+    tmax: int = TMAX
+    imax: int = IMAX
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not self.layers:
+            raise ValueError("a network needs at least one layer")
+        for index, (before, after) in enumerate(zip(self.layers, self.layers[1:], strict=False)):
+            if after.fan_in != before.fan_out:
+                raise ValueError(
+                    f"layer {index + 1} has fan-in {after.fan_in}, layer {index} has {before.fan_out} neurons"
+                )
+        if self.tmax < 1 or self.imax < 1:
+            raise ValueError("tmax and imax must be positive")
+
+    @property
+    def sizes(self) -> list[int]:
+        """Neurons per layer, input first: e.g. ``[784, 600, 10]``."""
+        return [self.layers[0].fan_in] + [layer.fan_out for layer in self.layers]
+
+
+@dataclass
+class GoldenResult:
+    """Everything the golden model says about a batch of images."""
+
+    spike_times: list[np.ndarray]  # per neuron layer: (batch, n) int32, tmax = never fired
+    output_counts: np.ndarray  # (batch, n_out) output counters after the last step
+    decision: np.ndarray  # (batch,) class
+    decision_time: np.ndarray  # (batch,) first output spike time, tmax if none fired
+    spikes_until_decision: np.ndarray  # (batch, n_layers + 1) spikes at t <= decision, input first
+    input_times: np.ndarray = field(repr=False)  # (batch, n_in)
+
+    def accuracy(self, labels: np.ndarray) -> float:
+        return float(np.mean(self.decision == np.asarray(labels)))
+
+
+def _run_chunk(network: IntegerNetwork, input_times: Array, xp: ModuleType) -> tuple[Array, ...]:
+    times = [input_times]
+    counts = None
+    for layer in network.layers:
+        spikes, counts = layer_spike_times(times[-1], layer.weights(xp), layer.threshold_count, network.tmax, xp)
+        times.append(spikes)
+    decision, decision_time = decide(times[-1], counts, network.tmax, xp)
+    spikes_until = xp.stack([(t <= decision_time[:, None]).sum(axis=1) for t in times], axis=1)
+    return (*times[1:], counts, decision, decision_time, spikes_until)
+
+
+def _chunks(order: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
+    for start in range(0, len(order), chunk):
+        yield order[start : start + chunk]
+
+
+def run_golden(
+    network: IntegerNetwork,
+    input_times: Array,
+    *,
+    chunk: int = 256,
+    workers: int = 2,
+    xp: ModuleType = np,
+    progress: bool = False,
+) -> GoldenResult:
+    """Run the integer network on spike-coded inputs ``(batch, n_in)``.
+
+    Images are processed in chunks of similar spike counts (less padding in the event arrays),
+    on ``workers`` threads (NumPy releases the GIL in its kernels).
+    """
+    input_times = np.asarray(input_times)
+    if input_times.ndim != 2 or input_times.shape[1] != network.layers[0].fan_in:
+        raise ValueError(f"inputs must be (batch, {network.layers[0].fan_in}), got {input_times.shape}")
+    batch = input_times.shape[0]
+    n_spikes = (input_times < network.tmax).sum(axis=1)
+    order = np.argsort(n_spikes, kind="stable")
+
+    def work(rows: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        outputs = _run_chunk(network, xp.asarray(input_times[rows]), xp)
+        return rows, tuple(np.asarray(xp.asnumpy(o) if hasattr(xp, "asnumpy") else o) for o in outputs)
+
+    n_layers = len(network.layers)
+    sizes = network.sizes
+    spike_times = [np.empty((batch, n), np.int32) for n in sizes[1:]]
+    output_counts = np.empty((batch, sizes[-1]), np.int32)
+    decision = np.empty(batch, np.int32)
+    decision_time = np.empty(batch, np.int32)
+    spikes_until = np.empty((batch, n_layers + 1), np.int64)
+    chunks = list(_chunks(order, chunk))
+    bar = _progress(len(chunks), progress)
+    with ThreadPoolExecutor(max_workers=max(1, workers if xp is np else 1)) as pool:
+        for rows, outputs in pool.map(work, chunks):
+            for dest, value in zip(spike_times, outputs[:n_layers], strict=True):
+                dest[rows] = value
+            output_counts[rows] = outputs[n_layers]
+            decision[rows] = outputs[n_layers + 1]
+            decision_time[rows] = outputs[n_layers + 2]
+            spikes_until[rows] = outputs[n_layers + 3]
+            bar.update(1)
+    bar.close()
+    return GoldenResult(spike_times, output_counts, decision, decision_time, spikes_until, input_times)
+
+
+def run_golden_images(network: IntegerNetwork, images: np.ndarray, **kwargs) -> GoldenResult:
+    """Spike-code 8-bit images with the network's ``tmax``/``imax`` and run them."""
+    return run_golden(network, encode_images(images, network.tmax, network.imax), **kwargs)
+
+
+def trace_potentials(network: IntegerNetwork, input_times: Sequence[int] | np.ndarray) -> list[np.ndarray]:
+    """Per-step counters of every layer for one image: ``[(tmax, n) int32, ...]``.
+
+    For debugging and plots (membrane trajectories); counter after the spikes of step t.
+    """
+    times = np.asarray(input_times).reshape(1, -1)
+    steps = np.arange(network.tmax)
+    traces = []
+    for layer in network.layers:
+        arrived = (times[0][None, :] <= steps[:, None]).astype(np.int32)  # (tmax, n_in)
+        traces.append(arrived @ layer.weights().astype(np.int32).T)
+        times, _ = layer_spike_times(times, layer.weights(), layer.threshold_count, network.tmax)
+    return traces
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="golden", unit="chunk")
+
+
+def random_network(sizes: Sequence[int], thresholds: Sequence[int], seed: int = 0, tmax: int = TMAX) -> IntegerNetwork:
+    """A reproducible random integer network, for tests and benchmarks."""
+    rng = np.random.default_rng(seed)
+    layers = [
+        IntegerLayer(rng.integers(0, 2, size=(n_out, n_in), dtype=np.uint8), threshold)
+        for n_in, n_out, threshold in zip(sizes[:-1], sizes[1:], thresholds, strict=True)
+    ]
+    return IntegerNetwork(tuple(layers), tmax=tmax)
