@@ -1,0 +1,30 @@
+"""Shared fixtures: where the real datasets are, and a fast path to them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+
+# Tests run on the real IDX files: CI points BS4NN_DATA at ../shared/data; so do we by default.
+os.environ.setdefault("BS4NN_DATA", str(DEFAULT_DATA))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The folder holding mnist/ and fashion-mnist/ (never downloaded in tests)."""
+    path = Path(os.environ["BS4NN_DATA"])
+    assert (path / "mnist").is_dir(), f"datasets not found in {path}: set BS4NN_DATA"
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_test(data_dir: Path):
+    """(images, labels) of the MNIST test split, loaded once per session."""
+    from bs4nn.train.datasets import load_split
+
+    return load_split("mnist", "test", data_dir)
