@@ -14,7 +14,14 @@ from collections.abc import Callable, Sequence
 from bs4nn import __version__
 from bs4nn.errors import Bs4nnError
 
-STAGE_CLIS = ("bs4nn.train.cli", "bs4nn.export.cli", "bs4nn.sim.cli", "bs4nn.rtl.cli", "bs4nn.firmware.cli")
+STAGE_CLIS = (
+    "bs4nn.train.cli",
+    "bs4nn.train.experiments_cli",
+    "bs4nn.export.cli",
+    "bs4nn.sim.cli",
+    "bs4nn.rtl.cli",
+    "bs4nn.firmware.cli",
+)
 EXIT_USAGE = 2
 
 

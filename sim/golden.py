@@ -109,7 +109,7 @@ def run_golden(
     network: IntegerNetwork,
     input_times: Array,
     *,
-    chunk: int = 256,
+    chunk: int = 128,
     workers: int = 2,
     xp: ModuleType = np,
     progress: bool = False,
