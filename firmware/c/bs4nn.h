@@ -1,0 +1,89 @@
+/*
+ * bs4nn.h - portable integer inference of a binarized spiking network (BS4NN).
+ *
+ * Runs the exported sign bits on a microcontroller: bit-packed weights, popcount, integers
+ * only, no floats, no malloc.  Same time semantics as the golden model (sim/semantics.py):
+ *
+ *   - steps t = 0 .. tmax-1; pixel I spikes at floor((imax - I) * tmax / imax), a time >= tmax
+ *     means "never" (black pixels never spike);
+ *   - counters add +1 / -1 per presynaptic spike; at step t all spikes of step t are integrated
+ *     layer by layer (a neuron crossing at t spikes at t and the next layer integrates it at t);
+ *   - a neuron fires once, at the first step with count >= threshold_count, and is never reset;
+ *     a neuron that never fires has spike time tmax;
+ *   - decision: earliest output spike, ties to the lowest index; if no output fired, the largest
+ *     final counter, ties to the lowest index, decision time tmax.
+ *
+ * Weights use the bit-model folder's layer{L}.bin format (export/bitmodel.py pack_rows): row j
+ * is output neuron j's fan-in, input 0 first, most significant bit first, each row padded with 0
+ * bits to a whole byte; bit 1 = +1, bit 0 = -1.
+ *
+ * Limits: fan_in, fan_out, tmax <= 65535 (16-bit times and indices), at most BS4NN_MAX_LAYERS.
+ */
+#ifndef BS4NN_H
+#define BS4NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BS4NN_MAX_LAYERS 8
+#define BS4NN_MAX_DIM 65535u
+
+/* Return codes. */
+#define BS4NN_OK 0
+#define BS4NN_EMODEL (-1) /* inconsistent model: sizes, thresholds, layer count */
+#define BS4NN_EINPUT (-2) /* a pixel above imax */
+
+typedef struct {
+    uint32_t fan_in;
+    uint32_t fan_out;
+    int32_t threshold_count; /* >= 1 */
+    const uint8_t *bits;     /* fan_out rows of BS4NN_ROW_BYTES(fan_in) bytes */
+} bs4nn_layer;
+
+typedef struct {
+    uint32_t n_layers;
+    uint32_t tmax;
+    uint32_t imax;
+    const bs4nn_layer *layers;
+} bs4nn_model;
+
+/* What one inference returns.  The caller owns the two arrays; each holds the sum of all
+ * layers' fan_out entries, layer l starting after the fan_out of layers 0 .. l-1. */
+typedef struct {
+    int32_t decision;       /* class (index of the output neuron) */
+    uint32_t decision_time; /* first output spike time; tmax if no output fired */
+    uint16_t *spike_times;  /* per neuron, tmax = never fired (or not yet, in early-exit mode) */
+    int32_t *counts;        /* per neuron: counter after the last simulated step */
+} bs4nn_result;
+
+#define BS4NN_ROW_BYTES(fan_in) (((fan_in) + 7u) / 8u)
+
+/* 0 if the model is consistent (layer sizes chain, thresholds >= 1, limits), else BS4NN_EMODEL. */
+int bs4nn_check_model(const bs4nn_model *model);
+
+/* Bytes of scratch memory bs4nn_infer needs for this model (2-byte aligned). */
+size_t bs4nn_workspace_bytes(const bs4nn_model *model);
+
+/* Total neurons of all layers: the length of result->spike_times and result->counts. */
+uint32_t bs4nn_total_neurons(const bs4nn_model *model);
+
+/* Time-to-first-spike code of n pixels: times[i] = (imax - pixels[i]) * tmax / imax.
+ * Returns BS4NN_EINPUT if a pixel exceeds imax. */
+int bs4nn_encode_pixels(const uint8_t *pixels, uint32_t n, uint32_t tmax, uint32_t imax, uint16_t *times);
+
+/* Run one image given its input spike times (n_in = layers[0].fan_in values, >= tmax = none).
+ * early_exit != 0 stops after the first step in which an output neuron fires (the decision is
+ * the same; later spike times stay tmax and counters are those of that step).
+ * workspace: bs4nn_workspace_bytes(model) bytes, 2-byte aligned. */
+int bs4nn_infer(const bs4nn_model *model, const uint16_t *input_times, int early_exit, void *workspace,
+                bs4nn_result *result);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BS4NN_H */

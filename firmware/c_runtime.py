@@ -1,0 +1,98 @@
+"""Build and drive the portable C inference routine (``firmware/c``) from Python.
+
+The C code is what runs on a microcontroller; on a PC it is wrapped in ``bs4nn_cli`` (see
+``c/host_main.c``) so tests and benchmarks can compare it, bit for bit, with the golden model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from bs4nn.errors import Bs4nnError
+from bs4nn.export.bitmodel import pack_rows
+from bs4nn.sim.golden import IntegerNetwork
+
+C_PROGRAM = "bs4nn_cli"
+RECORD_DTYPE = "<i4"
+HEADER_VALUES = 2  # decision, decision_time
+
+
+def c_source_dir() -> Path:
+    """The folder holding bs4nn.c, bs4nn.h, host_main.c and the Makefile."""
+    return Path(str(resources.files("bs4nn.firmware") / "c"))
+
+
+def build_c_runtime(build_dir: str | os.PathLike, cc: str | None = None) -> Path:
+    """Compile ``bs4nn_cli`` with ``make`` (warnings are errors) and return its path."""
+    build_dir = Path(build_dir).resolve()
+    make = shutil.which("make")
+    compiler = cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if make is None or compiler is None:
+        raise Bs4nnError("building the C runtime needs make and a C compiler (cc/gcc) on PATH")
+    command = [make, "-s", "-C", str(c_source_dir()), f"BUILD_DIR={build_dir}", f"CC={compiler}"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise Bs4nnError(f"C runtime build failed: {done.stderr.strip() or done.stdout.strip()}")
+    return build_dir / C_PROGRAM
+
+
+@dataclass
+class CResult:
+    """What the C routine answered for a batch (same fields as the golden model's)."""
+
+    decision: np.ndarray  # (batch,) int32
+    decision_time: np.ndarray  # (batch,) int32
+    spike_times: list[np.ndarray]  # per layer (batch, n) int32, tmax = never fired
+    counts: list[np.ndarray]  # per layer (batch, n) int32 final counters
+
+
+def run_c_inference(
+    program: str | os.PathLike,
+    network: IntegerNetwork,
+    *,
+    pixels: np.ndarray | None = None,
+    input_times: np.ndarray | None = None,
+    early_exit: bool = False,
+) -> CResult:
+    """Run the C routine on a batch: 8-bit ``pixels`` (coded in C) or spike ``input_times``."""
+    if (pixels is None) == (input_times is None):
+        raise ValueError("give exactly one of pixels or input_times")
+    sizes = network.sizes
+    if pixels is not None:
+        payload = np.ascontiguousarray(np.asarray(pixels, dtype=np.uint8).reshape(-1, sizes[0])).tobytes()
+        batch = len(payload) // sizes[0]
+    else:
+        times = np.minimum(np.asarray(input_times).reshape(-1, sizes[0]), network.tmax).astype("<u2")
+        payload, batch = times.tobytes(), times.shape[0]
+    with tempfile.TemporaryDirectory(prefix="bs4nn_c_") as tmp:
+        bins = []
+        for index, layer in enumerate(network.layers):
+            path = Path(tmp) / f"layer{index}.bin"
+            path.write_bytes(pack_rows(layer.signs))
+            bins.append(str(path))
+        flags = (["--times"] if input_times is not None else []) + (["--early-exit"] if early_exit else [])
+        thresholds = [str(layer.threshold_count) for layer in network.layers]
+        command = [str(program), *flags, str(network.tmax), str(network.imax), str(len(network.layers))]
+        command += [str(size) for size in sizes] + thresholds + bins
+        done = subprocess.run(command, input=payload, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise Bs4nnError(f"C runtime failed: {done.stderr.decode(errors='replace').strip()}")
+    total = sum(sizes[1:])
+    records = np.frombuffer(done.stdout, dtype=RECORD_DTYPE).reshape(batch, HEADER_VALUES + 2 * total)
+    bounds = np.cumsum([0, *sizes[1:]])
+    times_block = records[:, HEADER_VALUES : HEADER_VALUES + total]
+    counts_block = records[:, HEADER_VALUES + total :]
+    return CResult(
+        decision=records[:, 0].astype(np.int32),
+        decision_time=records[:, 1].astype(np.int32),
+        spike_times=[times_block[:, a:b].astype(np.int32) for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+        counts=[counts_block[:, a:b].astype(np.int32) for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+    )
