@@ -6,6 +6,7 @@ The C code is what runs on a microcontroller; on a PC it is wrapped in ``bs4nn_c
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -93,6 +94,6 @@ def run_c_inference(
     return CResult(
         decision=records[:, 0].astype(np.int32),
         decision_time=records[:, 1].astype(np.int32),
-        spike_times=[times_block[:, a:b].astype(np.int32) for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
-        counts=[counts_block[:, a:b].astype(np.int32) for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
+        spike_times=[times_block[:, a:b].astype(np.int32) for a, b in itertools.pairwise(bounds)],
+        counts=[counts_block[:, a:b].astype(np.int32) for a, b in itertools.pairwise(bounds)],
     )

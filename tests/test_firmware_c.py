@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 from pathlib import Path
@@ -77,7 +78,7 @@ def networks_and_times(draw: st.DrawFn) -> tuple[IntegerNetwork, np.ndarray]:
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     layers = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         threshold = draw(st.integers(1, max(1, fan_in // 2)))
         layers.append(IntegerLayer(rng.integers(0, 2, size=(fan_out, fan_in), dtype=np.uint8), threshold))
     batch = draw(st.integers(1, 6))
