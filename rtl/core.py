@@ -79,7 +79,9 @@ class CoreParams:
 
     @classmethod
     def from_network(cls, network: IntegerNetwork, lanes: int) -> CoreParams:
-        layers = tuple(LayerParams(layer.fan_in, layer.fan_out, layer.threshold_count, lanes) for layer in network.layers)
+        layers = tuple(
+            LayerParams(layer.fan_in, layer.fan_out, layer.threshold_count, lanes) for layer in network.layers
+        )
         return cls(layers, network.tmax, lanes)
 
     @property
@@ -257,7 +259,7 @@ class Bs4nnCore(wiring.Component):
             }
         )
 
-    def elaborate(self, platform) -> Module:  # noqa: C901 - one FSM, states generated per layer
+    def elaborate(self, platform) -> Module:
         m = Module()
         params = self.params
         layers = params.layers
@@ -421,10 +423,10 @@ class Bs4nnCore(wiring.Component):
                         Const((1 << layer.lanes) - 1, layer.lanes),
                     )
                     word = mem.state_read_data
-                    m.d.comb += fires.eq(
-                        Cat(~word[lane].fired & (word[lane].count >= layer.threshold_count) for lane in range(layer.lanes))
-                        & lane_mask
+                    crossed = Cat(
+                        ~word[lane].fired & (word[lane].count >= layer.threshold_count) for lane in range(layer.lanes)
                     )
+                    m.d.comb += fires.eq(crossed & lane_mask)
                     m.d.comb += [mem.state_write_en.eq(1), mem.state_write_addr.eq(scan_word)]
                     for lane in range(layer.lanes):
                         m.d.comb += [
@@ -474,7 +476,8 @@ class Bs4nnCore(wiring.Component):
                         m.d.sync += out_count.eq(out_mem.state_read_data[neuron % out_layer.lanes].count)
                 m.d.sync += finish_word.eq(finish_word + 1)
                 with m.If(finish_word == out_layer.words - 1):
-                    m.d.sync += [argmax_index.eq(0), argmax_class.eq(0), argmax_best.eq(-(1 << (params.count_bits - 1)))]
+                    lowest_count = -(1 << (params.count_bits - 1))
+                    m.d.sync += [argmax_index.eq(0), argmax_class.eq(0), argmax_best.eq(lowest_count)]
                     m.next = "ARGMAX"
                 with m.Else():
                     m.next = "FINISH_READ"

@@ -80,9 +80,9 @@ def simulate_core(
                     ctx.set(core.events.payload.as_value(), beats[position])
                 else:
                     ctx.set(core.events.valid, 0)
-                _, _, ready, result_valid, result, spike_valid, spike = await ctx.tick().sample(
-                    core.events.ready, core.result.valid, core.result.payload.as_value(), core.spikes.valid, core.spikes.payload.as_value()
-                )
+                sampled = ctx.tick().sample(core.events.ready, core.result.valid, core.spikes.valid)
+                sampled = sampled.sample(core.result.payload.as_value(), core.spikes.payload.as_value())
+                _, _, ready, result_valid, spike_valid, result, spike = await sampled
                 cycle += 1
                 if cycle > max_cycles:
                     raise RuntimeError(f"core did not answer within {max_cycles} cycles")
