@@ -1,0 +1,517 @@
+"""From a trained model to the bit-model folder that the hardware, the firmware and the tests read.
+
+A *source* is a training checkpoint (a ``.npz`` file or a run folder holding ``best.npz`` /
+``checkpoint.npz``), a shipped pretrained model by name (``mnist``, ``fashion``: the package
+files ``bs4nn/train/pretrained/<name>.npz``), or weight matrices trained elsewhere (``.npy``).
+:func:`export_model` turns it into the integer network (:func:`bs4nn.export.bitmodel.integer_network`,
+the one conversion), measures its test accuracy with the golden model, and writes the folder
+atomically with :func:`bs4nn.export.bitmodel.write_bit_model`: the ``.bin`` sign rows, the memory
+images of :mod:`bs4nn.export.memfiles`, the C header of :mod:`bs4nn.export.cheader` and a manifest
+that hashes every file.  Everything is computed before anything is written, so a failure leaves
+the output folder as it was.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import time
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from bs4nn import __version__
+from bs4nn.errors import Bs4nnError
+from bs4nn.export.bitmodel import (
+    MANIFEST,
+    BitModel,
+    integer_network,
+    load_bit_model,
+    quantize_alpha,
+    unpack_rows,
+    write_bit_model,
+)
+from bs4nn.export.cheader import HEADER_NAME, c_header
+from bs4nn.export.layout import MAX_LANES, MemoryLayout, counter_bits, signs_from_words, time_bits
+from bs4nn.export.memfiles import MEMORY_FORMATS, memory_images, read_hex_image
+from bs4nn.fileio import sha256_path
+from bs4nn.sim.golden import IntegerNetwork, run_golden
+from bs4nn.sim.semantics import IMAX, TMAX, decide, encode_images, layer_spike_times
+from bs4nn.train.checkpoint import load_checkpoint
+
+DEFAULT_LANES = 16
+FLOAT_BITS = 32
+"""Bits of one float32 weight: the memory report compares the 1-bit signs with them."""
+SHIPPED_PACKAGE = "bs4nn.train"
+SHIPPED_FOLDER = "pretrained"
+SHIPPED_NAMES = {"mnist": "mnist", "fashion": "fashion", "fashion-mnist": "fashion", "fmnist": "fashion"}
+"""Accepted names of the shipped models -> file stem in ``bs4nn/train/pretrained/``."""
+RUN_FOLDER_CHECKPOINTS = ("best.npz", "checkpoint.npz")
+"""Checkpoint files looked for, in this order, when the source is a run folder."""
+EVAL_SPLIT = "test"
+CHECK_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Real weights and their scales, wherever they came from, plus how to cite the origin."""
+
+    weights: list[np.ndarray]  # per layer (fan_out, fan_in)
+    alphas: list[float]
+    thetas: list[float]
+    tmax: int = TMAX
+    imax: int = IMAX
+    dataset: str = "mnist"
+    binary: bool = True
+    origin: dict[str, Any] = field(default_factory=dict)  # the manifest's ``source``
+    training_metrics: dict[str, Any] | None = None  # the checkpoint's last metrics entry
+
+    @property
+    def label(self) -> str:
+        """Short description for messages."""
+        kind = self.origin.get("kind", "?")
+        if kind == "npy":
+            return "npy " + " ".join(entry["path"] for entry in self.origin["files"])
+        return f"{kind} {self.origin.get('name') or self.origin.get('path')}"
+
+
+def shipped_model_path(name: str, root: str | os.PathLike | None = None) -> Path:
+    """File of a shipped pretrained model; ``root`` overrides the package folder (tests)."""
+    stem = SHIPPED_NAMES.get(name.lower())
+    if stem is None:
+        raise Bs4nnError(f"no shipped model named {name!r}; names: {', '.join(sorted(SHIPPED_NAMES))}")
+    folder = Path(root) if root is not None else Path(str(importlib.resources.files(SHIPPED_PACKAGE) / SHIPPED_FOLDER))
+    path = folder / f"{stem}.npz"
+    if not path.is_file():
+        raise Bs4nnError(
+            f"shipped model {name!r} is not installed ({path} is missing); "
+            "train one with 'bs4nn train' and pass its checkpoint path instead"
+        )
+    return path
+
+
+def checkpoint_path(path: str | os.PathLike) -> Path:
+    """The checkpoint file of a path: the file itself, or a run folder's best/last checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        for name in RUN_FOLDER_CHECKPOINTS:
+            if (path / name).is_file():
+                return path / name
+        raise Bs4nnError(f"{path}: run folder without {' or '.join(RUN_FOLDER_CHECKPOINTS)}")
+    if not path.is_file():
+        raise Bs4nnError(f"{path}: no such checkpoint file")
+    return path
+
+
+def source_from_checkpoint(path: str | os.PathLike, origin: Mapping[str, Any] | None = None) -> ModelSource:
+    """A checkpoint file as a source; ``origin`` adds manifest fields (the shipped model's name)."""
+    file = checkpoint_path(path)
+    checkpoint = load_checkpoint(file)
+    return ModelSource(
+        weights=[np.asarray(w) for w in checkpoint.weights],
+        alphas=[float(a) for a in checkpoint.alphas],
+        thetas=[float(t) for t in checkpoint.thetas],
+        tmax=int(checkpoint.tmax),
+        imax=int(checkpoint.imax),
+        dataset=checkpoint.dataset,
+        binary=bool(checkpoint.binary),
+        origin={
+            "kind": "checkpoint",
+            "path": str(path),
+            "file": file.name,
+            "sha256": sha256_path(file),
+            "epoch": checkpoint.epoch,
+            "seed": checkpoint.seed,
+            **(origin or {}),
+        },
+        training_metrics=checkpoint.metrics[-1] if checkpoint.metrics else None,
+    )
+
+
+def resolve_source(source: str, pretrained_root: str | os.PathLike | None = None) -> ModelSource:
+    """``SOURCE`` of the command line: an existing path first, else a shipped model name."""
+    if Path(source).exists():
+        return source_from_checkpoint(source)
+    if source.lower() in SHIPPED_NAMES:
+        path = shipped_model_path(source, pretrained_root)
+        return source_from_checkpoint(path, {"kind": "shipped", "name": source.lower(), "path": path.name})
+    raise Bs4nnError(
+        f"{source}: no such checkpoint file or run folder, and not a shipped model name "
+        f"({', '.join(sorted(SHIPPED_NAMES))})"
+    )
+
+
+def load_npy_weights(path: str | os.PathLike) -> np.ndarray:
+    """One weight matrix ``(out, in)`` or ``(out, in, 1)`` from a ``.npy`` file, as float64."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError as error:
+        raise Bs4nnError(f"{path}: no such file") from error
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise Bs4nnError(f"{path}: not a readable .npy array ({error})") from error
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
+        raise Bs4nnError(f"{path}: expected a numeric .npy array")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim != 2 or array.size == 0:
+        raise Bs4nnError(f"{path}: weights must be (out, in) or (out, in, 1), got {array.shape}")
+    array = array.astype(np.float64)
+    if not np.isfinite(array).all():
+        raise Bs4nnError(f"{path}: weights hold NaN or inf")
+    return array
+
+
+def source_from_npy(
+    paths: Sequence[str | os.PathLike],
+    alphas: Sequence[float] | None,
+    thetas: Sequence[float] | None,
+    tmax: int = TMAX,
+    imax: int = IMAX,
+    dataset: str = "mnist",
+) -> ModelSource:
+    """Weights trained elsewhere: one ``.npy`` per layer, alphas per layer, theta one or per layer."""
+    weights = [load_npy_weights(path) for path in paths]
+    n_layers = len(weights)
+    if not alphas or len(alphas) != n_layers:
+        raise Bs4nnError(f"--alpha needs one value per layer: {n_layers} weight files, got {len(alphas or [])}")
+    if not thetas or len(thetas) not in (1, n_layers):
+        raise Bs4nnError(f"--theta needs one value or one per layer ({n_layers}), got {len(thetas or [])}")
+    thetas = list(thetas) * n_layers if len(thetas) == 1 else list(thetas)
+    for index in range(1, n_layers):
+        if weights[index].shape[1] != weights[index - 1].shape[0]:
+            raise Bs4nnError(
+                f"{paths[index]}: fan-in {weights[index].shape[1]} does not match the "
+                f"{weights[index - 1].shape[0]} neurons of {paths[index - 1]}"
+            )
+    if tmax < 1 or imax < 1:
+        raise Bs4nnError(f"--tmax and --imax must be positive, got {tmax} and {imax}")
+    files = [{"path": str(path), "sha256": sha256_path(path)} for path in paths]
+    return ModelSource(
+        weights=weights,
+        alphas=[float(a) for a in alphas],
+        thetas=[float(t) for t in thetas],
+        tmax=tmax,
+        imax=imax,
+        dataset=dataset,
+        origin={"kind": "npy", "files": files},
+    )
+
+
+def build_network(source: ModelSource) -> IntegerNetwork:
+    """The deployed integer network of a source; every defect is a :class:`Bs4nnError`."""
+    for index, (alpha, theta) in enumerate(zip(source.alphas, source.thetas, strict=True)):
+        if not np.isfinite(alpha) or alpha <= 0:
+            raise Bs4nnError(f"layer {index}: alpha {alpha} must be a positive number")
+        if not np.isfinite(theta) or theta <= 0:
+            raise Bs4nnError(f"layer {index}: theta {theta} must be a positive number")
+        if not np.isfinite(source.weights[index]).all():
+            raise Bs4nnError(f"layer {index}: weights hold NaN or inf")
+    try:
+        return integer_network(source.weights, source.alphas, source.thetas, source.tmax, source.imax)
+    except ValueError as error:
+        raise Bs4nnError(f"{source.label}: {error}") from error
+
+
+def layouts(network: IntegerNetwork, lanes: int) -> list[MemoryLayout]:
+    """Each layer's weight-memory geometry for ``lanes`` lanes."""
+    if not 1 <= lanes <= MAX_LANES:
+        raise Bs4nnError(f"--lanes must be 1..{MAX_LANES}, got {lanes}")
+    return [MemoryLayout(layer.fan_in, layer.fan_out, lanes) for layer in network.layers]
+
+
+def memory_geometry(layout: MemoryLayout, index: int) -> dict[str, Any]:
+    """The manifest's ``memory`` entry of one layer."""
+    return {
+        "depth": layout.depth,
+        "width": layout.width,
+        "words_per_row": layout.words_per_row,
+        "address_bits": layout.address_bits,
+        "files": {suffix: f"layer{index}.{suffix}" for suffix in MEMORY_FORMATS},
+    }
+
+
+def required_counter_bits(network: IntegerNetwork) -> list[int]:
+    return [counter_bits(layer.fan_in, layer.threshold_count) for layer in network.layers]
+
+
+def check_counter_width(network: IntegerNetwork, declared_bits: int | None) -> None:
+    """Refuse a network whose counters would overflow the hardware's declared signed width."""
+    if declared_bits is None:
+        return
+    for index, needed in enumerate(required_counter_bits(network)):
+        if needed > declared_bits:
+            layer = network.layers[index]
+            raise Bs4nnError(
+                f"layer {index}: counters need {needed} signed bits (fan-in {layer.fan_in}, threshold count "
+                f"{layer.threshold_count}), more than the declared {declared_bits}: they would overflow"
+            )
+
+
+def evaluate(
+    network: IntegerNetwork,
+    dataset: str,
+    data_dir: str | os.PathLike | None = None,
+    images: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Test accuracy of the integer network by the golden model (the manifest's ``metrics``)."""
+    from bs4nn.train.datasets import dataset_spec, load_split
+
+    name = dataset_spec(dataset).name
+    pixels, labels = load_split(name, EVAL_SPLIT, data_dir, download=False)
+    if images is not None:
+        pixels, labels = pixels[:images], labels[:images]
+    start = time.perf_counter()
+    result = run_golden(network, encode_images(pixels, network.tmax, network.imax), progress=progress)
+    correct = int((result.decision == labels).sum())
+    return {
+        "evaluated_by": "bs4nn.sim.golden",
+        "dataset": name,
+        "split": EVAL_SPLIT,
+        "images": len(labels),
+        "correct": correct,
+        "test_accuracy": correct / len(labels) if len(labels) else 0.0,
+        "mean_decision_time": float(result.decision_time.mean()) if len(labels) else 0.0,
+        "no_output_spike": int((result.decision_time >= network.tmax).sum()),
+        "seconds": round(time.perf_counter() - start, 3),
+    }
+
+
+def canonical_dataset(dataset: str) -> str:
+    """``fashion`` -> ``fashion-mnist``; an unknown name is kept as written."""
+    from bs4nn.train.datasets import dataset_spec
+
+    try:
+        return dataset_spec(dataset).name
+    except Bs4nnError:
+        return dataset
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    model: BitModel
+    report: dict[str, Any]
+    warnings: list[str]
+
+
+def memory_report(network: IntegerNetwork, folder: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """Bits of weights, bytes on disk, and the ratio to the same weights as 32-bit floats."""
+    weight_bits = sum(layer.fan_in * layer.fan_out for layer in network.layers)
+    bin_bytes = sum((folder / entry["weights"]).stat().st_size for entry in manifest["layers"])
+    float_bytes = weight_bits * FLOAT_BITS // 8
+    files = [*manifest["files"], MANIFEST]
+    return {
+        "weight_bits": weight_bits,
+        "bin_bytes": bin_bytes,
+        "float32_bytes": float_bytes,
+        "ratio_to_float32": float_bytes / bin_bytes,
+        "folder_bytes": sum((folder / name).stat().st_size for name in files),
+        "memory_bits": sum(entry["memory"]["depth"] * entry["memory"]["width"] for entry in manifest["layers"]),
+    }
+
+
+def export_model(
+    source: ModelSource,
+    out_dir: str | os.PathLike,
+    *,
+    lanes: int = DEFAULT_LANES,
+    evaluate_accuracy: bool = True,
+    data_dir: str | os.PathLike | None = None,
+    images: int | None = None,
+    declared_counter_bits: int | None = None,
+    progress: bool = False,
+) -> ExportResult:
+    """Write the bit-model folder of ``source`` to ``out_dir`` (atomically) and read it back."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not (out_dir.is_dir() and (not any(out_dir.iterdir()) or (out_dir / MANIFEST).is_file())):
+        raise Bs4nnError(f"{out_dir}: exists and is not a bit-model folder; refusing to replace it")
+    network = build_network(source)
+    geometry = layouts(network, lanes)
+    check_counter_width(network, declared_counter_bits)
+    warnings = []
+    if not source.binary:
+        warnings.append("the checkpoint is real-valued (binary=False): only the signs of its weights are exported")
+    for index, layer in enumerate(network.layers):
+        if layer.threshold_count > layer.fan_in:
+            warnings.append(
+                f"layer {index}: threshold count {layer.threshold_count} exceeds fan-in {layer.fan_in}: "
+                "its neurons can never fire"
+            )
+    dataset = canonical_dataset(source.dataset)
+    if evaluate_accuracy:
+        metrics = evaluate(network, dataset, data_dir, images, progress)
+    else:
+        metrics = {"evaluated_by": None, "test_accuracy": None, "note": "not evaluated (--no-eval)"}
+    if source.training_metrics is not None:
+        metrics["training"] = source.training_metrics
+
+    extra_files: dict[str, bytes] = {}
+    layer_info = []
+    for index, (layer, layout) in enumerate(zip(network.layers, geometry, strict=True)):
+        extra_files.update(memory_images(layer.signs, lanes, index))
+        alpha_q = quantize_alpha(source.alphas[index])
+        info: dict[str, Any] = {
+            "alpha": source.alphas[index],
+            "alpha_q": str(alpha_q),
+            "alpha_q_value": float(alpha_q),
+            "theta": source.thetas[index],
+            "memory": memory_geometry(layout, index),
+        }
+        if declared_counter_bits is not None:
+            info["counter_bits"] = declared_counter_bits
+        layer_info.append(info)
+    extra_files[HEADER_NAME] = c_header(network, dataset).encode()
+    meta = {
+        "dataset": dataset,
+        "lanes": lanes,
+        "time_bits": time_bits(network.tmax),
+        "c_header": HEADER_NAME,
+        "exporter": {"name": "bs4nn-export", "version": __version__},
+        "source": source.origin,
+        "metrics": metrics,
+    }
+    path = write_bit_model(network, out_dir, layer_info=layer_info, extra_files=extra_files, meta=meta)
+    model = load_bit_model(path)
+    return ExportResult(path, model, memory_report(network, path, model.manifest), warnings)
+
+
+def verify_bit_model(path: str | os.PathLike) -> BitModel:
+    """Load a folder (every sha256 checked) and cross-check what the hashes cannot vouch for.
+
+    The manifest's widths and memory geometry must match :mod:`bs4nn.export.layout` and every
+    ``.hex`` image must hold the ``.bin`` signs: a folder edited by hand (then re-hashed) or
+    written by another tool fails here with one clear line.
+    """
+    model = load_bit_model(path)
+    manifest, network = model.manifest, model.network
+    lanes = manifest.get("lanes")
+    if "time_bits" in manifest and manifest["time_bits"] < time_bits(network.tmax):
+        raise Bs4nnError(f"{path}: time_bits {manifest['time_bits']} cannot hold tmax {network.tmax}")
+    for index, (entry, layer) in enumerate(zip(manifest["layers"], network.layers, strict=True)):
+        needed = counter_bits(layer.fan_in, layer.threshold_count)
+        if entry.get("counter_bits", needed) < needed:
+            raise Bs4nnError(
+                f"{path}: layer {index} declares {entry['counter_bits']}-bit counters but needs {needed} "
+                f"(fan-in {layer.fan_in}, threshold count {layer.threshold_count}): they would overflow"
+            )
+        memory = entry.get("memory")
+        if memory is None or lanes is None:
+            continue
+        layout = MemoryLayout(layer.fan_in, layer.fan_out, lanes)
+        expected = {key: value for key, value in memory_geometry(layout, index).items() if key != "files"}
+        declared = {key: memory.get(key) for key in expected}
+        if declared != expected:
+            raise Bs4nnError(f"{path}: layer {index} memory geometry {declared} does not match the layout {expected}")
+        hex_name = memory.get("files", {}).get("hex")
+        if hex_name:
+            words = read_hex_image((model.path / hex_name).read_bytes(), layout)
+            if not np.array_equal(signs_from_words(words, layer.fan_out, layer.fan_in, lanes), layer.signs):
+                raise Bs4nnError(f"{path}: {hex_name} does not hold the signs of {entry['weights']}")
+    return model
+
+
+def folder_signs(model: BitModel) -> list[np.ndarray]:
+    """The sign matrices read straight from each ``layer{L}.bin`` (for comparisons)."""
+    return [
+        unpack_rows((model.path / entry["weights"]).read_bytes(), entry["fan_out"], entry["fan_in"])
+        for entry in model.manifest["layers"]
+    ]
+
+
+@dataclass
+class CheckResult:
+    """``--check``: the float model alpha_q*B against the integer model on the test set."""
+
+    dataset: str
+    images: int
+    float_accuracy: float
+    integer_accuracy: float
+    differing_images: int  # images where any layer's spike times (or the decision) differ
+    seconds: float
+
+
+def float_weights(network: IntegerNetwork, alphas_q: Sequence[float]) -> list[np.ndarray]:
+    """``alpha_q * B`` per layer, float64 (B = +1/-1 from the sign bits)."""
+    pairs = zip(network.layers, alphas_q, strict=True)
+    return [float(alpha) * layer.weights().astype(np.float64) for layer, alpha in pairs]
+
+
+def float_spike_times(
+    input_times: np.ndarray,
+    weights: Sequence[np.ndarray],
+    thetas: Sequence[float],
+    tmax: int,
+    xp: ModuleType = np,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Spike times of every layer and the decision of the real-valued model on one chunk."""
+    times = [input_times]
+    counts = None
+    for weight, theta in zip(weights, thetas, strict=True):
+        spikes, counts = layer_spike_times(times[-1], xp.asarray(weight), float(theta), tmax, xp)
+        times.append(spikes)
+    decision, _ = decide(times[-1], counts, tmax, xp)
+    return times[1:], decision
+
+
+def check_model(
+    source: ModelSource,
+    data_dir: str | os.PathLike | None = None,
+    images: int | None = None,
+    progress: bool = False,
+) -> CheckResult:
+    """Run the float model (alpha_q*B, theta) and the integer model; count images that differ."""
+    from bs4nn.train.datasets import load_split
+
+    network = build_network(source)
+    dataset = canonical_dataset(source.dataset)
+    pixels, labels = load_split(dataset, EVAL_SPLIT, data_dir, download=False)
+    if images is not None:
+        pixels, labels = pixels[:images], labels[:images]
+    start = time.perf_counter()
+    input_times = encode_images(pixels, network.tmax, network.imax)
+    golden = run_golden(network, input_times, progress=progress)
+    weights = float_weights(network, [float(quantize_alpha(alpha)) for alpha in source.alphas])
+    float_decision = np.empty(len(labels), np.int32)
+    differs = np.zeros(len(labels), dtype=bool)
+    order = np.argsort((input_times < network.tmax).sum(axis=1), kind="stable")
+    chunks = [order[first : first + CHECK_CHUNK] for first in range(0, len(order), CHECK_CHUNK)]
+    bar = _progress(len(chunks), progress)
+    for rows in chunks:
+        times, decision = float_spike_times(input_times[rows], weights, source.thetas, network.tmax)
+        float_decision[rows] = decision
+        for float_times, integer_times in zip(times, golden.spike_times, strict=True):
+            differs[rows] |= (float_times != integer_times[rows]).any(axis=1)
+        differs[rows] |= decision != golden.decision[rows]
+        bar.update(1)
+    bar.close()
+    n = len(labels)
+    return CheckResult(
+        dataset=dataset,
+        images=n,
+        float_accuracy=float((float_decision == labels).mean()) if n else 0.0,
+        integer_accuracy=golden.accuracy(labels) if n else 0.0,
+        differing_images=int(differs.sum()),
+        seconds=time.perf_counter() - start,
+    )
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="float model", unit="chunk")
