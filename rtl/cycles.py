@@ -1,0 +1,71 @@
+"""The core's cycle count per image, predicted from the golden model's spike times.
+
+With the input stream always valid and the result always accepted, the core spends, from the
+cycle that accepts an image's first beat to the cycle its result beat is accepted (both
+counted), with ``W_l = ceil(fan_out_l / lanes)`` counter words in layer ``l`` (``L`` layers):
+
+* ``W_0 + 2`` per input event (accept, ``W_0`` read-modify-write cycles, drain);
+* ``1`` per distinct input time step (the beat of a later step closes the step);
+* ``2 W_l`` per step in which layer ``l`` received events (read + threshold test per word);
+  layer 0: the distinct input steps, layer ``l > 0``: the distinct spike steps of layer ``l-1``;
+* ``W_{l+1} + 3`` per spike of a hidden layer ``l`` (emit, integrate into ``l+1``, drain, next)
+  and ``2`` per output spike (emit, next);
+* ``1`` for the end-of-image beat, ``2 W_L`` to read the output counters, ``n_out`` for the
+  argmax, ``1`` for the result beat.
+
+Early exit stops at the first output spike (time ``td``, neuron ``j`` in word ``w_j``): only
+events and spikes at ``t <= td`` count, the output layer's scan at ``td`` costs
+``2 (w_j + 1) + 1`` and there is no end beat.  Between images the core clears its counters in
+``max_l W_l`` cycles (and, after an early exit, discards the rest of the image, one beat a cycle).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bs4nn.rtl.core import CoreParams
+from bs4nn.sim.golden import GoldenResult
+
+
+def _distinct_steps(times: np.ndarray, tmax: int, until: np.ndarray) -> np.ndarray:
+    """Per row, how many distinct time steps ``t <= until`` (and ``< tmax``) hold a spike."""
+    batch = times.shape[0]
+    present = np.zeros((batch, tmax + 1), dtype=bool)
+    rows = np.broadcast_to(np.arange(batch)[:, None], times.shape)
+    present[rows, np.minimum(times, tmax)] = True
+    steps = np.arange(tmax + 1)
+    return (present & (steps[None, :] <= np.minimum(until, tmax - 1)[:, None])).sum(axis=1)
+
+
+def predicted_cycles(params: CoreParams, golden: GoldenResult, early_exit: bool = False) -> np.ndarray:
+    """Cycles per image (``(batch,)`` int64) of the core on the golden model's inputs."""
+    tmax = params.tmax
+    words = [layer.words for layer in params.layers]
+    input_times = np.asarray(golden.input_times)
+    batch = input_times.shape[0]
+    fired_output = golden.decision_time < tmax
+    exits = early_exit & fired_output
+    until = np.where(exits, golden.decision_time, tmax - 1)
+    layer_inputs = [input_times, *golden.spike_times[:-1]]
+
+    cycles = np.zeros(batch, dtype=np.int64)
+    events = (input_times <= until[:, None]).sum(axis=1)
+    cycles += events * (words[0] + 2)
+    cycles += _distinct_steps(input_times, tmax, until)  # step-closing beats
+    for index, presynaptic in enumerate(layer_inputs):
+        cycles += 2 * words[index] * _distinct_steps(presynaptic, tmax, until)
+    for index, spike_times in enumerate(golden.spike_times[:-1]):
+        spikes = (spike_times <= until[:, None]).sum(axis=1)
+        cycles += spikes * (words[index + 1] + 3)
+    out_spikes = (golden.spike_times[-1] <= until[:, None]).sum(axis=1)
+    cycles += np.where(exits, 0, 2 * out_spikes + 1)  # output spikes, end beat
+    # early exit: the output scan at td stops after the decision's word, emits one spike
+    decision_word = golden.decision // params.lanes
+    cycles += np.where(exits, -2 * words[-1] + 2 * (decision_word + 1) + 1, 0)
+    cycles += 2 * words[-1] + params.n_out + 1  # output counters, argmax, result beat
+    return cycles
+
+
+def clear_cycles(params: CoreParams) -> int:
+    """Cycles between a result beat and the core's readiness for the next image (full mode)."""
+    return max(layer.words for layer in params.layers)
