@@ -1,0 +1,173 @@
+"""The framed UART protocol between a host and a bs4nn board (host side, and the reference).
+
+Every frame, both directions::
+
+    0xA5 | type (1 byte) | length (2 bytes, big-endian) | payload (length bytes) | CRC (2 bytes, big-endian)
+
+The CRC is CRC-16/CCITT-FALSE (polynomial 0x1021, initial 0xFFFF, no reflection, no final xor)
+over ``type``, ``length`` and ``payload``; appended big-endian, so the CRC of the whole
+``type .. crc`` codeword is 0 (what the board's checker tests).  All multi-byte fields are
+big-endian.  The board answers every frame with exactly one frame: a result or an error.
+
+Frame types (host -> board):
+
+* ``IMAGE`` (0x01): ``n_in`` pixel bytes in ``0..imax``; the board codes them with the
+  ``encode_images`` rule and runs the network.
+* ``EVENTS`` (0x02): the image's input spikes, already coded, as 2-byte-pixel + 2-byte-time
+  pairs in non-decreasing time order (times ``< tmax``).
+* ``WEIGHT`` (0x03): ``layer`` (1 byte), ``address`` (2 bytes), ``data`` (``ceil(lanes/8)``
+  bytes, big-endian): one weight-memory word, applied only once the whole frame checked out.
+
+Frame types (board -> host):
+
+* ``RESULT`` (0x81): ``decision`` (1 byte), ``decision_time`` (2 bytes), ``n_out`` output spike
+  times (2 bytes each, ``tmax`` = never), ``n_out`` final output counters (2 bytes each, two's
+  complement).
+* ``ACK`` (0x83): empty: a ``WEIGHT`` frame was applied.
+* ``ERROR`` (0xEE): one byte, an :class:`ErrorCode`.  The rejected frame had no effect at all.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.lib.crc import catalog
+
+from bs4nn.errors import Bs4nnError
+
+START = 0xA5
+LENGTH_BYTES = 2
+CRC_BYTES = 2
+HEADER_BYTES = 1 + 1 + LENGTH_BYTES  # start, type, length
+CRC_ALGORITHM = catalog.CRC16_CCITT_FALSE
+BYTE_BITS = 8
+FIELD_BYTES = 2  # every multi-byte number in a payload
+
+
+class FrameType(enum.IntEnum):
+    IMAGE = 0x01
+    EVENTS = 0x02
+    WEIGHT = 0x03
+    RESULT = 0x81
+    ACK = 0x83
+    ERROR = 0xEE
+
+
+class ErrorCode(enum.IntEnum):
+    BAD_CRC = 1  # checksum mismatch
+    BAD_TYPE = 2  # unknown frame type
+    BAD_LENGTH = 3  # length wrong for the type
+    BAD_VALUE = 4  # a pixel above imax, an event out of order or out of range, a bad weight address
+    TIMEOUT = 5  # the frame stopped arriving mid-way
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE of ``data``."""
+    return CRC_ALGORITHM(data_width=BYTE_BITS).compute(data)
+
+
+def encode_frame(frame_type: int, payload: bytes) -> bytes:
+    """One complete frame, start byte to CRC."""
+    if not 0 <= len(payload) < 1 << (BYTE_BITS * LENGTH_BYTES):
+        raise ValueError(f"payload of {len(payload)} bytes does not fit the length field")
+    body = bytes([frame_type]) + len(payload).to_bytes(LENGTH_BYTES, "big") + payload
+    return bytes([START]) + body + crc16(body).to_bytes(CRC_BYTES, "big")
+
+
+@dataclass(frozen=True)
+class Frame:
+    frame_type: int
+    payload: bytes
+
+
+class FrameDecoder:
+    """Incremental frame reader: feed bytes as they come, collect whole, checked frames.
+
+    Bytes before a start byte are skipped; a frame whose CRC fails raises :class:`Bs4nnError`
+    (after which the decoder resynchronises on the next start byte).
+    """
+
+    def __init__(self, max_payload: int = 1 << 16) -> None:
+        self.buffer = bytearray()
+        self.max_payload = max_payload
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self.buffer += data
+        frames = []
+        while True:
+            start = self.buffer.find(bytes([START]))
+            if start < 0:
+                self.buffer.clear()
+                return frames
+            del self.buffer[:start]
+            if len(self.buffer) < HEADER_BYTES:
+                return frames
+            length = int.from_bytes(self.buffer[2:HEADER_BYTES], "big")
+            if length > self.max_payload:
+                del self.buffer[:1]
+                raise Bs4nnError(f"received a frame header announcing {length} bytes: link out of sync")
+            end = HEADER_BYTES + length + CRC_BYTES
+            if len(self.buffer) < end:
+                return frames
+            body = bytes(self.buffer[1 : end - CRC_BYTES])
+            received_crc = int.from_bytes(self.buffer[end - CRC_BYTES : end], "big")
+            del self.buffer[:end]
+            if crc16(body) != received_crc:
+                raise Bs4nnError("received a frame with a bad CRC (noisy link or wrong baud rate)")
+            frames.append(Frame(body[0], body[HEADER_BYTES - 1 :]))
+
+
+def image_frame(pixels: np.ndarray, imax: int) -> bytes:
+    """An ``IMAGE`` frame of one image's pixels (any shape, flattened row-major)."""
+    pixels = np.asarray(pixels).reshape(-1)
+    if pixels.dtype.kind not in "iu" or (pixels.size and (pixels.min() < 0 or pixels.max() > imax)):
+        raise Bs4nnError(f"pixels must be integers in 0..{imax}")
+    return encode_frame(FrameType.IMAGE, pixels.astype(np.uint8).tobytes())
+
+
+def events_frame(input_times: np.ndarray, tmax: int) -> bytes:
+    """An ``EVENTS`` frame: one image's spikes ``(pixel, time)`` in time order (pixel order within a step)."""
+    times = np.asarray(input_times).reshape(-1)
+    order = np.argsort(times, kind="stable")
+    order = order[times[order] < tmax]
+    pairs = np.stack([order, times[order]], axis=1).astype(">u2")
+    return encode_frame(FrameType.EVENTS, pairs.tobytes())
+
+
+def weight_frame(layer: int, address: int, data: int, lanes: int) -> bytes:
+    """A ``WEIGHT`` frame writing one weight-memory word."""
+    data_bytes = -(-lanes // BYTE_BITS)
+    payload = bytes([layer]) + address.to_bytes(FIELD_BYTES, "big") + data.to_bytes(data_bytes, "big")
+    return encode_frame(FrameType.WEIGHT, payload)
+
+
+@dataclass(frozen=True)
+class BoardResult:
+    """A decoded ``RESULT`` frame."""
+
+    decision: int
+    decision_time: int
+    spike_times: tuple[int, ...]
+    counts: tuple[int, ...]
+
+
+def result_payload_bytes(n_out: int) -> int:
+    return 1 + FIELD_BYTES + 2 * n_out * FIELD_BYTES
+
+
+def decode_result(payload: bytes, n_out: int) -> BoardResult:
+    if len(payload) != result_payload_bytes(n_out):
+        raise Bs4nnError(f"result frame of {len(payload)} bytes, expected {result_payload_bytes(n_out)} for {n_out}")
+    fields = np.frombuffer(payload[1:], dtype=">u2")
+    times = fields[1 : 1 + n_out]
+    counts = fields[1 + n_out :].astype(np.int16)  # two's complement
+    return BoardResult(int(payload[0]), int(fields[0]), tuple(int(t) for t in times), tuple(int(c) for c in counts))
+
+
+def encode_result(result: BoardResult) -> bytes:
+    """The ``RESULT`` frame a board sends (used by tests and the reference)."""
+    fields = np.array([result.decision_time, *result.spike_times], dtype=">u2").tobytes()
+    counts = np.array(result.counts, dtype=">i2").tobytes()
+    return encode_frame(FrameType.RESULT, bytes([result.decision]) + fields + counts)

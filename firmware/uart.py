@@ -1,0 +1,106 @@
+"""A minimal 8N1 UART (receiver and transmitter) as Amaranth 0.5 components.
+
+``divisor`` is clock cycles per bit (``clock_hz // baud``); the receiver samples in the middle
+of each bit after a two-flop synchroniser, and flags a missing stop bit as a framing error.
+"""
+# ruff: noqa: SIM117  # (nested m.If / m.State blocks are the Amaranth idiom; merging them changes Elif scoping)
+
+from amaranth import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.wiring import In, Out
+
+DATA_BITS = 8
+MIN_DIVISOR = 4  # the receiver needs a few cycles per bit to find the middle
+
+
+def _check_divisor(divisor: int) -> int:
+    if divisor < MIN_DIVISOR:
+        raise ValueError(f"UART divisor (clock cycles per bit) must be >= {MIN_DIVISOR}, got {divisor}")
+    return divisor
+
+
+class UARTRx(wiring.Component):
+    """Serial line in, one byte out per frame.
+
+    ``valid`` pulses for one cycle with ``data``; there is no backpressure (the consumer must take
+    a byte within one byte time).  ``frame_error`` pulses instead of ``valid`` when the stop bit is 0.
+    """
+
+    rx: In(1, init=1)
+    data: Out(DATA_BITS)
+    valid: Out(1)
+    frame_error: Out(1)
+
+    def __init__(self, divisor: int) -> None:
+        self.divisor = _check_divisor(divisor)
+        super().__init__()
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        line = Signal(init=1)
+        m.submodules.sync_rx = FFSynchronizer(self.rx, line, init=1)
+        timer = Signal(range(self.divisor))
+        bit_index = Signal(range(DATA_BITS))
+        shift = Signal(DATA_BITS)
+        m.d.sync += [self.valid.eq(0), self.frame_error.eq(0)]
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(~line):
+                    m.d.sync += timer.eq(self.divisor // 2 - 1)
+                    m.next = "START"
+            with m.State("START"):
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Elif(line):  # a glitch, not a start bit
+                    m.next = "IDLE"
+                with m.Else():
+                    m.d.sync += [timer.eq(self.divisor - 1), bit_index.eq(0)]
+                    m.next = "DATA"
+            with m.State("DATA"):
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Else():
+                    m.d.sync += [shift.eq((shift >> 1) | (line << (DATA_BITS - 1))), timer.eq(self.divisor - 1)]
+                    m.d.sync += bit_index.eq(bit_index + 1)
+                    with m.If(bit_index == DATA_BITS - 1):
+                        m.next = "STOP"
+            with m.State("STOP"):
+                with m.If(timer != 0):
+                    m.d.sync += timer.eq(timer - 1)
+                with m.Else():
+                    m.d.sync += [self.data.eq(shift), self.valid.eq(line), self.frame_error.eq(~line)]
+                    m.next = "IDLE"
+        return m
+
+
+class UARTTx(wiring.Component):
+    """One byte in (``valid``/``ready`` handshake), serial line out (LSB first, one stop bit)."""
+
+    tx: Out(1, init=1)
+    data: In(DATA_BITS)
+    valid: In(1)
+    ready: Out(1)
+
+    def __init__(self, divisor: int) -> None:
+        self.divisor = _check_divisor(divisor)
+        super().__init__()
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        frame_bits = 1 + DATA_BITS + 1
+        timer = Signal(range(self.divisor))
+        bits_left = Signal(range(frame_bits + 1))
+        shift = Signal(frame_bits, init=(1 << frame_bits) - 1)
+        m.d.comb += [self.ready.eq(bits_left == 0), self.tx.eq(shift[0])]
+        with m.If(bits_left == 0):
+            with m.If(self.valid):
+                # stop bit (1), data LSB first, start bit (0) in bit 0
+                m.d.sync += [shift.eq((1 << (frame_bits - 1)) | (self.data << 1)), bits_left.eq(frame_bits)]
+                m.d.sync += timer.eq(self.divisor - 1)
+        with m.Elif(timer != 0):
+            m.d.sync += timer.eq(timer - 1)
+        with m.Else():
+            m.d.sync += [shift.eq((shift >> 1) | (1 << (frame_bits - 1))), bits_left.eq(bits_left - 1)]
+            m.d.sync += timer.eq(self.divisor - 1)
+        return m
