@@ -1,0 +1,215 @@
+"""``bs4nn report MODEL`` and ``bs4nn experiment {noise,threshold,alpha,real-weights,bnn}``.
+
+Registered by ``bs4nn.cli`` (``"bs4nn.train.experiments_cli"`` in ``STAGE_CLIS``).  MODEL is a
+checkpoint ``.npz`` (everything works) or a bit-model folder (everything that does not need the
+real-valued weights).  All spike data come from the golden model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from bs4nn.errors import Bs4nnError
+from bs4nn.train.cli import add_data_dir
+from bs4nn.train.datasets import DATASETS, dataset_spec, load_split
+from bs4nn.train.experiments import bnn, sweeps
+from bs4nn.train.experiments.models import AnalysedModel, load_model
+from bs4nn.train.experiments.report import analyse, write_report
+
+SWEEPS = {
+    "noise": "accuracy under uniform jitter noise on the pixels, 0..100 %% of Imax (Fig. 5)",
+    "threshold": "accuracy and mean response time with the threshold swept 0..200 (Fig. 7)",
+    "alpha": "accuracy with alpha rounded to 0..4 decimals, and unrounded",
+    "real-weights": "the real-valued weights W in place of alpha*B in the binary-trained network",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    report = subparsers.add_parser(
+        "report",
+        help="Markdown + PNG report of a trained model (the paper's Figs. 2, 3, 4, 6, 9)",
+        description="Run the golden model of MODEL on a dataset split and write a Markdown report with PNG "
+        "figures: output firing times ordered by class (Fig. 2a) and their class means (Fig. 2b/9a), spikes "
+        "per layer per class up to the decision (Fig. 3/9c), output counters of one image (Fig. 4), the "
+        "confusion matrix (Fig. 9b), real vs binary hidden weights (Fig. 6, checkpoints only) and the "
+        "fraction of positive weights per layer.",
+    )
+    report.add_argument("model", metavar="MODEL", help="checkpoint .npz or bit-model folder")
+    _data_options(report)
+    report.add_argument("--out", metavar="DIR", help="report folder (default: report-<model name>)")
+    report.add_argument("--image", type=int, default=0, help="test image traced in Fig. 4 (default: 0)")
+    report.add_argument(
+        "--steps",
+        type=int,
+        nargs="+",
+        metavar="T",
+        help="Fig. 4: show the inputs that have spiked by these steps (default: 1/4, 1/2, 3/4 and all of the "
+        "decision time)",
+    )
+    report.add_argument("--hidden", type=int, default=8, metavar="K", help="Fig. 6: hidden neurons shown (default: 8)")
+    report.set_defaults(handler=_report)
+
+    experiment = subparsers.add_parser(
+        "experiment",
+        help="the paper's sweeps (noise, threshold, alpha, real weights) and the BNN baseline",
+        description="Experiments of the BS4NN paper. Each writes <name>.json, <name>.md and <name>.png "
+        "into --out (default: experiments-<model name>).",
+    )
+    actions = experiment.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
+    for name, text in SWEEPS.items():
+        sweep = actions.add_parser(name, help=text, description=(text[0].upper() + text[1:] + ".").replace("%%", "%"))
+        sweep.add_argument("model", metavar="MODEL", help="checkpoint .npz or bit-model folder")
+        _data_options(sweep)
+        sweep.add_argument("--out", metavar="DIR", help="output folder (default: experiments-<model name>)")
+        if name == "noise":
+            sweep.add_argument(
+                "--levels",
+                type=float,
+                nargs="+",
+                metavar="P",
+                help="noise levels in %% of Imax (default: 0 5 10 ... 100)",
+            )
+            sweep.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+        if name == "threshold":
+            sweep.add_argument("--thetas", type=float, nargs="+", metavar="THETA", help="(default: 0 10 ... 200)")
+            sweep.add_argument(
+                "--layers", type=int, nargs="+", metavar="L", help="layers whose threshold moves (default: all)"
+            )
+        sweep.set_defaults(handler=_sweep)
+
+    baseline = actions.add_parser(
+        "bnn",
+        help="train the paper's BNN baseline (binary weights and activations, same architecture)",
+        description="Train the non-spiking binarized network of the paper's comparison: binary weights, sign "
+        "activations, batch norm, squared hinge loss, Adam, lr 1e-3 -> 1e-4, init U[-1/sqrt(n), 1/sqrt(n)]. "
+        "The last 5,000 training images select the epoch; its test accuracy is reported "
+        "(paper: 96.8 % MNIST, 86.4 % Fashion-MNIST).",
+    )
+    baseline.add_argument("--dataset", default="mnist", choices=sorted(DATASETS), help="(default: mnist)")
+    baseline.add_argument(
+        "--hidden",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="hidden layer sizes (default: the paper's, 600 for MNIST, 1000 for Fashion-MNIST)",
+    )
+    baseline.add_argument("--epochs", type=int, default=50, help="(default: 50)")
+    baseline.add_argument("--batch-size", type=int, default=100, help="(default: 100)")
+    baseline.add_argument("--lr-start", type=float, default=1e-3, help="(default: 1e-3)")
+    baseline.add_argument("--lr-end", type=float, default=1e-4, help="(default: 1e-4)")
+    baseline.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    baseline.add_argument("--train-images", type=int, metavar="N", help="only the first N training images (tests)")
+    baseline.add_argument("--validation", type=int, default=bnn.VALIDATION_IMAGES, help="(default: 5000)")
+    baseline.add_argument("--test-images", type=int, metavar="N", help="only the first N test images")
+    baseline.add_argument("--gpu", action="store_true", help="run on CuPy (needs the [gpu] extra)")
+    baseline.add_argument("--out", metavar="DIR", help="output folder (default: bnn-<dataset>)")
+    baseline.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_data_dir(baseline)
+    baseline.set_defaults(handler=_bnn)
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: the model's)")
+    parser.add_argument("--split", default="test", choices=["train", "test"], help="(default: test)")
+    parser.add_argument("--images", type=int, default=None, metavar="N", help="only the first N images")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_data_dir(parser)
+
+
+def _load_data(args: argparse.Namespace, model: AnalysedModel) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    dataset = dataset_spec(args.dataset or model.dataset).name
+    images, labels = load_split(dataset, args.split, args.data_dir)
+    if args.images is not None:
+        if args.images < 1:
+            raise Bs4nnError(f"--images must be positive, got {args.images}")
+        images, labels = images[: args.images], labels[: args.images]
+    sizes = model.network.sizes
+    if images[0].size != sizes[0]:
+        raise Bs4nnError(f"the model takes {sizes[0]} inputs, {dataset} images have {images[0].size} pixels")
+    meta = {"model": str(model.source), "dataset": dataset, "split": args.split, "images": len(labels)}
+    return images, labels, meta
+
+
+def _report(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    images, labels, meta = _load_data(args, model)
+    data = analyse(model, images, labels, image_index=args.image, steps=args.steps, progress=not args.quiet)
+    path = write_report(model, data, args.out or f"report-{model.name}", meta, hidden_shown=args.hidden)
+    print(f"{meta['dataset']} {args.split}: {len(labels)} images, accuracy {100 * data.accuracy:.2f} %")
+    print(f"report written to {path}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    model = load_model(args.model)
+    images, labels, meta = _load_data(args, model)
+    progress = not args.quiet
+    start = time.perf_counter()
+    if args.experiment == "noise":
+        levels = sweeps.NOISE_LEVELS if args.levels is None else [p / 100 for p in args.levels]
+        rows = sweeps.noise_sweep(model, images, labels, levels, seed=args.seed, progress=progress)
+        meta["seed"] = args.seed
+    elif args.experiment == "threshold":
+        thetas = args.thetas if args.thetas is not None else sweeps.THRESHOLD_THETAS
+        rows = sweeps.threshold_sweep(model, images, labels, thetas, layers=args.layers, progress=progress)
+        meta["layers"] = args.layers or "all"
+        meta["theta_units"] = "counts (no alpha in the manifest)" if model.alphas_q is None else "alpha units"
+    elif args.experiment == "alpha":
+        rows = sweeps.alpha_rounding(model, images, labels)
+    else:
+        rows = sweeps.real_weights_experiment(model, images, labels)
+    meta["seconds"] = time.perf_counter() - start
+    out = Path(args.out or f"experiments-{model.name}")
+    written = sweeps.write_sweep(args.experiment, rows, out, meta)
+    print((out / f"{args.experiment}.md").read_text(), end="")
+    print("written: " + ", ".join(str(path) for path in written))
+    return 0
+
+
+def _array_module(gpu: bool) -> ModuleType:
+    if not gpu:
+        return np
+    try:
+        import cupy
+    except ImportError as error:
+        raise Bs4nnError("--gpu needs CuPy: pip install 'bs4nn[gpu]'") from error
+    return cupy
+
+
+def _bnn(args: argparse.Namespace) -> int:
+    dataset = dataset_spec(args.dataset).name
+    hidden = args.hidden or [bnn.DEFAULT_HIDDEN[dataset]]
+    train_images, train_labels = load_split(dataset, "train", args.data_dir)
+    test_images, test_labels = load_split(dataset, "test", args.data_dir)
+    if args.train_images is not None:
+        train_images, train_labels = train_images[: args.train_images], train_labels[: args.train_images]
+    if args.test_images is not None:
+        test_images, test_labels = test_images[: args.test_images], test_labels[: args.test_images]
+    config = bnn.BnnConfig(
+        sizes=[train_images[0].size, *hidden, bnn.N_CLASSES],
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr_start=args.lr_start,
+        lr_end=args.lr_end,
+        seed=args.seed,
+        validation=args.validation,
+    )
+    xp = _array_module(args.gpu)
+    result = bnn.train_bnn(
+        config, train_images, train_labels, test_images, test_labels, xp, progress=not args.quiet, dataset=dataset
+    )
+    out = Path(args.out or f"bnn-{dataset}")
+    written = bnn.write_bnn_result(result, out)
+    architecture = "-".join(str(n) for n in config.sizes)
+    print(
+        f"BNN {architecture} on {dataset}: best epoch {result.best_epoch}/{config.epochs}, validation "
+        f"{100 * result.validation_accuracy:.2f} %, test {100 * result.test_accuracy:.2f} % ({result.seconds:.0f} s)"
+    )
+    print("written: " + ", ".join(str(path) for path in written))
+    return 0
