@@ -6,8 +6,9 @@ The sign bits are the ``layer{L}.bin`` bytes verbatim (row ``j`` = output neuron
 ``export/README.md``): ``BS4NN_N_LAYERS``, ``BS4NN_TMAX``, ``BS4NN_IMAX``, ``BS4NN_N_INPUTS``,
 ``BS4NN_N_OUTPUTS``, ``BS4NN_MAX_LAYER_SIZE``, ``BS4NN_TIME_BITS``, per layer
 ``BS4NN_LAYER{L}_FAN_IN`` / ``_FAN_OUT`` / ``_ROW_BYTES`` / ``_THRESHOLD_COUNT`` / ``_COUNTER_BITS``,
-arrays ``BS4NN_LAYER_SIZES[]``, ``BS4NN_THRESHOLD_COUNTS[]``, ``BS4NN_ROW_BYTES[]``,
-``bs4nn_layer{L}_bits[]``, ``bs4nn_layer_bits[]`` and the macro ``BS4NN_SIGN_BIT``.
+arrays ``BS4NN_LAYER_SIZES[]``, ``BS4NN_THRESHOLD_COUNTS[]``, ``BS4NN_LAYER_ROW_BYTES[]``,
+``bs4nn_layer{L}_bits[]``, ``bs4nn_layer_bits[]`` and the macro ``BS4NN_SIGN_BIT``.  Included after
+the firmware's ``bs4nn.h`` it also defines ``bs4nn_exported_model``, ready for ``bs4nn_infer``.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ def c_header(network: IntegerNetwork, dataset: str = "") -> str:
         f"static const uint32_t BS4NN_LAYER_SIZES[BS4NN_N_LAYERS + 1] BS4NN_UNUSED = {{{', '.join(map(str, sizes))}}};",
         "static const int32_t BS4NN_THRESHOLD_COUNTS[BS4NN_N_LAYERS] BS4NN_UNUSED = "
         f"{{{', '.join(str(layer.threshold_count) for layer in network.layers)}}};",
-        f"static const uint32_t BS4NN_ROW_BYTES[BS4NN_N_LAYERS] BS4NN_UNUSED = {{{', '.join(map(str, row_bytes))}}};",
+        "static const uint32_t BS4NN_LAYER_ROW_BYTES[BS4NN_N_LAYERS] BS4NN_UNUSED = "
+        f"{{{', '.join(map(str, row_bytes))}}};",
         "",
     ]
     for index, layer in enumerate(network.layers):
@@ -101,8 +103,19 @@ def c_header(network: IntegerNetwork, dataset: str = "") -> str:
             "",
         ]
     pointers = ", ".join(f"bs4nn_layer{index}_bits" for index in range(n_layers))
+    firmware_layers = ", ".join(
+        f"{{{layer.fan_in}u, {layer.fan_out}u, {layer.threshold_count}, bs4nn_layer{index}_bits}}"
+        for index, layer in enumerate(network.layers)
+    )
     lines += [
         f"static const uint8_t *const bs4nn_layer_bits[BS4NN_N_LAYERS] BS4NN_UNUSED = {{{pointers}}};",
+        "",
+        "#ifdef BS4NN_H",
+        "/* The firmware's bs4nn.h was included first: the model, ready for bs4nn_infer(). */",
+        f"static const bs4nn_layer bs4nn_exported_layers[BS4NN_N_LAYERS] BS4NN_UNUSED = {{{firmware_layers}}};",
+        "static const bs4nn_model bs4nn_exported_model BS4NN_UNUSED = {",
+        "    BS4NN_N_LAYERS, BS4NN_TMAX, BS4NN_IMAX, bs4nn_exported_layers};",
+        "#endif",
         "",
         "#endif /* BS4NN_MODEL_H */",
         "",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from bs4nn.export.memfiles import memory_images
 from bs4nn.sim.golden import IntegerLayer, IntegerNetwork, random_network
 
 FORMAT_EXAMPLES = 60
+FIRMWARE_IMAGES = 300
 
 
 def sign_matrices(max_out: int = 40, max_in: int = 70):
@@ -177,7 +179,7 @@ def test_c_header_parses_back(matrices, threshold):
         assert int(defines[f"BS4NN_LAYER{index}_FAN_IN"]) == layer.fan_in
         assert int(defines[f"BS4NN_LAYER{index}_FAN_OUT"]) == layer.fan_out
         row_bytes = int(defines[f"BS4NN_LAYER{index}_ROW_BYTES"])
-        assert arrays_["BS4NN_ROW_BYTES"][index] == row_bytes == -(-layer.fan_in // 8)
+        assert arrays_["BS4NN_LAYER_ROW_BYTES"][index] == row_bytes == -(-layer.fan_in // 8)
         payload = bytes(arrays_[f"bs4nn_layer{index}_bits"])
         assert np.array_equal(signs_from_bin(payload, layer.fan_out, layer.fan_in), layer.signs)
 
@@ -224,7 +226,7 @@ int main(void) {
                (long)BS4NN_THRESHOLD_COUNTS[l]);
         for (unsigned j = 0; j < BS4NN_LAYER_SIZES[l + 1]; ++j) {
             for (unsigned i = 0; i < BS4NN_LAYER_SIZES[l]; ++i)
-                putchar('0' + (int)BS4NN_SIGN_BIT(bs4nn_layer_bits[l], BS4NN_ROW_BYTES[l], j, i));
+                putchar('0' + (int)BS4NN_SIGN_BIT(bs4nn_layer_bits[l], BS4NN_LAYER_ROW_BYTES[l], j, i));
             putchar('\n');
         }
     }
@@ -252,3 +254,52 @@ def test_gcc_compiles_the_header_and_reads_every_bit(tmp_path):
         rows = lines[cursor + 1 : cursor + 1 + layer.fan_out]
         assert np.array_equal(np.array([[int(c) for c in row] for row in rows], np.uint8), layer.signs)
         cursor += 1 + layer.fan_out
+
+
+FIRMWARE_PROGRAM = r"""
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bs4nn.h"
+#include "bs4nn_model.h"
+
+int main(void) {
+    static uint8_t pixels[BS4NN_N_INPUTS];
+    static uint16_t times[BS4NN_N_INPUTS];
+    const bs4nn_model *model = &bs4nn_exported_model;
+    uint32_t total = bs4nn_total_neurons(model);
+    void *workspace = malloc(bs4nn_workspace_bytes(model));
+    bs4nn_result result;
+    result.spike_times = (uint16_t *)malloc(total * sizeof(uint16_t));
+    result.counts = (int32_t *)malloc(total * sizeof(int32_t));
+    if (bs4nn_check_model(model) != BS4NN_OK || !workspace || !result.spike_times || !result.counts) return 3;
+    while (fread(pixels, 1, BS4NN_N_INPUTS, stdin) == BS4NN_N_INPUTS) {
+        if (bs4nn_encode_pixels(pixels, BS4NN_N_INPUTS, BS4NN_TMAX, BS4NN_IMAX, times) != BS4NN_OK) return 4;
+        if (bs4nn_infer(model, times, 0, workspace, &result) != BS4NN_OK) return 5;
+        printf("%ld %lu\n", (long)result.decision, (unsigned long)result.decision_time);
+    }
+    return 0;
+}
+"""
+
+
+def test_firmware_runs_the_header_model_like_the_golden_model(tmp_path, mnist_test):
+    """The firmware's own C routine (firmware/c) on bs4nn_exported_model agrees with the golden model."""
+    from bs4nn.sim.golden import run_golden_images
+
+    gcc = shutil.which("gcc")
+    firmware = Path(__file__).resolve().parents[1] / "firmware" / "c"
+    network = random_network([784, 40, 10], [12, 4], seed=11)
+    (tmp_path / "bs4nn_model.h").write_text(c_header(network, "mnist"))
+    (tmp_path / "main.c").write_text(FIRMWARE_PROGRAM)
+    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Wconversion", "-Wshadow", "-Werror"]
+    sources = [str(tmp_path / "main.c"), str(firmware / "bs4nn.c")]
+    binary = tmp_path / "infer"
+    subprocess.run([gcc, *flags, "-I", str(firmware), "-I", str(tmp_path), "-o", str(binary), *sources], check=True)
+    images = mnist_test[0][:FIRMWARE_IMAGES]
+    run = subprocess.run([str(binary)], input=images.tobytes(), check=True, capture_output=True)
+    decisions = np.array([line.split() for line in run.stdout.decode().splitlines()], dtype=np.int64)
+    golden = run_golden_images(network, images)
+    assert decisions.shape == (FIRMWARE_IMAGES, 2)
+    assert np.array_equal(decisions[:, 0], golden.decision)
+    assert np.array_equal(decisions[:, 1], golden.decision_time)
