@@ -1,0 +1,200 @@
+"""cocotb testbench of ``bs4nn_core``: streams whole images, records everything the core reports.
+
+Run through :func:`bs4nn.sim.regress.run_regression`, never by hand: the job file named by
+``$BS4NN_TB_JOB`` holds every image's address events and the stream options; what the core
+reported is written to ``$BS4NN_TB_RESULT`` and scored against the golden model outside the
+simulator.  The clock is cocotb's ``Clock`` in the simulator (GPI implementation), so Python
+only wakes for handshakes: while the core back-pressures, the driver sleeps on ``events__ready``
+rising instead of polling each cycle; the spike monitor sleeps on ``spikes__valid``.
+
+Interface (``rtl/README.md``): ``events`` valid/ready ``(pixel, time)`` beats ending with one
+``time >= tmax`` end beat; ``result`` valid/ready, one beat per image; ``spikes`` valid only.
+Payloads are built and decoded with the RTL stage's own ``CoreParams``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
+
+from bs4nn.export.bitmodel import load_bit_model
+from bs4nn.fileio import atomic_write_bytes
+from bs4nn.rtl.core import CoreParams
+from bs4nn.sim.regress import CLOCK_PERIOD_NS, JOB_ENV, NO_RESET, RESULT_ENV
+
+RESET_CYCLES = 2
+WATCHDOG_MARGIN = 16
+"""Per image, the core gets WATCHDOG_MARGIN times a generous cycle estimate before it is declared hung."""
+
+
+def _high(signal) -> bool:
+    """1, as opposed to 0, X or Z (combinational outputs may read X before their first event)."""
+    return str(signal.value) == "1"
+
+
+class SpikeMonitor:
+    """Collects every ``spikes`` beat, ``(layer, neuron, time)``; sleeps while ``valid`` is low."""
+
+    def __init__(self, dut, params: CoreParams):
+        self.dut, self.params = dut, params
+        self.events: list[tuple[int, int, int]] = []
+
+    async def run(self) -> None:
+        clk, valid, payload = self.dut.clk, self.dut.spikes__valid, self.dut.spikes__payload
+        while True:
+            await RisingEdge(clk)  # values read here are those the edge samples
+            if _high(valid):
+                self.events.append(self.params.decode_spike(int(payload.value)))
+                continue
+            await ReadOnly()
+            if not _high(valid):
+                await RisingEdge(valid)
+
+
+class Bench:
+    """Drives one image at a time: events in, result out, with seeded handshake gaps."""
+
+    def __init__(self, dut, params: CoreParams, job: dict[str, np.ndarray]):
+        self.dut, self.params, self.job = dut, params, job
+        self.rng = np.random.default_rng(int(job["seed"]))
+        self.monitor = SpikeMonitor(dut, params)
+        self.words = sum(layer.words for layer in params.layers)
+
+    async def wait_accepted(self, ready) -> None:
+        """Return at the rising edge where the beat moved (valid and ready both 1)."""
+        clk = self.dut.clk
+        while True:
+            await RisingEdge(clk)
+            if _high(ready):
+                return
+            await ReadOnly()
+            if not _high(ready):
+                await RisingEdge(ready)
+
+    async def send(self, beats: list[int]) -> None:
+        dut = self.dut
+        gap_probability = float(self.job["input_gap_probability"])
+        max_gap = int(self.job["max_input_gap"])
+        for beat in beats:
+            if gap_probability and self.rng.random() < gap_probability:
+                dut.events__valid.value = 0
+                await ClockCycles(dut.clk, int(self.rng.integers(1, max_gap + 1)))
+            dut.events__payload.value = beat
+            dut.events__valid.value = 1
+            await self.wait_accepted(dut.events__ready)
+        dut.events__valid.value = 0
+
+    async def take_result(self) -> int:
+        dut = self.dut
+        await ReadOnly()
+        if not _high(dut.result__valid):
+            await RisingEdge(dut.result__valid)
+        await RisingEdge(dut.clk)
+        delay_probability = float(self.job["result_delay_probability"])
+        if delay_probability and self.rng.random() < delay_probability:
+            await ClockCycles(dut.clk, int(self.rng.integers(1, int(self.job["max_result_delay"]) + 1)))
+        dut.result__ready.value = 1
+        await self.wait_accepted(dut.result__valid)
+        value = dut.result__payload.value
+        dut.result__ready.value = 0
+        if not value.is_resolvable:
+            raise AssertionError(f"result payload holds X/Z bits: {value}")
+        return int(value)
+
+    async def reset(self) -> None:
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, RESET_CYCLES)
+        self.dut.rst.value = 0
+        self.dut.events__valid.value = 0
+        self.dut.result__ready.value = 0
+
+    def beats(self, events: np.ndarray) -> list[int]:
+        params = self.params
+        return [params.encode_event(int(p), int(t)) for p, t in events] + [params.encode_event(0, params.tmax)]
+
+    def watchdog_cycles(self, n_events: int) -> int:
+        params = self.params
+        sizes = sum(layer.fan_out for layer in params.layers)
+        estimate = params.tmax * (len(params.layers) + self.words) + (n_events + sizes) * (self.words + 4)
+        return WATCHDOG_MARGIN * (estimate + 1000)
+
+    async def run_image(self, events: np.ndarray, reset_after: int) -> tuple[int, int]:
+        """Stream one image; returns ``(result payload, first spike index of this image)``."""
+        beats = self.beats(events)
+        if reset_after != NO_RESET:
+            await self.send(beats[: min(reset_after, len(beats) - 1)])
+            await ClockCycles(self.dut.clk, int(self.rng.integers(0, 4)))
+            await self.reset()
+        first_spike = len(self.monitor.events)
+        sender = cocotb.start_soon(self.send(beats))
+        payload = await self.take_result()
+        await sender
+        return payload, first_spike
+
+
+def _load_job() -> dict[str, np.ndarray]:
+    with np.load(os.environ[JOB_ENV]) as data:
+        return {name: data[name] for name in data.files}
+
+
+@cocotb.test()
+async def stream_images(dut) -> None:
+    """Every image of the job through the core; records results, spikes and cycles per image."""
+    job = _load_job()
+    network = load_bit_model(str(job["manifest"])).network
+    params = CoreParams.from_network(network, int(job["lanes"]))
+    early_exit = bool(int(job["early_exit"]))
+    bench = Bench(dut, params, job)
+    for port in (dut.events__valid, dut.events__payload, dut.result__ready, dut.weights__valid, dut.weights__payload):
+        port.value = 0
+    dut.early_exit.value = int(early_exit)
+    Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns", impl="gpi").start()
+    await bench.reset()
+    cocotb.start_soon(bench.monitor.run())
+
+    offsets, events = job["offsets"], job["events"]
+    n_images = len(offsets) - 1
+    results: list[dict] = []
+    spike_slices: list[tuple[int, int]] = []
+    cycles: list[int] = []
+    timed_out = False
+    for index in range(n_images):
+        image_events = events[offsets[index] : offsets[index + 1]]
+        reset_after = int(job["reset_after_events"][index])
+        start = get_sim_time("ns")
+        budget = bench.watchdog_cycles(len(image_events)) * CLOCK_PERIOD_NS
+        try:
+            payload, first_spike = await with_timeout(bench.run_image(image_events, reset_after), budget, "ns")
+        except TimeoutError:
+            dut._log.error("image %d: no result after %d cycles: the core hung", index, budget // CLOCK_PERIOD_NS)
+            timed_out = True
+            break
+        cycles.append(round((get_sim_time("ns") - start) / CLOCK_PERIOD_NS))
+        results.append(params.decode_result(payload))
+        spike_slices.append((first_spike, len(bench.monitor.events)))
+    _write_observed(results, bench.monitor.events, spike_slices, cycles, params, timed_out)
+
+
+def _write_observed(results, spikes, slices, cycles, params: CoreParams, timed_out: bool) -> None:
+    n = len(results)
+    ordered = [spikes[start:end] for start, end in slices]
+    flat = np.asarray([event for image in ordered for event in image], np.int64).reshape(-1, 3)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        decision=np.asarray([r["decision"] for r in results], np.int64),
+        decision_time=np.asarray([r["decision_time"] for r in results], np.int64),
+        output_times=np.asarray([r["spike_times"] for r in results], np.int64).reshape(n, params.n_out),
+        output_counts=np.asarray([r["counts"] for r in results], np.int64).reshape(n, params.n_out),
+        spikes=flat,
+        spike_offsets=np.cumsum([0] + [len(image) for image in ordered]).astype(np.int64),
+        cycles=np.asarray(cycles, np.int64),
+        timed_out=np.int64(timed_out),
+    )
+    atomic_write_bytes(os.environ[RESULT_ENV], buffer.getvalue())

