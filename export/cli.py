@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict
 
@@ -43,6 +45,7 @@ DESCRIPTION = (
     "bs4nn_model.h and a manifest.json holding the sha256 of every file and the test accuracy of the "
     "exported model measured by the golden model. The folder is written atomically."
 )
+HELP_WIDTH = 100
 EPILOG = """examples:
   bs4nn-export --to-bits mnist -o models/mnist               shipped model, accuracy on the MNIST test set
   bs4nn-export --to-bits runs/mnist/best.npz -o out --lanes 32
@@ -86,6 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lanes",
         type=int,
+        metavar="N",
         default=DEFAULT_LANES,
         help=f"neurons updated per memory word = weight-memory word width, 1..{MAX_LANES} (default {DEFAULT_LANES})",
     )
@@ -123,7 +127,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
         help="checkpoint -> bit-model folder (same as bs4nn-export)",
-        description=DESCRIPTION,
+        description=textwrap.fill(DESCRIPTION, HELP_WIDTH),
         epilog=EPILOG.replace("bs4nn-export", "bs4nn export"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -132,7 +136,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=PROG, description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=PROG,
+        description=textwrap.fill(DESCRIPTION, HELP_WIDTH),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
     return parser
@@ -269,7 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bs4nn.cli import run
 
     args = build_parser().parse_args(argv)
-    return run(args.handler, args, PROG)
+    try:
+        return run(args.handler, args, PROG)
+    except BrokenPipeError:  # output piped into head & co: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

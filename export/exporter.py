@@ -54,7 +54,7 @@ SHIPPED_NAMES = {"mnist": "mnist", "fashion": "fashion", "fashion-mnist": "fashi
 RUN_FOLDER_CHECKPOINTS = ("best.npz", "checkpoint.npz")
 """Checkpoint files looked for, in this order, when the source is a run folder."""
 EVAL_SPLIT = "test"
-CHECK_CHUNK = 256
+CHECK_CHUNK = 128
 
 
 @dataclass(frozen=True)
