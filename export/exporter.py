@@ -252,6 +252,29 @@ def check_counter_width(network: IntegerNetwork, declared_bits: int | None) -> N
             )
 
 
+def test_inputs(
+    network: IntegerNetwork,
+    dataset: str,
+    data_dir: str | os.PathLike | None = None,
+    images: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Spike-coded test images of ``dataset`` for this network: ``(input_times, labels, name)``."""
+    from bs4nn.train.datasets import dataset_spec, load_split
+
+    name = dataset_spec(dataset).name
+    pixels, labels = load_split(name, EVAL_SPLIT, data_dir, download=False)
+    if images is not None:
+        pixels, labels = pixels[:images], labels[:images]
+    try:
+        input_times = encode_images(pixels, network.tmax, network.imax)
+    except ValueError as error:
+        raise Bs4nnError(
+            f"{name} {EVAL_SPLIT} images do not fit the model's imax {network.imax} ({error}); "
+            "use --no-eval or the imax the model was trained with"
+        ) from error
+    return input_times, labels, name
+
+
 def evaluate(
     network: IntegerNetwork,
     dataset: str,
@@ -260,14 +283,9 @@ def evaluate(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Test accuracy of the integer network by the golden model (the manifest's ``metrics``)."""
-    from bs4nn.train.datasets import dataset_spec, load_split
-
-    name = dataset_spec(dataset).name
-    pixels, labels = load_split(name, EVAL_SPLIT, data_dir, download=False)
-    if images is not None:
-        pixels, labels = pixels[:images], labels[:images]
+    input_times, labels, name = test_inputs(network, dataset, data_dir, images)
     start = time.perf_counter()
-    result = run_golden(network, encode_images(pixels, network.tmax, network.imax), progress=progress)
+    result = run_golden(network, input_times, progress=progress)
     correct = int((result.decision == labels).sum())
     return {
         "evaluated_by": "bs4nn.sim.golden",
@@ -466,15 +484,9 @@ def check_model(
     progress: bool = False,
 ) -> CheckResult:
     """Run the float model (alpha_q*B, theta) and the integer model; count images that differ."""
-    from bs4nn.train.datasets import load_split
-
     network = build_network(source)
-    dataset = canonical_dataset(source.dataset)
-    pixels, labels = load_split(dataset, EVAL_SPLIT, data_dir, download=False)
-    if images is not None:
-        pixels, labels = pixels[:images], labels[:images]
+    input_times, labels, dataset = test_inputs(network, source.dataset, data_dir, images)
     start = time.perf_counter()
-    input_times = encode_images(pixels, network.tmax, network.imax)
     golden = run_golden(network, input_times, progress=progress)
     weights = float_weights(network, [float(quantize_alpha(alpha)) for alpha in source.alphas])
     float_decision = np.empty(len(labels), np.int32)

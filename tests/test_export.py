@@ -331,6 +331,9 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path, checkpoint_f
     assert_clean_error(capsys, [*chain, "--theta", "1", "-o", str(out)], out, "does not match")
     assert_clean_error(capsys, [*chain[:-1], "--theta", "1", "-o", str(out)], out, "one value per layer")
 
+    imax = ["--from-npy", str(tmp_path / "ok.npy"), "--alpha", "1", "--theta", "1", "--imax", "15", "-o", str(out)]
+    assert_clean_error(capsys, imax, out, "do not fit the model's imax 15")
+
     # The hardware's declared counter width: 784 inputs need 11 signed bits.
     overflow = ["--to-bits", str(checkpoint_file), "-o", str(out), "--counter-bits", "10"]
     assert_clean_error(capsys, overflow, out, "would overflow")
@@ -383,3 +386,13 @@ def test_help_explains_every_option(capsys):
         "-o",
     ):
         assert option in text
+
+
+def test_unreachable_threshold_is_a_warning(tmp_path, capsys):
+    np.save(tmp_path / "W.npy", np.ones((3, 8)))
+    args = ["--from-npy", str(tmp_path / "W.npy"), "--alpha", "0.5", "--theta", "5", "--no-eval"]
+    code, stdout, err = run_cli(capsys, *args, "-o", str(tmp_path / "out"))
+    assert code == 0 and "threshold count 10" in stdout
+    assert err.strip() == (
+        "bs4nn-export: warning: layer 0: threshold count 10 exceeds fan-in 8: its neurons can never fire"
+    )
