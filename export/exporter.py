@@ -33,7 +33,6 @@ from bs4nn.export.bitmodel import (
     integer_network,
     load_bit_model,
     quantize_alpha,
-    unpack_rows,
     write_bit_model,
 )
 from bs4nn.export.cheader import HEADER_NAME, c_header
@@ -312,6 +311,8 @@ def canonical_dataset(dataset: str) -> str:
 
 @dataclass
 class ExportResult:
+    """What :func:`export_model` wrote: the folder, read back and verified, and what to tell the user."""
+
     path: Path
     model: BitModel
     report: dict[str, Any]
@@ -395,7 +396,7 @@ def export_model(
         "metrics": metrics,
     }
     path = write_bit_model(network, out_dir, layer_info=layer_info, extra_files=extra_files, meta=meta)
-    model = load_bit_model(path)
+    model = verify_bit_model(path)
     return ExportResult(path, model, memory_report(network, path, model.manifest), warnings)
 
 
@@ -407,7 +408,16 @@ def verify_bit_model(path: str | os.PathLike) -> BitModel:
     written by another tool fails here with one clear line.
     """
     model = load_bit_model(path)
-    manifest, network = model.manifest, model.network
+    try:
+        check_declared_geometry(model)
+    except (KeyError, TypeError, ValueError, AttributeError, OSError) as error:
+        raise Bs4nnError(f"{model.path / MANIFEST}: malformed manifest ({error!r})") from error
+    return model
+
+
+def check_declared_geometry(model: BitModel) -> None:
+    """The widths and memory images a manifest declares against those its network needs."""
+    manifest, network, path = model.manifest, model.network, model.path
     lanes = manifest.get("lanes")
     if "time_bits" in manifest and manifest["time_bits"] < time_bits(network.tmax):
         raise Bs4nnError(f"{path}: time_bits {manifest['time_bits']} cannot hold tmax {network.tmax}")
@@ -428,18 +438,12 @@ def verify_bit_model(path: str | os.PathLike) -> BitModel:
             raise Bs4nnError(f"{path}: layer {index} memory geometry {declared} does not match the layout {expected}")
         hex_name = memory.get("files", {}).get("hex")
         if hex_name:
-            words = read_hex_image((model.path / hex_name).read_bytes(), layout)
+            try:
+                words = read_hex_image((model.path / hex_name).read_bytes(), layout)
+            except Bs4nnError as error:
+                raise Bs4nnError(f"{path / hex_name}: {error}") from error
             if not np.array_equal(signs_from_words(words, layer.fan_out, layer.fan_in, lanes), layer.signs):
                 raise Bs4nnError(f"{path}: {hex_name} does not hold the signs of {entry['weights']}")
-    return model
-
-
-def folder_signs(model: BitModel) -> list[np.ndarray]:
-    """The sign matrices read straight from each ``layer{L}.bin`` (for comparisons)."""
-    return [
-        unpack_rows((model.path / entry["weights"]).read_bytes(), entry["fan_out"], entry["fan_in"])
-        for entry in model.manifest["layers"]
-    ]
 
 
 @dataclass

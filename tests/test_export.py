@@ -252,6 +252,21 @@ def test_from_bits_rejects_an_inconsistent_manifest(tmp_path, checkpoint_file, c
     manifest_path.write_text(json.dumps(wrong))
     assert_clean_error(capsys, ["--from-bits", str(out)], None, "memory geometry")
 
+    typo = json.loads(json.dumps(original))
+    typo["layers"][0]["counter_bits"] = "eleven"
+    manifest_path.write_text(json.dumps(typo))
+    assert_clean_error(capsys, ["--from-bits", str(out)], None, "malformed manifest")
+
+    # A .hex image that disagrees with the .bin, re-hashed so that the sha256 check passes.
+    hex_path = out / "layer1.hex"
+    lines = hex_path.read_text().splitlines()
+    lines[0] = f"{int(lines[0], 16) ^ 1:04x}"
+    hex_path.write_text("\n".join(lines) + "\n")
+    rehashed = json.loads(json.dumps(original))
+    rehashed["files"]["layer1.hex"] = sha256_path(hex_path)
+    manifest_path.write_text(json.dumps(rehashed))
+    assert_clean_error(capsys, ["--from-bits", str(out)], None, "layer1.hex does not hold the signs of layer1.bin")
+
     manifest_path.write_text("{not json")
     assert_clean_error(capsys, ["--from-bits", str(out)], None, "not valid JSON")
 
