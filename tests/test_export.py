@@ -411,3 +411,15 @@ def test_unreachable_threshold_is_a_warning(tmp_path, capsys):
     assert err.strip() == (
         "bs4nn-export: warning: layer 0: threshold count 10 exceeds fan-in 8: its neurons can never fire"
     )
+
+
+def test_manifest_accuracy_is_what_bs4nn_sim_golden_reports(tmp_path, checkpoint_file, capsys):
+    out = tmp_path / "bits"
+    assert run_cli(capsys, "--to-bits", str(checkpoint_file), "-o", str(out), "--quiet")[0] == 0
+    code, stdout, _ = run_cli(capsys, "sim", "golden", "--manifest", str(out), "--json", entry=bs4nn_cli.main)
+    assert code == 0
+    summary = json.loads(stdout)
+    metrics = load_bit_model(out).manifest["metrics"]
+    assert summary["images"] == metrics["images"] == 10000
+    assert summary["accuracy"] == metrics["test_accuracy"]
+    assert summary["mean_decision_time"] == metrics["mean_decision_time"]
