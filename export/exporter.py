@@ -18,6 +18,7 @@ import os
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -486,6 +487,7 @@ def check_model(
     data_dir: str | os.PathLike | None = None,
     images: int | None = None,
     progress: bool = False,
+    workers: int = 2,
 ) -> CheckResult:
     """Run the float model (alpha_q*B, theta) and the integer model; count images that differ."""
     network = build_network(source)
@@ -497,14 +499,18 @@ def check_model(
     differs = np.zeros(len(labels), dtype=bool)
     order = np.argsort((input_times < network.tmax).sum(axis=1), kind="stable")
     chunks = [order[first : first + CHECK_CHUNK] for first in range(0, len(order), CHECK_CHUNK)]
+
+    def work(rows: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        return rows, *float_spike_times(input_times[rows], weights, source.thetas, network.tmax)
+
     bar = _progress(len(chunks), progress)
-    for rows in chunks:
-        times, decision = float_spike_times(input_times[rows], weights, source.thetas, network.tmax)
-        float_decision[rows] = decision
-        for float_times, integer_times in zip(times, golden.spike_times, strict=True):
-            differs[rows] |= (float_times != integer_times[rows]).any(axis=1)
-        differs[rows] |= decision != golden.decision[rows]
-        bar.update(1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # NumPy releases the GIL in its kernels
+        for rows, times, decision in pool.map(work, chunks):
+            float_decision[rows] = decision
+            for float_times, integer_times in zip(times, golden.spike_times, strict=True):
+                differs[rows] |= (float_times != integer_times[rows]).any(axis=1)
+            differs[rows] |= decision != golden.decision[rows]
+            bar.update(1)
     bar.close()
     n = len(labels)
     return CheckResult(
