@@ -423,3 +423,13 @@ def test_manifest_accuracy_is_what_bs4nn_sim_golden_reports(tmp_path, checkpoint
     assert summary["images"] == metrics["images"] == 10000
     assert summary["accuracy"] == metrics["test_accuracy"]
     assert summary["mean_decision_time"] == metrics["mean_decision_time"]
+
+
+def test_real_valued_checkpoint_exports_its_signs_with_a_warning(tmp_path, capsys):
+    checkpoint = make_checkpoint()
+    checkpoint.binary = False
+    path = save_checkpoint(tmp_path / "s4nn.npz", checkpoint)
+    code, _, err = run_cli(capsys, "--to-bits", str(path), "-o", str(tmp_path / "out"), "--no-eval")
+    assert code == 0 and "real-valued (binary=False)" in err
+    signs = load_bit_model(tmp_path / "out").network.layers[0].signs
+    assert np.array_equal(signs, (checkpoint.weights[0] >= 0).astype(np.uint8))
