@@ -25,6 +25,7 @@ from bs4nn.sim.golden import GoldenResult, run_golden, trace_potentials
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.experiments.models import AnalysedModel, positive_fractions
 from bs4nn.train.experiments.plots import markdown_table, new_figure, save_figure, write_json
+from bs4nn.train.experiments.sweeps import DEFAULT_CHUNK
 
 REPORT_FILE = "report.md"
 DEFAULT_HIDDEN_SHOWN = 8
@@ -75,7 +76,7 @@ def analyse(
     if not 0 <= image_index < len(images):
         raise Bs4nnError(f"image {image_index} does not exist (0..{len(images) - 1})")
     input_times = encode_images(images, network.tmax, network.imax)
-    result = run_golden(network, input_times, progress=progress)
+    result = run_golden(network, input_times, chunk=DEFAULT_CHUNK, progress=progress)
     n_out = network.sizes[-1]
     n_classes = max(n_out, int(labels.max()) + 1)
     confusion = np.zeros((n_classes, n_out), np.int64)
