@@ -14,6 +14,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from bs4nn.rtl.core import Bs4nnCore, CoreParams
+from bs4nn.rtl.cycles import worst_case_cycles
 from bs4nn.sim.golden import IntegerNetwork
 from bs4nn.sim.semantics import sorted_spikes
 
@@ -47,12 +48,13 @@ def simulate_core(
     early_exit: bool = False,
     weight_writes: list[tuple[int, int, int]] | None = None,
     core: Bs4nnCore | None = None,
-    max_cycles: int = 10_000_000,
+    max_cycles: int | None = None,
 ) -> list[ImageRun]:
     """Simulate the core on a batch ``(batch, n_in)`` of input spike times.
 
-    ``weight_writes`` are ``(layer, address, word)`` writes issued through the write port
-    before the first image (run-time model loading); ``core`` lets a test pass a core built
+    ``max_cycles`` (default: twice :func:`worst_case_cycles` per image) turns a hung core into
+    an error instead of an endless simulation.  ``weight_writes`` are ``(layer, address, word)``
+    writes issued through the write port before the first image (run-time model loading); ``core`` lets a test pass a core built
     from a different network than the one whose weights it then loads.
     """
     core = core or Bs4nnCore(network, lanes)
@@ -60,6 +62,7 @@ def simulate_core(
     input_times = np.asarray(input_times)
     images = [image_beats(params, row) for row in input_times]
     runs: list[ImageRun] = []
+    budget = max_cycles or 2 * worst_case_cycles(params) * max(1, len(images))
 
     async def bench(ctx) -> None:
         ctx.set(core.early_exit, int(early_exit))
@@ -84,8 +87,8 @@ def simulate_core(
                 sampled = sampled.sample(core.result.payload.as_value(), core.spikes.payload.as_value())
                 _, _, ready, result_valid, spike_valid, result, spike = await sampled
                 cycle += 1
-                if cycle > max_cycles:
-                    raise RuntimeError(f"core did not answer within {max_cycles} cycles")
+                if cycle > budget:
+                    raise RuntimeError(f"core did not answer within {budget} cycles")
                 if ready and position < len(beats):
                     first_cycle = cycle if first_cycle is None else first_cycle
                     position += 1
