@@ -54,8 +54,8 @@ def simulate_core(
 
     ``max_cycles`` (default: twice :func:`worst_case_cycles` per image) turns a hung core into
     an error instead of an endless simulation.  ``weight_writes`` are ``(layer, address, word)``
-    writes issued through the write port before the first image (run-time model loading); ``core`` lets a test pass a core built
-    from a different network than the one whose weights it then loads.
+    writes issued through the write port before the first image (run-time model loading);
+    ``core`` lets a test pass a core built from another network than the one it then loads.
     """
     core = core or Bs4nnCore(network, lanes)
     params = core.params
