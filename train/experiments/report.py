@@ -206,8 +206,11 @@ def _fig_class_means(model: AnalysedModel, data: ReportData, out: Path) -> str:
     if means.size <= 400:
         for (row, col), value in np.ndenumerate(means):
             if not np.isnan(value):
-                ax.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize=7, color="white")
+                colour = "black" if value < model.network.tmax / 2 else "white"  # light cells: dark text
+                ax.text(col, row, f"{value:.0f}", ha="center", va="center", fontsize=7, color=colour)
     ax.set(xlabel="output neuron", ylabel="image class", title="Mean output firing time per class (Fig. 2b / 9a)")
+    ax.set_xticks(range(means.shape[1]))
+    ax.set_yticks(range(means.shape[0]))
     fig.colorbar(image, ax=ax, label="mean spike time (steps)")
     save_figure(fig, out / "class_mean_times.png")
     header = ["class", *[f"n{j}" for j in range(means.shape[1])]]
@@ -298,6 +301,8 @@ def _fig_confusion(data: ReportData, out: Path) -> str:
             colour = "white" if value > threshold else "black"
             ax.text(col, row, str(value), ha="center", va="center", fontsize=7, color=colour)
     ax.set(xlabel="decision", ylabel="true class", title="Confusion matrix (Fig. 9b)")
+    ax.set_xticks(range(confusion.shape[1]))
+    ax.set_yticks(range(confusion.shape[0]))
     fig.colorbar(image, ax=ax)
     save_figure(fig, out / "confusion.png")
     header = ["true \\ decided", *[str(j) for j in range(confusion.shape[1])]]
