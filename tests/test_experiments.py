@@ -318,3 +318,19 @@ def test_positive_fractions():
     model = model_from_checkpoint(tiny_checkpoint())
     assert len(positive_fractions(model)) == 2
     assert positive_fractions(AnalysedModel(IntegerNetwork(layers), "mnist", Path("x"))) == [0.75]
+
+
+def test_bit_model_with_exported_alphas_sweeps_like_its_checkpoint(mnist_test, tmp_path):
+    """The exporter writes alpha_q and theta per layer: theta then means the same as for the checkpoint."""
+    images, labels = mnist_test
+    checkpoint = tiny_checkpoint()
+    network = integer_network(checkpoint.weights, checkpoint.alphas, checkpoint.thetas, 256, 255)
+    info = [{"alpha_q": str(alpha), "theta": theta} for alpha, theta in zip(ALPHAS, THETAS, strict=True)]
+    write_bit_model(network, tmp_path / "bits", layer_info=info, meta={"dataset": "mnist"})
+    bits = load_model(tmp_path / "bits")
+    assert bits.alphas_q == (Decimal("0.25"), Decimal("0.5")) and bits.thetas == THETAS
+    from_checkpoint = model_from_checkpoint(checkpoint)
+    thetas = [3, 6.1, 12]
+    assert sweeps.threshold_sweep(bits, images, labels, thetas) == sweeps.threshold_sweep(
+        from_checkpoint, images, labels, thetas
+    )
