@@ -1,0 +1,120 @@
+"""Host driver: talk to a bs4nn board (or its simulation) over a serial port with pyserial.
+
+One request, one reply: the driver sends a frame and waits for the board's ``RESULT``, ``ACK``
+or ``ERROR`` frame before sending the next.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import serial
+
+from bs4nn.errors import Bs4nnError
+from bs4nn.firmware.protocol import (
+    BoardResult,
+    ErrorCode,
+    Frame,
+    FrameDecoder,
+    FrameType,
+    decode_result,
+    events_frame,
+    image_frame,
+    weight_frame,
+)
+from bs4nn.sim.semantics import encode_images
+
+DEFAULT_BAUD = 115_200
+DEFAULT_TIMEOUT_S = 5.0
+READ_CHUNK = 256
+
+
+class BoardError(Bs4nnError):
+    """The board rejected a frame (it answered with an ``ERROR`` frame)."""
+
+    def __init__(self, code: int) -> None:
+        try:
+            name = ErrorCode(code).name
+        except ValueError:
+            name = f"unknown error {code}"
+        super().__init__(f"board rejected the frame: {name}")
+        self.code = code
+
+
+@dataclass(frozen=True)
+class BoardShape:
+    """What the host must know of the network on the board."""
+
+    n_in: int
+    n_out: int
+    tmax: int
+    imax: int
+
+
+class BoardLink:
+    """A framed link to a board: ``classify`` images, ``send_events``, ``write_weight``."""
+
+    def __init__(self, port: serial.SerialBase, shape: BoardShape, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.port = port
+        self.shape = shape
+        self.timeout_s = timeout_s
+        self.decoder = FrameDecoder()
+        self.pending: list[Frame] = []
+
+    @classmethod
+    def open(cls, device: str, shape: BoardShape, baud: int = DEFAULT_BAUD, timeout_s: float = DEFAULT_TIMEOUT_S):
+        try:
+            port = serial.serial_for_url(device, baudrate=baud, timeout=0.05)
+        except (serial.SerialException, ValueError) as error:
+            raise Bs4nnError(f"cannot open serial port {device}: {error}") from error
+        return cls(port, shape, timeout_s)
+
+    def close(self) -> None:
+        self.port.close()
+
+    def __enter__(self) -> BoardLink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def exchange(self, frame: bytes) -> Frame:
+        """Send one frame; return the board's reply (an ``ERROR`` reply raises :class:`BoardError`)."""
+        self.port.reset_input_buffer()
+        self.pending.clear()
+        self.decoder = FrameDecoder()
+        self.port.write(frame)
+        self.port.flush()
+        deadline = time.monotonic() + self.timeout_s
+        while not self.pending:
+            if time.monotonic() > deadline:
+                raise Bs4nnError(f"no reply from the board within {self.timeout_s:g} s (port, baud rate, bitstream?)")
+            self.pending += self.decoder.feed(self.port.read(READ_CHUNK))
+        reply = self.pending.pop(0)
+        if reply.frame_type == FrameType.ERROR:
+            raise BoardError(reply.payload[0] if reply.payload else 0)
+        return reply
+
+    def _result(self, reply: Frame) -> BoardResult:
+        if reply.frame_type != FrameType.RESULT:
+            raise Bs4nnError(f"expected a result frame, got type 0x{reply.frame_type:02x}")
+        return decode_result(reply.payload, self.shape.n_out)
+
+    def classify(self, pixels: np.ndarray) -> BoardResult:
+        """Send one image's pixels (the board codes them) and return its result."""
+        pixels = np.asarray(pixels).reshape(-1)
+        if pixels.size != self.shape.n_in:
+            raise Bs4nnError(f"an image has {pixels.size} pixels, the board's network takes {self.shape.n_in}")
+        return self._result(self.exchange(image_frame(pixels, self.shape.imax)))
+
+    def classify_events(self, pixels: np.ndarray) -> BoardResult:
+        """Code one image on the host (``encode_images``) and send its spikes as events."""
+        times = encode_images(np.asarray(pixels).reshape(1, -1), self.shape.tmax, self.shape.imax)[0]
+        return self._result(self.exchange(events_frame(times, self.shape.tmax)))
+
+    def write_weight(self, layer: int, address: int, word: int, lanes: int) -> None:
+        reply = self.exchange(weight_frame(layer, address, word, lanes))
+        if reply.frame_type != FrameType.ACK:
+            raise Bs4nnError(f"expected an ack frame, got type 0x{reply.frame_type:02x}")
