@@ -22,6 +22,7 @@ from bs4nn.export.bitmodel import pack_rows
 from bs4nn.sim.golden import IntegerNetwork
 
 C_PROGRAM = "bs4nn_cli"
+C_EXAMPLE = "bs4nn_example"
 RECORD_DTYPE = "<i4"
 HEADER_VALUES = 2  # decision, decision_time
 
@@ -33,16 +34,29 @@ def c_source_dir() -> Path:
 
 def build_c_runtime(build_dir: str | os.PathLike, cc: str | None = None) -> Path:
     """Compile ``bs4nn_cli`` with ``make`` (warnings are errors) and return its path."""
+    _make([], build_dir, cc)
+    return Path(build_dir).resolve() / C_PROGRAM
+
+
+def _make(targets: list[str], build_dir: str | os.PathLike, cc: str | None) -> None:
     build_dir = Path(build_dir).resolve()
     make = shutil.which("make")
     compiler = cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if make is None or compiler is None:
         raise Bs4nnError("building the C runtime needs make and a C compiler (cc/gcc) on PATH")
-    command = [make, "-s", "-C", str(c_source_dir()), f"BUILD_DIR={build_dir}", f"CC={compiler}"]
+    command = [make, "-s", "-C", str(c_source_dir()), f"BUILD_DIR={build_dir}", f"CC={compiler}", *targets]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise Bs4nnError(f"C runtime build failed: {done.stderr.strip() or done.stdout.strip()}")
-    return build_dir / C_PROGRAM
+
+
+def build_c_example(model_dir: str | os.PathLike, build_dir: str | os.PathLike, cc: str | None = None) -> Path:
+    """Compile ``bs4nn_example`` (model compiled in from ``model_dir/bs4nn_model.h``)."""
+    model_dir = Path(model_dir).resolve()
+    if not (model_dir / "bs4nn_model.h").is_file():
+        raise Bs4nnError(f"{model_dir}: no bs4nn_model.h here (bs4nn-export writes it into the bit-model folder)")
+    _make(["example", f"MODEL_DIR={model_dir}"], build_dir, cc)
+    return Path(build_dir).resolve() / C_EXAMPLE
 
 
 @dataclass

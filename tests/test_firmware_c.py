@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bs4nn.errors import Bs4nnError
-from bs4nn.firmware.c_runtime import build_c_runtime, run_c_inference
+from bs4nn.export.cheader import HEADER_NAME, c_header
+from bs4nn.firmware.c_runtime import build_c_example, build_c_runtime, run_c_inference
 from bs4nn.sim.golden import IntegerLayer, IntegerNetwork, random_network, run_golden, run_golden_images
 from bs4nn.train.datasets import load_split
 
@@ -114,3 +115,18 @@ def test_wrong_weight_file_size_is_one_line_error(c_program: Path, tmp_path: Pat
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "wrong size" in done.stderr
+
+
+def test_example_with_the_exporters_header_matches_golden(tmp_path: Path, mnist_test) -> None:
+    """The microcontroller-style build: model compiled in from bs4nn_model.h, static buffers."""
+    images, _ = mnist_test
+    images = images[:50]
+    network = random_network(MNIST_SIZES, MNIST_THRESHOLDS, seed=4)
+    (tmp_path / HEADER_NAME).write_text(c_header(network, "mnist"))
+    program = build_c_example(tmp_path, tmp_path / "build")
+    done = subprocess.run([str(program)], input=images.tobytes(), capture_output=True, check=True)
+    answers = np.array([line.split() for line in done.stdout.decode().splitlines()], dtype=np.int64)
+    golden = run_golden_images(network, images)
+    np.testing.assert_array_equal(answers[:, 0], golden.decision)
+    np.testing.assert_array_equal(answers[:, 1], golden.decision_time)
+    np.testing.assert_array_equal(answers[:, 2:], golden.spike_times[-1])

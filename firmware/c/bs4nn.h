@@ -62,6 +62,11 @@ typedef struct {
 
 #define BS4NN_ROW_BYTES(fan_in) (((fan_in) + 7u) / 8u)
 
+/* An upper bound of bs4nn_workspace_bytes() from the sizes a model header defines, for a static
+ * buffer on a microcontroller: e.g. BS4NN_WORKSPACE_BOUND(BS4NN_N_LAYERS, BS4NN_MAX_LAYER_SIZE, BS4NN_TMAX). */
+#define BS4NN_WORKSPACE_BOUND(n_layers, max_layer_size, tmax) \
+    (2u * ((tmax) + 1u) + (n_layers) * (2u * (max_layer_size) + BS4NN_ROW_BYTES(max_layer_size)))
+
 /* 0 if the model is consistent (layer sizes chain, thresholds >= 1, limits), else BS4NN_EMODEL. */
 int bs4nn_check_model(const bs4nn_model *model);
 
