@@ -136,10 +136,19 @@ def _parse_reports(build_dir: Path, spec: BoardSpec) -> dict[str, Any]:
     if stat_path.is_file():
         stat = json.loads(stat_path.read_text())
         cells = stat.get("design", {}).get("num_cells_by_type", {})
-        luts = sum(n for cell, n in cells.items() if "LUT" in cell)
-        ffs = sum(n for cell, n in cells.items() if "DFF" in cell or cell.startswith("TRELLIS_FF"))
-        rams = sum(n for cell, n in cells.items() if "RAM" in cell or cell.startswith("DP16KD"))
-        measured["yosys"] = {"luts": luts, "flip_flops": ffs, "ram_cells": rams, "cells_by_type": cells}
+
+        def count(*names: str) -> int:
+            return sum(n for cell, n in cells.items() if cell in names or any(cell.startswith(x) for x in names))
+
+        measured["yosys"] = {
+            "luts": count("SB_LUT4", "LUT4"),
+            "flip_flops": count("SB_DFF", "TRELLIS_FF"),
+            "block_rams": count("SB_RAM40_4K", "DP16KD"),
+            "spram": count("SB_SPRAM256KA"),
+            "distributed_ram": count("TRELLIS_DPR16X4"),
+            "carry_cells": count("SB_CARRY", "CCU2C"),
+            "cells_by_type": {cell: n for cell, n in cells.items() if not cell.startswith("$")},
+        }
     report_path = build_dir / NEXTPNR_REPORT
     if report_path.is_file():
         report = json.loads(report_path.read_text())

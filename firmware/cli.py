@@ -106,7 +106,7 @@ def _build(args: argparse.Namespace) -> int:
     measured = report["measured"]
     yosys = measured.get("yosys", {})
     print(f"bitstream: {Path(args.out) / report['bitstream']['file']}  ({report['build_seconds']} s)")
-    print(f"yosys: {yosys.get('luts')} LUTs, {yosys.get('flip_flops')} FFs, {yosys.get('ram_cells')} RAM blocks")
+    print(f"yosys: {yosys.get('luts')} LUTs, {yosys.get('flip_flops')} FFs, {yosys.get('block_rams')} block RAMs")
     for clock, fmax in measured.get("fmax_mhz", {}).items():
         print(f"nextpnr Fmax {clock}: {fmax['achieved']:.1f} MHz (constraint {fmax['constraint']:.1f} MHz)")
     return 0

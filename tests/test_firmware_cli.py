@@ -79,6 +79,7 @@ def test_small_icebreaker_build_with_real_tools(tmp_path: Path) -> None:
     assert bitstream.suffix == ".bin" and bitstream.stat().st_size > 100_000  # an UP5K image is ~104 kB
     measured = report["measured"]
     assert measured["yosys"]["luts"] > 100 and measured["yosys"]["flip_flops"] > 50
+    assert measured["yosys"]["block_rams"] >= 3  # weights, counters, board buffers
     assert measured["nextpnr_utilization"]["ICESTORM_LC"]["used"] > 100
     (fmax,) = measured["fmax_mhz"].values()
     assert fmax["achieved"] > 12  # meets the iCEBreaker's 12 MHz clock
