@@ -8,16 +8,17 @@
 
 * ``IMAGE`` frames: each pixel byte goes through a 256-entry ROM holding the ``encode_images``
   time of every byte value (computed from :mod:`bs4nn.sim.semantics`, never re-derived), into a
-  time buffer (one word per pixel); a bitmap records which steps carry a spike.  Once the frame's
-  CRC checked out, the pixel coder emits the address events in time order: for each step that
-  carries spikes, a scan of the time buffer (2 cycles a pixel), then the end-of-image beat.
+  time buffer (one word per pixel), and a histogram of spikes per step is counted as the bytes
+  arrive.  Once the frame's CRC checked out, the pixel coder sorts the spikes by time (counting
+  sort: prefix sums of the histogram, 2 cycles a step, then a scatter of the pixels into the
+  event buffer, 3 cycles a pixel) and streams them like an ``EVENTS`` frame.
 * ``EVENTS`` frames: already coded (pixel, time) pairs, buffered and checked (in range, time
   order), then streamed as they are.
 * ``WEIGHT`` frames: one weight-memory word through the core's write port, then an ``ACK``.
 
 Nothing is applied before its frame's CRC is checked; a bad frame gets an ``ERROR`` frame and
 changes nothing.  The host must wait for each reply before sending the next frame; a frame that
-arrives while an image runs is ignored (the host times out and may resend).
+arrives (even in part) while the board is busy is ignored, without a reply (the host times out).
 """
 # ruff: noqa: SIM117  # nested m.If / m.State blocks are the Amaranth idiom
 
@@ -120,15 +121,20 @@ class BoardTop(wiring.Component):
             shape=time_bits + 1, depth=BYTE_VALUES, init=pixel_time_table(tmax, network.imax)
         )
         m.submodules.events = events_mem = memory.Memory(shape=pixel_bits + time_bits, depth=n_in, init=[])
+        # spikes per step while receiving; start index of each step after the prefix pass
+        m.submodules.histogram = histogram = memory.Memory(shape=range(n_in + 1), depth=tmax, init=[])
+        hist_write, hist_read = histogram.write_port(), histogram.read_port()
         times_write, times_read = pixel_times.write_port(), pixel_times.read_port()
         code_read = code_rom.read_port()
         events_write, events_read = events_mem.write_port(), events_mem.read_port()
 
         idle = Signal()
         value_error = Signal()  # a pixel above imax, or an event out of range / out of order
-        steps_present = Signal(tmax)  # steps that carry at least one input spike
         pending_pixel = Signal()  # the ROM is reading the time of the pixel received last cycle
         pending_index = Signal(LENGTH_BITS)
+        pending_count = Signal()  # the histogram is reading the count of `pending_time`
+        pending_time = Signal(time_bits)
+        dropped = Signal()  # a payload byte of the current frame arrived while busy: ignore the frame
         event_word = Signal(EVENT_BYTES * BYTE_BITS)  # the event being assembled, big-endian
         last_time = Signal(time_bits)  # time of the previous event of the frame (order check)
         weight_bytes = WEIGHT_HEADER_BYTES + weight_data_bytes(self.lanes)
@@ -156,13 +162,16 @@ class BoardTop(wiring.Component):
                         m.d.sync += value_error.eq(1)
             with m.If(parser.frame_type == FrameType.WEIGHT):
                 m.d.sync += weight_word.eq(Cat(parser.payload_byte, weight_word[:-BYTE_BITS]))
+        with m.If(parser.payload_valid & ~idle):
+            m.d.sync += dropped.eq(1)
+        pixel_time = code_read.data[:time_bits]
+        m.d.sync += [pending_count.eq(0), pending_time.eq(pixel_time)]
         with m.If(pending_pixel):
-            pixel_time = code_read.data[:time_bits]
             m.d.comb += [times_write.en.eq(1), times_write.addr.eq(pending_index), times_write.data.eq(pixel_time)]
             with m.If(code_read.data[time_bits]):
                 m.d.sync += value_error.eq(1)
             with m.Elif(pixel_time < tmax):
-                m.d.sync += steps_present.bit_select(pixel_time, 1).eq(1)
+                m.d.sync += pending_count.eq(1)
 
         # --- weight frame fields ---
         weight_layer = weight_word[(weight_bytes - 1) * BYTE_BITS :]
@@ -220,11 +229,24 @@ class BoardTop(wiring.Component):
         def reply(frame_type: int, length: int, code: int = 0) -> list:
             return [reply_type.eq(frame_type), reply_length.eq(length), error_code.eq(code)]
 
+        running = Signal(range(n_in + 1))  # prefix sum of the histogram
+        scatter_time = Signal(time_bits)
+        clear_step = Signal(range(tmax + 1))
+
+        with m.If(parser.done & ~idle):
+            m.d.sync += dropped.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += idle.eq(1)
-                with m.If(parser.done):
-                    m.d.sync += [step.eq(0), pixel.eq(0), have_result.eq(0)]
+                # histogram update of the pixel received two cycles ago (bytes are >= 40 cycles apart)
+                m.d.comb += hist_read.addr.eq(pixel_time)
+                with m.If(pending_count):
+                    m.d.comb += [hist_write.en.eq(1), hist_write.addr.eq(pending_time)]
+                    m.d.comb += hist_write.data.eq(hist_read.data + 1)
+                with m.If(parser.done & dropped):
+                    m.d.sync += dropped.eq(0)  # partly received while busy: no reply, nothing applied
+                with m.Elif(parser.done):
+                    m.d.sync += [step.eq(0), pixel.eq(0), have_result.eq(0), running.eq(0)]
                     with m.If(parser.error != 0):
                         m.d.sync += reply(FrameType.ERROR, 1, parser.error)
                         m.next = "REPLY"
@@ -232,7 +254,7 @@ class BoardTop(wiring.Component):
                         m.d.sync += reply(FrameType.ERROR, 1, ErrorCode.BAD_VALUE)
                         m.next = "REPLY"
                     with m.Elif(parser.frame_type == FrameType.IMAGE):
-                        m.next = "STEP"
+                        m.next = "PREFIX_READ"
                     with m.Elif(parser.frame_type == FrameType.EVENTS):
                         with m.If(frame_bytes[:2] != 0):  # not a whole number of events
                             m.d.sync += reply(FrameType.ERROR, 1, ErrorCode.BAD_LENGTH)
@@ -247,27 +269,47 @@ class BoardTop(wiring.Component):
                         with m.Else():
                             m.d.sync += reply(FrameType.ERROR, 1, ErrorCode.BAD_VALUE)
                         m.next = "REPLY"
-            # pixel coder: steps in order, skipping steps without spikes; per step a scan of all pixels
-            with m.State("STEP"):
-                with m.If(step == tmax):
-                    m.next = "END"
-                with m.Elif(steps_present.bit_select(step, 1)):
-                    m.d.sync += pixel.eq(0)
-                    m.next = "SCAN_READ"
+            # pixel coder, a counting sort: start index of every step, then pixels scattered by time
+            with m.State("PREFIX_READ"):  # the histogram reads `step`
+                m.d.comb += hist_read.addr.eq(step)
+                m.next = "PREFIX_ADD"
+            with m.State("PREFIX_ADD"):
+                m.d.comb += [hist_write.en.eq(1), hist_write.addr.eq(step), hist_write.data.eq(running)]
+                m.d.sync += [running.eq(running + hist_read.data), step.eq(step + 1)]
+                with m.If(step == tmax - 1):
+                    m.next = "SCATTER_READ"
                 with m.Else():
-                    m.d.sync += step.eq(step + 1)
-            with m.State("SCAN_READ"):  # the time buffer reads `pixel`
-                m.next = "SCAN_CHECK"
-            with m.State("SCAN_CHECK"):
-                m.d.comb += [core.events.payload.pixel.eq(pixel), core.events.payload.time.eq(step)]
-                m.d.comb += core.events.valid.eq(times_read.data == step)
-                with m.If((times_read.data != step) | core.events.ready):
+                    m.next = "PREFIX_READ"
+            with m.State("SCATTER_READ"):  # the time buffer reads `pixel`
+                m.next = "SCATTER_TIME"
+            with m.State("SCATTER_TIME"):  # the histogram reads the next free slot of the pixel's step
+                m.d.comb += hist_read.addr.eq(times_read.data)
+                m.d.sync += scatter_time.eq(times_read.data)
+                with m.If(times_read.data < tmax):
+                    m.next = "SCATTER_WRITE"
+                with m.Else():  # a black pixel: no spike
                     m.d.sync += pixel.eq(pixel + 1)
                     with m.If(pixel == n_in - 1):
-                        m.d.sync += step.eq(step + 1)
-                        m.next = "STEP"
+                        m.d.sync += [pixel.eq(0), n_events.eq(running)]
+                        m.next = "EVENT_READ"
                     with m.Else():
-                        m.next = "SCAN_READ"
+                        m.next = "SCATTER_READ"
+            with m.State("SCATTER_WRITE"):
+                slot = hist_read.data
+                m.d.comb += [
+                    events_write.en.eq(1),
+                    events_write.addr.eq(slot),
+                    events_write.data.eq(Cat(pixel[:pixel_bits], scatter_time)),
+                    hist_write.en.eq(1),
+                    hist_write.addr.eq(scatter_time),
+                    hist_write.data.eq(slot + 1),
+                ]
+                m.d.sync += pixel.eq(pixel + 1)
+                with m.If(pixel == n_in - 1):
+                    m.d.sync += [pixel.eq(0), n_events.eq(running)]
+                    m.next = "EVENT_READ"
+                with m.Else():
+                    m.next = "SCATTER_READ"
             # already coded events
             with m.State("EVENT_READ"):
                 with m.If(pixel == n_events):
@@ -289,10 +331,13 @@ class BoardTop(wiring.Component):
                     m.next = "REPLY"
             with m.State("REPLY"):
                 m.d.comb += sender.start.eq(1)
-                m.d.sync += [value_error.eq(0), steps_present.eq(0), last_time.eq(0)]
+                m.d.sync += [value_error.eq(0), last_time.eq(0), clear_step.eq(0)]
                 m.next = "SENDING"
-            with m.State("SENDING"):
-                with m.If(~sender.busy):
+            with m.State("SENDING"):  # meanwhile: clear the histogram for the next frame
+                with m.If(clear_step != tmax):
+                    m.d.comb += [hist_write.en.eq(1), hist_write.addr.eq(clear_step), hist_write.data.eq(0)]
+                    m.d.sync += clear_step.eq(clear_step + 1)
+                with m.Elif(~sender.busy):
                     m.next = "IDLE"
         m.d.comb += self.busy.eq(~idle)
         return m

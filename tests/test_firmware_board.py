@@ -38,14 +38,14 @@ def assert_result_is_golden(result, golden, row: int) -> None:
 def test_mnist_images_through_uart_match_golden() -> None:
     """Real MNIST test images, as pixel frames (coded on the board) and as event frames."""
     images, _ = load_split("mnist", "test", DATA_DIR)
-    images = images[:2]
-    network = random_network([784, 16, 10], [20, 2], seed=3, tmax=16)
+    images = images[:3]
+    network = random_network([784, 16, 10], [20, 2], seed=3)  # tmax 256, imax 255: the real coding
     golden = run_golden_images(network, images)
     assert (golden.decision_time < network.tmax).any()  # some outputs do fire
 
     def host(path: str):
         with BoardLink.open(path, shape_of(network), timeout_s=HOST_TIMEOUT_S) as link:
-            return [link.classify(images[0]), link.classify_events(images[1])]
+            return [link.classify(images[0]), link.classify(images[1]), link.classify_events(images[2])]
 
     results, _ = run_with_host(BoardTop(network, divisor=DIVISOR, lanes=LANES), host)
     for row, result in enumerate(results):
