@@ -71,11 +71,15 @@ def frame_lengths(network: IntegerNetwork, lanes: int) -> dict[int, tuple[int, i
 
 
 class BoardTop(wiring.Component):
-    """UART in/out around the inference core; ``busy`` is 1 while an image runs (an LED)."""
+    """UART in/out around the inference core; ``busy`` is 1 while an image runs (an LED).
+
+    ``coding`` (debug) is 1 while the pixel coder sorts an image's spikes (before the first event).
+    """
 
     rx: In(1, init=1)
     tx: Out(1, init=1)
     busy: Out(1)
+    coding: Out(1)
 
     def __init__(
         self,
@@ -271,9 +275,11 @@ class BoardTop(wiring.Component):
                         m.next = "REPLY"
             # pixel coder, a counting sort: start index of every step, then pixels scattered by time
             with m.State("PREFIX_READ"):  # the histogram reads `step`
+                m.d.comb += self.coding.eq(1)
                 m.d.comb += hist_read.addr.eq(step)
                 m.next = "PREFIX_ADD"
             with m.State("PREFIX_ADD"):
+                m.d.comb += self.coding.eq(1)
                 m.d.comb += [hist_write.en.eq(1), hist_write.addr.eq(step), hist_write.data.eq(running)]
                 m.d.sync += [running.eq(running + hist_read.data), step.eq(step + 1)]
                 with m.If(step == tmax - 1):
@@ -281,8 +287,10 @@ class BoardTop(wiring.Component):
                 with m.Else():
                     m.next = "PREFIX_READ"
             with m.State("SCATTER_READ"):  # the time buffer reads `pixel`
+                m.d.comb += self.coding.eq(1)
                 m.next = "SCATTER_TIME"
             with m.State("SCATTER_TIME"):  # the histogram reads the next free slot of the pixel's step
+                m.d.comb += self.coding.eq(1)
                 m.d.comb += hist_read.addr.eq(times_read.data)
                 m.d.sync += scatter_time.eq(times_read.data)
                 with m.If(times_read.data < tmax):
@@ -295,6 +303,7 @@ class BoardTop(wiring.Component):
                     with m.Else():
                         m.next = "SCATTER_READ"
             with m.State("SCATTER_WRITE"):
+                m.d.comb += self.coding.eq(1)
                 slot = hist_read.data
                 m.d.comb += [
                     events_write.en.eq(1),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import tty
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from amaranth.sim import Simulator
@@ -28,10 +28,16 @@ def _uart_bits(value: int) -> list[int]:
     return [0, *((value >> bit) & 1 for bit in range(DATA_BITS)), 1]
 
 
-def run_with_host(board: BoardTop, host: Callable[[str], T], max_cycles: int = 50_000_000) -> tuple[T, int]:
+def run_with_host(
+    board: BoardTop,
+    host: Callable[[str], T],
+    max_cycles: int = 50_000_000,
+    monitors: Sequence[Callable] = (),
+) -> tuple[T, int]:
     """Simulate ``board`` while ``host(pty_path)`` runs in a thread; return its value and the cycles.
 
     The simulation stops when the host function returns (or raises: the exception is re-raised).
+    ``monitors`` are extra simulator processes (``async def monitor(ctx)``) watching the board.
     """
     master, slave = os.openpty()
     tty.setraw(slave)
@@ -89,6 +95,8 @@ def run_with_host(board: BoardTop, host: Callable[[str], T], max_cycles: int = 5
     simulator.add_clock(CLOCK_PERIOD_S)
     simulator.add_testbench(drive_rx)
     simulator.add_process(decode_tx)  # not critical: stops with the testbench
+    for monitor in monitors:
+        simulator.add_process(monitor)
     thread.start()
     try:
         simulator.run()

@@ -13,7 +13,7 @@ from bs4nn.export.layout import signs_from_words, weight_memory_words
 from bs4nn.firmware.board import BoardTop
 from bs4nn.firmware.host import BoardError, BoardLink, BoardShape
 from bs4nn.firmware.loopback import run_with_host
-from bs4nn.firmware.protocol import ErrorCode, FrameType, encode_frame, image_frame
+from bs4nn.firmware.protocol import ErrorCode, FrameDecoder, FrameType, encode_frame, image_frame
 from bs4nn.sim.golden import IntegerLayer, IntegerNetwork, random_network, run_golden, run_golden_images
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.datasets import load_split
@@ -133,3 +133,50 @@ def test_early_exit_board_gives_the_golden_decision() -> None:
     results, _ = run_with_host(BoardTop(network, divisor=DIVISOR, lanes=LANES, early_exit=True), host)
     assert [r.decision for r in results] == list(golden.decision)
     assert [r.decision_time for r in results] == list(golden.decision_time)
+
+
+def test_pixel_coder_cycles_follow_the_counting_sort_formula() -> None:
+    """2 cycles a step (prefix sums), 3 per spiking pixel and 2 per black pixel (scatter)."""
+    network = tiny_network()
+    pixels = np.random.default_rng(4).integers(0, 256, size=(2, 20))
+    pixels[1, :7] = 0  # black pixels never spike
+    coding_cycles = []
+
+    async def count_coding(ctx) -> None:
+        high = 0
+        async for _, _, coding in ctx.tick().sample(board.coding):
+            if coding:
+                high += 1
+            elif high:
+                coding_cycles.append(high)
+                high = 0
+
+    def host(path: str):
+        with BoardLink.open(path, shape_of(network), timeout_s=HOST_TIMEOUT_S) as link:
+            return [link.classify(row) for row in pixels]
+
+    board = BoardTop(network, divisor=DIVISOR, lanes=LANES)
+    run_with_host(board, host, monitors=[count_coding])
+    spikes = (encode_images(pixels, network.tmax, network.imax) < network.tmax).sum(axis=1)
+    n_in = network.layers[0].fan_in
+    assert coding_cycles == [2 * network.tmax + 3 * s + 2 * (n_in - s) for s in spikes]
+
+
+def test_a_frame_sent_while_the_board_is_busy_is_ignored() -> None:
+    network = tiny_network()
+    pixels = np.random.default_rng(6).integers(0, 256, size=(3, 20))
+    golden = run_golden_images(network, pixels)
+
+    def host(path: str):
+        with BoardLink.open(path, shape_of(network), timeout_s=HOST_TIMEOUT_S) as link:
+            # the second frame starts while the board still works on (and answers) the first
+            link.port.write(image_frame(pixels[0], 255) + image_frame(pixels[1], 255))
+            decoder, frames = FrameDecoder(), []
+            for _ in range(60):  # ~3 s of wall clock: many times the frames' simulated duration
+                frames += decoder.feed(link.port.read(256))
+            return frames, link.classify(pixels[2])
+
+    (frames, third), _ = run_with_host(BoardTop(network, divisor=DIVISOR, lanes=LANES), host)
+    assert [frame.frame_type for frame in frames] == [FrameType.RESULT]
+    assert frames[0].payload[0] == golden.decision[0]
+    assert_result_is_golden(third, golden, 2)
