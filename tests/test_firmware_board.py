@@ -3,9 +3,6 @@ host driver (pyserial on a pseudo-terminal), answers checked against the golden 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -16,9 +13,7 @@ from bs4nn.firmware.loopback import run_with_host
 from bs4nn.firmware.protocol import ErrorCode, FrameDecoder, FrameType, encode_frame, image_frame
 from bs4nn.sim.golden import IntegerLayer, IntegerNetwork, random_network, run_golden, run_golden_images
 from bs4nn.sim.semantics import encode_images
-from bs4nn.train.datasets import load_split
 
-DATA_DIR = os.environ.get("BS4NN_DATA", str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 DIVISOR = 4  # clock cycles per UART bit: the fastest the UART allows, for simulation speed
 LANES = 8
 HOST_TIMEOUT_S = 240.0  # wall clock per reply: the Python simulation is slow on a loaded machine
@@ -35,9 +30,9 @@ def assert_result_is_golden(result, golden, row: int) -> None:
     assert result.counts == tuple(golden.output_counts[row])
 
 
-def test_mnist_images_through_uart_match_golden() -> None:
+def test_mnist_images_through_uart_match_golden(mnist_test) -> None:
     """Real MNIST test images, as pixel frames (coded on the board) and as event frames."""
-    images, _ = load_split("mnist", "test", DATA_DIR)
+    images, _ = mnist_test
     images = images[:3]
     network = random_network([784, 16, 10], [20, 2], seed=3)  # tmax 256, imax 255: the real coding
     golden = run_golden_images(network, images)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import subprocess
 from pathlib import Path
 
@@ -16,9 +15,8 @@ from bs4nn.errors import Bs4nnError
 from bs4nn.export.cheader import HEADER_NAME, c_header
 from bs4nn.firmware.c_runtime import build_c_example, build_c_runtime, run_c_inference
 from bs4nn.sim.golden import IntegerLayer, IntegerNetwork, random_network, run_golden, run_golden_images
-from bs4nn.train.datasets import load_split
+from bs4nn.sim.semantics import layer_spike_times
 
-DATA_DIR = os.environ.get("BS4NN_DATA", str(Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 MNIST_SIZES = [784, 600, 10]
 MNIST_THRESHOLDS = [20, 5]  # neurons of a random +-1 net do fire with these
 
@@ -26,11 +24,6 @@ MNIST_THRESHOLDS = [20, 5]  # neurons of a random +-1 net do fire with these
 @pytest.fixture(scope="module")
 def c_program(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_c_runtime(tmp_path_factory.mktemp("c_build"))
-
-
-@pytest.fixture(scope="module")
-def mnist_test() -> tuple[np.ndarray, np.ndarray]:
-    return load_split("mnist", "test", DATA_DIR)
 
 
 def assert_same_as_golden(c_program: Path, network: IntegerNetwork, images: np.ndarray) -> None:
@@ -41,6 +34,11 @@ def assert_same_as_golden(c_program: Path, network: IntegerNetwork, images: np.n
     np.testing.assert_array_equal(answer.counts[-1], golden.output_counts)
     np.testing.assert_array_equal(answer.decision, golden.decision)
     np.testing.assert_array_equal(answer.decision_time, golden.decision_time)
+    # hidden layers' final counters too (the golden result keeps only the output layer's)
+    presynaptic = golden.input_times
+    for layer, counts in zip(network.layers[:-1], answer.counts[:-1], strict=True):
+        presynaptic, want = layer_spike_times(presynaptic, layer.weights(), layer.threshold_count, network.tmax)
+        np.testing.assert_array_equal(counts, want)
 
 
 def test_mnist_random_784_600_10_matches_golden(c_program: Path, mnist_test) -> None:
@@ -130,3 +128,18 @@ def test_example_with_the_exporters_header_matches_golden(tmp_path: Path, mnist_
     np.testing.assert_array_equal(answers[:, 0], golden.decision)
     np.testing.assert_array_equal(answers[:, 1], golden.decision_time)
     np.testing.assert_array_equal(answers[:, 2:], golden.spike_times[-1])
+
+
+def test_the_comparison_catches_a_single_flipped_weight(c_program: Path, mnist_test) -> None:
+    """Sensitivity check: one flipped sign bit in the C routine's model changes its hidden layer."""
+    images, _ = mnist_test
+    network = random_network(MNIST_SIZES, MNIST_THRESHOLDS, seed=1)
+    golden = run_golden_images(network, images[:20])
+    _, hidden_counts = layer_spike_times(golden.input_times, network.layers[0].weights(), 20, network.tmax)
+    signs = network.layers[0].signs.copy()
+    pixel = int(np.argmin(golden.input_times[0]))  # a pixel that spikes on image 0
+    signs[0, pixel] ^= 1
+    broken = IntegerNetwork((IntegerLayer(signs, 20), network.layers[1]), tmax=network.tmax)
+    answer = run_c_inference(c_program, broken, pixels=images[:20])
+    assert answer.counts[0][0, 0] == hidden_counts[0, 0] + (2 if signs[0, pixel] else -2)
+    np.testing.assert_array_equal(answer.counts[0][:, 1:], hidden_counts[:, 1:])
