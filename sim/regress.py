@@ -3,9 +3,9 @@ scored image by image against the golden model.
 
 Flow of :func:`run_regression`:
 
-1. ``bs4nn rtl generate --manifest DIR --lanes L -o core.v`` (the RTL stage's own command) makes
-   the Verilog of the bit-model folder; it is built once per (Verilog, simulator, waves) in a
-   build folder keyed by the Verilog's sha256, so repeated runs reuse it.
+1. The RTL stage's generator (``bs4nn.rtl.generate.generate_verilog``, what ``bs4nn rtl --manifest
+   DIR -o core.v`` runs) makes the Verilog of the bit-model folder; it is built once per (Verilog,
+   simulator, flags, waves) in a build folder keyed by their sha256, so repeated runs reuse it.
 2. A job file (``job.npz``: every image's address events, per-image options, seeds) is written
    and the cocotb testbench :mod:`bs4nn.sim.cocotb_tb.tb_core` streams the images through the
    core; it writes what the core reported to ``observed.npz``.
@@ -23,12 +23,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.metadata
-import importlib.util
 import io
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +35,7 @@ import numpy as np
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
+from bs4nn.export.layout import weight_memory_words
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
 from bs4nn.sim.golden import IntegerNetwork, run_golden
 from bs4nn.sim.scoreboard import ImageResult, Mismatch, address_events, first_mismatch
@@ -108,30 +106,30 @@ def simulator_environment(simulator: str) -> Iterator[None]:
 
 
 def generate_core(manifest: str | os.PathLike, lanes: int, out: str | os.PathLike) -> Path:
-    """Verilog of the core for a bit-model folder, through the RTL stage's own generator.
+    """Verilog of the core for a bit-model folder, by the RTL stage's own generator.
 
-    Uses ``bs4nn rtl generate`` when the RTL stage's command exists, else its Python class
-    (``bs4nn.rtl.core.Bs4nnCore``) converted by Amaranth: the same core either way.
+    ``bs4nn.rtl.generate.generate_verilog`` (what ``bs4nn rtl --manifest DIR -o core.v`` runs);
+    should it be missing, the same ``Bs4nnCore`` converted by Amaranth directly.
     """
-    out = Path(out)
-    if importlib.util.find_spec("bs4nn.rtl.cli") is not None:
-        command = [sys.executable, "-m", "bs4nn.cli", "rtl", "generate", "--manifest", str(manifest)]
-        command += ["--lanes", str(lanes), "-o", str(out)]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0 or not out.is_file():
-            message = (done.stderr or done.stdout).strip().splitlines()
-            raise Bs4nnError(f"RTL generation failed: {message[-1] if message else 'no output'}")
-        return out
+    network = load_bit_model(manifest).network
+    try:
+        from bs4nn.rtl.generate import generate_verilog
+    except ImportError:
+        return atomic_write_text(out, _convert_core(network, lanes))
+    return atomic_write_text(out, generate_verilog(network, lanes, TOPLEVEL))
+
+
+def _convert_core(network: IntegerNetwork, lanes: int) -> str:
     from amaranth import Const, Value
     from amaranth.back import verilog
 
     from bs4nn.rtl.core import Bs4nnCore
 
-    core = Bs4nnCore(load_bit_model(manifest).network, lanes)
+    core = Bs4nnCore(network, lanes)
     # always-ready streams carry a constant ``ready``: not a port; struct payloads are views
     ports = [Value.cast(value) for _, _, value in core.signature.flatten(core)]
     ports = [port for port in ports if not isinstance(port, Const)]
-    return atomic_write_text(out, verilog.convert(core, name=TOPLEVEL, ports=ports))
+    return verilog.convert(core, name=TOPLEVEL, ports=ports)
 
 
 def build_core(verilog: Path, simulator: str, build_root: Path, waves: bool = False, toplevel: str = TOPLEVEL) -> Path:
@@ -175,6 +173,17 @@ def build_core(verilog: Path, simulator: str, build_root: Path, waves: bool = Fa
 ICARUS_DUMP_MODULE = "bs4nn_waves"
 
 
+def weight_port_writes(network: IntegerNetwork, lanes: int) -> np.ndarray:
+    """Every weight-memory word of ``network`` as ``(layer, address, word)`` writes for the core's
+    run-time write port (the exporter's layout, :func:`bs4nn.export.layout.weight_memory_words`)."""
+    rows = []
+    for index, layer in enumerate(network.layers):
+        words = weight_memory_words(layer.signs, lanes)
+        addresses = np.arange(len(words), dtype=np.uint64)
+        rows.append(np.stack([np.full(len(words), index, np.uint64), addresses, words], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
 def _icarus_dump_module(toplevel: str) -> str:
     """A second Icarus top that dumps the core; ``vvp -fst`` (waves=True at test time) makes it FST."""
     return (
@@ -195,6 +204,7 @@ class StreamOptions:
     max_result_delay: int = 5
     early_exit: bool = False
     reset_after_events: Sequence[int] = ()  # per image: reset after this many beats (-1: none)
+    weight_writes: np.ndarray | None = None  # (n, 3) (layer, address, word) written before the first image
 
     def as_arrays(self, n_images: int) -> dict[str, np.ndarray]:
         reset = np.full(n_images, NO_RESET, np.int64)
@@ -208,6 +218,9 @@ class StreamOptions:
             "max_result_delay": np.int64(self.max_result_delay),
             "early_exit": np.int64(self.early_exit),
             "reset_after_events": reset,
+            "weight_writes": np.zeros((0, 3), np.uint64)
+            if self.weight_writes is None
+            else np.asarray(self.weight_writes, np.uint64).reshape(-1, 3),
         }
 
 
@@ -331,6 +344,7 @@ def run_regression(
     lanes: int = DEFAULT_LANES,
     options: StreamOptions | None = None,
     golden_network: IntegerNetwork | None = None,
+    load_network: IntegerNetwork | None = None,
     work_dir: str | os.PathLike = DEFAULT_BUILD_ROOT / "run",
     build_root: str | os.PathLike = DEFAULT_BUILD_ROOT,
     images: np.ndarray | None = None,
@@ -339,15 +353,23 @@ def run_regression(
 ) -> RegressionReport:
     """Stream ``input_times`` ``(n, n_in)`` through the core of ``manifest`` and score every image.
 
-    ``golden_network`` is the scoreboard's network (default: the manifest's own); passing a
-    different one is how a deliberately wrong core is shown to be caught.  On the first
+    ``load_network``'s weights are written into the core through its run-time write port before
+    the first image (same sizes and thresholds as the manifest: those are built in).
+    ``golden_network`` is the scoreboard's network (default: ``load_network``, else the
+    manifest's own); passing a different one is how a deliberately wrong core is shown to be caught.  On the first
     mismatch, its inputs (``.npy``), the pixels if ``images`` is given, and a waveform of that
     image alone are written under ``work_dir/failure``.  ``waves`` records the whole run.
     """
     manifest = Path(manifest)
     model = load_bit_model(manifest)
-    network = golden_network or model.network
+    network = golden_network or load_network or model.network
     options = options or StreamOptions()
+    if load_network is not None:
+        built = [(layer.fan_in, layer.fan_out, layer.threshold_count) for layer in model.network.layers]
+        loaded = [(layer.fan_in, layer.fan_out, layer.threshold_count) for layer in load_network.layers]
+        if built != loaded:
+            raise Bs4nnError("only weights can be loaded at run time: sizes and thresholds must match the manifest")
+        options = dataclasses.replace(options, weight_writes=weight_port_writes(load_network, lanes))
     input_times = np.asarray(input_times, np.int64)
     if input_times.ndim == 1:
         input_times = input_times[None, :]
@@ -375,7 +397,7 @@ def run_regression(
     for index, got in enumerate(observed):
         expected = ImageResult.from_golden(golden, index, network.tmax)
         if options.early_exit:
-            expected, got = _early_exit_view(expected, got, network.tmax)
+            expected, got = _early_exit_view(expected, got, len(network.layers) - 1)
         mismatch = first_mismatch(expected, got, layer_sizes, network.tmax)
         if mismatch is None:
             report.bit_exact += 1
@@ -401,17 +423,22 @@ def run_regression(
     return report
 
 
-def _early_exit_view(expected: ImageResult, got: ImageResult, tmax: int) -> tuple[ImageResult, ImageResult]:
-    """In early-exit mode only the decision, its time and the spikes up to it are defined."""
+def _early_exit_view(expected: ImageResult, got: ImageResult, output_layer: int) -> tuple[ImageResult, ImageResult]:
+    """In early-exit mode only the decision, its time and the hidden spikes up to it are defined.
+
+    The core stops at the first output spike it finds (the lowest index of that step), so other
+    outputs crossing in the same step, the output times and the final counters are not reported.
+    """
 
     def cut(result: ImageResult) -> ImageResult:
         events = np.asarray(result.spike_events).reshape(-1, 3)
+        keep = (events[:, 2] <= expected.decision_time) & (events[:, 0] < output_layer)
         return ImageResult(
             output_times=np.zeros(0, np.int64),
             output_counts=np.zeros(0, np.int64),
             decision=result.decision,
             decision_time=result.decision_time,
-            spike_events=events[events[:, 2] <= expected.decision_time],
+            spike_events=events[keep],
         )
 
     return cut(expected), cut(got)

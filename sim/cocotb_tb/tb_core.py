@@ -114,6 +114,19 @@ class Bench:
         self.dut.events__valid.value = 0
         self.dut.result__ready.value = 0
 
+    async def load_weights(self, writes: np.ndarray) -> None:
+        """Write weight-memory words through the run-time port (one a cycle, only while idle)."""
+        dut = self.dut
+        await ReadOnly()
+        if not _high(dut.idle):
+            await RisingEdge(dut.idle)
+        await RisingEdge(dut.clk)
+        for layer, address, word in writes.tolist():
+            dut.weights__payload.value = self.params.encode_weight(int(layer), int(address), int(word))
+            dut.weights__valid.value = 1
+            await RisingEdge(dut.clk)
+        dut.weights__valid.value = 0
+
     def beats(self, events: np.ndarray) -> list[int]:
         params = self.params
         return [params.encode_event(int(p), int(t)) for p, t in events] + [params.encode_event(0, params.tmax)]
@@ -159,6 +172,8 @@ async def stream_images(dut) -> None:
     dut.rst.value = 1
     Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns", impl="gpi").start(start_high=False)
     await bench.reset()
+    if len(job["weight_writes"]):
+        await bench.load_weights(job["weight_writes"])
     cocotb.start_soon(bench.monitor.run())
 
     offsets, events = job["offsets"], job["events"]
