@@ -21,10 +21,10 @@ import numpy as np
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.fileio import atomic_directory
-from bs4nn.sim.golden import GoldenResult, run_golden, trace_potentials
+from bs4nn.sim.golden import GoldenResult, IntegerNetwork, run_golden, trace_potentials
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.experiments.models import AnalysedModel, positive_fractions
-from bs4nn.train.experiments.plots import markdown_table, new_figure, save_figure, write_json
+from bs4nn.train.experiments.plots import markdown_table, new_figure, plt, save_figure, write_json
 from bs4nn.train.experiments.sweeps import DEFAULT_CHUNK
 
 REPORT_FILE = "report.md"
@@ -261,8 +261,16 @@ def _fig_potentials(model: AnalysedModel, data: ReportData, out: Path) -> str:
     )
 
 
-def _potentials_figure(network, input_times, output_trace, steps, side, data: ReportData, index: int):
-    import matplotlib.pyplot as plt
+def _potentials_figure(
+    network: IntegerNetwork,
+    input_times: np.ndarray,
+    output_trace: np.ndarray,
+    steps: list[int],
+    side: int,
+    data: ReportData,
+    index: int,
+) -> plt.Figure:
+    """Top: the inputs that have spiked by each step (as a ``side`` x ``side`` image if square); bottom: counters."""
 
     n_steps = len(steps)
     fig = plt.figure(figsize=(max(8.0, 2.0 * n_steps), 6.4))
