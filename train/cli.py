@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from bs4nn.errors import Bs4nnError
 from bs4nn.train.datasets import DATASETS, check_dataset, data_root
+from bs4nn.train.presets import PRESETS
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +30,84 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_data_dir(check)
     check.add_argument("--dataset", choices=sorted(DATASETS), action="append", help="check only this dataset")
     check.set_defaults(handler=_check)
+    register_train(subparsers)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def register_train(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help="train a binarized spiking network (BS4NN) and checkpoint it every epoch",
+        description="Train a BS4NN preset (paper Table 1) with binary weights, relative temporal targets and the "
+        "S4NN-style backward. Trains on the first 55,000 training images, selects the model on the last 5,000 "
+        "(validation), and scores the selected model on the test split with the golden model (alphas rounded "
+        "to two decimals, hardware tie rule). Writes OUTDIR/checkpoint.npz (latest, for --resume), "
+        "OUTDIR/best.npz (best validation accuracy), metrics.csv/.json and summary.json.",
+        epilog="presets: "
+        + "; ".join(f"{name} ({p.dataset}, {'-'.join(map(str, p.sizes))})" for name, p in PRESETS.items()),
+    )
+    train.add_argument("--preset", default="mnist", choices=sorted(PRESETS), help="network and hyperparameters")
+    train.add_argument("--out", metavar="OUTDIR", help="output folder (default: runs/PRESET)")
+    train.add_argument("--epochs", type=_positive_int, help="number of epochs (default: the preset's)")
+    train.add_argument("--batch-size", type=_positive_int, help="mini-batch size (default: the preset's)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the initial weights and sample order")
+    train.add_argument("--train-images", type=_positive_int, help="train on the first N images (at most 55,000)")
+    train.add_argument("--eta", type=_positive_float, help="learning rate of the weights")
+    train.add_argument("--mu", type=_positive_float, help="learning rate of the alphas")
+    train.add_argument("--thetas", type=_positive_float, nargs="+", metavar="THETA", help="threshold per layer")
+    train.add_argument("--real-weights", action="store_true", help="S4NN mode: real-valued weights, no binarisation")
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="gpu needs CuPy (default auto)")
+    train.add_argument("--threads", type=_positive_int, default=2, help="CPU threads per batch (1 or 2, default 2)")
+    train.add_argument("--resume", action="store_true", help="continue OUTDIR/checkpoint.npz exactly where it stopped")
+    train.add_argument("--plot", action="store_true", help="write OUTDIR/learning_curves.png (matplotlib, Agg)")
+    train.add_argument("--no-test", action="store_true", help="do not score the best model on the test split")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_data_dir(train)
+    train.set_defaults(handler=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from bs4nn.train.presets import get_preset
+    from bs4nn.train.trainer import RunOptions, default_out_dir, train
+
+    preset = get_preset(args.preset)
+    if args.thetas is not None and len(args.thetas) != len(preset.thetas):
+        raise Bs4nnError(f"--thetas needs {len(preset.thetas)} values for preset {preset.name}")
+    preset = preset.with_overrides(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        train_images=args.train_images,
+        eta=args.eta,
+        mu=args.mu,
+        thetas=tuple(args.thetas) if args.thetas else None,
+    )
+    options = RunOptions(
+        out_dir=Path(args.out) if args.out else default_out_dir(preset),
+        data_dir=args.data_dir,
+        seed=args.seed,
+        binary=not args.real_weights,
+        device=args.device,
+        resume=args.resume,
+        plot=args.plot,
+        progress=not args.quiet,
+        test=not args.no_test,
+        threads=args.threads,
+    )
+    train(preset, options)
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -1,0 +1,260 @@
+"""Trainer tests: hand-computed gradients, golden-model agreement, learning, exact resume, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bs4nn.cli import main as bs4nn_main
+from bs4nn.errors import Bs4nnError
+from bs4nn.export.bitmodel import integer_network, quantize_alpha
+from bs4nn.sim.golden import run_golden
+from bs4nn.sim.semantics import encode_images
+from bs4nn.train.checkpoint import load_checkpoint
+from bs4nn.train.presets import PRESETS, get_preset
+from bs4nn.train.trainer import (
+    RunOptions,
+    batch_gradients,
+    binary_weights,
+    check_finite,
+    epoch_batches,
+    forward,
+    layer_backward,
+    normalise_rows,
+    output_errors,
+    relative_targets,
+    train,
+)
+
+TMAX = 256
+
+
+# ---------------------------------------------------------------- hand-computed cases
+
+
+def test_relative_targets_follow_eq6() -> None:
+    out_times = np.array(
+        [
+            [10, 12, 30, 256],  # label 2 late: correct -> tau-gamma, the two early wrong ones -> tau+gamma
+            [256, 256, 256, 256],  # all silent: tmax-gamma for the label, tmax for the others
+            [0, 5, 0, 7],  # label 0 tied at t=0: target clipped at 0, tied wrong one pushed to gamma
+        ]
+    )
+    labels = np.array([2, 1, 0])
+    targets = relative_targets(out_times, labels, gamma=4, tmax=TMAX)
+    np.testing.assert_array_equal(targets[0], [14, 14, 6, 256])
+    np.testing.assert_array_equal(targets[1], [256, 252, 256, 256])
+    np.testing.assert_array_equal(targets[2], [0, 5, 4, 7])
+    errors = output_errors(out_times, targets, TMAX)
+    np.testing.assert_allclose(errors[0], np.array([4, 2, -24, 0]) / TMAX)
+
+
+def test_layer_backward_hand_computed() -> None:
+    # one sample, inputs spike at 0, 2, 5 and never (a black pixel); outputs at 1 and 5
+    in_times = np.array([[0, 2, 5, TMAX]])
+    out_times = np.array([[1, 5]])
+    delta = np.array([[0.6, -0.8]], dtype=np.float32)
+    weights = np.array([[1.0, -2.0, 3.0, 4.0], [0.5, 0.25, -1.0, 2.0]], dtype=np.float32)
+    pixel = layer_backward(in_times, out_times, delta, weights, TMAX, pixel_inputs=True)
+    # dL/dw_ji = delta_j [t_i <= t_j]; the never-spiking pixel takes nothing
+    np.testing.assert_allclose(pixel.weights, [[0.6, 0, 0, 0], [-0.8, -0.8, -0.8, 0]])
+    assert pixel.delta_in is None
+    # as a hidden layer, the silent neuron keeps its fake spike at tmax: nothing precedes t=1 or 5 there
+    hidden = layer_backward(in_times, out_times, delta, weights, TMAX, pixel_inputs=False, propagate=True)
+    np.testing.assert_allclose(hidden.weights, pixel.weights)
+    # delta_i = sum_j delta_j w_ji [t_i <= t_j]
+    expected = [0.6 * 1.0 - 0.8 * 0.5, -0.8 * 0.25, -0.8 * -1.0, 0.0]
+    np.testing.assert_allclose(hidden.delta_in[0], expected, rtol=1e-6)
+    # a silent output (t = tmax) sees the silent hidden neuron's fake spike
+    silent = layer_backward(in_times, np.array([[TMAX, 5]]), delta, weights, TMAX, pixel_inputs=False)
+    np.testing.assert_allclose(silent.weights[0], [0.6, 0.6, 0.6, 0.6])
+
+
+def _reference_gradients(in_times, labels, weights, alphas, thetas, gamma):
+    """Loop-by-loop transcription of eqs. (5)-(16) for a single sample at a time."""
+    times, counts = forward(in_times, weights, alphas, thetas, TMAX)
+    grads = [np.zeros(w.shape) for w in weights]
+    alpha_grads = [0.0] * len(weights)
+    for b in range(in_times.shape[0]):
+        if any(not (t[b] < TMAX).any() for t in times[1:-1]):
+            continue
+        out = times[-1][b].astype(float)
+        tau = out.min()
+        target = np.empty_like(out)
+        for j in range(len(out)):
+            if tau >= TMAX:
+                target[j] = TMAX - gamma if j == labels[b] else TMAX
+            elif j == labels[b]:
+                target[j] = max(tau - gamma, 0)
+            else:
+                target[j] = tau + gamma if out[j] < tau + gamma else out[j]
+        delta = (target - out) / TMAX
+        delta = delta / np.linalg.norm(delta) if np.linalg.norm(delta) > 0 else delta
+        for layer in range(len(weights) - 1, -1, -1):
+            t_in, t_out = times[layer][b], times[layer + 1][b]
+            signs = np.where(weights[layer] >= 0, 1, -1)
+            next_delta = np.zeros(len(t_in))
+            for j in range(len(t_out)):
+                for i in range(len(t_in)):
+                    spiked = t_in[i] < TMAX or layer > 0
+                    if spiked and t_in[i] <= t_out[j]:
+                        grads[layer][j, i] += delta[j]
+                        alpha_grads[layer] += delta[j] * signs[j, i] / weights[layer].size
+                        next_delta[i] += delta[j] * weights[layer][j, i]
+            norm = np.linalg.norm(next_delta)
+            delta = next_delta / norm if norm > 0 else next_delta
+    return grads, alpha_grads
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n_hidden=st.sampled_from([(5,), (6, 4)]))
+def test_batch_gradients_equal_the_formulas(seed: int, n_hidden: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = (12, *n_hidden, 3)
+    weights = [rng.uniform(-1, 2, size=(o, i)).astype(np.float32) for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
+    alphas = [1.0] * (len(sizes) - 1)
+    thetas = [3.0] * (len(sizes) - 1)
+    images = rng.integers(0, 256, size=(6, 12)) * (rng.random((6, 12)) < 0.7)
+    in_times = encode_images(images)
+    labels = rng.integers(0, 3, size=6)
+    result = batch_gradients(in_times, labels, weights, alphas, thetas, tmax=TMAX, gamma=2.0)
+    grads, alpha_grads = _reference_gradients(in_times, labels, weights, alphas, thetas, 2.0)
+    for got, want in zip(result.weight_grads, grads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.alpha_grads, alpha_grads, rtol=1e-5, atol=1e-9)
+
+
+def test_normalise_rows_keeps_zero_rows() -> None:
+    delta = np.array([[3.0, 4.0], [0.0, 0.0]])
+    np.testing.assert_allclose(normalise_rows(delta), [[0.6, 0.8], [0.0, 0.0]])
+
+
+# ---------------------------------------------------------------- the golden model agrees
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), alpha=st.floats(0.3, 7.0), theta=st.floats(1.0, 40.0))
+def test_trainer_spike_times_equal_golden_model(seed: int, alpha: float, theta: float) -> None:
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(0.2, 1, size=(30, 64)).astype(np.float32), rng.normal(0.2, 1, size=(5, 30)).astype(np.float32)]
+    alphas = [float(quantize_alpha(alpha)), float(quantize_alpha(alpha * 1.7))]
+    thetas = [theta, theta / 2]
+    images = rng.integers(0, 256, size=(40, 64)) * (rng.random((40, 64)) < 0.5)
+    times, counts = forward(encode_images(images), weights, alphas, thetas, TMAX)
+    golden = run_golden(integer_network(weights, alphas, thetas, TMAX, 255), encode_images(images))
+    for mine, theirs in zip(times[1:], golden.spike_times, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    np.testing.assert_array_equal(counts, golden.output_counts)
+
+
+def test_binary_weights_use_the_exporter_sign_rule() -> None:
+    np.testing.assert_array_equal(binary_weights(np.array([-0.5, 0.0, 2.0])), [-1, 1, 1])
+
+
+# ---------------------------------------------------------------- runs
+
+
+def _tiny(**changes):
+    return get_preset("tiny").with_overrides(**changes)
+
+
+def test_two_epochs_on_2000_images_learn(tmp_path: Path, data_dir: Path) -> None:
+    summary = train(_tiny(), RunOptions(out_dir=tmp_path, data_dir=str(data_dir), progress=False), log=lambda _: None)
+    assert summary["validation_accuracy"] > 0.35  # chance is 0.10
+    assert summary["test"]["accuracy"] > 0.35
+    assert summary["test"]["scored_by"].startswith("golden model")
+    assert len(summary["test"]["mean_spikes_until_decision"]) == 3
+    history = json.loads((tmp_path / "metrics.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert (tmp_path / "metrics.csv").read_text().startswith("epoch,")
+    best = load_checkpoint(tmp_path / "best.npz")
+    assert best.binary and best.sizes == [784, 100, 10] and best.dataset == "mnist"
+
+
+def test_resume_equals_uninterrupted_bitwise(tmp_path: Path, data_dir: Path) -> None:
+    preset = _tiny(train_images=640, validation_images=200, epochs=3)
+    options = {"data_dir": str(data_dir), "progress": False, "test": False}
+    train(preset, RunOptions(out_dir=tmp_path / "whole", **options), log=lambda _: None)
+    train(preset.with_overrides(epochs=1), RunOptions(out_dir=tmp_path / "cut", **options), log=lambda _: None)
+    train(preset, RunOptions(out_dir=tmp_path / "cut", resume=True, **options), log=lambda _: None)
+    whole = load_checkpoint(tmp_path / "whole" / "checkpoint.npz")
+    resumed = load_checkpoint(tmp_path / "cut" / "checkpoint.npz")
+    assert resumed.epoch == whole.epoch == 3
+    for a, b in zip(whole.weights, resumed.weights, strict=True):
+        assert a.tobytes() == b.tobytes()
+    assert whole.alphas == resumed.alphas
+    strip = ("train_seconds", "synaptic_events_per_second")
+    assert [{k: v for k, v in row.items() if k not in strip} for row in whole.metrics] == [
+        {k: v for k, v in row.items() if k not in strip} for row in resumed.metrics
+    ]
+
+
+def test_real_weight_mode_trains(tmp_path: Path, data_dir: Path) -> None:
+    preset = _tiny(train_images=300, validation_images=100, epochs=1)
+    options = RunOptions(out_dir=tmp_path, data_dir=str(data_dir), binary=False, progress=False, test=False)
+    train(preset, options, log=lambda _: None)
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert not checkpoint.binary and checkpoint.alphas == list(preset.alphas)
+
+
+def test_epoch_batches_are_a_seeded_permutation() -> None:
+    counts = np.random.default_rng(1).integers(0, 300, size=1000)
+    batches = epoch_batches(7, 3, counts, 32)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    assert all(np.array_equal(a, b) for a, b in zip(batches, epoch_batches(7, 3, counts, 32), strict=True))
+    assert not np.array_equal(np.concatenate(batches), np.concatenate(epoch_batches(7, 4, counts, 32)))
+
+
+# ---------------------------------------------------------------- errors and CLI
+
+
+def test_nan_is_reported_clearly() -> None:
+    with pytest.raises(Bs4nnError, match="NaN/inf"):
+        check_finite([np.array([1.0, np.nan])], [1.0], "epoch 1, batch 0", np)
+    with pytest.raises(Bs4nnError, match="alpha"):
+        check_finite([np.zeros(2)], [float("inf")], "epoch 1, batch 0", np)
+
+
+def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        code = bs4nn_main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_reports_a_silent_network(tmp_path: Path, capsys) -> None:
+    code, _, err = _cli(["train", "--preset", "tiny", "--out", str(tmp_path), "--thetas", "1e6", "1e6"], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and "silent network" in err and "Traceback" not in err
+
+
+def test_cli_reports_diverging_weights(tmp_path: Path, capsys) -> None:
+    argv = ["train", "--preset", "tiny", "--out", str(tmp_path), "--eta", "1e38", "--quiet", "--train-images", "200"]
+    code, _, err = _cli(argv, capsys)
+    assert code == 2 and "NaN/inf" in err and err.count("\n") == 1
+
+
+def test_cli_help_and_bad_arguments(tmp_path: Path, capsys) -> None:
+    code, out, _ = _cli(["train", "--help"], capsys)
+    assert code == 0 and "--resume" in out and "validation" in out
+    code, _, err = _cli(["train", "--preset", "nope"], capsys)
+    assert code == 2 and "invalid choice" in err
+    code, _, err = _cli(["train", "--preset", "tiny", "--out", str(tmp_path), "--train-images", "59000"], capsys)
+    assert code == 2 and "at most 55000 training images" in err and err.count("\n") == 1
+    code, _, err = _cli(["train", "--preset", "tiny", "--thetas", "5"], capsys)
+    assert code == 2 and "--thetas needs 2 values" in err
+
+
+def test_presets_are_consistent() -> None:
+    for preset in PRESETS.values():
+        assert len(preset.thetas) == len(preset.sizes) - 1
+    assert get_preset("mnist-paper").thetas == (100.0, 100.0)
+    with pytest.raises(Bs4nnError, match="unknown preset"):
+        get_preset("nope")
