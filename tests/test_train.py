@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_layer_backward_hand_computed() -> None:
 
 def _reference_gradients(in_times, labels, weights, alphas, thetas, gamma):
     """Loop-by-loop transcription of eqs. (5)-(16) for a single sample at a time."""
-    times, counts = forward(in_times, weights, alphas, thetas, TMAX)
+    times, _ = forward(in_times, weights, alphas, thetas, TMAX)
     grads = [np.zeros(w.shape) for w in weights]
     alpha_grads = [0.0] * len(weights)
     for b in range(in_times.shape[0]):
@@ -116,7 +117,7 @@ def _reference_gradients(in_times, labels, weights, alphas, thetas, gamma):
 def test_batch_gradients_equal_the_formulas(seed: int, n_hidden: tuple[int, ...]) -> None:
     rng = np.random.default_rng(seed)
     sizes = (12, *n_hidden, 3)
-    weights = [rng.uniform(-1, 2, size=(o, i)).astype(np.float32) for i, o in zip(sizes[:-1], sizes[1:], strict=True)]
+    weights = [rng.uniform(-1, 2, size=(o, i)).astype(np.float32) for i, o in itertools.pairwise(sizes)]
     alphas = [1.0] * (len(sizes) - 1)
     thetas = [3.0] * (len(sizes) - 1)
     images = rng.integers(0, 256, size=(6, 12)) * (rng.random((6, 12)) < 0.7)
@@ -141,7 +142,7 @@ def test_normalise_rows_keeps_zero_rows() -> None:
 @given(seed=st.integers(0, 2**31 - 1), alpha=st.floats(0.3, 7.0), theta=st.floats(1.0, 40.0))
 def test_trainer_spike_times_equal_golden_model(seed: int, alpha: float, theta: float) -> None:
     rng = np.random.default_rng(seed)
-    weights = [rng.normal(0.2, 1, size=(30, 64)).astype(np.float32), rng.normal(0.2, 1, size=(5, 30)).astype(np.float32)]
+    weights = [rng.normal(0.2, 1, size=shape).astype(np.float32) for shape in ((30, 64), (5, 30))]
     alphas = [float(quantize_alpha(alpha)), float(quantize_alpha(alpha * 1.7))]
     thetas = [theta, theta / 2]
     images = rng.integers(0, 256, size=(40, 64)) * (rng.random((40, 64)) < 0.5)

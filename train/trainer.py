@@ -40,7 +40,7 @@ import numpy as np
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text
-from bs4nn.sim.semantics import Array, decide, encode_images, layer_spike_times, sorted_spikes, threshold_count
+from bs4nn.sim.semantics import Array, decide, encode_images, layer_spike_times, threshold_count
 from bs4nn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from bs4nn.train.presets import Preset
 
