@@ -29,7 +29,7 @@ from amaranth import Elaboratable, Module
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import MemoryLayout, counter_bits
 from bs4nn.fileio import atomic_directory, atomic_write_text, sha256_path
-from bs4nn.firmware.board import BoardTop
+from bs4nn.firmware.board import BYTE_VALUES, BoardTop
 from bs4nn.sim.golden import IntegerNetwork
 
 DEFAULT_BAUD = 115_200
@@ -104,26 +104,28 @@ class PlatformTop(Elaboratable):
 
 
 def estimate(network: IntegerNetwork, lanes: int, spec: BoardSpec) -> dict[str, Any]:
-    """Memory the core and the board buffers need, in bits and (rounded up) block RAMs."""
-    weight_bits = 0
-    counter_memory_bits = 0
-    rams = 0
-    for layer in network.layers:
+    """Memory the core and the board buffers need, in bits and (a lower bound of) block RAMs.
+
+    Each memory is counted as ``ceil(bits / block bits)`` blocks; the tools may need more where a
+    memory's width does not match a block's aspect ratios.
+    """
+    memories: dict[str, int] = {}
+    for index, layer in enumerate(network.layers):
         layout = MemoryLayout(layer.fan_in, layer.fan_out, lanes)
-        bits = layout.depth * layout.width
-        weight_bits += bits
-        rams += -(-bits // spec.block_ram_bits)
-        state_bits = layout.words_per_row * lanes * (counter_bits(layer.fan_in, layer.threshold_count) + 1)
-        counter_memory_bits += state_bits
-        rams += -(-state_bits // spec.block_ram_bits)
+        memories[f"layer{index}_weights"] = layout.depth * layout.width
+        counter_width = counter_bits(layer.fan_in, layer.threshold_count) + 1  # + fired flag
+        memories[f"layer{index}_counters"] = layout.words_per_row * lanes * counter_width
     n_in = network.layers[0].fan_in
     time_width = network.tmax.bit_length()
-    buffer_bits = n_in * time_width + n_in * (max(1, (n_in - 1).bit_length()) + time_width)
-    rams += 3  # pixel times, event buffer, pixel-coding ROM (at least one block each)
+    pixel_width = max(1, (n_in - 1).bit_length())
+    memories["pixel_times"] = n_in * time_width
+    memories["event_buffer"] = n_in * (pixel_width + time_width)
+    memories["histogram"] = network.tmax * n_in.bit_length()
+    memories["pixel_code_rom"] = BYTE_VALUES * (time_width + 1)
+    rams = sum(-(-bits // spec.block_ram_bits) for bits in memories.values())
     return {
-        "weight_bits": weight_bits,
-        "counter_memory_bits": counter_memory_bits,
-        "board_buffer_bits": buffer_bits,
+        "memory_bits": memories,
+        "weight_bits": sum(bits for name, bits in memories.items() if name.endswith("_weights")),
         "block_rams_needed_at_least": rams,
         "block_rams_available": spec.block_rams,
         "fits": rams <= spec.block_rams,
