@@ -18,6 +18,8 @@ from bs4nn.train.cli import add_data_dir
 DEFAULT_LANES = 8
 FALLBACK_SIZES = [784, 600, 10]
 FALLBACK_THRESHOLDS = [20, 5]
+SIMULATED_DIVISOR = 4  # clock cycles per UART bit in the simulated board: the fastest it allows
+SIMULATED_TIMEOUT_S = 3600.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +58,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "times and counters).",
     )
     run.add_argument("images", nargs="*", metavar="IMAGES.npy", help="image files (uint8 arrays)")
-    run.add_argument("--port", required=True, help="serial port (/dev/ttyUSB0, COM3) or a pyserial URL")
+    where = run.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", help="serial port (/dev/ttyUSB0, COM3) or a pyserial URL")
+    where.add_argument(
+        "--simulate",
+        action="store_true",
+        help="no board: talk to the board top simulated in Amaranth's simulator behind a pseudo-terminal "
+        "(same driver, same frames; slow: seconds to minutes per image)",
+    )
+    run.add_argument("--lanes", type=int, default=DEFAULT_LANES, help="lanes of the simulated core (with --simulate)")
     run.add_argument("--manifest", required=True, metavar="DIR", help="bit-model folder the bitstream was built from")
     run.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default: {DEFAULT_BAUD})")
     run.add_argument("--dataset", help="also send images of this dataset (mnist, fashion-mnist)")
@@ -133,16 +143,31 @@ def _load_images(args: argparse.Namespace, n_in: int) -> np.ndarray:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bs4nn.firmware.host import BoardLink, BoardShape
+    from bs4nn.firmware.host import BoardShape
 
     network = load_bit_model(args.manifest).network
     n_in = network.layers[0].fan_in
     images = _load_images(args, n_in)
     shape = BoardShape(n_in, network.layers[-1].fan_out, network.tmax, network.imax)
     golden = run_golden_images(network, images) if args.check else None
+    if args.simulate:
+        from bs4nn.firmware.board import BoardTop
+        from bs4nn.firmware.loopback import run_with_host
+
+        board = BoardTop(network, divisor=SIMULATED_DIVISOR, lanes=args.lanes)
+        mismatches, _ = run_with_host(board, lambda path: _talk(args, path, shape, images, golden, SIMULATED_TIMEOUT_S))
+    else:
+        mismatches = _talk(args, args.port, shape, images, golden, args.timeout)
+    return 1 if mismatches else 0
+
+
+def _talk(args: argparse.Namespace, port: str, shape, images: np.ndarray, golden, timeout_s: float) -> int:
+    """Send every image, print the answers; return how many differ from the golden model."""
+    from bs4nn.firmware.host import BoardLink
+
     mismatches = 0
     started = time.monotonic()
-    with BoardLink.open(args.port, shape, baud=args.baud, timeout_s=args.timeout) as link:
+    with BoardLink.open(port, shape, baud=args.baud, timeout_s=timeout_s) as link:
         for index, pixels in enumerate(images):
             result = link.classify_events(pixels) if args.events else link.classify(pixels)
             line = {"image": index, "decision": result.decision, "decision_time": result.decision_time}
@@ -165,4 +190,4 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{len(images)} images in {seconds:.2f} s ({len(images) / seconds:.1f} images/s over the link)")
         if golden is not None:
             print(f"golden-model agreement: {len(images) - mismatches}/{len(images)} images")
-    return 1 if mismatches else 0
+    return mismatches

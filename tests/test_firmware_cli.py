@@ -46,6 +46,13 @@ def test_bs4nn_run_talks_to_the_simulated_board(tmp_path: Path) -> None:
     assert all(line["matches_golden"] for line in lines)
 
 
+def test_bs4nn_run_simulate_needs_no_board(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    manifest = write_bit_model(tiny_network(), tmp_path / "model")
+    np.save(tmp_path / "images.npy", np.random.default_rng(8).integers(0, 256, size=(2, 20), dtype=np.uint8))
+    assert main(["run", "--simulate", "--manifest", str(manifest), str(tmp_path / "images.npy"), "--check"]) == 0
+    assert "golden-model agreement: 2/2 images" in capsys.readouterr().out
+
+
 def test_run_without_images_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     manifest = write_bit_model(tiny_network(), tmp_path / "model")
     assert main(["run", "--port", "loop://", "--manifest", str(manifest)]) == 2
