@@ -175,3 +175,21 @@ def test_a_frame_sent_while_the_board_is_busy_is_ignored() -> None:
     assert [frame.frame_type for frame in frames] == [FrameType.RESULT]
     assert frames[0].payload[0] == golden.decision[0]
     assert_result_is_golden(third, golden, 2)
+
+
+@pytest.mark.slow
+def test_full_size_784_600_10_board_on_mnist(mnist_test) -> None:
+    """The full-size network through the whole simulated board (~10 s an image)."""
+    images, _ = mnist_test
+    images = images[:6]
+    network = random_network([784, 600, 10], [20, 5], seed=1)
+    golden = run_golden_images(network, images)
+
+    def host(path: str):
+        with BoardLink.open(path, shape_of(network), timeout_s=HOST_TIMEOUT_S) as link:
+            send = (link.classify, link.classify_events)  # alternate IMAGE and EVENTS frames
+            return [send[index % 2](row) for index, row in enumerate(images)]
+
+    results, _ = run_with_host(BoardTop(network, divisor=DIVISOR, lanes=LANES), host)
+    for row, result in enumerate(results):
+        assert_result_is_golden(result, golden, row)
