@@ -66,7 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="no board: talk to the board top simulated in Amaranth's simulator behind a pseudo-terminal "
         "(same driver, same frames; slow: seconds to minutes per image)",
     )
-    run.add_argument("--lanes", type=int, default=DEFAULT_LANES, help="lanes of the simulated core (with --simulate)")
+    run.add_argument(
+        "--lanes", type=int, default=DEFAULT_LANES, help="lanes of the bitstream's core (for --upload, --simulate)"
+    )
     run.add_argument("--manifest", required=True, metavar="DIR", help="bit-model folder the bitstream was built from")
     run.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default: {DEFAULT_BAUD})")
     run.add_argument("--dataset", help="also send images of this dataset (mnist, fashion-mnist)")
@@ -74,6 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--count", type=int, default=10, help="dataset images to send (default: 10)")
     run.add_argument("--events", action="store_true", help="code the spikes on the host and send EVENTS frames")
     run.add_argument("--check", action="store_true", help="compare every answer with the golden model")
+    run.add_argument(
+        "--upload",
+        action="store_true",
+        help="first write the manifest's sign bits into the board's weight memories (WEIGHT frames): a new "
+        "model of the same sizes and thresholds without a new bitstream",
+    )
     run.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply (default: 5)")
     run.add_argument("--json", action="store_true", help="print the answers as JSON lines")
     add_data_dir(run)
@@ -143,31 +151,33 @@ def _load_images(args: argparse.Namespace, n_in: int) -> np.ndarray:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bs4nn.firmware.host import BoardShape
-
     network = load_bit_model(args.manifest).network
-    n_in = network.layers[0].fan_in
-    images = _load_images(args, n_in)
-    shape = BoardShape(n_in, network.layers[-1].fan_out, network.tmax, network.imax)
+    images = _load_images(args, network.layers[0].fan_in)
     golden = run_golden_images(network, images) if args.check else None
     if args.simulate:
         from bs4nn.firmware.board import BoardTop
         from bs4nn.firmware.loopback import run_with_host
 
         board = BoardTop(network, divisor=SIMULATED_DIVISOR, lanes=args.lanes)
-        mismatches, _ = run_with_host(board, lambda path: _talk(args, path, shape, images, golden, SIMULATED_TIMEOUT_S))
+        simulated = run_with_host(board, lambda path: _talk(args, path, network, images, golden, SIMULATED_TIMEOUT_S))
+        mismatches = simulated[0]
     else:
-        mismatches = _talk(args, args.port, shape, images, golden, args.timeout)
+        mismatches = _talk(args, args.port, network, images, golden, args.timeout)
     return 1 if mismatches else 0
 
 
-def _talk(args: argparse.Namespace, port: str, shape, images: np.ndarray, golden, timeout_s: float) -> int:
+def _talk(args: argparse.Namespace, port: str, network: IntegerNetwork, images: np.ndarray, golden, timeout_s: float):
     """Send every image, print the answers; return how many differ from the golden model."""
-    from bs4nn.firmware.host import BoardLink
+    from bs4nn.firmware.host import BoardLink, BoardShape
 
+    shape = BoardShape(network.layers[0].fan_in, network.layers[-1].fan_out, network.tmax, network.imax)
     mismatches = 0
     started = time.monotonic()
     with BoardLink.open(port, shape, baud=args.baud, timeout_s=timeout_s) as link:
+        if args.upload:
+            words = link.upload_signs(network, args.lanes, progress=not args.json)
+            if not args.json:
+                print(f"uploaded {words} weight words ({args.lanes} lanes)")
         for index, pixels in enumerate(images):
             result = link.classify_events(pixels) if args.events else link.classify(pixels)
             line = {"image": index, "decision": result.decision, "decision_time": result.decision_time}

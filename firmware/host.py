@@ -13,6 +13,7 @@ import numpy as np
 import serial
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.export.layout import weight_memory_words
 from bs4nn.firmware.protocol import (
     BoardResult,
     ErrorCode,
@@ -24,6 +25,7 @@ from bs4nn.firmware.protocol import (
     image_frame,
     weight_frame,
 )
+from bs4nn.sim.golden import IntegerNetwork
 from bs4nn.sim.semantics import encode_images
 
 DEFAULT_BAUD = 115_200
@@ -118,3 +120,19 @@ class BoardLink:
         reply = self.exchange(weight_frame(layer, address, word, lanes))
         if reply.frame_type != FrameType.ACK:
             raise Bs4nnError(f"expected an ack frame, got type 0x{reply.frame_type:02x}")
+
+    def upload_signs(self, network: IntegerNetwork, lanes: int, progress: bool = False) -> int:
+        """Write every weight-memory word of ``network`` (the board keeps its thresholds); return the count.
+
+        The board's network must have the same sizes; thresholds are part of the bitstream.
+        """
+        from tqdm import tqdm
+
+        words = [weight_memory_words(layer.signs, lanes) for layer in network.layers]
+        total = sum(len(layer_words) for layer_words in words)
+        with tqdm(total=total, desc="weights", unit="word", disable=not progress) as bar:
+            for index, layer_words in enumerate(words):
+                for address, word in enumerate(layer_words):
+                    self.write_weight(index, address, int(word), lanes)
+                    bar.update(1)
+        return total

@@ -53,6 +53,27 @@ def test_bs4nn_run_simulate_needs_no_board(tmp_path: Path, capsys: pytest.Captur
     assert "golden-model agreement: 2/2 images" in capsys.readouterr().out
 
 
+def test_bs4nn_run_upload_replaces_the_model_on_the_board(tmp_path: Path) -> None:
+    """Board built for one network; ``--upload`` writes another's signs; answers follow the new one."""
+    built_for = tiny_network()
+    rng = np.random.default_rng(12)
+    new_layers = tuple(
+        IntegerLayer(rng.integers(0, 2, size=layer.signs.shape, dtype=np.uint8), layer.threshold_count)
+        for layer in built_for.layers
+    )
+    manifest = write_bit_model(IntegerNetwork(new_layers, tmax=8, imax=255), tmp_path / "new_model")
+    np.save(tmp_path / "images.npy", rng.integers(0, 256, size=(3, 20), dtype=np.uint8))
+
+    def host(path: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "bs4nn.cli", "run", "--port", path, "--manifest", str(manifest), "--upload"]
+        command += [str(tmp_path / "images.npy"), "--check", "--timeout", "120"]
+        return subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
+
+    done, _ = run_with_host(BoardTop(built_for, divisor=4, lanes=LANES), host)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "uploaded 24 weight words" in done.stdout and "agreement: 3/3" in done.stdout
+
+
 def test_run_without_images_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     manifest = write_bit_model(tiny_network(), tmp_path / "model")
     assert main(["run", "--port", "loop://", "--manifest", str(manifest)]) == 2
