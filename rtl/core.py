@@ -187,9 +187,10 @@ class LayerMemories(wiring.Component):
     """One layer's weight memory (sign rows, ``lanes`` bits a word) and counter memory.
 
     Weight memory: one read port (the integrating event's row) and one write port (run-time
-    model loading).  Counter memory: ``words`` words of ``lanes`` (counter, fired) pairs, one
-    synchronous read port and one write port; the controller never reads a word in the cycle
-    it writes it, so no transparency is needed.
+    model loading, only between images) sharing one address, so it maps to single-port RAM.
+    Counter memory: ``words`` words of ``lanes`` (counter, fired) pairs, one synchronous read
+    port and one write port; the controller never reads a word in the cycle it writes it, so
+    no transparency is needed.
     """
 
     def __init__(self, params: LayerParams, weight_words: Sequence[int]):
@@ -222,11 +223,14 @@ class LayerMemories(wiring.Component):
         )
         weight_write = weights.write_port()
         weight_read = weights.read_port()
+        # one shared address: a single-port RAM (iCE40 UltraPlus SPRAM) can hold the weights
+        weight_addr = Signal.like(self.weight_read_addr)
         m.d.comb += [
-            weight_read.addr.eq(self.weight_read_addr),
+            weight_addr.eq(Mux(self.weight_write_en, self.weight_write_addr, self.weight_read_addr)),
+            weight_read.addr.eq(weight_addr),
             self.weight_read_data.eq(weight_read.data),
             weight_write.en.eq(self.weight_write_en),
-            weight_write.addr.eq(self.weight_write_addr),
+            weight_write.addr.eq(weight_addr),
             weight_write.data.eq(self.weight_write_data),
         ]
         m.submodules.state = state = Memory(shape=params.state_layout, depth=params.words, init=[])
