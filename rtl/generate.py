@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from amaranth import Cat, Elaboratable, Module, Signal
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.rtl.core import Bs4nnCore
@@ -70,16 +70,21 @@ def _core(network: IntegerNetwork, lanes: int) -> Bs4nnCore:
         raise Bs4nnError(str(error)) from error
 
 
-def generate_verilog(network: IntegerNetwork, lanes: int, name: str = TOP, *, harness: bool = False) -> str:
+def generate_verilog(
+    network: IntegerNetwork, lanes: int, name: str = TOP, *, harness: bool = False, rtlil_format: bool = False
+) -> str:
     """Verilog of a core for ``network`` with ``lanes`` counters updated per cycle.
 
-    ``harness`` wraps it in :class:`PinHarness` (ports ``serial_in``, ``parity_out``) for timing.
+    ``harness`` wraps it in :class:`PinHarness` (ports ``serial_in``, ``parity_out``) for timing;
+    ``rtlil_format`` gives Yosys's RTLIL instead, which Yosys reads in a second where its Verilog
+    front end takes many minutes over the big weight memories' ``initial`` blocks.
     """
     core = _core(network, lanes)
+    backend = rtlil if rtlil_format else verilog
     if harness:
         top = PinHarness(core)
-        return verilog.convert(top, name=name, ports=[top.serial_in, top.parity_out], emit_src=False)
-    return verilog.convert(core, name=name, emit_src=False)
+        return backend.convert(top, name=name, ports=[top.serial_in, top.parity_out], emit_src=False)
+    return backend.convert(core, name=name, emit_src=False)
 
 
 @dataclass
@@ -112,14 +117,21 @@ def _run(command: list[str], cwd: Path, what: str) -> str:
 
 
 def synthesize_ice40(
-    verilog_text: str, lanes: int, *, spram: bool = False, place_device: str | None = None, top: str = TOP
+    design_text: str,
+    lanes: int,
+    *,
+    rtlil_format: bool = False,
+    spram: bool = False,
+    place_device: str | None = None,
+    top: str = TOP,
 ) -> SynthesisReport:
-    """Run ``synth_ice40`` on the Verilog; optionally place and route on ``place_device`` (e.g. up5k)."""
+    """Run ``synth_ice40`` on Verilog (or RTLIL); optionally place and route on ``place_device`` (e.g. up5k)."""
     with tempfile.TemporaryDirectory(prefix="bs4nn-synth-") as folder:
         work = Path(folder)
-        (work / "core.v").write_text(verilog_text)
+        source, reader = ("core.il", "read_rtlil") if rtlil_format else ("core.v", "read_verilog")
+        (work / source).write_text(design_text)
         options = " -spram" if spram else ""
-        script = f"read_verilog core.v; synth_ice40 -top {top}{options} -json core.json; tee -q -o stat.json stat -json"
+        script = f"{reader} {source}; synth_ice40 -top {top}{options} -json core.json; tee -q -o stat.json stat -json"
         log = _run([YOSYS, "-p", script], work, "yosys synth_ice40")
         stat = json.loads((work / "stat.json").read_text())
         cells = stat["design"]["num_cells_by_type"]
