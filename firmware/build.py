@@ -200,8 +200,11 @@ def build_bitstream(
         script = "build_" + TOP_NAME + ".sh"
         done = subprocess.run(["sh", script], cwd=build_dir, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-15:]
-            raise Bs4nnError(f"{board} build failed (see the tool log in {build_dir}):\n" + "\n".join(tail))
+            kept = out_dir.with_name(out_dir.name + ".failed")  # OUT itself is left as it was
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(build_dir, kept)
+            tail = (done.stderr or done.stdout).strip().splitlines()[-15:] or [f"exit status {done.returncode}"]
+            raise Bs4nnError(f"{board} build failed (tool logs kept in {kept}):\n" + "\n".join(tail))
         bitstream_name = TOP_NAME + (".bin" if spec.family == "ice40" else ".bit")
         shutil.copy2(build_dir / bitstream_name, tmp / bitstream_name)
         report = {
