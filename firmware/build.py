@@ -203,8 +203,8 @@ def build_bitstream(
             kept = out_dir.with_name(out_dir.name + ".failed")  # OUT itself is left as it was
             shutil.rmtree(kept, ignore_errors=True)
             shutil.copytree(build_dir, kept)
-            tail = (done.stderr or done.stdout).strip().splitlines()[-15:] or [f"exit status {done.returncode}"]
-            raise Bs4nnError(f"{board} build failed (tool logs kept in {kept}):\n" + "\n".join(tail))
+            lines = (done.stderr or done.stdout).strip().splitlines() or [f"exit status {done.returncode}"]
+            raise Bs4nnError(f"{board} build failed: {lines[-1].strip()} (tool logs kept in {kept})")
         bitstream_name = TOP_NAME + (".bin" if spec.family == "ice40" else ".bit")
         shutil.copy2(build_dir / bitstream_name, tmp / bitstream_name)
         report = {
