@@ -254,8 +254,11 @@ def _strobe(layout: data.Layout) -> wiring.Signature:
 class Bs4nnCore(wiring.Component):
     """The inference core; ports as documented in ``rtl/README.md``."""
 
-    def __init__(self, network: IntegerNetwork, lanes: int = 8):
+    def __init__(self, network: IntegerNetwork, lanes: int = 8, *, weight_init: bool = True):
+        """``weight_init=False``: empty weight memories, to be loaded through ``weights`` before
+        the first image (iCE40 UltraPlus SPRAM, the only RAM big enough there, has no init)."""
         self.network = network
+        self.weight_init = weight_init
         self.params = params = CoreParams.from_network(network, lanes)
         super().__init__(
             {
@@ -278,7 +281,7 @@ class Bs4nnCore(wiring.Component):
         max_words = max(layer.words for layer in layers)
         mems = []
         for index, (layer, integer_layer) in enumerate(zip(layers, self.network.layers, strict=True)):
-            words = weight_memory_words(integer_layer.signs, params.lanes)
+            words = weight_memory_words(integer_layer.signs, params.lanes) if self.weight_init else []
             mem = LayerMemories(layer, words)
             m.submodules[f"layer{index}"] = mem
             mems.append(mem)

@@ -63,23 +63,30 @@ class PinHarness(Elaboratable):
         return m
 
 
-def _core(network: IntegerNetwork, lanes: int) -> Bs4nnCore:
+def _core(network: IntegerNetwork, lanes: int, weight_init: bool) -> Bs4nnCore:
     try:
-        return Bs4nnCore(network, lanes)
+        return Bs4nnCore(network, lanes, weight_init=weight_init)
     except ValueError as error:
         raise Bs4nnError(str(error)) from error
 
 
 def generate_verilog(
-    network: IntegerNetwork, lanes: int, name: str = TOP, *, harness: bool = False, rtlil_format: bool = False
+    network: IntegerNetwork,
+    lanes: int,
+    name: str = TOP,
+    *,
+    harness: bool = False,
+    rtlil_format: bool = False,
+    weight_init: bool = True,
 ) -> str:
     """Verilog of a core for ``network`` with ``lanes`` counters updated per cycle.
 
     ``harness`` wraps it in :class:`PinHarness` (ports ``serial_in``, ``parity_out``) for timing;
     ``rtlil_format`` gives Yosys's RTLIL instead, which Yosys reads in a second where its Verilog
-    front end takes many minutes over the big weight memories' ``initial`` blocks.
+    front end takes many minutes over the big weight memories' ``initial`` blocks;
+    ``weight_init=False`` leaves the weight memories empty (loaded at run time).
     """
-    core = _core(network, lanes)
+    core = _core(network, lanes, weight_init)
     backend = rtlil if rtlil_format else verilog
     if harness:
         top = PinHarness(core)
