@@ -89,8 +89,12 @@ class BoardTop(wiring.Component):
         lanes: int = 8,
         early_exit: bool = False,
         timeout_cycles: int | None = None,
+        weight_init: bool = True,
     ) -> None:
+        """``weight_init=False``: the core's weight memories start empty (iCE40 SPRAM has no
+        initial contents); the host loads them with ``WEIGHT`` frames (``bs4nn run --upload``)."""
         self.network = network
+        self.weight_init = weight_init
         self.divisor = divisor
         self.lanes = lanes
         self.early_exit = early_exit
@@ -100,7 +104,7 @@ class BoardTop(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         network = self.network
-        m.submodules.core = core = Bs4nnCore(network, self.lanes)
+        m.submodules.core = core = Bs4nnCore(network, self.lanes, weight_init=self.weight_init)
         params = core.params
         n_in, n_out, tmax = params.n_in, params.n_out, network.tmax
         time_bits, pixel_bits = params.time_bits, params.pixel_bits

@@ -36,6 +36,7 @@ DEFAULT_BAUD = 115_200
 TOP_NAME = "bs4nn_board"
 BITS_PER_KBIT = 1024
 NEXTPNR_REPORT = "nextpnr_report.json"
+SPRAM_DEPTH, SPRAM_WIDTH, SPRAMS = 16 * 1024, 16, 4  # iCE40UP5K: 4 x SB_SPRAM256KA (16k x 16)
 YOSYS_STAT = "yosys_stat.json"
 
 
@@ -88,14 +89,15 @@ def tool_environment(spec: BoardSpec) -> dict[str, str]:
 class PlatformTop(Elaboratable):
     """The board top on real pins: ``uart`` rx/tx and the first LED (lit while an image runs)."""
 
-    def __init__(self, network: IntegerNetwork, lanes: int, baud: int, early_exit: bool) -> None:
+    def __init__(self, network: IntegerNetwork, lanes: int, baud: int, early_exit: bool, weight_init: bool) -> None:
         self.network, self.lanes, self.baud, self.early_exit = network, lanes, baud, early_exit
+        self.weight_init = weight_init
 
     def elaborate(self, platform) -> Module:
         m = Module()
         divisor = round(platform.default_clk_frequency / self.baud)
         m.submodules.board = board = BoardTop(
-            self.network, divisor=divisor, lanes=self.lanes, early_exit=self.early_exit
+            self.network, divisor=divisor, lanes=self.lanes, early_exit=self.early_exit, weight_init=self.weight_init
         )
         uart = platform.request("uart", 0)
         led = platform.request("led", 0)
@@ -103,11 +105,13 @@ class PlatformTop(Elaboratable):
         return m
 
 
-def estimate(network: IntegerNetwork, lanes: int, spec: BoardSpec) -> dict[str, Any]:
+def estimate(network: IntegerNetwork, lanes: int, spec: BoardSpec, spram: bool = False) -> dict[str, Any]:
     """Memory the core and the board buffers need, in bits and (a lower bound of) block RAMs.
 
     Each memory is counted as ``ceil(bits / block bits)`` blocks; the tools may need more where a
-    memory's width does not match a block's aspect ratios.
+    memory's width does not match a block's aspect ratios.  With ``spram`` (iCE40 UltraPlus) the
+    weight memories (single-port in the core) go to the 16k x 16 SPRAMs instead; SPRAM has no
+    initial contents, so such a bitstream starts with empty weights (``bs4nn run --upload``).
     """
     memories: dict[str, int] = {}
     for index, layer in enumerate(network.layers):
@@ -122,14 +126,23 @@ def estimate(network: IntegerNetwork, lanes: int, spec: BoardSpec) -> dict[str, 
     memories["event_buffer"] = n_in * (pixel_width + time_width)
     memories["histogram"] = network.tmax * n_in.bit_length()
     memories["pixel_code_rom"] = BYTE_VALUES * (time_width + 1)
-    rams = sum(-(-bits // spec.block_ram_bits) for bits in memories.values())
-    return {
+    in_spram = {name for name in memories if spram and name.endswith("_weights")}
+    rams = sum(-(-bits // spec.block_ram_bits) for name, bits in memories.items() if name not in in_spram)
+    sprams = 0
+    for index, layer in enumerate(network.layers):
+        if f"layer{index}_weights" in in_spram:
+            layout = MemoryLayout(layer.fan_in, layer.fan_out, lanes)
+            sprams += -(-layout.depth // SPRAM_DEPTH) * -(-layout.width // SPRAM_WIDTH)
+    result = {
         "memory_bits": memories,
         "weight_bits": sum(bits for name, bits in memories.items() if name.endswith("_weights")),
         "block_rams_needed_at_least": rams,
         "block_rams_available": spec.block_rams,
-        "fits": rams <= spec.block_rams,
+        "fits": rams <= spec.block_rams and sprams <= SPRAMS,
     }
+    if spram:
+        result.update({"sprams_needed": sprams, "sprams_available": SPRAMS})
+    return result
 
 
 def _parse_reports(build_dir: Path, spec: BoardSpec) -> dict[str, Any]:
@@ -172,17 +185,21 @@ def build_bitstream(
     early_exit: bool = False,
     model_info: dict[str, Any] | None = None,
     force: bool = False,
+    spram: bool = False,
 ) -> dict[str, Any]:
     """Synthesise, place and route the board top; write ``OUT/<top>.bin|bit`` and ``OUT/report.json``."""
     if board not in BOARDS:
         raise Bs4nnError(f"unknown board {board!r}; choose from {', '.join(sorted(BOARDS))}")
     spec = BOARDS[board]
-    estimated = estimate(network, lanes, spec)
+    if spram and spec.family != "ice40":
+        raise Bs4nnError("--spram is for iCE40 UltraPlus boards (icebreaker)")
+    estimated = estimate(network, lanes, spec, spram=spram)
     if not estimated["fits"] and not force:
         raise Bs4nnError(
             f"the network needs at least {estimated['block_rams_needed_at_least']} block RAMs, {board} has "
-            f"{spec.block_rams} (the core keeps weights in block RAM): use a smaller network, --board ulx3s-85f, "
-            "or --force to try anyway"
+            f"{spec.block_rams}"
+            + ("" if spram else " (weights in block RAM; --spram moves them to SPRAM)")
+            + ": use a smaller network, --board ulx3s-85f, or --force to try anyway"
         )
     env = tool_environment(spec)
     platform = spec.platform()
@@ -191,9 +208,10 @@ def build_bitstream(
     with atomic_directory(out_dir) as tmp:
         build_dir = tmp / "build"
         plan = platform.prepare(
-            PlatformTop(network, lanes, baud, early_exit),
+            PlatformTop(network, lanes, baud, early_exit, weight_init=not spram),
             name=TOP_NAME,
             script_after_synth=f"tee -q -o {YOSYS_STAT} stat -json",
+            synth_opts="-spram" if spram else "",
             nextpnr_opts=["--report", NEXTPNR_REPORT],
         )
         plan.extract(build_dir)
@@ -215,6 +233,7 @@ def build_bitstream(
             "baud": baud,
             "lanes": lanes,
             "early_exit": early_exit,
+            "spram": spram,
             "network": {"sizes": network.sizes, "tmax": network.tmax, "imax": network.imax},
             "model": model_info or {},
             "measured": _parse_reports(build_dir, spec),

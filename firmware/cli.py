@@ -47,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default: {DEFAULT_BAUD})")
     build.add_argument("--early-exit", action="store_true", help="stop each image at the first output spike")
     build.add_argument("--force", action="store_true", help="build even if the memory estimate says it will not fit")
+    build.add_argument(
+        "--spram",
+        action="store_true",
+        help="iCE40 UltraPlus: weight memories in SPRAM (1 Mbit: the full 784-600-10 net fits, at 16 lanes); "
+        "SPRAM has no initial contents, so load the weights with 'bs4nn run --upload' after programming",
+    )
     build.set_defaults(handler=_build)
 
     run = subparsers.add_parser(
@@ -120,11 +126,15 @@ def _build(args: argparse.Namespace) -> int:
         early_exit=args.early_exit,
         model_info=info,
         force=args.force,
+        spram=args.spram,
     )
     measured = report["measured"]
     yosys = measured.get("yosys", {})
     print(f"bitstream: {Path(args.out) / report['bitstream']['file']}  ({report['build_seconds']} s)")
-    print(f"yosys: {yosys.get('luts')} LUTs, {yosys.get('flip_flops')} FFs, {yosys.get('block_rams')} block RAMs")
+    print(
+        f"yosys: {yosys.get('luts')} LUTs, {yosys.get('flip_flops')} FFs, {yosys.get('block_rams')} block RAMs, "
+        f"{yosys.get('spram')} SPRAMs"
+    )
     for clock, fmax in measured.get("fmax_mhz", {}).items():
         print(f"nextpnr Fmax {clock}: {fmax['achieved']:.1f} MHz (constraint {fmax['constraint']:.1f} MHz)")
     return 0

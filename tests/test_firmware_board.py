@@ -193,3 +193,22 @@ def test_full_size_784_600_10_board_on_mnist(mnist_test) -> None:
     results, _ = run_with_host(BoardTop(network, divisor=DIVISOR, lanes=LANES), host)
     for row, result in enumerate(results):
         assert_result_is_golden(result, golden, row)
+
+
+def test_board_without_initial_weights_works_after_an_upload() -> None:
+    """The SPRAM configuration: the bitstream holds no weights; the host uploads them first."""
+    network = tiny_network()
+    pixels = np.random.default_rng(9).integers(0, 256, size=(2, 20))
+    golden = run_golden_images(network, pixels)
+
+    def host(path: str):
+        with BoardLink.open(path, shape_of(network), timeout_s=HOST_TIMEOUT_S) as link:
+            before = link.classify(pixels[0])  # all weights 0 (= -1): no hidden neuron can fire
+            link.upload_signs(network, LANES)
+            return before, [link.classify(row) for row in pixels]
+
+    board = BoardTop(network, divisor=DIVISOR, lanes=LANES, weight_init=False)
+    (before, results), _ = run_with_host(board, host)
+    assert before.spike_times == (network.tmax,) * 3
+    for row, result in enumerate(results):
+        assert_result_is_golden(result, golden, row)
