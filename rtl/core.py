@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Assert, Assume
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -254,11 +255,24 @@ def _strobe(layout: data.Layout) -> wiring.Signature:
 class Bs4nnCore(wiring.Component):
     """The inference core; ports as documented in ``rtl/README.md``."""
 
-    def __init__(self, network: IntegerNetwork, lanes: int = 8, *, weight_init: bool = True):
+    def __init__(
+        self,
+        network: IntegerNetwork,
+        lanes: int = 8,
+        *,
+        weight_init: bool = True,
+        formal: bool = False,
+        assume_valid_input: bool = True,
+    ):
         """``weight_init=False``: empty weight memories, to be loaded through ``weights`` before
-        the first image (iCE40 UltraPlus SPRAM, the only RAM big enough there, has no init)."""
+        the first image.  ``formal=True`` adds the assertions of :mod:`bs4nn.rtl.formal` (a
+        neuron fires at most once per image, no counter wraps) and the input assumptions they
+        need (each pixel at most once per image, pixel indices in range; ``assume_valid_input=False``
+        drops them, to show the proof fails without them)."""
         self.network = network
         self.weight_init = weight_init
+        self.formal = formal
+        self.assume_valid_input = assume_valid_input
         self.params = params = CoreParams.from_network(network, lanes)
         super().__init__(
             {
@@ -325,6 +339,9 @@ class Bs4nnCore(wiring.Component):
 
         event = self.events.payload
         end_of_image = event.time >= tmax
+        # formal: which neurons fired / pixels arrived in this image (cleared with the counters)
+        fired_seen = [Signal(layer.fan_out, name=f"formal_fired{index}") for index, layer in enumerate(layers)]
+        pixel_seen = Signal(params.n_in, name="formal_pixels")
 
         # integration writeback (outside the FSM: it follows the read by one cycle)
         for index, (layer, mem) in enumerate(zip(layers, mems, strict=True)):
@@ -337,6 +354,9 @@ class Bs4nnCore(wiring.Component):
                         mem.state_write_data[lane].count.eq(Mux(sign, old.count + 1, old.count - 1)),
                         mem.state_write_data[lane].fired.eq(old.fired),
                     ]
+                    if self.formal:  # no counter wraps
+                        largest, smallest = (1 << (layer.counter_bits - 1)) - 1, -(1 << (layer.counter_bits - 1))
+                        m.d.comb += Assert(~(sign & (old.count == largest)) & ~(~sign & (old.count == smallest)))
 
         def start_integration(index: int, presynaptic) -> list:
             """Statements that launch the sweep of ``presynaptic``'s row into layer ``index``."""
@@ -377,6 +397,8 @@ class Bs4nnCore(wiring.Component):
                 for layer, mem in zip(layers, mems, strict=True):
                     with m.If(clear_word < layer.words):
                         m.d.comb += [mem.state_write_en.eq(1), mem.state_write_addr.eq(clear_word)]
+                if self.formal:
+                    m.d.sync += [pixel_seen.eq(0), *[seen.eq(0) for seen in fired_seen]]
                 m.d.sync += [
                     step.eq(0),
                     touched.eq(0),
@@ -405,6 +427,9 @@ class Bs4nnCore(wiring.Component):
                     with m.Else():
                         m.d.comb += self.events.ready.eq(1)
                         m.d.sync += [step.eq(event.time), started.eq(1), *start_integration(0, event.pixel)]
+                        if self.formal and self.assume_valid_input:  # a valid image: pixels in range, once
+                            m.d.comb += Assume((event.pixel < params.n_in) & ~pixel_seen.bit_select(event.pixel, 1))
+                            m.d.sync += pixel_seen.bit_select(event.pixel, 1).eq(1)
                         m.next = "INTEGRATE_0"
 
             for index, (layer, mem) in enumerate(zip(layers, mems, strict=True)):
@@ -454,6 +479,10 @@ class Bs4nnCore(wiring.Component):
                 with m.State(f"SCAN_EMIT_{index}"):
                     # one spike per cycle, lowest neuron first
                     m.d.comb += [self.spikes.valid.eq(1), self.spikes.payload.layer.eq(index)]
+                    if self.formal:  # a neuron fires at most once per image
+                        seen = fired_seen[index]
+                        m.d.comb += Assert((emitted_neuron < layer.fan_out) & ~seen.bit_select(emitted_neuron, 1))
+                        m.d.sync += seen.bit_select(emitted_neuron, 1).eq(1)
                     m.d.sync += pending.eq(pending & (pending - 1))
                     if index < last:
                         m.d.sync += start_integration(index + 1, emitted_neuron)
