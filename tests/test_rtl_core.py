@@ -72,7 +72,7 @@ def test_no_spike_and_empty_image_decide_by_largest_counter_lowest_index() -> No
     assert [(run.decision, run.decision_time, run.counts) for run in runs] == [(1, 8, [-2, 2, 2, 0]), (0, 8, [0] * 4)]
 
 
-@pytest.mark.parametrize("lanes", [1, 3, 8])
+@pytest.mark.parametrize("lanes", [1, 3, 8, 64])
 def test_a_layer_matches_the_golden_model(lanes: int) -> None:
     network = random_network([24, 13], [2], seed=lanes, tmax=12)
     times = np.random.default_rng(lanes).integers(0, 15, size=(5, 24))
