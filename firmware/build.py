@@ -37,6 +37,9 @@ TOP_NAME = "bs4nn_board"
 BITS_PER_KBIT = 1024
 NEXTPNR_REPORT = "nextpnr_report.json"
 SPRAM_DEPTH, SPRAM_WIDTH, SPRAMS = 16 * 1024, 16, 4  # iCE40UP5K: 4 x SB_SPRAM256KA (16k x 16)
+# Amaranth writes an all-zero $meminit even for a memory without initial contents, and Yosys never
+# maps an initialised memory to SPRAM: drop the (meaningless) inits of the core's layer memories.
+SPRAM_SCRIPT = f"delete {TOP_NAME}.board.core.layer*/t:$meminit_v2"
 YOSYS_STAT = "yosys_stat.json"
 
 
@@ -212,6 +215,7 @@ def build_bitstream(
             name=TOP_NAME,
             script_after_synth=f"tee -q -o {YOSYS_STAT} stat -json",
             synth_opts="-spram" if spram else "",
+            script_after_read=SPRAM_SCRIPT if spram else "",
             nextpnr_opts=["--report", NEXTPNR_REPORT],
         )
         plan.extract(build_dir)

@@ -123,3 +123,14 @@ def test_full_784_600_10_build_for_ulx3s_85f(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     (fmax,) = report["measured"]["fmax_mhz"].values()
     assert fmax["achieved"] > 25  # the ULX3S clock
+
+
+@pytest.mark.slow
+def test_spram_build_of_a_small_net(tmp_path: Path) -> None:
+    """--spram: the board starts without weights (loaded by 'bs4nn run --upload'); the build goes through."""
+    manifest = write_bit_model(tiny_network(), tmp_path / "model")
+    out = tmp_path / "bits"
+    assert main(["build", "--board", "icebreaker", "--spram", "--manifest", str(manifest), "-o", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["spram"] and report["estimated"]["sprams_needed"] >= 1
+    assert "-spram" in (out / "build" / "bs4nn_board.ys").read_text()
