@@ -27,6 +27,7 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from bs4nn.errors import Bs4nnError
 from bs4nn.firmware.frames import LENGTH_BITS, FrameParser, FrameSender
 from bs4nn.firmware.protocol import (
     BYTE_BITS,
@@ -93,6 +94,12 @@ class BoardTop(wiring.Component):
     ) -> None:
         """``weight_init=False``: the core's weight memories start empty (iCE40 SPRAM has no
         initial contents); the host loads them with ``WEIGHT`` frames (``bs4nn run --upload``)."""
+        n_in, n_out = network.layers[0].fan_in, network.layers[-1].fan_out
+        if n_out > BYTE_VALUES or EVENT_BYTES * n_in >= 1 << (BYTE_BITS * FIELD_BYTES):
+            raise Bs4nnError(
+                f"the UART protocol carries up to {BYTE_VALUES} classes and "
+                f"{((1 << (BYTE_BITS * FIELD_BYTES)) - 1) // EVENT_BYTES} inputs; this network has {n_out} and {n_in}"
+            )
         self.network = network
         self.weight_init = weight_init
         self.divisor = divisor
