@@ -176,6 +176,7 @@ def test_edge_cases_are_bit_exact(simulator, build_root, tmp_path):
             simulator=simulator,
             lanes=4,
             options=StreamOptions(seed=2, input_gap_probability=0.3, result_delay_probability=0.3),
+            quick_build=True,
             work_dir=tmp_path / f"run_{name.replace(' ', '_')}",
             build_root=build_root,
         )
@@ -277,7 +278,7 @@ def test_weights_loaded_at_run_time_are_bit_exact_and_a_wrong_one_is_caught(simu
     )
     images = _edge_images(np.random.default_rng(4))
     inputs = encode_images(images, built.tmax, built.imax)
-    common = {"simulator": simulator, "lanes": 4, "build_root": build_root, "images": images}
+    common = {"simulator": simulator, "lanes": 4, "build_root": build_root, "images": images, "quick_build": True}
     report = run_regression(manifest, inputs, load_network=other, work_dir=tmp_path / "loaded", **common)
     _assert_bit_exact(report)
     flipped = other.layers[1].signs.copy()
