@@ -50,6 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"counters updated per cycle = weight-memory word width, 1..{MAX_LANES} (default {DEFAULT_LANES})",
     )
     rtl.add_argument("--name", default=TOP, help=f"Verilog top module name (default {TOP})")
+    rtl.add_argument(
+        "--empty-weights",
+        action="store_true",
+        help="leave the weight memories empty: the board loads them through the weights__* port before use",
+    )
     rtl.set_defaults(handler=_generate)
     actions = rtl.add_subparsers(dest="rtl_command", metavar="ACTION")
     report = actions.add_parser(
@@ -65,7 +70,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument(
         "--lanes", type=_lanes, nargs="+", default=list(REPORT_LANES), help="lane counts (default 8 16 32)"
     )
-    report.add_argument("--spram", action="store_true", help="let Yosys map memories to UltraPlus SPRAM")
+    report.add_argument(
+        "--spram",
+        action="store_true",
+        help="pass -spram to synth_ice40 (Yosys 0.70 still maps the core's weight memories to EBR)",
+    )
     report.add_argument("--place", metavar="DEVICE", help="also run nextpnr-ice40 for this device (e.g. up5k, hx8k)")
     report.add_argument("--json", action="store_true", help="print the reports as JSON")
     report.set_defaults(handler=_report)
@@ -76,7 +85,10 @@ def _generate(args: argparse.Namespace) -> int:
         raise Bs4nnError("bs4nn rtl needs --manifest DIR and -o FILE.v (or an action: bs4nn rtl report ...)")
     network = load_bit_model(args.manifest).network
     rtlil_format = str(args.output).endswith(".il")
-    atomic_write_text(args.output, generate_verilog(network, args.lanes, args.name, rtlil_format=rtlil_format))
+    text = generate_verilog(
+        network, args.lanes, args.name, rtlil_format=rtlil_format, weight_init=not args.empty_weights
+    )
+    atomic_write_text(args.output, text)
     params = CoreParams.from_network(network, args.lanes)
     sizes = "-".join(str(n) for n in network.sizes)
     print(f"wrote {args.output}: module {args.name}, {sizes}, tmax {network.tmax}, {args.lanes} lanes")
