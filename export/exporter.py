@@ -49,6 +49,8 @@ FLOAT_BITS = 32
 """Bits of one float32 weight: the memory report compares the 1-bit signs with them."""
 SHIPPED_PACKAGE = "bs4nn.train"
 SHIPPED_FOLDER = "pretrained"
+PRETRAINED_ENV = "BS4NN_PRETRAINED"
+"""Environment variable naming another folder of ``<name>.npz`` models to use instead."""
 SHIPPED_NAMES = {"mnist": "mnist", "fashion": "fashion", "fashion-mnist": "fashion", "fmnist": "fashion"}
 """Accepted names of the shipped models -> file stem in ``bs4nn/train/pretrained/``."""
 RUN_FOLDER_CHECKPOINTS = ("best.npz", "checkpoint.npz")
@@ -81,10 +83,15 @@ class ModelSource:
 
 
 def shipped_model_path(name: str, root: str | os.PathLike | None = None) -> Path:
-    """File of a shipped pretrained model; ``root`` overrides the package folder (tests)."""
+    """File of a shipped pretrained model.
+
+    Looked for in ``root`` if given, else in ``$BS4NN_PRETRAINED`` if set (a site-wide model
+    folder, or a test's), else in the package folder ``bs4nn/train/pretrained``.
+    """
     stem = SHIPPED_NAMES.get(name.lower())
     if stem is None:
         raise Bs4nnError(f"no shipped model named {name!r}; names: {', '.join(sorted(SHIPPED_NAMES))}")
+    root = root if root is not None else os.environ.get(PRETRAINED_ENV) or None
     folder = Path(root) if root is not None else Path(str(importlib.resources.files(SHIPPED_PACKAGE) / SHIPPED_FOLDER))
     path = folder / f"{stem}.npz"
     if not path.is_file():

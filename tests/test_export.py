@@ -433,3 +433,29 @@ def test_real_valued_checkpoint_exports_its_signs_with_a_warning(tmp_path, capsy
     assert code == 0 and "real-valued (binary=False)" in err
     signs = load_bit_model(tmp_path / "out").network.layers[0].signs
     assert np.array_equal(signs, (checkpoint.weights[0] >= 0).astype(np.uint8))
+
+
+def test_named_model_through_the_cli(tmp_path, capsys, monkeypatch, mnist_test):
+    """``--to-bits mnist`` resolves the name, exports, and its manifest accuracy is the golden model's.
+
+    The model folder is pointed at a tiny checkpoint made here through $BS4NN_PRETRAINED, so the
+    test does not depend on the shipped file.
+    """
+    models = tmp_path / "models"
+    save_checkpoint(models / "mnist.npz", make_checkpoint(seed=9))
+    monkeypatch.setenv("BS4NN_PRETRAINED", str(models))
+    monkeypatch.chdir(tmp_path)  # no file called "mnist" here: the name is a shipped-model name
+    out = tmp_path / "bits"
+    code, stdout, _ = run_cli(capsys, "--to-bits", "mnist", "-o", str(out), "--quiet")
+    assert code == 0 and "source: shipped mnist" in stdout
+    model = verify_bit_model(out)
+    source = model.manifest["source"]
+    assert (source["kind"], source["name"]) == ("shipped", "mnist")
+    assert source["sha256"] == sha256_path(models / "mnist.npz")
+    expected = make_checkpoint(seed=9).weights
+    for layer, weight in zip(model.network.layers, expected, strict=True):
+        assert np.array_equal(layer.signs, (weight >= 0).astype(np.uint8))
+    images, labels = mnist_test
+    assert model.manifest["metrics"]["test_accuracy"] == run_golden_images(model.network, images).accuracy(labels)
+    with pytest.raises(Bs4nnError, match="shipped model 'fashion' is not installed"):
+        resolve_source("fashion")  # only mnist.npz in $BS4NN_PRETRAINED
