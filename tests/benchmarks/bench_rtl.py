@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.rtl.core import CoreParams
 from bs4nn.rtl.cycles import clear_cycles, predicted_cycles
@@ -91,7 +92,11 @@ def main() -> int:
         line = f"{lanes:>5} {full.mean():>10.0f} {full.max():>9} {early.mean():>10.0f} {early.max():>9}"
         if args.fmax:
             text = generate_verilog(network, lanes, harness=True, rtlil_format=True)
-            report = synthesize_ice40(text, lanes, rtlil_format=True, spram=args.spram, place_device=args.fmax)
+            try:
+                report = synthesize_ice40(text, lanes, rtlil_format=True, spram=args.spram, place_device=args.fmax)
+            except Bs4nnError as error:  # typically: does not fit the device
+                print(f"{line}  {args.fmax}: {str(error)[-160:]}", flush=True)
+                continue
             fmax = report.fmax_mhz or float("nan")
             line += f" {fmax:>8.1f} {fmax * 1e6 / full.mean():>10.0f} {fmax * 1e6 / early.mean():>11.0f}"
             line += f"  (LUT4 {report.luts}, FF {report.flip_flops}, EBR {report.ram_blocks}"
