@@ -380,6 +380,8 @@ def run_regression(
     model = load_bit_model(manifest)
     network = golden_network or load_network or model.network
     options = options or StreamOptions()
+    if options.early_exit and any(after != NO_RESET for after in options.reset_after_events):
+        raise Bs4nnError("resets inside images are only supported in full mode (an early result stalls the input)")
     if load_network is not None:
         built = [(layer.fan_in, layer.fan_out, layer.threshold_count) for layer in model.network.layers]
         loaded = [(layer.fan_in, layer.fan_out, layer.threshold_count) for layer in load_network.layers]
