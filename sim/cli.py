@@ -153,7 +153,10 @@ def _shipped_manifest(build_dir: str) -> str:
             from bs4nn.export.exporter import export_model, resolve_source
         except ImportError as error:
             raise Bs4nnError("no exporter installed: pass --manifest DIR (a bit-model folder)") from error
-        export_model(resolve_source("mnist"), folder, evaluate_accuracy=False)
+        try:
+            export_model(resolve_source("mnist"), folder, evaluate_accuracy=False)
+        except Bs4nnError as error:
+            raise Bs4nnError(f"no --manifest given and {error}; pass --manifest DIR (a bit-model folder)") from error
     return str(folder)
 
 
