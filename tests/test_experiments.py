@@ -217,6 +217,29 @@ def test_threshold_sweep(mnist_test, tmp_path):
     assert_real_png(written[2])
 
 
+def test_threshold_sweep_relative_to_the_trained_thetas(mnist_test, tmp_path):
+    images, labels = mnist_test
+    model = model_from_checkpoint(tiny_checkpoint(), "tiny.npz")
+    rows = sweeps.threshold_sweep(model, images, labels, scales=[0, 1, 2])
+    assert [row["thetas"] for row in rows] == [[0, 0], [6.1, 1.1], [12.2, 2.2]]
+    assert [row["threshold_counts"] for row in rows] == [[1, 1], [25, 3], [49, 5]]
+    trained = run_golden_images(model.network, images)
+    assert rows[1]["accuracy"] == trained.accuracy(labels)
+    assert rows[1]["mean_decision_time"] == trained.decision_time.mean()
+    assert sweeps.threshold_sweep(model, images, labels) == sweeps.threshold_sweep(
+        model, images, labels, scales=sweeps.THRESHOLD_SCALES
+    )
+    written = sweeps.write_sweep("threshold", rows, tmp_path, {"model": "tiny"})
+    assert "| 2 | 12.2, 2.2 | [49, 5] |" in written[1].read_text()
+    with pytest.raises(Bs4nnError, match="not both"):
+        sweeps.threshold_sweep(model, images, labels, thetas=[1], scales=[1])
+    checkpoint = tiny_checkpoint()
+    network = integer_network(checkpoint.weights, checkpoint.alphas, checkpoint.thetas, 256, 255)
+    write_bit_model(network, tmp_path / "bits")
+    with pytest.raises(Bs4nnError, match="no trained thetas"):
+        sweeps.threshold_sweep(load_model(tmp_path / "bits"), images, labels, scales=[1])
+
+
 # --------------------------------------------------------------------------------------------
 # alpha rounding, real weights
 

@@ -24,7 +24,7 @@ from bs4nn.train.experiments.report import analyse, write_report
 
 SWEEPS = {
     "noise": "accuracy under uniform jitter noise on the pixels, 0..100 %% of Imax (Fig. 5)",
-    "threshold": "accuracy and mean response time with the threshold swept 0..200 (Fig. 7)",
+    "threshold": "accuracy and mean response time with the threshold swept 0..2x the trained one (Fig. 7)",
     "alpha": "accuracy with alpha rounded to 0..4 decimals, and unrounded",
     "real-weights": "the real-valued weights W in place of alpha*B in the binary-trained network",
 }
@@ -77,7 +77,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             )
             sweep.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
         if name == "threshold":
-            sweep.add_argument("--thetas", type=float, nargs="+", metavar="THETA", help="(default: 0 10 ... 200)")
+            sweep.add_argument(
+                "--thetas",
+                type=float,
+                nargs="+",
+                metavar="THETA",
+                help="absolute thresholds, the same on every moved layer",
+            )
+            sweep.add_argument(
+                "--scales",
+                type=float,
+                nargs="+",
+                metavar="X",
+                help="multiples of each layer's trained theta (default: 0 0.1 ... 2, i.e. the paper's 0..200 for "
+                "theta 100; absolute 0 10 ... 200 when the model has no trained thetas)",
+            )
             sweep.add_argument(
                 "--layers", type=int, nargs="+", metavar="L", help="layers whose threshold moves (default: all)"
             )
@@ -156,8 +170,9 @@ def _sweep(args: argparse.Namespace) -> int:
         rows = sweeps.noise_sweep(model, images, labels, levels, seed=args.seed, progress=progress)
         meta["seed"] = args.seed
     elif args.experiment == "threshold":
-        thetas = args.thetas if args.thetas is not None else sweeps.THRESHOLD_THETAS
-        rows = sweeps.threshold_sweep(model, images, labels, thetas, layers=args.layers, progress=progress)
+        rows = sweeps.threshold_sweep(
+            model, images, labels, args.thetas, layers=args.layers, progress=progress, scales=args.scales
+        )
         meta["layers"] = args.layers or "all"
         meta["theta_units"] = "counts (no alpha in the manifest)" if model.alphas_q is None else "alpha units"
     elif args.experiment == "alpha":

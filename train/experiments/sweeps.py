@@ -7,7 +7,7 @@ numbers; :func:`write_sweep` writes them as JSON, a Markdown table and a PNG plo
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +26,7 @@ from bs4nn.train.experiments.plots import markdown_table, new_figure, save_figur
 
 NOISE_LEVELS = tuple(round(0.05 * k, 2) for k in range(21))  # 0 %, 5 %, ..., 100 % of imax
 THRESHOLD_THETAS = tuple(range(0, 201, 10))  # the paper sweeps 0..200
+THRESHOLD_SCALES = tuple(round(0.1 * k, 1) for k in range(21))  # x trained theta: 0..200 for theta 100
 ALPHA_DECIMALS = (0, 1, 2, 3, 4)
 DEFAULT_CHUNK = 16
 """Images per golden-model chunk: small chunks keep the (images, events, neurons) array in cache;
@@ -79,13 +80,13 @@ def noise_sweep(
 # Fig. 7: speed-accuracy trade-off under the threshold
 
 
-def threshold_counts_for(model: AnalysedModel, theta: float, layers: Sequence[int]) -> list[int]:
-    """Integer thresholds with ``theta`` on ``layers`` (others unchanged): ``ceil(theta/alpha_q)``, at least 1.
+def threshold_counts_for(model: AnalysedModel, thetas: Mapping[int, float]) -> list[int]:
+    """Integer thresholds with ``thetas[layer]`` on those layers (others unchanged): ``ceil(theta/alpha_q)``, >= 1.
 
     Without known alphas (a bit model whose manifest lacks ``alpha_q``) theta is in counts.
     """
     counts = [layer.threshold_count for layer in model.network.layers]
-    for index in layers:
+    for index, theta in thetas.items():
         if theta <= 0:
             counts[index] = 1
         elif model.alphas_q is None:
@@ -99,26 +100,41 @@ def threshold_sweep(
     model: AnalysedModel,
     images: np.ndarray,
     labels: np.ndarray,
-    thetas: Sequence[float] = THRESHOLD_THETAS,
+    thetas: Sequence[float] | None = None,
     layers: Sequence[int] | None = None,
     progress: bool = False,
+    scales: Sequence[float] | None = None,
 ) -> list[dict[str, Any]]:
-    """Accuracy and mean response time with the threshold ``theta`` set on ``layers`` (default: all).
+    """Accuracy and mean response time with the threshold moved on ``layers`` (default: all).
 
-    The signs stay as trained; only the thresholds move (the paper's Fig. 7).
+    Either absolute ``thetas`` (the same theta on every moved layer), or ``scales`` of each
+    layer's trained theta (needs the trained thetas).  Default: ``scales`` 0, 0.1, ..., 2 when
+    the trained thetas are known (for the paper's theta 100 on all layers that is its 0..200
+    sweep), else the absolute thetas 0, 10, ..., 200.  The signs stay as trained (Fig. 7).
     """
     n_layers = len(model.network.layers)
     layers = list(range(n_layers)) if layers is None else list(layers)
     for index in layers:
         if not 0 <= index < n_layers:
             raise Bs4nnError(f"layer {index} does not exist (the model has layers 0..{n_layers - 1})")
+    if thetas is not None and scales is not None:
+        raise Bs4nnError("give absolute thetas or scales of the trained thetas, not both")
+    if thetas is None and scales is None:
+        scales, thetas = (THRESHOLD_SCALES, None) if model.thetas is not None else (None, THRESHOLD_THETAS)
+    if scales is not None and model.thetas is None:
+        raise Bs4nnError("this model has no trained thetas (bit model without 'theta'): give absolute thetas")
+    if scales is not None:
+        points = [(float(scale), None, {i: float(scale) * model.thetas[i] for i in layers}) for scale in scales]
+    else:
+        points = [(None, float(theta), dict.fromkeys(layers, float(theta))) for theta in thetas]
     input_times = encode_images(images, model.network.tmax, model.network.imax)
     rows = []
-    for theta in _bar(thetas, progress, "threshold"):
-        counts = threshold_counts_for(model, float(theta), layers)
+    for scale, theta, moved in _bar(points, progress, "threshold"):
+        counts = threshold_counts_for(model, moved)
         result = run_golden(model.with_thresholds(counts), input_times, chunk=DEFAULT_CHUNK)
         summary = summarize(result, labels, model.network.tmax)
-        rows.append({"theta": float(theta), "threshold_counts": counts, **summary})
+        layer_thetas = [moved.get(i, model.thetas[i] if model.thetas else None) for i in range(n_layers)]
+        rows.append({"scale": scale, "theta": theta, "thetas": layer_thetas, "threshold_counts": counts, **summary})
     return rows
 
 
@@ -250,8 +266,23 @@ def _table(kind: str, rows: list[dict[str, Any]]) -> tuple[list[str], list[list[
             [f"{100 * r['noise']:.0f}", pct(r), steps(r)] for r in rows
         ]
     if kind == "threshold":
-        return ["theta", "threshold counts", "accuracy %", "mean response (steps)", "no output spike"], [
-            [f"{r['theta']:g}", r["threshold_counts"], pct(r), steps(r), r["no_output_spike"]] for r in rows
+        return [
+            "x trained theta",
+            "theta per layer",
+            "threshold counts",
+            "accuracy %",
+            "mean response (steps)",
+            "no output spike",
+        ], [
+            [
+                "-" if r["scale"] is None else f"{r['scale']:g}",
+                ", ".join("?" if t is None else f"{t:g}" for t in r["thetas"]),
+                r["threshold_counts"],
+                pct(r),
+                steps(r),
+                r["no_output_spike"],
+            ]
+            for r in rows
         ]
     if kind == "alpha":
         return ["alpha decimals", "alphas", "threshold counts", "accuracy %"], [
@@ -276,9 +307,11 @@ def _plot_noise(rows: list[dict[str, Any]], path: Path) -> Path:
 
 def _plot_threshold(rows: list[dict[str, Any]], path: Path) -> Path:
     fig, ax = new_figure()
-    thetas = [r["theta"] for r in rows]
+    relative = rows[0]["scale"] is not None
+    thetas = [r["scale"] if relative else r["theta"] for r in rows]
     ax.plot(thetas, [100 * r["accuracy"] for r in rows], "o-", color="tab:blue")
-    ax.set(xlabel="threshold theta", ylabel="accuracy (%)", title="Speed-accuracy trade-off (Fig. 7)")
+    xlabel = "threshold / trained threshold (every moved layer)" if relative else "threshold theta"
+    ax.set(xlabel=xlabel, ylabel="accuracy (%)", title="Speed-accuracy trade-off (Fig. 7)")
     ax.tick_params(axis="y", labelcolor="tab:blue")
     other = ax.twinx()
     other.plot(thetas, [r["mean_decision_time"] for r in rows], "s--", color="tab:red")
