@@ -11,7 +11,7 @@ from bs4nn.sim.golden import random_network
 SMALL = random_network([3, 3, 2], [1, 1], seed=0, tmax=4)
 LANES = 2
 DEPTH = 24  # reset, clear, a short image with spikes in both layers, its result
-DEEP = 64  # several images back to back
+DEEP = 40  # a second image after the first
 
 
 def test_fire_once_and_no_wrap_proved_for_a_small_core() -> None:
