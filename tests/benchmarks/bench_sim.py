@@ -34,7 +34,8 @@ def main() -> None:
     parser.add_argument("--manifest", help="bit-model folder (default: random 784-600-10)")
     args = parser.parse_args()
 
-    images, _ = load_split("mnist", "test", os.environ.get("BS4NN_DATA"))
+    data_dir = os.environ.get("BS4NN_DATA", str(Path(__file__).resolve().parents[3] / "shared" / "data"))
+    images, _ = load_split("mnist", "test", data_dir)
     images = images[: args.images]
     with tempfile.TemporaryDirectory(prefix="bench_sim_") as tmp:
         manifest = (
