@@ -29,6 +29,7 @@ from bs4nn.train.trainer import (
     normalise_rows,
     output_errors,
     relative_targets,
+    ship_pretrained,
     train,
 )
 
@@ -175,6 +176,10 @@ def test_two_epochs_on_2000_images_learn(tmp_path: Path, data_dir: Path) -> None
     assert (tmp_path / "metrics.csv").read_text().startswith("epoch,")
     best = load_checkpoint(tmp_path / "best.npz")
     assert best.binary and best.sizes == [784, 100, 10] and best.dataset == "mnist"
+    shipped = ship_pretrained(tmp_path, "tiny", "bs4nn train --preset tiny", dest_dir=tmp_path / "pretrained")
+    info = json.loads(shipped.with_suffix(".json").read_text())
+    assert info["command"] == "bs4nn train --preset tiny" and info["test"]["accuracy"] == summary["test"]["accuracy"]
+    assert load_checkpoint(shipped).weights[0].tobytes() == best.weights[0].tobytes()
 
 
 def test_resume_equals_uninterrupted_bitwise(tmp_path: Path, data_dir: Path) -> None:

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.export.bitmodel import quantize_alpha
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text
 from bs4nn.sim.semantics import Array, decide, encode_images, layer_spike_times, threshold_count
 from bs4nn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -699,3 +700,42 @@ def finish_run(preset: Preset, options: RunOptions, history: list[dict[str, Any]
 
 def default_out_dir(preset: Preset) -> Path:
     return Path(os.environ.get("BS4NN_RUNS", "runs")) / preset.name
+
+
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+"""Models trained by this code and shipped in the package: ``NAME.npz`` + ``NAME.json``."""
+
+
+def ship_pretrained(
+    run_dir: str | os.PathLike, name: str, command: str, dest_dir: str | os.PathLike = PRETRAINED_DIR
+) -> Path:
+    """Copy a run's ``best.npz`` to ``train/pretrained/NAME.npz`` with a JSON of its provenance.
+
+    The JSON holds the exact command, seed, wall time, the validation accuracy that selected it
+    and the golden-model test figures from the run's ``summary.json``.
+    """
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise Bs4nnError(f"{summary_path}: not found; the run has not finished")
+    summary = json.loads(summary_path.read_text())
+    best = load_checkpoint(run_dir / "best.npz")
+    dest_dir = Path(dest_dir)
+    target = save_checkpoint(dest_dir / f"{name}.npz", best)
+    info = {
+        "command": command,
+        "dataset": best.dataset,
+        "sizes": best.sizes,
+        "seed": best.seed,
+        "best_epoch": best.epoch,
+        "epochs_run": summary.get("epochs"),
+        "train_wall_seconds": summary.get("total_train_seconds"),
+        "validation_accuracy": summary.get("validation_accuracy"),
+        "validation_split": "last 5,000 of the 60,000 training images (trained on the first 55,000)",
+        "alphas": best.alphas,
+        "alphas_rounded": [float(quantize_alpha(a)) for a in best.alphas],
+        "thetas": best.thetas,
+        "test": summary.get("test"),
+    }
+    atomic_write_text(dest_dir / f"{name}.json", json.dumps(info, indent=2) + "\n")
+    return target
