@@ -26,11 +26,12 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.fileio import atomic_write_bytes
 from bs4nn.rtl.core import CoreParams
+from bs4nn.rtl.cycles import worst_case_cycles
 from bs4nn.sim.regress import CLOCK_PERIOD_NS, JOB_ENV, NO_RESET, RESULT_ENV
 
 RESET_CYCLES = 2
-WATCHDOG_MARGIN = 16
-"""Per image, the core gets WATCHDOG_MARGIN times a generous cycle estimate before it is declared hung."""
+WATCHDOG_MARGIN = 4
+"""Per image the core gets this many times its worst case (``bs4nn.rtl.cycles``) before it is declared hung."""
 
 
 def _high(signal) -> bool:
@@ -64,7 +65,6 @@ class Bench:
         self.dut, self.params, self.job = dut, params, job
         self.rng = np.random.default_rng(int(job["seed"]))
         self.monitor = SpikeMonitor(dut, params)
-        self.words = sum(layer.words for layer in params.layers)
 
     async def wait_accepted(self, ready) -> None:
         """Return at the rising edge where the beat moved (valid and ready both 1)."""
@@ -132,10 +132,9 @@ class Bench:
         return [params.encode_event(int(p), int(t)) for p, t in events] + [params.encode_event(0, params.tmax)]
 
     def watchdog_cycles(self, n_events: int) -> int:
-        params = self.params
-        sizes = sum(layer.fan_out for layer in params.layers)
-        estimate = params.tmax * (len(params.layers) + self.words) + (n_events + sizes) * (self.words + 4)
-        return WATCHDOG_MARGIN * (estimate + 1000)
+        """The RTL stage's worst-case cycle bound, plus every handshake gap and a reset, with margin."""
+        gaps = (n_events + 1) * int(self.job["max_input_gap"]) + int(self.job["max_result_delay"])
+        return WATCHDOG_MARGIN * (2 * worst_case_cycles(self.params) + gaps + RESET_CYCLES)
 
     async def run_image(self, events: np.ndarray, reset_after: int) -> tuple[int, int]:
         """Stream one image; returns ``(result payload, first spike index of this image)``."""
