@@ -229,6 +229,8 @@ class LayerMemories(wiring.Component):
         m.d.comb += [
             weight_addr.eq(Mux(self.weight_write_en, self.weight_write_addr, self.weight_read_addr)),
             weight_read.addr.eq(weight_addr),
+            # a read port disabled while writing is what Yosys maps to single-port SPRAM
+            weight_read.en.eq(~self.weight_write_en),
             self.weight_read_data.eq(weight_read.data),
             weight_write.en.eq(self.weight_write_en),
             weight_write.addr.eq(weight_addr),
