@@ -212,6 +212,9 @@ def test_epoch_batches_are_a_seeded_permutation() -> None:
     counts = np.random.default_rng(1).integers(0, 300, size=1000)
     batches = epoch_batches(7, 3, counts, 32)
     assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    bucketed = epoch_batches(7, 3, counts, 32, bucket_batches=4)
+    assert sorted(np.concatenate(bucketed).tolist()) == list(range(1000))
+    assert all(np.all(np.diff(counts[batch]) >= 0) for batch in bucketed)
     assert all(np.array_equal(a, b) for a, b in zip(batches, epoch_batches(7, 3, counts, 32), strict=True))
     assert not np.array_equal(np.concatenate(batches), np.concatenate(epoch_batches(7, 4, counts, 32)))
 

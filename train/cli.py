@@ -67,6 +67,9 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--train-images", type=_positive_int, help="train on the first N images (at most 55,000)")
     train.add_argument("--eta", type=_positive_float, help="learning rate of the weights")
     train.add_argument("--mu", type=_positive_float, help="learning rate of the alphas")
+    train.add_argument(
+        "--bucket-batches", type=_positive_int, metavar="N", help="sort samples by spike count in groups of N batches"
+    )
     train.add_argument("--decay-every", type=_positive_int, metavar="N", help="learning rates x0.7 every N epochs")
     train.add_argument("--thetas", type=_positive_float, nargs="+", metavar="THETA", help="threshold per layer")
     train.add_argument("--real-weights", action="store_true", help="S4NN mode: real-valued weights, no binarisation")
@@ -94,6 +97,7 @@ def _train(args: argparse.Namespace) -> int:
         eta=args.eta,
         mu=args.mu,
         decay_every=args.decay_every,
+        bucket_batches=args.bucket_batches,
         thetas=tuple(args.thetas) if args.thetas else None,
     )
     options = RunOptions(

@@ -402,25 +402,25 @@ def initial_weights(preset: Preset, seed: int) -> list[np.ndarray]:
     ]
 
 
-BUCKET_BATCHES = 16
-"""Batches per bucket: samples of a bucket are grouped by spike count (less event padding)."""
-
-
-def epoch_batches(seed: int, epoch: int, spike_counts: np.ndarray, batch_size: int) -> list[np.ndarray]:
+def epoch_batches(
+    seed: int, epoch: int, spike_counts: np.ndarray, batch_size: int, bucket_batches: int = 1
+) -> list[np.ndarray]:
     """The mini-batches of one epoch, a function of (seed, epoch) only, so resume is exact.
 
-    DECISION: a random permutation is cut into buckets of ``BUCKET_BATCHES`` batches; inside a
-    bucket samples are sorted by input spike count before being cut into batches, and the batch
-    order is shuffled again.  The forward pass pads every row to the batch's largest spike
-    count, so this saves ~1/3 of the forward time; batches stay random samples otherwise.
+    A random permutation cut into batches.  With ``bucket_batches > 1`` the permutation is cut
+    into buckets of that many batches, each sorted by input spike count before being cut, and
+    the batch order shuffled again: the forward pads every row to the batch's largest spike
+    count, so this is ~1.5x faster, but a batch then holds digits of similar ink (e.g. mostly
+    "1"s) and the summed update is biased: measured 75-76 % validation against 78-80 % without.
     """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(spike_counts))
     batches = []
-    bucket = batch_size * BUCKET_BATCHES
+    bucket = batch_size * bucket_batches
     for begin in range(0, len(order), bucket):
         members = order[begin : begin + bucket]
-        members = members[np.argsort(spike_counts[members], kind="stable")]
+        if bucket_batches > 1:
+            members = members[np.argsort(spike_counts[members], kind="stable")]
         batches.extend(members[i : i + batch_size] for i in range(0, len(members), batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
 
@@ -551,7 +551,7 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
     n_train = train_times.shape[0]
     for epoch in range(start_epoch, preset.epochs + 1):
         eta, mu = learning_rates(preset, epoch)
-        batches = epoch_batches(options.seed, epoch, spike_counts, preset.batch_size)
+        batches = epoch_batches(options.seed, epoch, spike_counts, preset.batch_size, preset.bucket_batches)
         totals = {"loss": 0.0, "correct": 0, "time": 0.0, "trained": 0, "silent": 0, "seen": 0, "events": 0}
         started = time.perf_counter()
         bar = tqdm(
