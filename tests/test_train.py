@@ -244,6 +244,7 @@ def test_cli_reports_a_silent_network(tmp_path: Path, capsys) -> None:
     assert err.count("\n") == 1 and "silent network" in err and "Traceback" not in err
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered")
 def test_cli_reports_diverging_weights(tmp_path: Path, capsys) -> None:
     argv = ["train", "--preset", "tiny", "--out", str(tmp_path), "--eta", "1e38", "--quiet", "--train-images", "200"]
     code, _, err = _cli(argv, capsys)
