@@ -30,7 +30,7 @@ from bs4nn.export.exporter import (
 from bs4nn.export.layout import MemoryLayout, counter_bits, signs_from_words
 from bs4nn.fileio import sha256_path
 from bs4nn.sim.golden import run_golden_images
-from bs4nn.train.checkpoint import Checkpoint, checkpoint_bytes, save_checkpoint
+from bs4nn.train.checkpoint import Checkpoint, checkpoint_bytes, load_checkpoint, save_checkpoint
 
 SIZES = [784, 48, 10]
 ALPHAS = [0.0312, 0.55]  # 0.0312 -> 0.03; threshold counts ceil(0.7/0.03) = 24, ceil(2/0.55) = 4
@@ -459,3 +459,31 @@ def test_named_model_through_the_cli(tmp_path, capsys, monkeypatch, mnist_test):
     assert model.manifest["metrics"]["test_accuracy"] == run_golden_images(model.network, images).accuracy(labels)
     with pytest.raises(Bs4nnError, match="shipped model 'fashion' is not installed"):
         resolve_source("fashion")  # only mnist.npz in $BS4NN_PRETRAINED
+
+
+SHIPPED_MNIST = Path(__file__).resolve().parents[1] / "train" / "pretrained" / "mnist.npz"
+
+
+def test_shipped_mnist_model(tmp_path, capsys, monkeypatch, mnist_test):
+    """The real shipped model: ``bs4nn-export --to-bits mnist`` exports the package's mnist.npz."""
+    monkeypatch.delenv("BS4NN_PRETRAINED", raising=False)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "mnist"
+    code, stdout, _ = run_cli(capsys, "--to-bits", "mnist", "-o", str(out), "--quiet")
+    assert code == 0 and "source: shipped mnist" in stdout
+    model = verify_bit_model(out)
+    assert model.manifest["source"]["sha256"] == sha256_path(SHIPPED_MNIST)
+    checkpoint = load_checkpoint(SHIPPED_MNIST)
+    expected = integer_network(
+        checkpoint.weights, checkpoint.alphas, checkpoint.thetas, checkpoint.tmax, checkpoint.imax
+    )
+    for layer, reference in zip(model.network.layers, expected.layers, strict=True):
+        assert np.array_equal(layer.signs, reference.signs)
+        assert layer.threshold_count == reference.threshold_count
+    images, labels = mnist_test
+    accuracy = model.manifest["metrics"]["test_accuracy"]
+    assert model.manifest["metrics"]["images"] == len(labels) == 10000
+    assert accuracy == run_golden_images(model.network, images).accuracy(labels)
+    trainer_record = SHIPPED_MNIST.with_suffix(".json")  # the trainer's figures, when it wrote them
+    if trainer_record.is_file() and "accuracy" in json.loads(trainer_record.read_text()).get("test", {}):
+        assert accuracy == json.loads(trainer_record.read_text())["test"]["accuracy"]
