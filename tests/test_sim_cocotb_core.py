@@ -359,15 +359,10 @@ def test_cli_bad_input_is_one_line(tmp_path, real_model):
 
 @pytest.mark.slow
 def test_full_mnist_test_set_on_a_784_600_10_core_through_verilator(tmp_path, data_dir):
-    """10,000 MNIST test images through the shipped 784-600-10 model (else a random one), Verilator."""
-    from bs4nn.errors import Bs4nnError
+    """10,000 MNIST test images through the shipped 784-600-10 model, Verilator."""
+    from bs4nn.export.exporter import export_model, resolve_source
 
-    try:
-        from bs4nn.export.exporter import export_model, resolve_source
-
-        manifest = export_model(resolve_source("mnist"), tmp_path / "bits", evaluate_accuracy=False).path
-    except (Bs4nnError, ImportError, AttributeError):
-        manifest = write_bit_model(random_network([784, 600, 10], [12, 6], seed=0), tmp_path / "bits")
+    manifest = export_model(resolve_source("mnist"), tmp_path / "bits", evaluate_accuracy=False).path
     images, _ = load_split("mnist", "test", data_dir)
     network = load_bit_model(manifest).network
     report = run_regression(
