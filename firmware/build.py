@@ -178,6 +178,15 @@ def _parse_reports(build_dir: Path, spec: BoardSpec) -> dict[str, Any]:
     return measured
 
 
+def needs_spram(network: IntegerNetwork, lanes: int, spec: BoardSpec) -> bool:
+    """True when an iCE40 UltraPlus can hold the weights only in SPRAM (block RAM is too small)."""
+    return (
+        spec.family == "ice40"
+        and not estimate(network, lanes, spec)["fits"]
+        and estimate(network, lanes, spec, spram=True)["fits"]
+    )
+
+
 def build_bitstream(
     network: IntegerNetwork,
     out_dir: str | os.PathLike,
@@ -188,14 +197,27 @@ def build_bitstream(
     early_exit: bool = False,
     model_info: dict[str, Any] | None = None,
     force: bool = False,
-    spram: bool = False,
+    spram: bool | None = None,
+    notify: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Synthesise, place and route the board top; write ``OUT/<top>.bin|bit`` and ``OUT/report.json``."""
+    """Synthesise, place and route the board top; write ``OUT/<top>.bin|bit`` and ``OUT/report.json``.
+
+    ``spram=None`` (automatic): on an iCE40 UltraPlus the weights go to SPRAM exactly when block
+    RAM cannot hold them; SPRAM has no initial contents, so ``notify`` tells the user to upload
+    the weights after programming (``bs4nn run --upload``).
+    """
     if board not in BOARDS:
         raise Bs4nnError(f"unknown board {board!r}; choose from {', '.join(sorted(BOARDS))}")
     spec = BOARDS[board]
     if spram and spec.family != "ice40":
         raise Bs4nnError("--spram is for iCE40 UltraPlus boards (icebreaker)")
+    if spram is None:
+        spram = needs_spram(network, lanes, spec)
+        if spram:
+            notify(
+                "weights do not fit block RAM: they go to SPRAM, which a bitstream cannot initialise; "
+                "after programming, load them with 'bs4nn run --upload'"
+            )
     estimated = estimate(network, lanes, spec, spram=spram)
     if not estimated["fits"] and not force:
         raise Bs4nnError(

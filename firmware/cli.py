@@ -49,9 +49,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--force", action="store_true", help="build even if the memory estimate says it will not fit")
     build.add_argument(
         "--spram",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=None,
         help="iCE40 UltraPlus: weight memories in SPRAM (1 Mbit: the full 784-600-10 net fits, at 16 lanes); "
-        "SPRAM has no initial contents, so load the weights with 'bs4nn run --upload' after programming",
+        "SPRAM has no initial contents, so load the weights with 'bs4nn run --upload' after programming "
+        "(default: SPRAM exactly when block RAM cannot hold the weights)",
     )
     build.set_defaults(handler=_build)
 
@@ -127,6 +129,7 @@ def _build(args: argparse.Namespace) -> int:
         model_info=info,
         force=args.force,
         spram=args.spram,
+        notify=lambda line: print(f"bs4nn build: {line}", file=sys.stderr),
     )
     measured = report["measured"]
     yosys = measured.get("yosys", {})

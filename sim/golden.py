@@ -96,7 +96,8 @@ def _run_chunk(network: IntegerNetwork, input_times: Array, xp: ModuleType) -> t
         spikes, counts = layer_spike_times(times[-1], layer.weights(xp), layer.threshold_count, network.tmax, xp)
         times.append(spikes)
     decision, decision_time = decide(times[-1], counts, network.tmax, xp)
-    spikes_until = xp.stack([(t <= decision_time[:, None]).sum(axis=1) for t in times], axis=1)
+    until = decision_time[:, None]
+    spikes_until = xp.stack([((t <= until) & (t < network.tmax)).sum(axis=1) for t in times], axis=1)
     return (*times[1:], counts, decision, decision_time, spikes_until)
 
 

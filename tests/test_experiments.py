@@ -28,7 +28,7 @@ from bs4nn.train.checkpoint import Checkpoint, save_checkpoint
 from bs4nn.train.datasets import load_split
 from bs4nn.train.experiments import sweeps
 from bs4nn.train.experiments.models import AnalysedModel, load_model, model_from_checkpoint, positive_fractions
-from bs4nn.train.experiments.report import REPORT_FILE, analyse, spikes_until_decision, write_report
+from bs4nn.train.experiments.report import REPORT_FILE, analyse, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = os.environ.get("BS4NN_DATA", str(REPO.parent / "shared" / "data"))
@@ -106,16 +106,6 @@ def test_report_files(mnist_test, tmp_path):
     numbers = json.loads((path.parent / "report.json").read_text())
     assert numbers["confusion"] == data.confusion.tolist()
     assert numbers["trace_steps"] == [10, 100, 200]
-
-
-def test_spikes_until_decision_never_counts_missing_spikes():
-    # a threshold no image can reach: no output fires, decision time = tmax
-    network = IntegerNetwork((IntegerLayer(np.ones((3, 5), np.uint8), 99),), tmax=16)
-    times = np.array([[0, 3, 16, 16, 16], [16, 16, 16, 16, 16]])
-    result = run_golden(network, times)
-    assert (result.decision_time == 16).all()
-    counts = spikes_until_decision(result, 16)
-    np.testing.assert_array_equal(counts, [[2, 0], [0, 0]])
 
 
 def test_report_of_a_bit_model_folder_has_no_real_weights(mnist_test, tmp_path):

@@ -134,3 +134,14 @@ def test_spram_build_of_a_small_net(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["spram"] and report["estimated"]["sprams_needed"] >= 1
     assert "-spram" in (out / "build" / "bs4nn_board.ys").read_text()
+
+
+def test_icebreaker_puts_weights_in_spram_exactly_when_block_ram_is_too_small() -> None:
+    from bs4nn.firmware.build import BOARDS, needs_spram
+
+    icebreaker, ulx3s = BOARDS["icebreaker"], BOARDS["ulx3s-85f"]
+    full = random_network([784, 600, 10], [20, 5], seed=0)
+    small = random_network([784, 16, 10], [20, 5], seed=0)
+    assert needs_spram(full, 16, icebreaker)
+    assert not needs_spram(small, 8, icebreaker)
+    assert not needs_spram(full, 16, ulx3s)

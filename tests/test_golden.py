@@ -59,7 +59,8 @@ def test_golden_equals_step_by_step_reference(case):
         assert result.output_counts[row].tolist() == counters
         assert int(result.decision[row]) == decision
         assert int(result.decision_time[row]) == when
-        expected_until = [sum(t <= when for t in times) for times in [list(inputs[row]), *fired]]
+        spiked = [list(inputs[row]), *fired]
+        expected_until = [sum(t <= when and t < network.tmax for t in times) for times in spiked]
         assert result.spikes_until_decision[row].tolist() == expected_until
 
 
@@ -90,3 +91,11 @@ def test_real_images_order_independent_of_chunking(mnist_test):
         assert np.array_equal(x, y)
     assert np.array_equal(a.decision, b.decision)
     assert (a.spike_times[0] < network.tmax).any(), "the test net must actually fire"
+
+
+def test_spikes_until_decision_never_counts_missing_spikes():
+    """No output fires (decision time tmax): neurons that never spiked are not counted."""
+    network = IntegerNetwork((IntegerLayer(np.ones((3, 5), np.uint8), 99),), tmax=16)
+    result = run_golden(network, np.array([[0, 3, 16, 16, 16], [16, 16, 16, 16, 16]]))
+    assert (result.decision_time == 16).all()
+    assert result.spikes_until_decision.tolist() == [[2, 0], [0, 0]]

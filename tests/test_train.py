@@ -128,7 +128,8 @@ def test_batch_gradients_equal_the_formulas(seed: int, n_hidden: tuple[int, ...]
     grads, alpha_grads = _reference_gradients(in_times, labels, weights, alphas, thetas, 2.0)
     for got, want in zip(result.weight_grads, grads, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(result.alpha_grads, alpha_grads, rtol=1e-5, atol=1e-9)
+    # float32 sums over every weight entry: relative error up to ~1e-4
+    np.testing.assert_allclose(result.alpha_grads, alpha_grads, rtol=1e-4, atol=1e-9)
 
 
 def test_normalise_rows_keeps_zero_rows() -> None:

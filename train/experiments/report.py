@@ -49,17 +49,6 @@ class ReportData:
     traces: list[np.ndarray]  # trace_potentials of the traced image
 
 
-def spikes_until_decision(result: GoldenResult, tmax: int) -> np.ndarray:
-    """Spikes per layer (input first) at steps ``t <= decision time``, never-spikes (``t = tmax``) excluded.
-
-    ``GoldenResult.spikes_until_decision`` counts ``t = tmax`` as a spike when no output fired
-    (decision time ``tmax``); this count does not.
-    """
-    limit = np.minimum(result.decision_time, tmax - 1)[:, None]
-    layers = [result.input_times, *result.spike_times]
-    return np.stack([((times <= limit) & (times < tmax)).sum(axis=1) for times in layers], axis=1)
-
-
 def analyse(
     model: AnalysedModel,
     images: np.ndarray,
@@ -81,7 +70,7 @@ def analyse(
     n_classes = max(n_out, int(labels.max()) + 1)
     confusion = np.zeros((n_classes, n_out), np.int64)
     np.add.at(confusion, (labels, result.decision), 1)
-    spikes_until = spikes_until_decision(result, network.tmax)
+    spikes_until = result.spikes_until_decision
     per_class = np.bincount(labels, minlength=n_classes).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         time_sums = np.zeros((n_classes, n_out))
