@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from bs4nn import __version__
 from bs4nn.errors import Bs4nnError
@@ -510,7 +511,7 @@ def check_model(
     def work(rows: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         return rows, *float_spike_times(input_times[rows], weights, source.thetas, network.tmax)
 
-    bar = _progress(len(chunks), progress)
+    bar = tqdm(total=len(chunks), desc="float model", unit="chunk", disable=not progress)
     with ThreadPoolExecutor(max_workers=workers) as pool:  # NumPy releases the GIL in its kernels
         for rows, times, decision in pool.map(work, chunks):
             float_decision[rows] = decision
@@ -528,19 +529,3 @@ def check_model(
         differing_images=int(differs.sum()),
         seconds=time.perf_counter() - start,
     )
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="float model", unit="chunk")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 
 import numpy as np
+from tqdm import tqdm
 
 from bs4nn.sim.semantics import IMAX, TMAX, Array, decide, encode_images, layer_spike_times
 
@@ -139,7 +140,7 @@ def run_golden(
     decision_time = np.empty(batch, np.int32)
     spikes_until = np.empty((batch, n_layers + 1), np.int64)
     chunks = list(_chunks(order, chunk))
-    bar = _progress(len(chunks), progress)
+    bar = tqdm(total=len(chunks), desc="golden", unit="chunk", disable=not progress)
     with ThreadPoolExecutor(max_workers=max(1, workers if xp is np else 1)) as pool:
         for rows, outputs in pool.map(work, chunks):
             for dest, value in zip(spike_times, outputs[:n_layers], strict=True):
@@ -171,22 +172,6 @@ def trace_potentials(network: IntegerNetwork, input_times: Sequence[int] | np.nd
         traces.append(arrived @ layer.weights().astype(np.int32).T)
         times, _ = layer_spike_times(times, layer.weights(), layer.threshold_count, network.tmax)
     return traces
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="golden", unit="chunk")
 
 
 def random_network(sizes: Sequence[int], thresholds: Sequence[int], seed: int = 0, tmax: int = TMAX) -> IntegerNetwork:
