@@ -101,6 +101,13 @@ class BitModel:
     manifest: dict[str, Any]
     path: Path
 
+    @property
+    def lanes(self) -> int:
+        """The lane count the folder's memory images are laid out for (the default of every stage)."""
+        from bs4nn.export.layout import DEFAULT_LANES
+
+        return int(self.manifest.get("lanes", DEFAULT_LANES))
+
 
 def write_bit_model(
     network: IntegerNetwork,

@@ -14,9 +14,9 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict
 
+from bs4nn import argtypes
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.exporter import (
-    DEFAULT_LANES,
     SHIPPED_NAMES,
     ExportResult,
     ModelSource,
@@ -26,7 +26,7 @@ from bs4nn.export.exporter import (
     source_from_npy,
     verify_bit_model,
 )
-from bs4nn.export.layout import MAX_LANES
+from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES
 from bs4nn.fileio import sha256_path
 from bs4nn.sim.semantics import IMAX, TMAX
 from bs4nn.train.cli import add_data_dir
@@ -55,13 +55,6 @@ EPILOG = """examples:
 """
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """All options of the exporter (shared by ``bs4nn-export`` and ``bs4nn export``)."""
     action = parser.add_mutually_exclusive_group()
@@ -88,21 +81,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--lanes",
-        type=int,
+        type=argtypes.lanes,
         metavar="N",
         default=DEFAULT_LANES,
         help=f"neurons updated per memory word = weight-memory word width, 1..{MAX_LANES} (default {DEFAULT_LANES})",
     )
     parser.add_argument(
         "--counter-bits",
-        type=positive_int,
+        type=argtypes.positive_int,
         metavar="N",
         help="the target's signed counter width: fail if a layer needs more, and declare N in the manifest "
         "(default: each layer gets the width its fan-in and threshold need)",
     )
     parser.add_argument("--no-eval", action="store_true", help="skip the test-set accuracy (dataset not on disk)")
     parser.add_argument(
-        "--images", type=positive_int, metavar="N", help="evaluate on the first N test images only (default: all)"
+        "--images",
+        type=argtypes.positive_int,
+        metavar="N",
+        help="evaluate on the first N test images only (default: all)",
     )
     npy = parser.add_argument_group("weights trained elsewhere")
     npy.add_argument(
@@ -113,8 +109,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     npy.add_argument("--alpha", nargs="+", type=float, metavar="A", help="per-layer alpha (one per layer)")
     npy.add_argument("--theta", nargs="+", type=float, metavar="T", help="threshold: one value, or one per layer")
-    npy.add_argument("--tmax", type=positive_int, help=f"time steps (default {TMAX})")
-    npy.add_argument("--imax", type=positive_int, help=f"largest pixel intensity (default {IMAX})")
+    npy.add_argument("--tmax", type=argtypes.positive_int, help=f"time steps (default {TMAX})")
+    npy.add_argument("--imax", type=argtypes.positive_int, help=f"largest pixel intensity (default {IMAX})")
     npy.add_argument("--dataset", help=f"dataset the weights were trained on (default {DEFAULT_NPY_DATASET})")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of text")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -38,14 +38,13 @@ from bs4nn.export.bitmodel import (
     write_bit_model,
 )
 from bs4nn.export.cheader import HEADER_NAME, c_header
-from bs4nn.export.layout import MAX_LANES, MemoryLayout, counter_bits, signs_from_words, time_bits
+from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES, MemoryLayout, counter_bits, signs_from_words, time_bits
 from bs4nn.export.memfiles import MEMORY_FORMATS, memory_images, read_hex_image
 from bs4nn.fileio import sha256_path
 from bs4nn.sim.golden import IntegerNetwork, run_golden
 from bs4nn.sim.semantics import IMAX, TMAX, decide, encode_images, layer_spike_times
 from bs4nn.train.checkpoint import load_checkpoint
 
-DEFAULT_LANES = 16
 FLOAT_BITS = 32
 """Bits of one float32 weight: the memory report compares the 1-bit signs with them."""
 SHIPPED_PACKAGE = "bs4nn.train"

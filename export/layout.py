@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_LANES = 64
+DEFAULT_LANES = 16
+"""Lane count when neither the user nor a bit-model manifest names one (the one default of every stage)."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.firmware.frames import LENGTH_BITS, FrameParser, FrameSender
 from bs4nn.firmware.protocol import (
     BYTE_BITS,
@@ -87,7 +88,7 @@ class BoardTop(wiring.Component):
         network: IntegerNetwork,
         *,
         divisor: int,
-        lanes: int = 8,
+        lanes: int = DEFAULT_LANES,
         early_exit: bool = False,
         timeout_cycles: int | None = None,
         weight_init: bool = True,

@@ -27,7 +27,7 @@ from typing import Any
 from amaranth import Elaboratable, Module
 
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.layout import MemoryLayout, counter_bits
+from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits
 from bs4nn.fileio import atomic_directory, atomic_write_text, sha256_path
 from bs4nn.firmware.board import BYTE_VALUES, BoardTop
 from bs4nn.sim.golden import IntegerNetwork
@@ -192,7 +192,7 @@ def build_bitstream(
     out_dir: str | os.PathLike,
     *,
     board: str = "icebreaker",
-    lanes: int = 8,
+    lanes: int = DEFAULT_LANES,
     baud: int = DEFAULT_BAUD,
     early_exit: bool = False,
     model_info: dict[str, Any] | None = None,

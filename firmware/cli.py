@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bs4nn import argtypes
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
+from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.sim.golden import IntegerNetwork, random_network, run_golden_images
 from bs4nn.train.cli import add_data_dir
 
-DEFAULT_LANES = 8
 FALLBACK_SIZES = [784, 600, 10]
 FALLBACK_THRESHOLDS = [20, 5]
 SIMULATED_DIVISOR = 4  # clock cycles per UART bit in the simulated board: the fastest it allows
@@ -43,8 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "network (labelled so in the report) when the shipped model is not installed",
     )
     build.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (replaced atomically)")
-    build.add_argument("--lanes", type=int, default=DEFAULT_LANES, help="counters updated per cycle (default: 8)")
-    build.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default: {DEFAULT_BAUD})")
+    build.add_argument(
+        "--lanes",
+        type=argtypes.lanes,
+        help=f"counters updated per cycle (default: the manifest's lanes, else {DEFAULT_LANES})",
+    )
+    build.add_argument(
+        "--baud", type=argtypes.positive_int, default=DEFAULT_BAUD, help=f"UART baud rate (default: {DEFAULT_BAUD})"
+    )
     build.add_argument("--early-exit", action="store_true", help="stop each image at the first output spike")
     build.add_argument("--force", action="store_true", help="build even if the memory estimate says it will not fit")
     build.add_argument(
@@ -75,13 +82,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(same driver, same frames; slow: seconds to minutes per image)",
     )
     run.add_argument(
-        "--lanes", type=int, default=DEFAULT_LANES, help="lanes of the bitstream's core (for --upload, --simulate)"
+        "--lanes",
+        type=argtypes.lanes,
+        help="lanes of the bitstream's core (for --upload, --simulate; default: the manifest's lanes)",
     )
     run.add_argument("--manifest", required=True, metavar="DIR", help="bit-model folder the bitstream was built from")
-    run.add_argument("--baud", type=int, default=DEFAULT_BAUD, help=f"UART baud rate (default: {DEFAULT_BAUD})")
+    run.add_argument(
+        "--baud", type=argtypes.positive_int, default=DEFAULT_BAUD, help=f"UART baud rate (default: {DEFAULT_BAUD})"
+    )
     run.add_argument("--dataset", help="also send images of this dataset (mnist, fashion-mnist)")
     run.add_argument("--split", default="test", choices=["train", "test"], help="dataset split (default: test)")
-    run.add_argument("--count", type=int, default=10, help="dataset images to send (default: 10)")
+    run.add_argument("--count", type=argtypes.positive_int, default=10, help="dataset images to send (default: 10)")
     run.add_argument("--events", action="store_true", help="code the spikes on the host and send EVENTS frames")
     run.add_argument("--check", action="store_true", help="compare every answer with the golden model")
     run.add_argument(
@@ -116,8 +127,10 @@ def _build(args: argparse.Namespace) -> int:
     if args.manifest:
         model = load_bit_model(args.manifest)
         network, info = model.network, {"source": str(model.path), "manifest": model.manifest.get("source")}
+        args.lanes = args.lanes or model.lanes
     else:
         network, info = default_network()
+        args.lanes = args.lanes or DEFAULT_LANES
     print(f"building {args.board} bitstream for {'-'.join(map(str, network.sizes))}, {args.lanes} lanes ...")
     report = build_bitstream(
         network,
@@ -164,7 +177,9 @@ def _load_images(args: argparse.Namespace, n_in: int) -> np.ndarray:
 
 
 def _run(args: argparse.Namespace) -> int:
-    network = load_bit_model(args.manifest).network
+    model = load_bit_model(args.manifest)
+    network = model.network
+    args.lanes = args.lanes or model.lanes
     images = _load_images(args, network.layers[0].fan_in)
     golden = run_golden_images(network, images) if args.check else None
     if args.simulate:

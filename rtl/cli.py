@@ -5,26 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 
+from bs4nn import argtypes
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
-from bs4nn.export.layout import MAX_LANES
+from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES
 from bs4nn.fileio import atomic_write_text
 from bs4nn.rtl.core import CoreParams
 from bs4nn.rtl.cycles import clear_cycles, worst_case_cycles
 from bs4nn.rtl.generate import TOP, generate_verilog, synthesize_ice40
 
-DEFAULT_LANES = 8
 REPORT_LANES = (8, 16, 32)
-
-
-def _lanes(text: str) -> int:
-    try:
-        lanes = int(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"lanes must be an integer, got {text!r}") from error
-    if not 1 <= lanes <= MAX_LANES:
-        raise argparse.ArgumentTypeError(f"lanes must be 1..{MAX_LANES}, got {lanes}")
-    return lanes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,9 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     rtl.add_argument(
         "--lanes",
-        type=_lanes,
-        default=DEFAULT_LANES,
-        help=f"counters updated per cycle = weight-memory word width, 1..{MAX_LANES} (default {DEFAULT_LANES})",
+        type=argtypes.lanes,
+        help=f"counters updated per cycle = weight-memory word width, 1..{MAX_LANES} "
+        f"(default: the manifest's lanes, else {DEFAULT_LANES})",
     )
     rtl.add_argument("--name", default=TOP, help=f"Verilog top module name (default {TOP})")
     rtl.add_argument(
@@ -68,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     report.add_argument("--manifest", metavar="DIR", required=True, help="bit-model folder (from bs4nn-export)")
     report.add_argument(
-        "--lanes", type=_lanes, nargs="+", default=list(REPORT_LANES), help="lane counts (default 8 16 32)"
+        "--lanes", type=argtypes.lanes, nargs="+", default=list(REPORT_LANES), help="lane counts (default 8 16 32)"
     )
     report.add_argument(
         "--spram",
@@ -83,15 +73,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _generate(args: argparse.Namespace) -> int:
     if not args.manifest or not args.output:
         raise Bs4nnError("bs4nn rtl needs --manifest DIR and -o FILE.v (or an action: bs4nn rtl report ...)")
-    network = load_bit_model(args.manifest).network
+    model = load_bit_model(args.manifest)
+    network, lane_count = model.network, args.lanes or model.lanes
     rtlil_format = str(args.output).endswith(".il")
     text = generate_verilog(
-        network, args.lanes, args.name, rtlil_format=rtlil_format, weight_init=not args.empty_weights
+        network, lane_count, args.name, rtlil_format=rtlil_format, weight_init=not args.empty_weights
     )
     atomic_write_text(args.output, text)
-    params = CoreParams.from_network(network, args.lanes)
+    params = CoreParams.from_network(network, lane_count)
     sizes = "-".join(str(n) for n in network.sizes)
-    print(f"wrote {args.output}: module {args.name}, {sizes}, tmax {network.tmax}, {args.lanes} lanes")
+    print(f"wrote {args.output}: module {args.name}, {sizes}, tmax {network.tmax}, {lane_count} lanes")
     print(f"counter words per layer: {[layer.words for layer in params.layers]}")
     print(f"cycles per image <= {worst_case_cycles(params)} (clear between images: {clear_cycles(params)})")
     return 0

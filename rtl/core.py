@@ -24,7 +24,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from bs4nn.export.layout import MemoryLayout, counter_bits, time_bits, weight_memory_words
+from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits, time_bits, weight_memory_words
 from bs4nn.sim.golden import IntegerNetwork
 
 
@@ -260,7 +260,7 @@ class Bs4nnCore(wiring.Component):
     def __init__(
         self,
         network: IntegerNetwork,
-        lanes: int = 8,
+        lanes: int = DEFAULT_LANES,
         *,
         weight_init: bool = True,
         formal: bool = False,

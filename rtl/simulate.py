@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from amaranth.sim import Simulator
 
+from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.rtl.core import Bs4nnCore, CoreParams
 from bs4nn.rtl.cycles import worst_case_cycles
 from bs4nn.sim.golden import IntegerNetwork
@@ -44,7 +45,7 @@ def simulate_core(
     network: IntegerNetwork,
     input_times: np.ndarray,
     *,
-    lanes: int = 8,
+    lanes: int = DEFAULT_LANES,
     early_exit: bool = False,
     weight_writes: list[tuple[int, int, int]] | None = None,
     core: Bs4nnCore | None = None,

@@ -9,8 +9,10 @@ import time
 
 import numpy as np
 
+from bs4nn import argtypes
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
+from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.fileio import atomic_write_bytes
 from bs4nn.sim.golden import GoldenResult, run_golden_images
 from bs4nn.train.cli import add_data_dir
@@ -30,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     golden.add_argument("--manifest", required=True, metavar="DIR", help="bit-model folder (from bs4nn-export)")
     golden.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: the manifest's dataset)")
     golden.add_argument("--split", default="test", choices=["train", "test"], help="dataset split (default: test)")
-    golden.add_argument("--images", type=int, default=None, metavar="N", help="only the first N images")
+    golden.add_argument(
+        "--images", type=argtypes.positive_int, default=None, metavar="N", help="only the first N images"
+    )
     golden.add_argument("--save-decisions", metavar="FILE.npy", help="write the decisions (int32) to this file")
     golden.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_data_dir(golden)
@@ -77,7 +81,7 @@ def _golden(args: argparse.Namespace) -> int:
 
 
 def _register_cocotb(sim_sub: argparse._SubParsersAction) -> None:
-    from bs4nn.sim.regress import DEFAULT_BUILD_ROOT, DEFAULT_LANES, SIMULATORS
+    from bs4nn.sim.regress import DEFAULT_BUILD_ROOT, SIMULATORS
 
     cocotb = sim_sub.add_parser(
         "cocotb",
@@ -96,15 +100,23 @@ def _register_cocotb(sim_sub: argparse._SubParsersAction) -> None:
     )
     cocotb.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: the manifest's dataset)")
     cocotb.add_argument("--split", default="test", choices=["train", "test"], help="dataset split (default: test)")
-    cocotb.add_argument("--images", type=_positive, default=100, metavar="N", help="first N images (default: 100)")
-    cocotb.add_argument("--first", type=_non_negative, default=0, metavar="I", help="start at image I (default: 0)")
+    cocotb.add_argument(
+        "--images", type=argtypes.positive_int, default=100, metavar="N", help="first N images (default: 100)"
+    )
+    cocotb.add_argument(
+        "--first", type=argtypes.non_negative_int, default=0, metavar="I", help="start at image I (default: 0)"
+    )
     cocotb.add_argument(
         "--inputs",
         metavar="FILE.npy",
         help="spike times (n, n_in) or (n_in,) to stream instead of dataset images (e.g. a saved failure)",
     )
     cocotb.add_argument("--simulator", choices=SIMULATORS, default="verilator", help="default: verilator")
-    cocotb.add_argument("--lanes", type=_positive, default=DEFAULT_LANES, help=f"core lanes (default: {DEFAULT_LANES})")
+    cocotb.add_argument(
+        "--lanes",
+        type=argtypes.lanes,
+        help=f"core lanes (default: the manifest's lanes, else {DEFAULT_LANES})",
+    )
     cocotb.add_argument("--early-exit", action="store_true", help="stop each image at its first output spike")
     cocotb.add_argument(
         "--backpressure",
@@ -127,20 +139,6 @@ def _register_cocotb(sim_sub: argparse._SubParsersAction) -> None:
     cocotb.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_data_dir(cocotb)
     cocotb.set_defaults(handler=_cocotb)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _shipped_manifest(build_dir: str) -> str:
@@ -168,7 +166,7 @@ def _cocotb(args: argparse.Namespace) -> int:
         raise Bs4nnError(f"--backpressure must lie in 0..1, got {args.backpressure}")
     manifest = args.manifest or _shipped_manifest(args.build_dir)
     model = load_bit_model(manifest)
-    network = model.network
+    network, lane_count = model.network, args.lanes or model.lanes
     images = labels = None
     if args.inputs:
         try:
@@ -198,7 +196,7 @@ def _cocotb(args: argparse.Namespace) -> int:
         manifest,
         input_times,
         simulator=args.simulator,
-        lanes=args.lanes,
+        lanes=lane_count,
         options=options,
         work_dir=args.work_dir,
         build_root=args.build_dir,
@@ -208,7 +206,7 @@ def _cocotb(args: argparse.Namespace) -> int:
     summary = {
         "source": source,
         "simulator": args.simulator,
-        "lanes": args.lanes,
+        "lanes": lane_count,
         "early_exit": args.early_exit,
         "images": report.images,
         "bit_exact": report.bit_exact,
@@ -227,7 +225,7 @@ def _cocotb(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"{source} through {args.simulator} (lanes {args.lanes}{', early exit' if args.early_exit else ''})")
+        print(f"{source} through {args.simulator} (lanes {lane_count}{', early exit' if args.early_exit else ''})")
         print(f"{report.bit_exact}/{report.images} bit-exact")
         cycles = ""
         if len(report.cycles):

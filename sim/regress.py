@@ -35,7 +35,7 @@ import numpy as np
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
-from bs4nn.export.layout import weight_memory_words
+from bs4nn.export.layout import DEFAULT_LANES, weight_memory_words
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
 from bs4nn.sim.golden import IntegerNetwork, run_golden
 from bs4nn.sim.scoreboard import ImageResult, Mismatch, address_events, first_mismatch
@@ -49,7 +49,6 @@ TOPLEVEL = "bs4nn_core"
 TESTBENCH_MODULE = "bs4nn.sim.cocotb_tb.tb_core"
 JOB_ENV = "BS4NN_TB_JOB"
 RESULT_ENV = "BS4NN_TB_RESULT"
-DEFAULT_LANES = 8
 DEFAULT_BUILD_ROOT = Path("sim_build")
 VERILATOR_BUILD_ARGS = ("-Wno-fatal", "-O2")
 ICARUS_BUILD_ARGS = ("-g2005",)

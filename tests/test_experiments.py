@@ -321,9 +321,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     write_bit_model(network, tmp_path / "bits")
     assert run_cli("experiment", "alpha", str(tmp_path / "bits"), "--data-dir", DATA_DIR) == 2
     assert run_cli("report", str(tmp_path / "nothing")) == 2
-    assert run_cli("report", str(tmp_path / "bits"), "--images", "0", "--data-dir", DATA_DIR) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 3 and all(line.startswith("bs4nn: error: ") for line in lines)
+    assert len(lines) == 2 and all(line.startswith("bs4nn: error: ") for line in lines)
+    # a count that is not positive is refused by the argument parser, before any work
+    with pytest.raises(SystemExit) as stopped:
+        run_cli("report", str(tmp_path / "bits"), "--images", "0", "--data-dir", DATA_DIR)
+    assert stopped.value.code == 2
+    assert "argument --images: must be a positive integer, got 0" in capsys.readouterr().err
 
 
 def test_positive_fractions():

@@ -352,7 +352,9 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path, checkpoint_f
     # The hardware's declared counter width: 784 inputs need 11 signed bits.
     overflow = ["--to-bits", str(checkpoint_file), "-o", str(out), "--counter-bits", "10"]
     assert_clean_error(capsys, overflow, out, "would overflow")
-    assert_clean_error(capsys, ["--to-bits", str(checkpoint_file), "-o", str(out), "--lanes", "65"], out, "--lanes")
+    with pytest.raises(SystemExit) as stopped:  # refused by the argument parser, before any work
+        run_cli(capsys, "--to-bits", str(checkpoint_file), "-o", str(out), "--lanes", "65")
+    assert stopped.value.code == 2 and "lanes must be 1..64, got 65" in capsys.readouterr().err
     assert_clean_error(capsys, ["--to-bits", str(tmp_path / "nope.npz"), "-o", str(out)], out, "no such checkpoint")
     assert_clean_error(capsys, ["--to-bits", str(checkpoint_file), "-o", str(out), "--alpha", "1"], out, "--from-npy")
     assert_clean_error(capsys, ["--to-bits", str(checkpoint_file)], None, "-o DIR is required")

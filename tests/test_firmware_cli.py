@@ -66,7 +66,7 @@ def test_bs4nn_run_upload_replaces_the_model_on_the_board(tmp_path: Path) -> Non
 
     def host(path: str) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "bs4nn.cli", "run", "--port", path, "--manifest", str(manifest), "--upload"]
-        command += [str(tmp_path / "images.npy"), "--check", "--timeout", "120"]
+        command += [str(tmp_path / "images.npy"), "--check", "--timeout", "120", "--lanes", str(LANES)]
         return subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
 
     done, _ = run_with_host(BoardTop(built_for, divisor=4, lanes=LANES), host)
@@ -92,7 +92,8 @@ def test_run_on_an_echoing_port_is_a_clean_error(tmp_path: Path, capsys: pytest.
 
 def test_build_refuses_a_network_that_cannot_fit(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     manifest = write_bit_model(random_network([784, 600, 10], [20, 5], seed=0), tmp_path / "big")
-    assert main(["build", "--board", "icebreaker", "--manifest", str(manifest), "-o", str(tmp_path / "out")]) == 2
+    command = ["build", "--board", "icebreaker", "--no-spram", "--manifest", str(manifest), "-o", str(tmp_path / "out")]
+    assert main(command) == 2
     err = capsys.readouterr().err
     assert "block RAMs" in err and not (tmp_path / "out").exists()
 

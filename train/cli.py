@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bs4nn import argtypes
 from bs4nn.errors import Bs4nnError
 from bs4nn.train.datasets import DATASETS, check_dataset, data_root
 from bs4nn.train.presets import PRESETS
@@ -33,20 +34,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     register_train(subparsers)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
 def register_train(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train",
@@ -61,20 +48,29 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--preset", default="mnist", choices=sorted(PRESETS), help="network and hyperparameters")
     train.add_argument("--out", metavar="OUTDIR", help="output folder (default: runs/PRESET)")
-    train.add_argument("--epochs", type=_positive_int, help="number of epochs (default: the preset's)")
-    train.add_argument("--batch-size", type=_positive_int, help="mini-batch size (default: the preset's)")
+    train.add_argument("--epochs", type=argtypes.positive_int, help="number of epochs (default: the preset's)")
+    train.add_argument("--batch-size", type=argtypes.positive_int, help="mini-batch size (default: the preset's)")
     train.add_argument("--seed", type=int, default=0, help="seed of the initial weights and sample order")
-    train.add_argument("--train-images", type=_positive_int, help="train on the first N images (at most 55,000)")
-    train.add_argument("--eta", type=_positive_float, help="learning rate of the weights")
-    train.add_argument("--mu", type=_positive_float, help="learning rate of the alphas")
     train.add_argument(
-        "--bucket-batches", type=_positive_int, metavar="N", help="sort samples by spike count in groups of N batches"
+        "--train-images", type=argtypes.positive_int, help="train on the first N images (at most 55,000)"
     )
-    train.add_argument("--decay-every", type=_positive_int, metavar="N", help="learning rates x0.7 every N epochs")
-    train.add_argument("--thetas", type=_positive_float, nargs="+", metavar="THETA", help="threshold per layer")
+    train.add_argument("--eta", type=argtypes.positive_float, help="learning rate of the weights")
+    train.add_argument("--mu", type=argtypes.positive_float, help="learning rate of the alphas")
+    train.add_argument(
+        "--bucket-batches",
+        type=argtypes.positive_int,
+        metavar="N",
+        help="sort samples by spike count in groups of N batches",
+    )
+    train.add_argument(
+        "--decay-every", type=argtypes.positive_int, metavar="N", help="learning rates x0.7 every N epochs"
+    )
+    train.add_argument("--thetas", type=argtypes.positive_float, nargs="+", metavar="THETA", help="threshold per layer")
     train.add_argument("--real-weights", action="store_true", help="S4NN mode: real-valued weights, no binarisation")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="gpu needs CuPy (default auto)")
-    train.add_argument("--threads", type=_positive_int, default=2, help="CPU threads per batch (1 or 2, default 2)")
+    train.add_argument(
+        "--threads", type=argtypes.positive_int, default=2, help="CPU threads per batch (1 or 2, default 2)"
+    )
     train.add_argument("--resume", action="store_true", help="continue OUTDIR/checkpoint.npz exactly where it stopped")
     train.add_argument("--plot", action="store_true", help="write OUTDIR/learning_curves.png (matplotlib, Agg)")
     train.add_argument("--no-test", action="store_true", help="do not score the best model on the test split")

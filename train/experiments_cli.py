@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bs4nn import argtypes
 from bs4nn.errors import Bs4nnError
 from bs4nn.train.cli import add_data_dir
 from bs4nn.train.datasets import DATASETS, dataset_spec, load_split
@@ -43,7 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("model", metavar="MODEL", help="checkpoint .npz or bit-model folder")
     _data_options(report)
     report.add_argument("--out", metavar="DIR", help="report folder (default: report-<model name>)")
-    report.add_argument("--image", type=int, default=0, help="test image traced in Fig. 4 (default: 0)")
+    report.add_argument(
+        "--image", type=argtypes.non_negative_int, default=0, help="test image traced in Fig. 4 (default: 0)"
+    )
     report.add_argument(
         "--steps",
         type=int,
@@ -52,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Fig. 4: show the inputs that have spiked by these steps (default: 1/4, 1/2, 3/4 and all of the "
         "decision time)",
     )
-    report.add_argument("--hidden", type=int, default=8, metavar="K", help="Fig. 6: hidden neurons shown (default: 8)")
+    report.add_argument(
+        "--hidden", type=argtypes.positive_int, default=8, metavar="K", help="Fig. 6: hidden neurons shown (default: 8)"
+    )
     report.set_defaults(handler=_report)
 
     experiment = subparsers.add_parser(
@@ -108,19 +113,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     baseline.add_argument("--dataset", default="mnist", choices=sorted(DATASETS), help="(default: mnist)")
     baseline.add_argument(
         "--hidden",
-        type=int,
+        type=argtypes.positive_int,
         nargs="+",
         metavar="N",
         help="hidden layer sizes (default: the paper's, 600 for MNIST, 1000 for Fashion-MNIST)",
     )
-    baseline.add_argument("--epochs", type=int, default=50, help="(default: 50)")
-    baseline.add_argument("--batch-size", type=int, default=100, help="(default: 100)")
+    baseline.add_argument("--epochs", type=argtypes.positive_int, default=50, help="(default: 50)")
+    baseline.add_argument("--batch-size", type=argtypes.positive_int, default=100, help="(default: 100)")
     baseline.add_argument("--lr-start", type=float, default=1e-3, help="(default: 1e-3)")
     baseline.add_argument("--lr-end", type=float, default=1e-4, help="(default: 1e-4)")
     baseline.add_argument("--seed", type=int, default=0, help="(default: 0)")
-    baseline.add_argument("--train-images", type=int, metavar="N", help="only the first N training images (tests)")
-    baseline.add_argument("--validation", type=int, default=bnn.VALIDATION_IMAGES, help="(default: 5000)")
-    baseline.add_argument("--test-images", type=int, metavar="N", help="only the first N test images")
+    baseline.add_argument(
+        "--train-images", type=argtypes.positive_int, metavar="N", help="only the first N training images (tests)"
+    )
+    baseline.add_argument(
+        "--validation", type=argtypes.positive_int, default=bnn.VALIDATION_IMAGES, help="(default: 5000)"
+    )
+    baseline.add_argument("--test-images", type=argtypes.positive_int, metavar="N", help="only the first N test images")
     baseline.add_argument("--gpu", action="store_true", help="run on CuPy (needs the [gpu] extra)")
     baseline.add_argument("--out", metavar="DIR", help="output folder (default: bnn-<dataset>)")
     baseline.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -131,7 +140,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: the model's)")
     parser.add_argument("--split", default="test", choices=["train", "test"], help="(default: test)")
-    parser.add_argument("--images", type=int, default=None, metavar="N", help="only the first N images")
+    parser.add_argument(
+        "--images", type=argtypes.positive_int, default=None, metavar="N", help="only the first N images"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_data_dir(parser)
 

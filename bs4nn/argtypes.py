@@ -1,0 +1,46 @@
+"""Argument types shared by every stage's command line: one message for one kind of bad value."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def _number(text: str, kind: type) -> int | float:
+    try:
+        return kind(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}"
+        ) from error
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(text, int)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def lanes(text: str) -> int:
+    """A lane count the memory layout supports (``1..MAX_LANES``)."""
+    from bs4nn.export.layout import MAX_LANES
+
+    value = _number(text, int)
+    if not 1 <= value <= MAX_LANES:
+        raise argparse.ArgumentTypeError(f"lanes must be 1..{MAX_LANES}, got {text}")
+    return value
