@@ -18,14 +18,11 @@ import os
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from bs4nn import __version__
 from bs4nn.errors import Bs4nnError
@@ -41,8 +38,8 @@ from bs4nn.export.cheader import HEADER_NAME, c_header
 from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES, MemoryLayout, counter_bits, signs_from_words, time_bits
 from bs4nn.export.memfiles import MEMORY_FORMATS, memory_images, read_hex_image
 from bs4nn.fileio import sha256_path
-from bs4nn.sim.golden import IntegerNetwork, run_golden
-from bs4nn.sim.semantics import IMAX, TMAX, decide, encode_images, layer_spike_times
+from bs4nn.sim.golden import IntegerNetwork, run_golden, run_network
+from bs4nn.sim.semantics import IMAX, TMAX, encode_images
 from bs4nn.train.checkpoint import load_checkpoint
 
 FLOAT_BITS = 32
@@ -56,7 +53,6 @@ SHIPPED_NAMES = {"mnist": "mnist", "fashion": "fashion", "fashion-mnist": "fashi
 RUN_FOLDER_CHECKPOINTS = ("best.npz", "checkpoint.npz")
 """Checkpoint files looked for, in this order, when the source is a run folder."""
 EVAL_SPLIT = "test"
-CHECK_CHUNK = 128
 
 
 @dataclass(frozen=True)
@@ -472,23 +468,6 @@ def float_weights(network: IntegerNetwork, alphas_q: Sequence[float]) -> list[np
     return [float(alpha) * layer.weights().astype(np.float64) for layer, alpha in pairs]
 
 
-def float_spike_times(
-    input_times: np.ndarray,
-    weights: Sequence[np.ndarray],
-    thetas: Sequence[float],
-    tmax: int,
-    xp: ModuleType = np,
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Spike times of every layer and the decision of the real-valued model on one chunk."""
-    times = [input_times]
-    counts = None
-    for weight, theta in zip(weights, thetas, strict=True):
-        spikes, counts = layer_spike_times(times[-1], xp.asarray(weight), float(theta), tmax, xp)
-        times.append(spikes)
-    decision, _ = decide(times[-1], counts, tmax, xp)
-    return times[1:], decision
-
-
 def check_model(
     source: ModelSource,
     data_dir: str | os.PathLike | None = None,
@@ -500,25 +479,16 @@ def check_model(
     network = build_network(source)
     input_times, labels, dataset = test_inputs(network, source.dataset, data_dir, images)
     start = time.perf_counter()
-    golden = run_golden(network, input_times, progress=progress)
+    golden = run_golden(network, input_times, progress=progress, workers=workers)
     weights = float_weights(network, [float(quantize_alpha(alpha)) for alpha in source.alphas])
-    float_decision = np.empty(len(labels), np.int32)
-    differs = np.zeros(len(labels), dtype=bool)
-    order = np.argsort((input_times < network.tmax).sum(axis=1), kind="stable")
-    chunks = [order[first : first + CHECK_CHUNK] for first in range(0, len(order), CHECK_CHUNK)]
-
-    def work(rows: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
-        return rows, *float_spike_times(input_times[rows], weights, source.thetas, network.tmax)
-
-    bar = tqdm(total=len(chunks), desc="float model", unit="chunk", disable=not progress)
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # NumPy releases the GIL in its kernels
-        for rows, times, decision in pool.map(work, chunks):
-            float_decision[rows] = decision
-            for float_times, integer_times in zip(times, golden.spike_times, strict=True):
-                differs[rows] |= (float_times != integer_times[rows]).any(axis=1)
-            differs[rows] |= decision != golden.decision[rows]
-            bar.update(1)
-    bar.close()
+    thetas = [float(theta) for theta in source.thetas]
+    real = run_network(
+        input_times, weights, thetas, network.tmax, progress=progress, workers=workers, desc="float model"
+    )
+    differs = real.decision != golden.decision
+    for float_times, integer_times in zip(real.spike_times, golden.spike_times, strict=True):
+        differs |= (float_times != integer_times).any(axis=1)
+    float_decision = real.decision
     n = len(labels)
     return CheckResult(
         dataset=dataset,

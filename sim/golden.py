@@ -90,15 +90,17 @@ class GoldenResult:
         return float(np.mean(self.decision == np.asarray(labels)))
 
 
-def _run_chunk(network: IntegerNetwork, input_times: Array, xp: ModuleType) -> tuple[Array, ...]:
+def _run_chunk(
+    input_times: Array, weights: Sequence[Array], thresholds: Sequence[float | int], tmax: int, xp: ModuleType
+) -> tuple[Array, ...]:
     times = [input_times]
     counts = None
-    for layer in network.layers:
-        spikes, counts = layer_spike_times(times[-1], layer.weights(xp), layer.threshold_count, network.tmax, xp)
+    for weight, threshold in zip(weights, thresholds, strict=True):
+        spikes, counts = layer_spike_times(times[-1], weight, threshold, tmax, xp)
         times.append(spikes)
-    decision, decision_time = decide(times[-1], counts, network.tmax, xp)
+    decision, decision_time = decide(times[-1], counts, tmax, xp)
     until = decision_time[:, None]
-    spikes_until = xp.stack([((t <= until) & (t < network.tmax)).sum(axis=1) for t in times], axis=1)
+    spikes_until = xp.stack([((t <= until) & (t < tmax)).sum(axis=1) for t in times], axis=1)
     return (*times[1:], counts, decision, decision_time, spikes_until)
 
 
@@ -107,40 +109,45 @@ def _chunks(order: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
         yield order[start : start + chunk]
 
 
-def run_golden(
-    network: IntegerNetwork,
+def run_network(
     input_times: Array,
+    weights: Sequence[Array],
+    thresholds: Sequence[float | int],
+    tmax: int = TMAX,
     *,
     chunk: int = 128,
     workers: int = 2,
     xp: ModuleType = np,
     progress: bool = False,
+    desc: str = "golden",
 ) -> GoldenResult:
-    """Run the integer network on spike-coded inputs ``(batch, n_in)``.
+    """Any stack of IF layers under the contract's semantics, on spike-coded inputs ``(batch, n_in)``.
 
-    Images are processed in chunks of similar spike counts (less padding in the event arrays),
-    on ``workers`` threads (NumPy releases the GIL in its kernels).
+    Integer +1/-1 weights with integer thresholds are the golden model (:func:`run_golden`); real
+    weights with real thresholds are the float models (S4NN mode, ``alpha_q * B`` with theta) that
+    the trainer, the exporter's check and the experiments compare with it.  Images run in chunks of
+    similar spike counts (less padding in the event arrays) on ``workers`` threads (NumPy
+    releases the GIL in its kernels).
     """
     input_times = np.asarray(input_times)
-    if input_times.ndim != 2 or input_times.shape[1] != network.layers[0].fan_in:
-        raise ValueError(f"inputs must be (batch, {network.layers[0].fan_in}), got {input_times.shape}")
-    batch = input_times.shape[0]
-    n_spikes = (input_times < network.tmax).sum(axis=1)
-    order = np.argsort(n_spikes, kind="stable")
+    if input_times.ndim != 2 or input_times.shape[1] != weights[0].shape[1]:
+        raise ValueError(f"inputs must be (batch, {weights[0].shape[1]}), got {input_times.shape}")
+    weights = [xp.asarray(weight) for weight in weights]
+    batch, n_layers = input_times.shape[0], len(weights)
+    order = np.argsort((input_times < tmax).sum(axis=1), kind="stable")
 
     def work(rows: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        outputs = _run_chunk(network, xp.asarray(input_times[rows]), xp)
+        outputs = _run_chunk(xp.asarray(input_times[rows]), weights, thresholds, tmax, xp)
         return rows, tuple(np.asarray(xp.asnumpy(o) if hasattr(xp, "asnumpy") else o) for o in outputs)
 
-    n_layers = len(network.layers)
-    sizes = network.sizes
-    spike_times = [np.empty((batch, n), np.int32) for n in sizes[1:]]
-    output_counts = np.empty((batch, sizes[-1]), np.int32)
+    spike_times = [np.empty((batch, weight.shape[0]), np.int32) for weight in weights]
+    counts_dtype = np.int32 if all(weight.dtype.kind in "iub" for weight in weights) else np.float64
+    output_counts = np.empty((batch, weights[-1].shape[0]), counts_dtype)
     decision = np.empty(batch, np.int32)
     decision_time = np.empty(batch, np.int32)
     spikes_until = np.empty((batch, n_layers + 1), np.int64)
     chunks = list(_chunks(order, chunk))
-    bar = tqdm(total=len(chunks), desc="golden", unit="chunk", disable=not progress)
+    bar = tqdm(total=len(chunks), desc=desc, unit="chunk", disable=not progress)
     with ThreadPoolExecutor(max_workers=max(1, workers if xp is np else 1)) as pool:
         for rows, outputs in pool.map(work, chunks):
             for dest, value in zip(spike_times, outputs[:n_layers], strict=True):
@@ -152,6 +159,17 @@ def run_golden(
             bar.update(1)
     bar.close()
     return GoldenResult(spike_times, output_counts, decision, decision_time, spikes_until, input_times)
+
+
+def run_golden(network: IntegerNetwork, input_times: Array, **kwargs) -> GoldenResult:
+    """Run the integer network (the hardware's behaviour) on spike-coded inputs ``(batch, n_in)``.
+
+    Keyword arguments as :func:`run_network` (``chunk``, ``workers``, ``xp``, ``progress``).
+    """
+    xp = kwargs.get("xp", np)
+    weights = [layer.weights(xp) for layer in network.layers]
+    thresholds = [layer.threshold_count for layer in network.layers]
+    return run_network(input_times, weights, thresholds, network.tmax, **kwargs)
 
 
 def run_golden_images(network: IntegerNetwork, images: np.ndarray, **kwargs) -> GoldenResult:

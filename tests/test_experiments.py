@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from bs4nn.cli import run
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import integer_network, write_bit_model
-from bs4nn.sim.golden import IntegerLayer, IntegerNetwork, run_golden, run_golden_images
+from bs4nn.sim.golden import IntegerLayer, IntegerNetwork, run_golden, run_golden_images, run_network
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train import experiments_cli
 from bs4nn.train.checkpoint import Checkpoint, save_checkpoint
@@ -272,9 +272,7 @@ def test_float_runner_matches_golden_on_integer_weights(seed, threshold):
     network = IntegerNetwork(layers, tmax=24)
     times = rng.integers(0, 30, (9, 20))
     golden = run_golden(network, times)
-    real = sweeps.run_real_valued(
-        [layer.weights().astype(float) for layer in layers], [threshold, 2], times, 24, chunk=4
-    )
+    real = run_network(times, [layer.weights().astype(float) for layer in layers], [threshold, 2], 24, chunk=4)
     np.testing.assert_array_equal(real.decision, golden.decision)
     np.testing.assert_array_equal(real.decision_time, golden.decision_time)
 
@@ -284,7 +282,7 @@ def test_real_weights_differ_from_binary_on_random_real_weights(mnist_test):
     model = model_from_checkpoint(tiny_checkpoint(), "tiny.npz")
     checkpoint = model.checkpoint
     input_times = encode_images(images)
-    real = sweeps.run_real_valued(checkpoint.weights, checkpoint.thetas, input_times, 256)
+    real = run_network(input_times, [w.astype(float) for w in checkpoint.weights], checkpoint.thetas, 256)
     golden = run_golden(model.network, input_times)
     assert not np.array_equal(real.decision_time, golden.decision_time)
 

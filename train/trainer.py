@@ -51,9 +51,6 @@ MIN_ALPHA = 0.01
 WEIGHT_DTYPE = np.float32
 """The proxy weights live in float32 during training, as in the checkpoint (bitwise resume)."""
 
-EVAL_CHUNK = 500
-"""Images per forward call when scoring the float (S4NN) network."""
-
 
 # --------------------------------------------------------------------------------------------
 # array module
@@ -325,36 +322,22 @@ def evaluate(
     """
     from bs4nn.export.bitmodel import integer_network
     from bs4nn.sim.cli import golden_summary
-    from bs4nn.sim.golden import run_golden_images
+    from bs4nn.sim.golden import run_golden, run_network
 
     start = time.perf_counter()
+    input_times = encode_images(images, tmax, imax)
     if binary:
         network = integer_network([np.asarray(w) for w in weights], alphas, thetas, tmax, imax)
-        result = run_golden_images(network, images, progress=progress)
-        summary = golden_summary(result, labels, tmax, time.perf_counter() - start)
-        summary["threshold_counts"] = [layer.threshold_count for layer in network.layers]
-        summary["scored_by"] = "golden model (alphas rounded to 2 decimals)"
-        return summary
-    decisions, decision_times, spikes = [], [], []
-    for begin in range(0, len(images), EVAL_CHUNK):
-        in_times = encode_images(images[begin : begin + EVAL_CHUNK], tmax, imax)
-        times, counts = forward(in_times, weights, alphas, thetas, tmax, binary=False)
-        decision, decision_time = decide(times[-1], counts, tmax)
-        decisions.append(decision)
-        decision_times.append(decision_time)
-        spikes.append(np.stack([(t <= decision_time[:, None]).sum(axis=1) for t in times], axis=1))
-    decision, decision_time = np.concatenate(decisions), np.concatenate(decision_times)
-    seconds = time.perf_counter() - start
-    return {
-        "images": len(labels),
-        "accuracy": float(np.mean(decision == labels)),
-        "mean_decision_time": float(decision_time.mean()),
-        "no_output_spike": int((decision_time >= tmax).sum()),
-        "mean_spikes_until_decision": [float(v) for v in np.concatenate(spikes).mean(axis=0)],
-        "seconds": seconds,
-        "images_per_second": len(labels) / seconds if seconds > 0 else float("inf"),
-        "scored_by": "float S4NN forward (real weights)",
-    }
+        result = run_golden(network, input_times, progress=progress)
+        extra = {
+            "threshold_counts": [layer.threshold_count for layer in network.layers],
+            "scored_by": "golden model (alphas rounded to 2 decimals)",
+        }
+    else:
+        real = [np.asarray(w, dtype=np.float64) for w in weights]
+        result = run_network(input_times, real, [float(t) for t in thetas], tmax, progress=progress, desc="S4NN")
+        extra = {"scored_by": "float S4NN forward (real weights)"}
+    return {**golden_summary(result, labels, tmax, time.perf_counter() - start), **extra}
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -19,8 +17,8 @@ import numpy as np
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import integer_network, quantize_alpha
 from bs4nn.fileio import atomic_write_text
-from bs4nn.sim.golden import GoldenResult, run_golden, run_golden_images
-from bs4nn.sim.semantics import Array, decide, encode_images, layer_spike_times, threshold_count
+from bs4nn.sim.golden import GoldenResult, run_golden, run_golden_images, run_network
+from bs4nn.sim.semantics import encode_images, threshold_count
 from bs4nn.train.experiments.models import AnalysedModel
 from bs4nn.train.experiments.plots import markdown_table, new_figure, save_figure, write_json
 
@@ -182,41 +180,6 @@ def alpha_rounding(
     return rows
 
 
-@dataclass
-class RealValuedResult:
-    decision: np.ndarray
-    decision_time: np.ndarray
-
-
-def run_real_valued(
-    weights: Sequence[np.ndarray],
-    thetas: Sequence[float],
-    input_times: np.ndarray,
-    tmax: int,
-    chunk: int = DEFAULT_CHUNK,
-    xp: ModuleType = np,
-) -> RealValuedResult:
-    """The same time semantics with float weights and float thresholds (``layer_spike_times`` float mode).
-
-    Images are processed in chunks of similar spike counts, as the golden model does.
-    """
-    input_times = np.asarray(input_times)
-    order = np.argsort((input_times < tmax).sum(axis=1), kind="stable")
-    decision = np.empty(len(input_times), np.int32)
-    decision_time = np.empty(len(input_times), np.int32)
-    float_weights = [xp.asarray(w, dtype=xp.float64) for w in weights]
-    for start in range(0, len(order), chunk):
-        rows = order[start : start + chunk]
-        times: Array = xp.asarray(input_times[rows])
-        counts = None
-        for weight, theta in zip(float_weights, thetas, strict=True):
-            times, counts = layer_spike_times(times, weight, float(theta), tmax, xp)
-        chosen, when = decide(times, counts, tmax, xp)
-        decision[rows] = _to_numpy(chosen)
-        decision_time[rows] = _to_numpy(when)
-    return RealValuedResult(decision, decision_time)
-
-
 def real_weights_experiment(model: AnalysedModel, images: np.ndarray, labels: np.ndarray) -> list[dict[str, Any]]:
     """Binary network (``alpha * B``, the golden model) against the real weights ``W`` it was trained with.
 
@@ -225,7 +188,8 @@ def real_weights_experiment(model: AnalysedModel, images: np.ndarray, labels: np
     checkpoint = model.require_checkpoint("the real-weights experiment")
     input_times = encode_images(images, checkpoint.tmax, checkpoint.imax)
     binary = run_golden(model.network, input_times, chunk=DEFAULT_CHUNK)
-    real = run_real_valued(checkpoint.weights, checkpoint.thetas, input_times, checkpoint.tmax)
+    real_weights = [np.asarray(w, dtype=np.float64) for w in checkpoint.weights]
+    real = run_network(input_times, real_weights, list(checkpoint.thetas), checkpoint.tmax, chunk=DEFAULT_CHUNK)
     labels = np.asarray(labels)
     return [
         {"weights": "binary alpha*B (golden)", **summarize(binary, labels, checkpoint.tmax)},
@@ -338,10 +302,6 @@ def _plot_real(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 PLOTTERS = {"noise": _plot_noise, "threshold": _plot_threshold, "alpha": _plot_alpha, "real-weights": _plot_real}
-
-
-def _to_numpy(array: Array) -> np.ndarray:
-    return np.asarray(array.get() if hasattr(array, "get") else array)
 
 
 def _bar(items: Sequence[Any], enabled: bool, desc: str):
