@@ -251,6 +251,16 @@ class BoardTop(wiring.Component):
 
         with m.If(parser.done & ~idle):
             m.d.sync += dropped.eq(0)
+
+        def next_pixel() -> None:
+            """Scatter the next pixel, or after the last one stream the sorted events."""
+            m.d.sync += pixel.eq(pixel + 1)
+            with m.If(pixel == n_in - 1):
+                m.d.sync += [pixel.eq(0), n_events.eq(running)]
+                m.next = "EVENT_READ"
+            with m.Else():
+                m.next = "SCATTER_READ"
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += idle.eq(1)
@@ -308,12 +318,7 @@ class BoardTop(wiring.Component):
                 with m.If(times_read.data < tmax):
                     m.next = "SCATTER_WRITE"
                 with m.Else():  # a black pixel: no spike
-                    m.d.sync += pixel.eq(pixel + 1)
-                    with m.If(pixel == n_in - 1):
-                        m.d.sync += [pixel.eq(0), n_events.eq(running)]
-                        m.next = "EVENT_READ"
-                    with m.Else():
-                        m.next = "SCATTER_READ"
+                    next_pixel()
             with m.State("SCATTER_WRITE"):
                 m.d.comb += self.coding.eq(1)
                 slot = hist_read.data
@@ -325,12 +330,7 @@ class BoardTop(wiring.Component):
                     hist_write.addr.eq(scatter_time),
                     hist_write.data.eq(slot + 1),
                 ]
-                m.d.sync += pixel.eq(pixel + 1)
-                with m.If(pixel == n_in - 1):
-                    m.d.sync += [pixel.eq(0), n_events.eq(running)]
-                    m.next = "EVENT_READ"
-                with m.Else():
-                    m.next = "SCATTER_READ"
+                next_pixel()
             # already coded events
             with m.State("EVENT_READ"):
                 with m.If(pixel == n_events):
