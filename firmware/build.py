@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from amaranth import Elaboratable, Module
+from amaranth.lib import io
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits
@@ -102,9 +103,16 @@ class PlatformTop(Elaboratable):
         m.submodules.board = board = BoardTop(
             self.network, divisor=divisor, lanes=self.lanes, early_exit=self.early_exit, weight_init=self.weight_init
         )
-        uart = platform.request("uart", 0)
-        led = platform.request("led", 0)
-        m.d.comb += [board.rx.eq(uart.rx.i), uart.tx.o.eq(board.tx), led.o.eq(board.busy)]
+        # raw ports wrapped in explicit buffers (Amaranth 0.5's I/O model); a board's inverted
+        # pins (the iCEBreaker's active-low LED) stay inverted through the port
+        pins = {pin.name: pin.ios[0].dir for pin in platform.lookup("uart", 0).ios}  # rx, tx (+ rts, dtr: ULX3S)
+        uart = platform.request("uart", 0, dir=dict.fromkeys(pins, "-"))
+        buffers = {name: io.Buffer(direction, getattr(uart, name)) for name, direction in pins.items()}
+        for name, buffer in buffers.items():
+            m.submodules[f"uart_{name}"] = buffer
+        rx, tx = buffers["rx"], buffers["tx"]
+        m.submodules.busy_led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
+        m.d.comb += [board.rx.eq(rx.i), tx.o.eq(board.tx), led.o.eq(board.busy)]
         return m
 
 
