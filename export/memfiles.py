@@ -24,7 +24,6 @@ from bs4nn.export.layout import MemoryLayout, weight_memory_words
 HEX_ALPHABET = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 NIBBLE_BITS = 4
 NIBBLE_MASK = 0xF
-NEWLINE = ord("\n")
 MEMORY_FORMATS = ("hex", "mem", "coe", "mif")
 """File suffixes of the memory images, in the order the manifest lists them."""
 
