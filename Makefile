@@ -24,9 +24,9 @@ demo: install
 	bs4nn data check
 	bs4nn-export --to-bits mnist -o $(OUT)/bits
 	bs4nn sim golden --manifest $(OUT)/bits
-	bs4nn rtl --manifest $(OUT)/bits --lanes 16 -o $(OUT)/core.v
-	bs4nn sim cocotb --manifest $(OUT)/bits --lanes 16 --images 200 --simulator verilator
-	bs4nn build --board icebreaker --spram --lanes 16 --manifest $(OUT)/bits -o $(OUT)/icebreaker --force
+	bs4nn rtl --manifest $(OUT)/bits -o $(OUT)/core.v
+	bs4nn sim cocotb --manifest $(OUT)/bits --images 200 --simulator verilator
+	bs4nn build --board icebreaker --manifest $(OUT)/bits -o $(OUT)/icebreaker
 
 test: install
 	$(PYTHON) -m pytest
