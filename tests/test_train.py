@@ -56,6 +56,31 @@ def test_relative_targets_follow_eq6() -> None:
     np.testing.assert_allclose(errors[0], np.array([4, 2, -24, 0]) / TMAX)
 
 
+def test_hardware_target_rule_pulls_the_correct_output_only_when_it_would_lose() -> None:
+    out_times = np.array(
+        [
+            [10, 12, 30, 256],  # label 2 late, output 0 (lower index) leads: tau - 1; early wrong ones -> tau+gamma
+            [7, 3, 3, 9],  # label 2 tied with output 1, which the hardware picks: pulled to tau - 1
+            [7, 3, 3, 9],  # label 1 tied with a higher index: the hardware picks it, no error
+            [12, 30, 10, 256],  # label 0 late, a higher index leads: pulled to tau (no margin needed)
+            [256, 256, 256, 256],  # all silent: as eq. 6
+            [0, 0, 5, 255],  # label 1 loses a tie at t = 0: clipped at 0; a tie partner near tmax is capped
+        ]
+    )
+    labels = np.array([2, 2, 1, 0, 1, 1])
+    targets = relative_targets(out_times, labels, gamma=4, tmax=TMAX, rule="hardware")
+    np.testing.assert_array_equal(targets[0], [14, 14, 9, 256])
+    np.testing.assert_array_equal(targets[1], [7, 7, 2, 9])
+    np.testing.assert_array_equal(targets[2], [7, 3, 7, 9])
+    np.testing.assert_array_equal(targets[3], [10, 30, 14, 256])
+    np.testing.assert_array_equal(targets[4], [256, 252, 256, 256])
+    np.testing.assert_array_equal(targets[5], [4, 0, 5, 255])
+    with pytest.raises(Bs4nnError, match="target rule"):
+        relative_targets(out_times, labels, gamma=4, tmax=TMAX, rule="lenient")
+    with pytest.raises(Bs4nnError, match="target_rule"):
+        get_preset("tiny").with_overrides(target_rule="lenient")
+
+
 def test_layer_backward_hand_computed() -> None:
     # one sample, inputs spike at 0, 2, 5 and never (a black pixel); outputs at 1 and 5
     in_times = np.array([[0, 2, 5, TMAX]])
@@ -267,5 +292,6 @@ def test_presets_are_consistent() -> None:
     for preset in PRESETS.values():
         assert len(preset.thetas) == len(preset.sizes) - 1
     assert get_preset("mnist-paper").thetas == (100.0, 100.0)
+    assert get_preset("mnist-paper").target_rule == "eq6" and get_preset("mnist").target_rule == "hardware"
     with pytest.raises(Bs4nnError, match="unknown preset"):
         get_preset("nope")

@@ -65,6 +65,12 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--decay-every", type=argtypes.positive_int, metavar="N", help="learning rates x0.7 every N epochs"
     )
+    train.add_argument(
+        "--target-rule",
+        choices=["eq6", "hardware"],
+        help="correct output's target: eq6 = tau - gamma (paper); hardware = tau, or tau - 1 when it loses a tie",
+    )
+    train.add_argument("--gamma", type=argtypes.positive_float, help="target margin of the wrong outputs (eq. 6)")
     train.add_argument("--thetas", type=argtypes.positive_float, nargs="+", metavar="THETA", help="threshold per layer")
     train.add_argument("--real-weights", action="store_true", help="S4NN mode: real-valued weights, no binarisation")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="gpu needs CuPy (default auto)")
@@ -94,6 +100,8 @@ def _train(args: argparse.Namespace) -> int:
         mu=args.mu,
         decay_every=args.decay_every,
         bucket_batches=args.bucket_batches,
+        target_rule=args.target_rule,
+        gamma=args.gamma,
         thetas=tuple(args.thetas) if args.thetas else None,
     )
     options = RunOptions(

@@ -122,23 +122,43 @@ def forward(
 # --------------------------------------------------------------------------------------------
 
 
-def relative_targets(out_times: Array, labels: Array, gamma: float, tmax: int, xp: ModuleType = np) -> Array:
-    """Eq. (6): the correct output should lead the earliest one by ``gamma``, the others trail it.
+TARGET_RULES = ("eq6", "hardware")
+"""``eq6``: the paper's eq. (6) as written; ``hardware``: only what the hardware's decision needs."""
 
-    ``tau = min_j t_j``; correct neuron ``tau - gamma``; wrong neurons ``tau + gamma`` if they
-    fired before that, else their own time (no error).  All outputs silent: ``tmax - gamma`` for
-    the correct one, ``tmax`` for the others.
+
+def relative_targets(
+    out_times: Array, labels: Array, gamma: float, tmax: int, xp: ModuleType = np, rule: str = "eq6"
+) -> Array:
+    """Relative target times of the output neurons (eq. 6 and its hardware-aware variant).
+
+    ``tau = min_j t_j``.  Wrong neurons: ``tau + gamma`` if they fired before that (capped at
+    ``tmax``), else their own time (no error).  All outputs silent: ``tmax - gamma`` for the
+    correct one, ``tmax`` for the others.  The correct neuron:
+
+    * ``eq6``: ``tau - gamma``, clipped at 0 (a spike time cannot be negative; otherwise a correct
+      neuron that already fires alone at t = 0 keeps an error and its weights grow without bound).
+      It is pulled earlier on every sample, so decisions drift to t = 0..3, where MNIST's bright
+      strokes put every output in the same step (ties).
+    * ``hardware`` (DECISION, measured in train/README.md): ``tau`` -- no error while the correct
+      neuron is among the earliest, as in the authors' reference code -- or ``tau - 1`` (clipped
+      at 0) when a lower-index output fires at ``tau``, since the hardware's tie rule picks that
+      one.  The correct neuron is pulled exactly when, and as far as, it would otherwise lose.
     """
+    if rule not in TARGET_RULES:
+        raise Bs4nnError(f"unknown target rule {rule!r}; choose one of {', '.join(TARGET_RULES)}")
     out_times = out_times.astype(xp.float32)
     tau = out_times.min(axis=1, keepdims=True)
     silent = tau >= tmax
-    wrong = xp.where(out_times < tau + gamma, tau + gamma, out_times)
+    wrong = xp.where(out_times < tau + gamma, xp.minimum(tau + gamma, tmax), out_times)
     wrong = xp.where(silent, float(tmax), wrong)
-    # DECISION: a spike time cannot be negative, so the correct target is clipped at 0: a correct
-    # neuron that already fires alone at t = 0 has no error (else its weights grow forever).
-    correct = xp.where(silent, tmax - gamma, xp.maximum(tau - gamma, 0))
-    is_label = xp.arange(out_times.shape[1])[None, :] == labels[:, None]
-    return xp.where(is_label, correct, wrong)
+    index = xp.arange(out_times.shape[1])[None, :]
+    if rule == "eq6":
+        leader = xp.maximum(tau - gamma, 0)
+    else:
+        loses_tie = ((out_times == tau) & (index < labels[:, None])).any(axis=1, keepdims=True)
+        leader = xp.where(loses_tie, xp.maximum(tau - 1, 0), tau)
+    correct = xp.where(silent, tmax - gamma, leader)
+    return xp.where(index == labels[:, None], correct, wrong)
 
 
 def output_errors(out_times: Array, targets: Array, tmax: int) -> Array:
@@ -221,6 +241,7 @@ def batch_gradients(
     *,
     tmax: int,
     gamma: float,
+    target_rule: str = "eq6",
     binary: bool = True,
     xp: ModuleType = np,
 ) -> BatchResult:
@@ -231,7 +252,7 @@ def batch_gradients(
     alive = xp.ones(in_times.shape[0], dtype=bool)
     for hidden in times[1:-1]:
         alive &= (hidden < tmax).any(axis=1)
-    targets = relative_targets(times[-1], labels, gamma, tmax, xp)
+    targets = relative_targets(times[-1], labels, gamma, tmax, xp, target_rule)
     errors = output_errors(times[-1], targets, tmax) * alive[:, None]
     loss = float(0.5 * (errors * errors).sum())
     delta = normalise_rows(errors, xp)
@@ -557,6 +578,7 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
                 preset.thetas,
                 tmax=preset.tmax,
                 gamma=preset.gamma,
+                target_rule=preset.target_rule,
                 binary=options.binary,
                 xp=xp,
             )
