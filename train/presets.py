@@ -84,6 +84,8 @@ PRESETS: dict[str, Preset] = {
         alphas=(5.0, 5.0),
         thetas=(100.0, 100.0),
     ),
+    # Table 1 with the "hardware" target rule (64.8 % against 56.1 % with eq. 6 after 2 epochs on
+    # 10,000 images); 20 epochs so that a run fits a working session on 2 cores.
     "fashion": Preset(
         name="fashion",
         dataset="fashion-mnist",
@@ -91,6 +93,8 @@ PRESETS: dict[str, Preset] = {
         init_ranges=((0.0, 1.0), (0.0, 1.0)),
         alphas=(5.0, 10.0),
         thetas=(700.0, 700.0),
+        target_rule="hardware",
+        epochs=20,
     ),
     "fashion-2x600": Preset(
         name="fashion-2x600",
