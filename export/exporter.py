@@ -13,7 +13,6 @@ the output folder as it was.
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 import time
 import zipfile
@@ -40,12 +39,10 @@ from bs4nn.export.memfiles import MEMORY_FORMATS, memory_images, read_hex_image
 from bs4nn.fileio import sha256_path
 from bs4nn.sim.golden import IntegerNetwork, run_golden, run_network
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images
-from bs4nn.train.checkpoint import load_checkpoint
+from bs4nn.train.checkpoint import PRETRAINED_DIR, load_checkpoint
 
 FLOAT_BITS = 32
 """Bits of one float32 weight: the memory report compares the 1-bit signs with them."""
-SHIPPED_PACKAGE = "bs4nn.train"
-SHIPPED_FOLDER = "pretrained"
 PRETRAINED_ENV = "BS4NN_PRETRAINED"
 """Environment variable naming another folder of ``<name>.npz`` models to use instead."""
 SHIPPED_NAMES = {"mnist": "mnist", "fashion": "fashion", "fashion-mnist": "fashion", "fmnist": "fashion"}
@@ -88,7 +85,7 @@ def shipped_model_path(name: str, root: str | os.PathLike | None = None) -> Path
     if stem is None:
         raise Bs4nnError(f"no shipped model named {name!r}; names: {', '.join(sorted(SHIPPED_NAMES))}")
     root = root if root is not None else os.environ.get(PRETRAINED_ENV) or None
-    folder = Path(root) if root is not None else Path(str(importlib.resources.files(SHIPPED_PACKAGE) / SHIPPED_FOLDER))
+    folder = Path(root) if root is not None else PRETRAINED_DIR
     path = folder / f"{stem}.npz"
     if not path.is_file():
         raise Bs4nnError(

@@ -25,6 +25,9 @@ from bs4nn.sim.semantics import IMAX, TMAX
 FORMAT = "bs4nn-checkpoint"
 VERSION = 1
 
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+"""The package's shipped models, ``NAME.npz`` + ``NAME.json``: the trainer writes them, the exporter reads them."""
+
 
 @dataclass
 class Checkpoint:

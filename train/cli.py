@@ -8,7 +8,7 @@ from pathlib import Path
 from bs4nn import argtypes
 from bs4nn.errors import Bs4nnError
 from bs4nn.train.datasets import DATASETS, check_dataset, data_root
-from bs4nn.train.presets import PRESETS
+from bs4nn.train.presets import PRESETS, TARGET_RULES
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +67,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--target-rule",
-        choices=["eq6", "hardware"],
+        choices=TARGET_RULES,
         help="correct output's target: eq6 = tau - gamma (paper); hardware = tau, or tau - 1 when it loses a tie",
     )
     train.add_argument("--gamma", type=argtypes.positive_float, help="target margin of the wrong outputs (eq. 6)")

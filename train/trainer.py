@@ -42,8 +42,8 @@ from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import quantize_alpha
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text
 from bs4nn.sim.semantics import Array, decide, encode_images, layer_spike_times, threshold_count
-from bs4nn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from bs4nn.train.presets import Preset
+from bs4nn.train.checkpoint import PRETRAINED_DIR, Checkpoint, load_checkpoint, save_checkpoint
+from bs4nn.train.presets import TARGET_RULES, Preset
 
 MIN_ALPHA = 0.01
 """Alphas are clamped here: the exporter rounds them to two decimals and needs them positive."""
@@ -120,10 +120,6 @@ def forward(
 # --------------------------------------------------------------------------------------------
 # targets and errors
 # --------------------------------------------------------------------------------------------
-
-
-TARGET_RULES = ("eq6", "hardware")
-"""``eq6``: the paper's eq. (6) as written; ``hardware``: only what the hardware's decision needs."""
 
 
 def relative_targets(
@@ -705,10 +701,6 @@ def finish_run(preset: Preset, options: RunOptions, history: list[dict[str, Any]
 
 def default_out_dir(preset: Preset) -> Path:
     return Path(os.environ.get("BS4NN_RUNS", "runs")) / preset.name
-
-
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-"""Models trained by this code and shipped in the package: ``NAME.npz`` + ``NAME.json``."""
 
 
 def ship_pretrained(
