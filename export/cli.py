@@ -35,7 +35,7 @@ PROG = "bs4nn-export"
 EXIT_MISMATCH = 1
 DEFAULT_NPY_DATASET = "mnist"
 SOURCE_HELP = (
-    "a checkpoint .npz, a training run folder (its best.npz, else checkpoint.npz), "
+    "a checkpoint .npz, a training run folder (its calibrated.npz, else best.npz, else checkpoint.npz), "
     f"or a shipped model name ({', '.join(sorted(SHIPPED_NAMES))})"
 )
 DESCRIPTION = (

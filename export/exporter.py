@@ -1,7 +1,7 @@
 """From a trained model to the bit-model folder that the hardware, the firmware and the tests read.
 
-A *source* is a training checkpoint (a ``.npz`` file or a run folder holding ``best.npz`` /
-``checkpoint.npz``), a shipped pretrained model by name (``mnist``, ``fashion``: the package
+A *source* is a training checkpoint (a ``.npz`` file or a run folder holding ``calibrated.npz``,
+``best.npz`` or ``checkpoint.npz``), a shipped pretrained model by name (``mnist``, ``fashion``: the package
 files ``bs4nn/train/pretrained/<name>.npz``), or weight matrices trained elsewhere (``.npy``).
 :func:`export_model` turns it into the integer network (:func:`bs4nn.export.bitmodel.integer_network`,
 the one conversion), measures its test accuracy with the golden model, and writes the folder
@@ -39,7 +39,7 @@ from bs4nn.export.memfiles import MEMORY_FORMATS, memory_images, read_hex_image
 from bs4nn.fileio import sha256_path
 from bs4nn.sim.golden import IntegerNetwork, run_golden, run_network
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images
-from bs4nn.train.checkpoint import PRETRAINED_DIR, load_checkpoint
+from bs4nn.train.checkpoint import PRETRAINED_DIR, load_checkpoint, run_model_path
 
 FLOAT_BITS = 32
 """Bits of one float32 weight: the memory report compares the 1-bit signs with them."""
@@ -47,8 +47,6 @@ PRETRAINED_ENV = "BS4NN_PRETRAINED"
 """Environment variable naming another folder of ``<name>.npz`` models to use instead."""
 SHIPPED_NAMES = {"mnist": "mnist", "fashion": "fashion", "fashion-mnist": "fashion", "fmnist": "fashion"}
 """Accepted names of the shipped models -> file stem in ``bs4nn/train/pretrained/``."""
-RUN_FOLDER_CHECKPOINTS = ("best.npz", "checkpoint.npz")
-"""Checkpoint files looked for, in this order, when the source is a run folder."""
 EVAL_SPLIT = "test"
 
 
@@ -96,13 +94,10 @@ def shipped_model_path(name: str, root: str | os.PathLike | None = None) -> Path
 
 
 def checkpoint_path(path: str | os.PathLike) -> Path:
-    """The checkpoint file of a path: the file itself, or a run folder's best/last checkpoint."""
+    """The checkpoint file of a path: the file itself, or a run folder's model (``run_model_path``)."""
     path = Path(path)
     if path.is_dir():
-        for name in RUN_FOLDER_CHECKPOINTS:
-            if (path / name).is_file():
-                return path / name
-        raise Bs4nnError(f"{path}: run folder without {' or '.join(RUN_FOLDER_CHECKPOINTS)}")
+        return run_model_path(path)
     if not path.is_file():
         raise Bs4nnError(f"{path}: no such checkpoint file")
     return path

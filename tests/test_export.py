@@ -153,7 +153,7 @@ def test_export_is_deterministic_and_bs4nn_export_equals_bs4nn_export(tmp_path, 
     assert load_bit_model(first).manifest["metrics"]["test_accuracy"] is None
 
 
-def test_run_folder_prefers_best_checkpoint(tmp_path):
+def test_run_folder_prefers_calibrated_then_best_checkpoint(tmp_path):
     run = tmp_path / "run"
     save_checkpoint(run / "checkpoint.npz", make_checkpoint(seed=1))
     assert source_from_checkpoint(run).origin["file"] == "checkpoint.npz"
@@ -161,6 +161,8 @@ def test_run_folder_prefers_best_checkpoint(tmp_path):
     source = resolve_source(str(run))
     assert source.origin["file"] == "best.npz" and source.origin["seed"] == 2
     assert np.array_equal(source.weights[0], make_checkpoint(seed=2).weights[0])
+    save_checkpoint(run / "calibrated.npz", make_checkpoint(seed=3))
+    assert resolve_source(str(run)).origin["file"] == "calibrated.npz"
 
 
 def test_shipped_model_by_name(tmp_path, capsys):

@@ -15,7 +15,8 @@ from bs4nn.cli import main as bs4nn_main
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import integer_network, quantize_alpha
 from bs4nn.sim.golden import run_golden
-from bs4nn.sim.semantics import encode_images
+from bs4nn.sim.semantics import encode_images, threshold_count
+from bs4nn.train.calibration import candidate_counts
 from bs4nn.train.checkpoint import load_checkpoint
 from bs4nn.train.presets import PRESETS, get_preset
 from bs4nn.train.trainer import (
@@ -24,12 +25,14 @@ from bs4nn.train.trainer import (
     binary_weights,
     check_finite,
     epoch_batches,
+    evaluate,
     forward,
     layer_backward,
     normalise_rows,
     output_errors,
     relative_targets,
     ship_pretrained,
+    split_data,
     train,
 )
 
@@ -202,10 +205,42 @@ def test_two_epochs_on_2000_images_learn(tmp_path: Path, data_dir: Path) -> None
     assert (tmp_path / "metrics.csv").read_text().startswith("epoch,")
     best = load_checkpoint(tmp_path / "best.npz")
     assert best.binary and best.sizes == [784, 100, 10] and best.dataset == "mnist"
+    # The tiny preset calibrates: the search starts from exactly the validation figure of best.npz,
+    # never ends below it, and the calibrated model scores what the search says on the golden model.
+    calibration = summary["calibration"]
+    assert calibration["trained_accuracy"] == summary["validation_accuracy"]
+    assert calibration["accuracy"] >= calibration["trained_accuracy"]
+    calibrated = load_checkpoint(tmp_path / "calibrated.npz")
+    assert calibrated.weights[0].tobytes() == best.weights[0].tobytes()
+    assert calibrated.alphas == best.alphas
+    counts = [threshold_count(t, quantize_alpha(a)) for t, a in zip(calibrated.thetas, calibrated.alphas, strict=True)]
+    assert counts == calibration["counts"]
+    images, labels = split_data(_tiny(), str(data_dir))["validation"]
+    rescored = evaluate(calibrated.weights, calibrated.alphas, calibrated.thetas, images, labels, tmax=256, imax=255)
+    assert rescored["accuracy"] == calibration["accuracy"] and rescored["threshold_counts"] == counts
     shipped = ship_pretrained(tmp_path, "tiny", "bs4nn train --preset tiny", dest_dir=tmp_path / "pretrained")
     info = json.loads(shipped.with_suffix(".json").read_text())
     assert info["command"] == "bs4nn train --preset tiny" and info["test"]["accuracy"] == summary["test"]["accuracy"]
-    assert load_checkpoint(shipped).weights[0].tobytes() == best.weights[0].tobytes()
+    assert info["calibration"]["counts"] == counts
+    assert load_checkpoint(shipped).thetas == calibrated.thetas
+
+
+def test_candidate_counts_are_distinct_multiples_of_the_trained_count() -> None:
+    assert candidate_counts(20) == [17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 28, 30]
+    assert candidate_counts(1, (0.5, 1.0, 2.0)) == [1, 2]
+
+
+def test_resume_of_a_finished_run_only_calibrates(tmp_path: Path, data_dir: Path) -> None:
+    preset = _tiny(train_images=640, validation_images=200, epochs=1, calibrate_thresholds=False)
+    options = {"data_dir": str(data_dir), "progress": False, "test": False}
+    train(preset, RunOptions(out_dir=tmp_path, **options), log=lambda _: None)
+    assert not (tmp_path / "calibrated.npz").exists()
+    before = (tmp_path / "checkpoint.npz").read_bytes()
+    calibrated = preset.with_overrides(calibrate_thresholds=True)
+    summary = train(calibrated, RunOptions(out_dir=tmp_path, resume=True, **options), log=lambda _: None)
+    assert (tmp_path / "checkpoint.npz").read_bytes() == before  # no epoch was trained again
+    assert summary["calibration"]["accuracy"] >= summary["validation_accuracy"]
+    assert (tmp_path / "calibrated.npz").is_file()
 
 
 def test_resume_equals_uninterrupted_bitwise(tmp_path: Path, data_dir: Path) -> None:

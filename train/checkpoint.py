@@ -29,6 +29,20 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 """The package's shipped models, ``NAME.npz`` + ``NAME.json``: the trainer writes them, the exporter reads them."""
 
 
+RUN_MODEL_FILES = ("calibrated.npz", "best.npz", "checkpoint.npz")
+"""A run folder's model, in order of preference: thresholds calibrated on validation, the best
+epoch by validation, the last epoch."""
+
+
+def run_model_path(run_dir: str | os.PathLike) -> Path:
+    """The checkpoint that stands for a training run folder (first of :data:`RUN_MODEL_FILES`)."""
+    run_dir = Path(run_dir)
+    for name in RUN_MODEL_FILES:
+        if (run_dir / name).is_file():
+            return run_dir / name
+    raise Bs4nnError(f"{run_dir}: run folder without {' or '.join(RUN_MODEL_FILES)}")
+
+
 @dataclass
 class Checkpoint:
     """A trained (or partly trained) BS4NN; ``binary=False`` is the S4NN real-valued mode."""

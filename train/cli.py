@@ -42,7 +42,8 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         "S4NN-style backward. Trains on the first 55,000 training images, selects the model on the last 5,000 "
         "(validation), and scores the selected model on the test split with the golden model (alphas rounded "
         "to two decimals, hardware tie rule). Writes OUTDIR/checkpoint.npz (latest, for --resume), "
-        "OUTDIR/best.npz (best validation accuracy), metrics.csv/.json and summary.json.",
+        "OUTDIR/best.npz (best validation accuracy), OUTDIR/calibrated.npz (best.npz with each layer's threshold "
+        "chosen on validation, for presets that calibrate), metrics.csv/.json and summary.json.",
         epilog="presets: "
         + "; ".join(f"{name} ({p.dataset}, {'-'.join(map(str, p.sizes))})" for name, p in PRESETS.items()),
     )
@@ -72,6 +73,12 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--gamma", type=argtypes.positive_float, help="target margin of the wrong outputs (eq. 6)")
     train.add_argument("--thetas", type=argtypes.positive_float, nargs="+", metavar="THETA", help="threshold per layer")
+    train.add_argument(
+        "--calibrate-thresholds",
+        action=argparse.BooleanOptionalAction,
+        help="after training, choose each layer's integer threshold on the validation split and write "
+        "OUTDIR/calibrated.npz (default: the preset's; --resume on a finished run only calibrates and tests)",
+    )
     train.add_argument("--real-weights", action="store_true", help="S4NN mode: real-valued weights, no binarisation")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="gpu needs CuPy (default auto)")
     train.add_argument(
@@ -103,6 +110,7 @@ def _train(args: argparse.Namespace) -> int:
         target_rule=args.target_rule,
         gamma=args.gamma,
         thetas=tuple(args.thetas) if args.thetas else None,
+        calibrate_thresholds=args.calibrate_thresholds,
     )
     options = RunOptions(
         out_dir=Path(args.out) if args.out else default_out_dir(preset),

@@ -41,6 +41,7 @@ class Preset:
     imax: int = 255
     train_images: int = 55_000  # first N training images; the last 5,000 are the validation split
     validation_images: int = 5_000
+    calibrate_thresholds: bool = False  # after training, choose each layer's count on validation (train/calibration.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -81,6 +82,7 @@ PRESETS: dict[str, Preset] = {
         thetas=(100.0, 100.0),
         target_rule="hardware",
         epochs=30,
+        calibrate_thresholds=True,
     ),
     # Table 1 verbatim, for comparison.
     "mnist-paper": Preset(
@@ -104,6 +106,7 @@ PRESETS: dict[str, Preset] = {
         thetas=(700.0, 200.0),
         target_rule="hardware",
         epochs=20,
+        calibrate_thresholds=True,
     ),
     "fashion-2x600": Preset(
         name="fashion-2x600",
@@ -123,6 +126,7 @@ PRESETS: dict[str, Preset] = {
         thetas=(300.0, 100.0),
         gamma=4.0,
         epochs=2,
+        calibrate_thresholds=True,
         train_images=2_000,
         validation_images=500,
     ),

@@ -42,7 +42,7 @@ from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import quantize_alpha
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text
 from bs4nn.sim.semantics import Array, decide, encode_images, layer_spike_times, threshold_count
-from bs4nn.train.checkpoint import PRETRAINED_DIR, Checkpoint, load_checkpoint, save_checkpoint
+from bs4nn.train.checkpoint import PRETRAINED_DIR, Checkpoint, load_checkpoint, run_model_path, save_checkpoint
 from bs4nn.train.presets import TARGET_RULES, Preset
 
 MIN_ALPHA = 0.01
@@ -507,6 +507,7 @@ def _run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
     """What must match for ``--resume`` to continue the same run."""
     settings = preset.as_dict()
     settings.pop("epochs")  # a resumed run may be extended
+    settings.pop("calibrate_thresholds")  # after training: resuming a finished run only calibrates
     return {"preset": settings, "seed": options.seed, "binary": options.binary}
 
 
@@ -665,7 +666,8 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
 
 
 def finish_run(preset: Preset, options: RunOptions, history: list[dict[str, Any]], log: Callable[[str], None]) -> dict:
-    """Score ``best.npz`` (chosen on validation) on the test split; write ``summary.json``."""
+    """Calibrate ``best.npz``'s thresholds on validation (if the preset says so), score the run's
+    model on the test split, write ``summary.json``."""
     out_dir = Path(options.out_dir)
     if options.plot and history:
         log(f"learning curves: {plot_metrics(out_dir, history)}")
@@ -681,12 +683,15 @@ def finish_run(preset: Preset, options: RunOptions, history: list[dict[str, Any]
         total_train_seconds=sum(row["train_seconds"] for row in history),
         epochs=len(history),
     )
+    model = best
+    if options.binary and preset.calibrate_thresholds:
+        model = calibrate_run(preset, options, best, summary, log)
     if options.test:
         from bs4nn.train.datasets import load_split
 
         images, labels = load_split(preset.dataset, "test", options.data_dir)
         test = evaluate(
-            best.weights, best.alphas, best.thetas, images, labels, tmax=best.tmax, imax=best.imax, binary=best.binary
+            model.weights, model.alphas, model.thetas, images, labels, tmax=model.tmax, imax=model.imax, binary=model.binary
         )
         summary["test"] = test
         log(
@@ -699,6 +704,40 @@ def finish_run(preset: Preset, options: RunOptions, history: list[dict[str, Any]
     return summary
 
 
+def calibrate_run(
+    preset: Preset, options: RunOptions, best: Checkpoint, summary: dict[str, Any], log: Callable[[str], None]
+) -> Checkpoint:
+    """``best`` with its thresholds chosen on the validation split, saved as ``calibrated.npz``.
+
+    The calibrated model keeps the trained alphas and gets ``theta = count * alpha`` with the
+    alphas rounded to two decimals, as the exporter rounds them: the deployed counters are exactly
+    the chosen counts.  The search and its figures go into its hyperparameters and into
+    ``summary["calibration"]``.
+    """
+    from dataclasses import replace
+
+    from bs4nn.train.calibration import calibrate_thresholds
+
+    images, labels = split_data(preset, options.data_dir)["validation"]
+    started = time.perf_counter()
+    calibration = calibrate_thresholds(best.weights, best.alphas, best.thetas, images, labels, tmax=best.tmax, imax=best.imax)
+    figures = {key: value for key, value in calibration.as_dict().items() if key != "tried"}
+    figures["seconds"] = time.perf_counter() - started
+    model = replace(
+        best,
+        thetas=calibration.thetas,
+        hyperparameters={**best.hyperparameters, "calibration": calibration.as_dict()},
+    )
+    save_checkpoint(Path(options.out_dir) / "calibrated.npz", model)
+    summary["calibration"] = figures
+    log(
+        f"thresholds calibrated on validation: counts {calibration.trained_counts} -> {calibration.counts}, "
+        f"validation {100 * calibration.trained_accuracy:.2f} % -> {100 * calibration.accuracy:.2f} % "
+        f"({figures['seconds']:.0f} s)"
+    )
+    return model
+
+
 def default_out_dir(preset: Preset) -> Path:
     return Path(os.environ.get("BS4NN_RUNS", "runs")) / preset.name
 
@@ -706,17 +745,18 @@ def default_out_dir(preset: Preset) -> Path:
 def ship_pretrained(
     run_dir: str | os.PathLike, name: str, command: str, dest_dir: str | os.PathLike = PRETRAINED_DIR
 ) -> Path:
-    """Copy a run's ``best.npz`` to ``train/pretrained/NAME.npz`` with a JSON of its provenance.
+    """Copy a run's model (``run_model_path``: calibrated, else best) to ``train/pretrained/NAME.npz``
+    with a JSON of its provenance.
 
-    The JSON holds the exact command, seed, wall time, the validation accuracy that selected it
-    and the golden-model test figures from the run's ``summary.json``.
+    The JSON holds the exact command, seed, wall time, the validation accuracy that selected it,
+    the threshold calibration and the golden-model test figures from the run's ``summary.json``.
     """
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
         raise Bs4nnError(f"{summary_path}: not found; the run has not finished")
     summary = json.loads(summary_path.read_text())
-    best = load_checkpoint(run_dir / "best.npz")
+    best = load_checkpoint(run_model_path(run_dir))
     dest_dir = Path(dest_dir)
     target = save_checkpoint(dest_dir / f"{name}.npz", best)
     info = {
@@ -732,6 +772,7 @@ def ship_pretrained(
         "alphas": best.alphas,
         "alphas_rounded": [float(quantize_alpha(a)) for a in best.alphas],
         "thetas": best.thetas,
+        "calibration": summary.get("calibration"),
         "test": summary.get("test"),
     }
     atomic_write_text(dest_dir / f"{name}.json", json.dumps(info, indent=2) + "\n")
