@@ -31,7 +31,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -691,7 +691,14 @@ def finish_run(preset: Preset, options: RunOptions, history: list[dict[str, Any]
 
         images, labels = load_split(preset.dataset, "test", options.data_dir)
         test = evaluate(
-            model.weights, model.alphas, model.thetas, images, labels, tmax=model.tmax, imax=model.imax, binary=model.binary
+            model.weights,
+            model.alphas,
+            model.thetas,
+            images,
+            labels,
+            tmax=model.tmax,
+            imax=model.imax,
+            binary=model.binary,
         )
         summary["test"] = test
         log(
@@ -714,13 +721,13 @@ def calibrate_run(
     the chosen counts.  The search and its figures go into its hyperparameters and into
     ``summary["calibration"]``.
     """
-    from dataclasses import replace
-
     from bs4nn.train.calibration import calibrate_thresholds
 
     images, labels = split_data(preset, options.data_dir)["validation"]
     started = time.perf_counter()
-    calibration = calibrate_thresholds(best.weights, best.alphas, best.thetas, images, labels, tmax=best.tmax, imax=best.imax)
+    calibration = calibrate_thresholds(
+        best.weights, best.alphas, best.thetas, images, labels, tmax=best.tmax, imax=best.imax
+    )
     figures = {key: value for key, value in calibration.as_dict().items() if key != "tried"}
     figures["seconds"] = time.perf_counter() - started
     model = replace(
