@@ -24,9 +24,11 @@ from bs4nn.train.trainer import (
     batch_gradients,
     binary_weights,
     check_finite,
+    check_not_silent,
     epoch_batches,
     evaluate,
     forward,
+    initial_weights,
     layer_backward,
     normalise_rows,
     output_errors,
@@ -281,6 +283,25 @@ def test_epoch_batches_are_a_seeded_permutation() -> None:
 
 
 # ---------------------------------------------------------------- errors and CLI
+
+
+def test_fashion_2x600_presets_at_initialisation(data_dir: Path) -> None:
+    """Table 1's 2x600 init U[-10,10] leaves hidden layer 2 silent; the runnable preset's U[-5,10] does not."""
+    from bs4nn.train.datasets import load_split
+
+    images, _ = load_split("fashion-mnist", "train", data_dir)
+    in_times = encode_images(images[:256])
+    for name, silent in (("fashion-2x600-paper", True), ("fashion-2x600", False)):
+        preset = get_preset(name)
+        weights = initial_weights(preset, seed=0)
+        times, _ = forward(in_times, weights, preset.alphas, preset.thetas, preset.tmax)
+        if silent:
+            with pytest.raises(Bs4nnError, match="hidden layer 2 never fires"):
+                check_not_silent(times, preset.tmax, "initial network")
+        else:
+            check_not_silent(times, preset.tmax, "initial network")
+            # measured: every layer fires on 255 of these 256 images at seed 0
+            assert all(float((spikes < preset.tmax).any(axis=1).mean()) > 0.95 for spikes in times[1:])
 
 
 def test_nan_is_reported_clearly() -> None:
