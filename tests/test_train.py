@@ -285,23 +285,33 @@ def test_epoch_batches_are_a_seeded_permutation() -> None:
 # ---------------------------------------------------------------- errors and CLI
 
 
-def test_fashion_2x600_presets_at_initialisation(data_dir: Path) -> None:
-    """Table 1's 2x600 init U[-10,10] leaves hidden layer 2 silent; the runnable preset's U[-5,10] does not."""
+@pytest.fixture(scope="module")
+def fashion_probe_times(data_dir: Path) -> np.ndarray:
+    """Input spike times of the first 256 Fashion-MNIST training images."""
     from bs4nn.train.datasets import load_split
 
     images, _ = load_split("fashion-mnist", "train", data_dir)
-    in_times = encode_images(images[:256])
-    for name, silent in (("fashion-2x600-paper", True), ("fashion-2x600", False)):
-        preset = get_preset(name)
-        weights = initial_weights(preset, seed=0)
-        times, _ = forward(in_times, weights, preset.alphas, preset.thetas, preset.tmax)
-        if silent:
-            with pytest.raises(Bs4nnError, match="hidden layer 2 never fires"):
-                check_not_silent(times, preset.tmax, "initial network")
-        else:
-            check_not_silent(times, preset.tmax, "initial network")
-            # measured: every layer fires on 255 of these 256 images at seed 0
-            assert all(float((spikes < preset.tmax).any(axis=1).mean()) > 0.95 for spikes in times[1:])
+    return encode_images(images[:256])
+
+
+def _initial_spike_times(name: str, in_times: np.ndarray) -> tuple[list[np.ndarray], int]:
+    preset = get_preset(name)
+    times, _ = forward(in_times, initial_weights(preset, seed=0), preset.alphas, preset.thetas, preset.tmax)
+    return times, preset.tmax
+
+
+def test_fashion_2x600_paper_init_is_refused(fashion_probe_times: np.ndarray) -> None:
+    """Table 1's 2x600 init U[-10,10] leaves hidden layer 2 silent: the run must stop, not train."""
+    times, tmax = _initial_spike_times("fashion-2x600-paper", fashion_probe_times)
+    with pytest.raises(Bs4nnError, match="hidden layer 2 never fires"):
+        check_not_silent(times, tmax, "initial network")
+
+
+def test_fashion_2x600_init_fires(fashion_probe_times: np.ndarray) -> None:
+    """The runnable preset's U[-5,10] init: every layer fires on almost every image (255/256 measured)."""
+    times, tmax = _initial_spike_times("fashion-2x600", fashion_probe_times)
+    check_not_silent(times, tmax, "initial network")
+    assert all(float((spikes < tmax).any(axis=1).mean()) > 0.95 for spikes in times[1:])
 
 
 def test_nan_is_reported_clearly() -> None:
