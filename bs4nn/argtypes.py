@@ -36,6 +36,11 @@ def positive_float(text: str) -> float:
     return value
 
 
+def positive_float_or_none(text: str) -> float | None:
+    """A positive number, or ``none`` for "no bound"."""
+    return None if text.lower() == "none" else positive_float(text)
+
+
 def lanes(text: str) -> int:
     """A lane count the memory layout supports (``1..MAX_LANES``)."""
     from bs4nn.export.layout import MAX_LANES

@@ -16,7 +16,7 @@ from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import integer_network, quantize_alpha
 from bs4nn.sim.golden import run_golden
 from bs4nn.sim.semantics import encode_images, threshold_count
-from bs4nn.train.calibration import candidate_counts
+from bs4nn.train.calibration import candidate_counts, theta_for_count
 from bs4nn.train.checkpoint import load_checkpoint
 from bs4nn.train.presets import PRESETS, get_preset
 from bs4nn.train.trainer import (
@@ -232,6 +232,18 @@ def test_candidate_counts_are_distinct_multiples_of_the_trained_count() -> None:
     assert candidate_counts(1, (0.5, 1.0, 2.0)) == [1, 2]
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 2000), st.integers(1, 2000))
+def test_calibrated_theta_gives_the_count_exactly_and_in_floats(count: int, alpha_hundredths: int) -> None:
+    # The exporter's integer rule and its --check float model (alpha * B summed in float64) must
+    # both put the threshold at exactly `count` spikes.
+    alpha = alpha_hundredths / 100
+    theta = theta_for_count(count, alpha)
+    assert threshold_count(theta, alpha) == count
+    sums = np.cumsum(np.full(count, alpha, dtype=np.float64))
+    assert sums[-1] >= theta and (count == 1 or sums[-2] < theta)
+
+
 def test_resume_of_a_finished_run_only_calibrates(tmp_path: Path, data_dir: Path) -> None:
     preset = _tiny(train_images=640, validation_images=200, epochs=1, calibrate_thresholds=False)
     options = {"data_dir": str(data_dir), "progress": False, "test": False}
@@ -269,6 +281,23 @@ def test_real_weight_mode_trains(tmp_path: Path, data_dir: Path) -> None:
     train(preset, options, log=lambda _: None)
     checkpoint = load_checkpoint(tmp_path / "checkpoint.npz")
     assert not checkpoint.binary and checkpoint.alphas == list(preset.alphas)
+
+
+def test_weight_clip_bounds_the_binary_proxy_weights_only(tmp_path: Path, data_dir: Path) -> None:
+    # tiny starts from U[0,5] / U[0,50]: a clip of 0.5 on the hidden layer binds from the start,
+    # the output layer is left unbounded; S4NN mode (real weights) never clips.
+    preset = _tiny(train_images=320, validation_images=100, epochs=1, weight_clip=(0.5, None))
+    options = {"data_dir": str(data_dir), "progress": False, "test": False}
+    train(preset, RunOptions(out_dir=tmp_path / "binary", **options), log=lambda _: None)
+    hidden, output = load_checkpoint(tmp_path / "binary" / "checkpoint.npz").weights
+    assert np.abs(hidden).max() == pytest.approx(0.5) and (hidden < 0).any()  # clipped, and some signs flipped
+    assert output.max() > 5.0
+    train(preset, RunOptions(out_dir=tmp_path / "real", binary=False, **options), log=lambda _: None)
+    assert np.abs(load_checkpoint(tmp_path / "real" / "checkpoint.npz").weights[0]).max() > 0.5
+    with pytest.raises(Bs4nnError, match="weight clips must be positive"):
+        _tiny(weight_clip=(0.0, None))
+    with pytest.raises(Bs4nnError, match="as many weight clips"):
+        _tiny(weight_clip=(0.5,))
 
 
 def test_epoch_batches_are_a_seeded_permutation() -> None:
@@ -352,6 +381,10 @@ def test_cli_help_and_bad_arguments(tmp_path: Path, capsys) -> None:
     assert code == 2 and "at most 55000 training images" in err and err.count("\n") == 1
     code, _, err = _cli(["train", "--preset", "tiny", "--thetas", "5"], capsys)
     assert code == 2 and "--thetas needs 2 values" in err
+    code, _, err = _cli(["train", "--preset", "tiny", "--weight-clip", "0.5"], capsys)
+    assert code == 2 and "--weight-clip needs 2 values" in err
+    code, _, err = _cli(["train", "--preset", "tiny", "--weight-clip", "0", "none"], capsys)
+    assert code == 2 and "must be a positive number" in err
 
 
 def test_presets_are_consistent() -> None:

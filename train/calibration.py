@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 
 from bs4nn.export.bitmodel import quantize_alpha
 from bs4nn.sim.golden import run_network
-from bs4nn.sim.semantics import encode_images, threshold_count
+from bs4nn.sim.semantics import encode_images, exact_decimal, threshold_count
 from bs4nn.train.trainer import binary_weights
 
 COUNT_SCALES = (0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4, 1.5)
@@ -40,7 +41,7 @@ class Calibration:
     trained_counts: list[int]
     counts: list[int]
     alphas_rounded: list[float]  # two decimals: what the exporter and the hardware use
-    thetas: list[float]  # count * rounded alpha exactly, so the exporter's ceil(theta / alpha) == count
+    thetas: list[float]  # theta_for_count: the exporter's ceil(theta / rounded alpha) == count
     trained_accuracy: float  # validation, golden model, trained counts
     accuracy: float  # validation, golden model, chosen counts
     mean_decision_time: float
@@ -49,6 +50,24 @@ class Calibration:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def theta_for_count(count: int, alpha: float) -> float:
+    """The theta whose integer threshold at ``alpha`` (two decimals) is ``count``: ``(count - 1/2) * alpha``.
+
+    Exact in decimal (at most three decimals), so ``ceil(theta / alpha) == count`` for the
+    exporter.  Why half a step below ``count * alpha`` rather than on it: the exporter's
+    ``--check`` float model sums ``alpha * B`` in float64, and on the boundary that sum can land
+    just below theta (24 additions of 4.99 < 119.76); half a step away both models agree by a
+    margin of ``alpha / 2``.
+    """
+    if count < 1:
+        raise ValueError(f"a threshold count is at least 1, got {count}")
+    alpha_d = exact_decimal(alpha)
+    theta = float((count - Decimal("0.5")) * alpha_d)
+    if threshold_count(theta, alpha_d) != count:
+        raise ValueError(f"theta {theta} does not give count {count} at alpha {alpha}")
+    return theta
 
 
 def candidate_counts(count: int, scales: Sequence[float] = COUNT_SCALES) -> list[int]:
@@ -117,7 +136,7 @@ def calibrate_thresholds(
         trained_counts=trained,
         counts=counts,
         alphas_rounded=[float(alpha) for alpha in alphas_q],
-        thetas=[float(count * alpha) for count, alpha in zip(counts, alphas_q, strict=True)],
+        thetas=[theta_for_count(count, alpha) for count, alpha in zip(counts, alphas_q, strict=True)],
         trained_accuracy=trained_accuracy,
         accuracy=best[0],
         mean_decision_time=best[1],

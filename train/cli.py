@@ -74,6 +74,13 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--gamma", type=argtypes.positive_float, help="target margin of the wrong outputs (eq. 6)")
     train.add_argument("--thetas", type=argtypes.positive_float, nargs="+", metavar="THETA", help="threshold per layer")
     train.add_argument(
+        "--weight-clip",
+        type=argtypes.positive_float_or_none,
+        nargs="+",
+        metavar="C",
+        help="per layer: keep the proxy weights in [-C, C] (binary mode; 'none': unbounded)",
+    )
+    train.add_argument(
         "--calibrate-thresholds",
         action=argparse.BooleanOptionalAction,
         help="after training, choose each layer's integer threshold on the validation split and write "
@@ -99,6 +106,8 @@ def _train(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
     if args.thetas is not None and len(args.thetas) != len(preset.thetas):
         raise Bs4nnError(f"--thetas needs {len(preset.thetas)} values for preset {preset.name}")
+    if args.weight_clip is not None and len(args.weight_clip) != len(preset.thetas):
+        raise Bs4nnError(f"--weight-clip needs {len(preset.thetas)} values for preset {preset.name}")
     preset = preset.with_overrides(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -110,6 +119,7 @@ def _train(args: argparse.Namespace) -> int:
         target_rule=args.target_rule,
         gamma=args.gamma,
         thetas=tuple(args.thetas) if args.thetas else None,
+        weight_clip=tuple(args.weight_clip) if args.weight_clip else None,
         calibrate_thresholds=args.calibrate_thresholds,
     )
     options = RunOptions(

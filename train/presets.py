@@ -42,6 +42,7 @@ class Preset:
     train_images: int = 55_000  # first N training images; the last 5,000 are the validation split
     validation_images: int = 5_000
     calibrate_thresholds: bool = False  # after training, choose each layer's count on validation (train/calibration.py)
+    weight_clip: tuple[float | None, ...] | None = None  # per layer: proxy weights kept in [-c, c] (None: unbounded)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -52,6 +53,11 @@ class Preset:
             raise Bs4nnError(
                 f"preset {self.name}: target_rule must be one of {', '.join(TARGET_RULES)}, not {self.target_rule!r}"
             )
+        if self.weight_clip is not None:
+            if len(self.weight_clip) != n_layers:
+                raise Bs4nnError(f"preset {self.name}: {n_layers} layers need as many weight clips (or none)")
+            if any(c is not None and not c > 0 for c in self.weight_clip):
+                raise Bs4nnError(f"preset {self.name}: weight clips must be positive (or None), got {self.weight_clip}")
 
     def with_overrides(self, **changes: Any) -> Preset:
         """A copy with the non-None values of ``changes`` applied."""
@@ -63,6 +69,8 @@ class Preset:
         values["init_ranges"] = [list(r) for r in self.init_ranges]
         values["alphas"] = list(self.alphas)
         values["thetas"] = list(self.thetas)
+        if self.weight_clip is not None:
+            values["weight_clip"] = list(self.weight_clip)
         return values
 
 
@@ -83,6 +91,11 @@ PRESETS: dict[str, Preset] = {
         target_rule="hardware",
         epochs=30,
         calibrate_thresholds=True,
+        # DECISION (BinaryConnect's clip, train/README.md): hidden proxy weights kept in [-0.5, 0.5] so
+        # that a sign stays a few updates from flipping; the output layer is unbounded (its real
+        # magnitudes weight the hidden deltas). First 5 epochs on 55,000 images: 88.4-91.6 % validation
+        # against 82.4-88.7 % unclipped.
+        weight_clip=(0.5, None),
     ),
     # Table 1 verbatim, for comparison.
     "mnist-paper": Preset(

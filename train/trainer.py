@@ -18,7 +18,10 @@ Backward (paper eqs. 5-16, decisions where the paper is open are marked DECISION
   ``W -= eta * (dL/dW + lambda * W)``: a too-late neuron (``e_j < 0``) grows its weights from
   the inputs that came before it;
 * ``dL/dalpha_l = mean_j(delta_j * count_j(t_j))`` (eq. 16: ``dV_j/dalpha = count``),
-  ``alpha -= mu * dL/dalpha``.
+  ``alpha -= mu * dL/dalpha``;
+* DECISION: a preset may bound a layer's proxy weights to ``[-c, c]`` after every update
+  (``weight_clip``, BinaryConnect's clip; binary mode only), so that every sign stays a bounded
+  number of updates from flipping.
 """
 
 from __future__ import annotations
@@ -402,6 +405,19 @@ def initial_weights(preset: Preset, seed: int) -> list[np.ndarray]:
     ]
 
 
+def clip_proxy_weights(weights: Sequence[Array], clips: Sequence[float | None] | None, xp: ModuleType = np) -> None:
+    """Keep each layer's proxy weights in ``[-c, c]``, in place (BinaryConnect's clip).
+
+    Only ``sign(W)`` reaches the forward pass, so a proxy weight that has drifted far from 0 can
+    no longer flip; the bound keeps every weight a bounded number of updates from a sign change.
+    """
+    if clips is None:
+        return
+    for weight, clip in zip(weights, clips, strict=True):
+        if clip is not None:
+            xp.clip(weight, -clip, clip, out=weight)
+
+
 def epoch_batches(
     seed: int, epoch: int, spike_counts: np.ndarray, batch_size: int, bucket_batches: int = 1
 ) -> list[np.ndarray]:
@@ -508,6 +524,8 @@ def _run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
     settings = preset.as_dict()
     settings.pop("epochs")  # a resumed run may be extended
     settings.pop("calibrate_thresholds")  # after training: resuming a finished run only calibrates
+    if settings["weight_clip"] is None:
+        settings.pop("weight_clip")  # runs made before the field existed still resume
     return {"preset": settings, "seed": options.seed, "binary": options.binary}
 
 
@@ -542,6 +560,8 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
         start_epoch = checkpoint.epoch + 1
         log(f"resuming {latest} after epoch {checkpoint.epoch}")
     weights = [xp.asarray(w) for w in weights_np]
+    clips = preset.weight_clip if options.binary else None  # real weights (S4NN mode) are their own magnitude
+    clip_proxy_weights(weights, clips, xp)
 
     probe = train_times[: min(256, train_times.shape[0])].astype(xp.int32)
     probe_times, _ = forward(probe, weights, alphas, preset.thetas, preset.tmax, options.binary, xp)
@@ -584,6 +604,7 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
             decay = preset.weight_decay * result.trained
             for index, grad in enumerate(result.weight_grads):
                 weights[index] -= (eta * (grad + decay * weights[index])).astype(WEIGHT_DTYPE)
+            clip_proxy_weights(weights, clips, xp)
             if options.binary:
                 alphas = [
                     max(MIN_ALPHA, a - mu * g / len(batch)) for a, g in zip(alphas, result.alpha_grads, strict=True)
@@ -716,9 +737,9 @@ def calibrate_run(
 ) -> Checkpoint:
     """``best`` with its thresholds chosen on the validation split, saved as ``calibrated.npz``.
 
-    The calibrated model keeps the trained alphas and gets ``theta = count * alpha`` with the
-    alphas rounded to two decimals, as the exporter rounds them: the deployed counters are exactly
-    the chosen counts.  The search and its figures go into its hyperparameters and into
+    The calibrated model keeps the trained alphas and gets ``theta = (count - 1/2) * alpha`` with
+    the alphas rounded to two decimals, as the exporter rounds them (``theta_for_count``): the
+    deployed counters are exactly the chosen counts.  The search and its figures go into its hyperparameters and into
     ``summary["calibration"]``.
     """
     from bs4nn.train.calibration import calibrate_thresholds
