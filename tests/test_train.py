@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -294,6 +295,10 @@ def test_weight_clip_bounds_the_binary_proxy_weights_only(tmp_path: Path, data_d
     assert output.max() > 5.0
     train(preset, RunOptions(out_dir=tmp_path / "real", binary=False, **options), log=lambda _: None)
     assert np.abs(load_checkpoint(tmp_path / "real" / "checkpoint.npz").weights[0]).max() > 0.5
+    # the clip has no effect on a real-weight run, so it does not stop that run from resuming without it
+    unclipped = dataclasses.replace(preset, epochs=2, weight_clip=None)
+    train(unclipped, RunOptions(out_dir=tmp_path / "real", binary=False, resume=True, **options), log=lambda _: None)
+    assert load_checkpoint(tmp_path / "real" / "checkpoint.npz").epoch == 2
     with pytest.raises(Bs4nnError, match="weight clips must be positive"):
         _tiny(weight_clip=(0.0, None))
     with pytest.raises(Bs4nnError, match="as many weight clips"):

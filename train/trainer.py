@@ -524,8 +524,8 @@ def _run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
     settings = preset.as_dict()
     settings.pop("epochs")  # a resumed run may be extended
     settings.pop("calibrate_thresholds")  # after training: resuming a finished run only calibrates
-    if settings["weight_clip"] is None:
-        settings.pop("weight_clip")  # runs made before the field existed still resume
+    if settings["weight_clip"] is None or not options.binary:
+        settings.pop("weight_clip")  # no effect here (S4NN mode never clips); older runs still resume
     return {"preset": settings, "seed": options.seed, "binary": options.binary}
 
 
