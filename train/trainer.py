@@ -405,6 +405,12 @@ def initial_weights(preset: Preset, seed: int) -> list[np.ndarray]:
     ]
 
 
+def effective_weight_clip(preset: Preset, binary: bool) -> tuple[float | None, ...] | None:
+    """The preset's per-layer clip as a run applies it: none for real weights (S4NN mode), whose
+    magnitudes are the weights themselves."""
+    return preset.weight_clip if binary else None
+
+
 def clip_proxy_weights(weights: Sequence[Array], clips: Sequence[float | None] | None, xp: ModuleType = np) -> None:
     """Keep each layer's proxy weights in ``[-c, c]``, in place (BinaryConnect's clip).
 
@@ -524,8 +530,10 @@ def _run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
     settings = preset.as_dict()
     settings.pop("epochs")  # a resumed run may be extended
     settings.pop("calibrate_thresholds")  # after training: resuming a finished run only calibrates
-    if settings["weight_clip"] is None or not options.binary:
-        settings.pop("weight_clip")  # no effect here (S4NN mode never clips); older runs still resume
+    settings.pop("weight_clip")
+    clips = effective_weight_clip(preset, options.binary)
+    if clips is not None:  # absent when unbounded: older runs, and S4NN runs of a clipping preset, still resume
+        settings["weight_clip"] = list(clips)
     return {"preset": settings, "seed": options.seed, "binary": options.binary}
 
 
@@ -560,7 +568,7 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
         start_epoch = checkpoint.epoch + 1
         log(f"resuming {latest} after epoch {checkpoint.epoch}")
     weights = [xp.asarray(w) for w in weights_np]
-    clips = preset.weight_clip if options.binary else None  # real weights (S4NN mode) are their own magnitude
+    clips = effective_weight_clip(preset, options.binary)
     clip_proxy_weights(weights, clips, xp)
 
     probe = train_times[: min(256, train_times.shape[0])].astype(xp.int32)
@@ -739,8 +747,8 @@ def calibrate_run(
 
     The calibrated model keeps the trained alphas and gets ``theta = (count - 1/2) * alpha`` with
     the alphas rounded to two decimals, as the exporter rounds them (``theta_for_count``): the
-    deployed counters are exactly the chosen counts.  The search and its figures go into its hyperparameters and into
-    ``summary["calibration"]``.
+    deployed counters are exactly the chosen counts.  The search and its figures go into its
+    hyperparameters and into ``summary["calibration"]``.
     """
     from bs4nn.train.calibration import calibrate_thresholds
 
