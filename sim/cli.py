@@ -49,6 +49,8 @@ def golden_summary(result: GoldenResult, labels: np.ndarray, tmax: int, seconds:
         "accuracy": result.accuracy(labels),
         "mean_decision_time": float(result.decision_time.mean()),
         "no_output_spike": int((result.decision_time >= tmax).sum()),
+        "tied_decisions": int(result.tied(tmax).sum()),
+        "accuracy_ties_lenient": result.accuracy_ties_lenient(labels, tmax),
         "mean_spikes_until_decision": [float(v) for v in result.spikes_until_decision.mean(axis=0)],
         "seconds": seconds,
         "images_per_second": len(labels) / seconds if seconds > 0 else float("inf"),
@@ -74,6 +76,11 @@ def _golden(args: argparse.Namespace) -> int:
         print(f"{dataset} {args.split}: {summary['images']} images, accuracy {100 * summary['accuracy']:.2f} %")
         decided = f"mean decision time {summary['mean_decision_time']:.1f} steps"
         print(f"{decided}, images with no output spike: {summary['no_output_spike']}")
+        print(
+            f"decided by the tie rule: {summary['tied_decisions']} images; accuracy if ties that include the"
+            f" label counted as correct (the authors' scoring, for comparison only): "
+            f"{100 * summary['accuracy_ties_lenient']:.2f} %"
+        )
         layers = ", ".join(f"{v:.1f}" for v in summary["mean_spikes_until_decision"])
         print(f"mean spikes per layer up to the decision (input first): {layers}")
         print(f"{summary['images_per_second']:.0f} images/s")

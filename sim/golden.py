@@ -89,6 +89,22 @@ class GoldenResult:
     def accuracy(self, labels: np.ndarray) -> float:
         return float(np.mean(self.decision == np.asarray(labels)))
 
+    def tied(self, tmax: int) -> np.ndarray:
+        """(batch,) bool: two or more outputs spiked in the decision step (the tie rule decided)."""
+        out = self.spike_times[-1]
+        first = (out == self.decision_time[:, None]) & (self.decision_time[:, None] < tmax)
+        return first.sum(axis=1) >= 2
+
+    def accuracy_ties_lenient(self, labels: np.ndarray, tmax: int) -> float:
+        """Accuracy if a tie that includes the label counted as correct: the authors' scoring.
+
+        Reported for comparison with the paper only; never used to choose a model.
+        """
+        labels = np.asarray(labels)
+        label_time = self.spike_times[-1][np.arange(len(labels)), labels]
+        in_first_step = (label_time == self.decision_time) & (self.decision_time < tmax)
+        return float(np.mean((self.decision == labels) | in_first_step))
+
 
 def _run_chunk(
     input_times: Array, weights: Sequence[Array], thresholds: Sequence[float | int], tmax: int, xp: ModuleType

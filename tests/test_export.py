@@ -427,6 +427,8 @@ def test_manifest_accuracy_is_what_bs4nn_sim_golden_reports(tmp_path, checkpoint
     assert summary["images"] == metrics["images"] == 10000
     assert summary["accuracy"] == metrics["test_accuracy"]
     assert summary["mean_decision_time"] == metrics["mean_decision_time"]
+    assert 0 <= summary["tied_decisions"] <= summary["images"]
+    assert summary["accuracy_ties_lenient"] >= summary["accuracy"]
 
 
 def test_real_valued_checkpoint_exports_its_signs_with_a_warning(tmp_path, capsys):

@@ -99,3 +99,15 @@ def test_spikes_until_decision_never_counts_missing_spikes():
     result = run_golden(network, np.array([[0, 3, 16, 16, 16], [16, 16, 16, 16, 16]]))
     assert (result.decision_time == 16).all()
     assert result.spikes_until_decision.tolist() == [[2, 0], [0, 0]]
+
+
+def test_tied_decisions_and_the_authors_lenient_score():
+    """Outputs 1 and 2 cross in the same step (the tie rule picks 1); output 0 never fires."""
+    signs = np.array([[0, 0], [1, 1], [1, 1]], np.uint8)  # output 0: -1 per input, outputs 1, 2: +1
+    network = IntegerNetwork((IntegerLayer(signs, 2),), tmax=8)
+    result = run_golden(network, np.array([[1, 3], [1, 3], [8, 8]]))
+    assert result.decision.tolist() == [1, 1, 0]  # third image: nobody fires, largest counter (all 0)
+    assert result.tied(network.tmax).tolist() == [True, True, False]  # a silent image is no tie
+    labels = np.array([1, 2, 1])
+    assert result.accuracy(labels) == 1 / 3  # honest: the label-2 tie is lost
+    assert result.accuracy_ties_lenient(labels, network.tmax) == 2 / 3  # the tie counted as correct

@@ -35,6 +35,7 @@ from bs4nn.train.trainer import (
     output_errors,
     relative_targets,
     ship_pretrained,
+    snapshot_gradients,
     split_data,
     train,
 )
@@ -161,6 +162,56 @@ def test_batch_gradients_equal_the_formulas(seed: int, n_hidden: tuple[int, ...]
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     # float32 sums over every weight entry: relative error up to ~1e-4
     np.testing.assert_allclose(result.alpha_grads, alpha_grads, rtol=1e-4, atol=1e-9)
+
+
+def test_snapshot_gradients_hand_computed() -> None:
+    # 3 pixels -> 2 hidden -> 2 outputs, decision step s = 2; pixels at 0, 1, 5: the first two fired by s
+    in_times = np.array([[0, 1, 5]])
+    hidden_times = np.array([[1, TMAX]])  # hidden 0 fired by s, hidden 1 never
+    out_times = np.array([[2, TMAX]])
+    hidden_w = np.array([[0.3, -0.2, 0.1], [0.4, 0.5, -0.6]], dtype=np.float32)  # signs + - + / + + -
+    output_w = np.array([[2.0, -1.0], [-3.0, 4.0]], dtype=np.float32)  # signs + - / - +
+    grads, loss = snapshot_gradients(
+        [in_times, hidden_times, out_times],
+        np.array([2]),
+        np.array([1]),
+        [hidden_w, output_w],
+        [1, 1],
+        np.array([True]),
+        tmax=TMAX,
+        count_margin=1,
+        surrogate_width=2.0,
+    )
+    # counters at s: hidden 1-1 = 0 and 1+1 = 2; outputs +1 (output 0) and -1 (output 1, the label)
+    # hinge: the label needs >= 1 + 1 (short by 3), output 0 must stay <= 1 - 1 - 1 (over by 2)
+    assert loss == 5.0
+    r = 1 / np.sqrt(2)  # delta = (+1, -1) normalised
+    np.testing.assert_allclose(grads[1], [[r, 0], [-r, 0]], rtol=1e-6)
+    # back through the signs: (r - (-r), -r - r) = (sqrt 2, -sqrt 2); triangle around count - 1/2 = 0.5,
+    # half-width 2: 0.75 at counter 0, 0.25 at counter 2; then normalised
+    hidden_delta = np.array([np.sqrt(2) * 0.75, -np.sqrt(2) * 0.25])
+    hidden_delta /= np.linalg.norm(hidden_delta)
+    np.testing.assert_allclose(grads[0], np.outer(hidden_delta, [1, 1, 0]), rtol=1e-6)
+    # a silent sample (alive False) takes no update
+    grads, loss = snapshot_gradients(
+        [in_times, hidden_times, out_times], np.array([2]), np.array([1]), [hidden_w, output_w], [1, 1],
+        np.array([False]), tmax=TMAX, count_margin=1, surrogate_width=2.0,
+    )  # fmt: skip
+    assert loss == 0 and not grads[0].any() and not grads[1].any()
+
+
+def test_snapshot_backward_learns_and_keeps_the_alphas(tmp_path: Path, data_dir: Path) -> None:
+    preset = _tiny(backward="snapshot", train_images=2000, validation_images=500, calibrate_thresholds=False)
+    train(preset, RunOptions(out_dir=tmp_path, data_dir=str(data_dir), progress=False, test=False), log=lambda _: None)
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.npz")
+    assert checkpoint.metrics[-1]["validation_accuracy"] > 0.35  # chance: 0.10
+    assert checkpoint.alphas == list(preset.alphas)
+    with pytest.raises(Bs4nnError, match="cannot train real weights"):
+        train(preset, RunOptions(out_dir=tmp_path / "real", binary=False, progress=False), log=lambda _: None)
+    with pytest.raises(Bs4nnError, match="backward must be one of"):
+        _tiny(backward="nope")
+    with pytest.raises(Bs4nnError, match="surrogate_width > 0"):
+        _tiny(surrogate_width=0.0)
 
 
 def test_normalise_rows_keeps_zero_rows() -> None:
@@ -390,6 +441,8 @@ def test_cli_help_and_bad_arguments(tmp_path: Path, capsys) -> None:
     assert code == 2 and "--weight-clip needs 2 values" in err
     code, _, err = _cli(["train", "--preset", "tiny", "--weight-clip", "0", "none"], capsys)
     assert code == 2 and "must be a positive number" in err
+    code, _, err = _cli(["train", "--preset", "tiny", "--backward", "snapshot", "--real-weights"], capsys)
+    assert code == 2 and "cannot train real weights" in err and err.count("\n") == 1
 
 
 def test_presets_are_consistent() -> None:

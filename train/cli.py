@@ -8,7 +8,7 @@ from pathlib import Path
 from bs4nn import argtypes
 from bs4nn.errors import Bs4nnError
 from bs4nn.train.datasets import DATASETS, check_dataset, data_root
-from bs4nn.train.presets import PRESETS, TARGET_RULES
+from bs4nn.train.presets import BACKWARDS, PRESETS, TARGET_RULES
 
 
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +81,24 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         help="per layer: keep the proxy weights in [-C, C] (binary mode; 'none': unbounded)",
     )
     train.add_argument(
+        "--backward",
+        choices=BACKWARDS,
+        help="temporal = the paper's S4NN backward on spike times; snapshot = hinge on the output counters "
+        "at the decision step (binary weights only; train/README.md)",
+    )
+    train.add_argument(
+        "--count-margin",
+        type=argtypes.non_negative_int,
+        metavar="M",
+        help="snapshot backward: counts by which the outputs must clear their threshold",
+    )
+    train.add_argument(
+        "--surrogate-width",
+        type=argtypes.positive_float,
+        metavar="W",
+        help="snapshot backward: half-width in counts of the hidden neurons' surrogate gradient",
+    )
+    train.add_argument(
         "--calibrate-thresholds",
         action=argparse.BooleanOptionalAction,
         help="after training, choose each layer's integer threshold on the validation split and write "
@@ -120,6 +138,9 @@ def _train(args: argparse.Namespace) -> int:
         gamma=args.gamma,
         thetas=tuple(args.thetas) if args.thetas else None,
         weight_clip=tuple(args.weight_clip) if args.weight_clip else None,
+        backward=args.backward,
+        count_margin=args.count_margin,
+        surrogate_width=args.surrogate_width,
         calibrate_thresholds=args.calibrate_thresholds,
     )
     options = RunOptions(

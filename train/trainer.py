@@ -22,6 +22,10 @@ Backward (paper eqs. 5-16, decisions where the paper is open are marked DECISION
 * DECISION: a preset may bound a layer's proxy weights to ``[-c, c]`` after every update
   (``weight_clip``, BinaryConnect's clip; binary mode only), so that every sign stays a bounded
   number of updates from flipping.
+
+DECISION: a preset may instead use ``backward="snapshot"`` (:func:`snapshot_gradients`, not the
+paper's): a hinge on the output counters at the decision step, straight through the signs.  The
+forward pass is the same; only the gradients differ (``fashion`` uses it, train/README.md).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from bs4nn.export.bitmodel import quantize_alpha
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text
 from bs4nn.sim.semantics import Array, decide, encode_images, layer_spike_times, threshold_count
 from bs4nn.train.checkpoint import PRETRAINED_DIR, Checkpoint, load_checkpoint, run_model_path, save_checkpoint
-from bs4nn.train.presets import TARGET_RULES, Preset
+from bs4nn.train.presets import BACKWARDS, TARGET_RULES, Preset
 
 MIN_ALPHA = 0.01
 """Alphas are clamped here: the exporter rounds them to two decimals and needs them positive."""
@@ -242,6 +246,9 @@ def batch_gradients(
     gamma: float,
     target_rule: str = "eq6",
     binary: bool = True,
+    backward: str = "temporal",
+    count_margin: int = 4,
+    surrogate_width: float = 40.0,
     xp: ModuleType = np,
 ) -> BatchResult:
     """Forward, targets, backward for one mini-batch (no update)."""
@@ -251,6 +258,32 @@ def batch_gradients(
     alive = xp.ones(in_times.shape[0], dtype=bool)
     for hidden in times[1:-1]:
         alive &= (hidden < tmax).any(axis=1)
+    n_alive = int(alive.sum())
+    figures = {
+        "correct": int((decision == labels).sum()),
+        "output_time_sum": float(first_time.sum()),
+        "trained": n_alive,
+        "silent": in_times.shape[0] - n_alive,
+    }
+    if backward == "snapshot":
+        if not binary:
+            raise Bs4nnError("the snapshot backward works on the binary counters: it needs binary weights")
+        weight_grads, loss = snapshot_gradients(
+            times,
+            first_time,
+            labels,
+            weights,
+            layer_thresholds(alphas, thetas, binary),
+            alive,
+            tmax=tmax,
+            count_margin=count_margin,
+            surrogate_width=surrogate_width,
+            xp=xp,
+        )
+        # DECISION: alphas stay put; this rule works in counts, and alpha only sets the integer count.
+        return BatchResult(weight_grads=weight_grads, alpha_grads=[0.0] * len(weights), loss=loss, **figures)
+    if backward != "temporal":
+        raise Bs4nnError(f"unknown backward {backward!r}; choose one of {', '.join(BACKWARDS)}")
     targets = relative_targets(times[-1], labels, gamma, tmax, xp, target_rule)
     errors = output_errors(times[-1], targets, tmax) * alive[:, None]
     loss = float(0.5 * (errors * errors).sum())
@@ -277,16 +310,55 @@ def batch_gradients(
             alpha_grads[layer] = float((signs * gradient.weights).mean())
         if gradient.delta_in is not None:
             delta = normalise_rows(gradient.delta_in, xp)
-    n_alive = int(alive.sum())
-    return BatchResult(
-        weight_grads=weight_grads,
-        alpha_grads=alpha_grads,
-        loss=loss,
-        correct=int((decision == labels).sum()),
-        output_time_sum=float(first_time.sum()),
-        trained=n_alive,
-        silent=in_times.shape[0] - n_alive,
-    )
+    return BatchResult(weight_grads=weight_grads, alpha_grads=alpha_grads, loss=loss, **figures)
+
+
+def snapshot_gradients(
+    times: Sequence[Array],
+    decision_time: Array,
+    labels: Array,
+    weights: Sequence[Array],
+    threshold_counts: Sequence[int],
+    alive: Array,
+    *,
+    tmax: int,
+    count_margin: int,
+    surrogate_width: float,
+    xp: ModuleType = np,
+) -> tuple[list[Array], float]:
+    """Weight gradients of a hinge on the output counters at the decision step (``backward="snapshot"``).
+
+    Why: the temporal backward (eqs. 9-16) moves spike times, but where the inputs arrive in
+    bursts (Fashion-MNIST's uniform regions, MNIST's saturated strokes) a decision is a count
+    race inside one step, and pulling a time by one step says little about the counts.  Here the
+    network is frozen at the decision step ``s`` (the first output spike; ``tmax - 1`` if none):
+    every layer is then a binary network, ``fired = [t <= s]`` and counter ``= fired @ sign(W).T``.
+    The correct output's counter must reach ``count + margin``, every other output's must stay at
+    ``count - 1 - margin`` or below (a hinge, gradient -1 / +1 per violated output).  The gradient
+    reaches the proxy weights straight through the signs (``dL/dW = delta.T @ fired``) and the
+    hidden layers through a triangular surrogate of ``[counter >= count]`` of half-width
+    ``surrogate_width`` counts.  Deltas are normalised per sample and layer, as in eq. (12).
+    Returns the per-layer gradients summed over the batch and the hinge loss (in counts).
+    """
+    snapshot = xp.minimum(decision_time, tmax - 1)[:, None]
+    fired = [(layer_times <= snapshot).astype(xp.float32) for layer_times in times]
+    signs = [binary_weights(weight, xp).astype(xp.float32) for weight in weights]
+    counters = [fired[layer] @ signs[layer].T for layer in range(len(weights))]
+    out = counters[-1]
+    count = float(threshold_counts[-1])
+    is_label = xp.arange(out.shape[1])[None, :] == labels[:, None]
+    short = xp.where(is_label, xp.maximum(count + count_margin - out, 0), 0) * alive[:, None]
+    over = xp.where(is_label, 0, xp.maximum(out - (count - 1 - count_margin), 0)) * alive[:, None]
+    loss = float(short.sum() + over.sum())
+    delta = normalise_rows((over > 0).astype(xp.float32) - (short > 0).astype(xp.float32), xp)
+    weight_grads: list[Array] = [None] * len(weights)
+    for layer in range(len(weights) - 1, -1, -1):
+        weight_grads[layer] = delta.T @ fired[layer]
+        if layer > 0:
+            centre = float(threshold_counts[layer - 1]) - 0.5
+            surrogate = xp.maximum(0, 1 - xp.abs(counters[layer - 1] - centre) / surrogate_width)
+            delta = normalise_rows((delta @ signs[layer]) * surrogate, xp)
+    return weight_grads, loss
 
 
 def parallel_batch_gradients(
@@ -483,6 +555,7 @@ METRIC_FIELDS = (
     "validation_accuracy",
     "validation_mean_decision_time",
     "validation_spikes_until_decision",
+    "validation_tie_rate",
     "alphas",
     "train_seconds",
     "synaptic_events_per_second",
@@ -531,6 +604,9 @@ def _run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
     settings.pop("epochs")  # a resumed run may be extended
     settings.pop("calibrate_thresholds")  # after training: resuming a finished run only calibrates
     settings.pop("weight_clip")
+    if preset.backward == "temporal":  # the snapshot knobs do not matter: runs made before them still resume
+        for key in ("backward", "count_margin", "surrogate_width"):
+            settings.pop(key)
     clips = effective_weight_clip(preset, options.binary)
     if clips is not None:  # absent when unbounded: older runs, and S4NN runs of a clipping preset, still resume
         settings["weight_clip"] = list(clips)
@@ -541,6 +617,8 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
     """Train ``preset``; checkpoint every epoch; return the run summary (also ``summary.json``)."""
     from tqdm import tqdm
 
+    if preset.backward == "snapshot" and not options.binary:
+        raise Bs4nnError("--backward snapshot works on the binary counters; it cannot train real weights")
     xp = get_xp(options.device)
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -605,6 +683,9 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
                 gamma=preset.gamma,
                 target_rule=preset.target_rule,
                 binary=options.binary,
+                backward=preset.backward,
+                count_margin=preset.count_margin,
+                surrogate_width=preset.surrogate_width,
                 xp=xp,
             )
             where = f"epoch {epoch}, batch {batch_index}"
@@ -655,6 +736,7 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
             "validation_accuracy": validation["accuracy"],
             "validation_mean_decision_time": validation["mean_decision_time"],
             "validation_spikes_until_decision": validation["mean_spikes_until_decision"],
+            "validation_tie_rate": validation["tied_decisions"] / validation["images"],
             "alphas": list(alphas),
             "train_seconds": train_seconds,
             "synaptic_events_per_second": totals["events"] / train_seconds,
@@ -734,7 +816,10 @@ def finish_run(preset: Preset, options: RunOptions, history: list[dict[str, Any]
             f"best epoch {best.epoch}: validation {100 * summary['validation_accuracy']:.2f} %, "
             f"test {100 * test['accuracy']:.2f} % ({test['scored_by']}), mean decision time "
             f"{test['mean_decision_time']:.1f}, spikes per layer up to the decision "
-            f"{', '.join(f'{v:.1f}' for v in test['mean_spikes_until_decision'])}"
+            f"{', '.join(f'{v:.1f}' for v in test['mean_spikes_until_decision'])}; "
+            f"{test['tied_decisions']} test images decided by the tie rule (scored as the hardware "
+            f"breaks them; {100 * test['accuracy_ties_lenient']:.2f} % if such ties counted as correct, "
+            "the authors' scoring)"
         )
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
