@@ -44,6 +44,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import quantize_alpha
@@ -367,17 +368,21 @@ def parallel_batch_gradients(
     """:func:`batch_gradients` on the two halves of a batch in two threads (NumPy releases the GIL).
 
     Samples are independent until the update, so the sums equal the whole batch's up to float
-    summation order (fixed: the split is deterministic).
+    summation order (fixed: the split is deterministic).  BLAS is held to one thread meanwhile:
+    the two halves already use both cores, and OpenBLAS's own threads on top made the snapshot
+    backward's matrix products slower than one thread (fashion, batch 32: 371 images/s with two
+    threads against 333 with one; tests/benchmarks/bench_train.py).
     """
     if pool is None or in_times.shape[0] < 2:
         return batch_gradients(in_times, labels, *args, **kwargs)
     half = in_times.shape[0] // 2
-    parts = list(
-        pool.map(
-            lambda rows: batch_gradients(in_times[rows], labels[rows], *args, **kwargs),
-            (slice(0, half), slice(half, None)),
+    with threadpool_limits(limits=1, user_api="blas"):
+        parts = list(
+            pool.map(
+                lambda rows: batch_gradients(in_times[rows], labels[rows], *args, **kwargs),
+                (slice(0, half), slice(half, None)),
+            )
         )
-    )
     first, second = parts
     return BatchResult(
         weight_grads=[a + b for a, b in zip(first.weight_grads, second.weight_grads, strict=True)],

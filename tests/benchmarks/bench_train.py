@@ -16,7 +16,7 @@ import numpy as np
 
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.datasets import load_split
-from bs4nn.train.presets import get_preset
+from bs4nn.train.presets import BACKWARDS, get_preset
 from bs4nn.train.trainer import initial_weights, parallel_batch_gradients
 
 TRAIN_IMAGES = 55_000
@@ -28,15 +28,18 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=3200)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--backward", choices=BACKWARDS, help="default: the preset's")
     args = parser.parse_args()
-    preset = get_preset(args.preset)
+    preset = get_preset(args.preset).with_overrides(backward=args.backward)
     images, labels = load_split(preset.dataset, "train")
     in_times = encode_images(images[: args.images], preset.tmax, preset.imax)
     labels = labels[: args.images].astype(np.int64)
     weights = initial_weights(preset, 0)
     events = int((in_times < preset.tmax).sum()) * preset.sizes[1]
-    print(f"| preset | batch | threads | images/s | s per {TRAIN_IMAGES} images | layer-1 synaptic events/s |")
-    print("|---|---|---|---|---|---|")
+    print(
+        f"| preset | backward | batch | threads | images/s | s per {TRAIN_IMAGES} images | layer-1 synaptic events/s |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for threads in args.threads:
         pool = ThreadPoolExecutor(max_workers=2) if threads > 1 else None
         for batch in args.batch_sizes:
@@ -52,11 +55,15 @@ def main() -> None:
                     preset.thetas,
                     tmax=preset.tmax,
                     gamma=preset.gamma,
+                    target_rule=preset.target_rule,
+                    backward=preset.backward,
+                    count_margin=preset.count_margin,
+                    surrogate_width=preset.surrogate_width,
                 )
             seconds = time.perf_counter() - start
             rate = args.images / seconds
             print(
-                f"| {preset.name} | {batch} | {threads} | {rate:.0f} | {TRAIN_IMAGES / rate:.0f} | "
+                f"| {preset.name} | {preset.backward} | {batch} | {threads} | {rate:.0f} | {TRAIN_IMAGES / rate:.0f} | "
                 f"{events / seconds:.3g} |"
             )
         if pool is not None:
