@@ -577,7 +577,11 @@ def write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
     atomic_write_text(out_dir / "metrics.json", json.dumps(history, indent=1) + "\n")
 
 
-def plot_metrics(out_dir: Path, history: list[dict[str, Any]]) -> Path:
+LOSS_TITLES = {"temporal": "training loss (eq. 7, per sample)", "snapshot": "training hinge loss (counts, per sample)"}
+"""What the ``loss`` column measures under each backward."""
+
+
+def plot_metrics(out_dir: Path, history: list[dict[str, Any]], backward: str = "temporal") -> Path:
     """Learning curves (loss, accuracies, mean output time) as ``learning_curves.png``."""
     import matplotlib
 
@@ -587,7 +591,7 @@ def plot_metrics(out_dir: Path, history: list[dict[str, Any]]) -> Path:
     epochs = [row["epoch"] for row in history]
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     axes[0].plot(epochs, [row["loss"] for row in history], marker="o")
-    axes[0].set(title="training loss (eq. 7, per sample)", xlabel="epoch")
+    axes[0].set(title=LOSS_TITLES[backward], xlabel="epoch")
     axes[1].plot(epochs, [100 * row["train_accuracy"] for row in history], marker="o", label="train (float alphas)")
     axes[1].plot(epochs, [100 * row["validation_accuracy"] for row in history], marker="o", label="validation")
     axes[1].set(title="accuracy %", xlabel="epoch")
@@ -769,7 +773,7 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
         save_checkpoint(out_dir / "checkpoint.npz", checkpoint)
         write_metrics(out_dir, history)
         if options.plot:
-            plot_metrics(out_dir, history)
+            plot_metrics(out_dir, history, preset.backward)
         log(
             f"epoch {epoch}: loss {row['loss']:.4f}, train {100 * row['train_accuracy']:.2f} %, "
             f"validation {100 * row['validation_accuracy']:.2f} % ({validation['scored_by']}), "
@@ -786,7 +790,7 @@ def finish_run(preset: Preset, options: RunOptions, history: list[dict[str, Any]
     model on the test split, write ``summary.json``."""
     out_dir = Path(options.out_dir)
     if options.plot and history:
-        log(f"learning curves: {plot_metrics(out_dir, history)}")
+        log(f"learning curves: {plot_metrics(out_dir, history, preset.backward)}")
     summary: dict[str, Any] = {"preset": preset.name, "seed": options.seed, "binary": options.binary}
     best_path = out_dir / "best.npz"
     if not best_path.is_file():
