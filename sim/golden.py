@@ -89,11 +89,14 @@ class GoldenResult:
     def accuracy(self, labels: np.ndarray) -> float:
         return float(np.mean(self.decision == np.asarray(labels)))
 
+    def first_step_outputs(self, tmax: int) -> np.ndarray:
+        """(batch, n_out) bool: the outputs that spiked in the decision step (none if no output spiked)."""
+        decision_time = self.decision_time[:, None]
+        return (self.spike_times[-1] == decision_time) & (decision_time < tmax)
+
     def tied(self, tmax: int) -> np.ndarray:
         """(batch,) bool: two or more outputs spiked in the decision step (the tie rule decided)."""
-        out = self.spike_times[-1]
-        first = (out == self.decision_time[:, None]) & (self.decision_time[:, None] < tmax)
-        return first.sum(axis=1) >= 2
+        return self.first_step_outputs(tmax).sum(axis=1) >= 2
 
     def accuracy_ties_lenient(self, labels: np.ndarray, tmax: int) -> float:
         """Accuracy if a tie that includes the label counted as correct: the authors' scoring.
@@ -101,9 +104,8 @@ class GoldenResult:
         Reported for comparison with the paper only; never used to choose a model.
         """
         labels = np.asarray(labels)
-        label_time = self.spike_times[-1][np.arange(len(labels)), labels]
-        in_first_step = (label_time == self.decision_time) & (self.decision_time < tmax)
-        return float(np.mean((self.decision == labels) | in_first_step))
+        label_in_first_step = self.first_step_outputs(tmax)[np.arange(len(labels)), labels]
+        return float(np.mean((self.decision == labels) | label_in_first_step))
 
 
 def _run_chunk(

@@ -370,8 +370,8 @@ def parallel_batch_gradients(
     Samples are independent until the update, so the sums equal the whole batch's up to float
     summation order (fixed: the split is deterministic).  BLAS is held to one thread meanwhile:
     the two halves already use both cores, and OpenBLAS's own threads on top made the snapshot
-    backward's matrix products slower than one thread (fashion, batch 32: 371 images/s with two
-    threads against 333 with one; tests/benchmarks/bench_train.py).
+    backward's matrix products contend (fashion, batch 32, two halves: 371 images/s without the
+    limit, 656 with it; tests/benchmarks/bench_train.py).
     """
     if pool is None or in_times.shape[0] < 2:
         return batch_gradients(in_times, labels, *args, **kwargs)
