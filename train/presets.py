@@ -143,8 +143,9 @@ PRESETS: dict[str, Preset] = {
         # 74.2, 74.7, 76.0, 76.7 % validation against 65.5, 69.2, 71.5, 70.1 %.
         backward="snapshot",
     ),
-    # Two hidden layers of 600 (Table 1: theta 500, alphas 10) with init U[-5,10] instead of U[-10,10]: with Table 1's symmetric init the second hidden layer
-    # never fires at initialisation and the run stops ("silent network"); see fashion-2x600-paper.
+    # Two hidden layers of 600 (Table 1: theta 500, alphas 10) with init U[-5,10] instead of
+    # U[-10,10]: with Table 1's symmetric init the second hidden layer never fires at
+    # initialisation and the run stops ("silent network"); see fashion-2x600-paper.
     "fashion-2x600": Preset(
         name="fashion-2x600",
         dataset="fashion-mnist",
