@@ -33,6 +33,7 @@ from bs4nn.train.trainer import (
     layer_backward,
     normalise_rows,
     output_errors,
+    parallel_batch_gradients,
     relative_targets,
     ship_pretrained,
     snapshot_gradients,
@@ -397,6 +398,40 @@ def test_fashion_2x600_init_fires(fashion_probe_times: np.ndarray) -> None:
     times, tmax = _initial_spike_times("fashion-2x600", fashion_probe_times)
     check_not_silent(times, tmax, "initial network")
     assert all(float((spikes < tmax).any(axis=1).mean()) > 0.95 for spikes in times[1:])
+
+
+def test_one_thread_gradients_do_not_depend_on_blas_threads(fashion_probe_times: np.ndarray) -> None:
+    """``--threads 1`` gives the same numbers on any machine: BLAS is held to one thread.
+
+    With two hidden layers the snapshot backward's products change with OpenBLAS's thread count
+    (measured: 1.4 million entries differ between 1 and 2 threads over 10 batches of 16).
+    """
+    from threadpoolctl import threadpool_limits
+
+    preset = get_preset("fashion-2x600")
+    assert preset.backward == "snapshot"
+    weights = initial_weights(preset, seed=0)
+    labels = np.arange(32) % 10
+
+    def gradients(blas_threads: int) -> list[np.ndarray]:
+        with threadpool_limits(limits=blas_threads, user_api="blas"):
+            return parallel_batch_gradients(
+                None,
+                fashion_probe_times[:32],
+                labels,
+                weights,
+                list(preset.alphas),
+                preset.thetas,
+                tmax=preset.tmax,
+                gamma=preset.gamma,
+                target_rule=preset.target_rule,
+                backward=preset.backward,
+                count_margin=preset.count_margin,
+                surrogate_width=preset.surrogate_width,
+            ).weight_grads
+
+    for one, two in zip(gradients(1), gradients(2), strict=True):
+        np.testing.assert_array_equal(one, two)
 
 
 def test_nan_is_reported_clearly() -> None:

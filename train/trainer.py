@@ -371,12 +371,15 @@ def parallel_batch_gradients(
     summation order (fixed: the split is deterministic).  BLAS is held to one thread meanwhile:
     the two halves already use both cores, and OpenBLAS's own threads on top made the snapshot
     backward's matrix products contend (fashion, batch 32, two halves: 371 images/s without the
-    limit, 656 with it; tests/benchmarks/bench_train.py).
+    limit, 656 with it; tests/benchmarks/bench_train.py).  The one-thread path (``pool=None``,
+    ``--threads 1``) is held to one BLAS thread too, so that no run depends on the machine's core
+    count: with two hidden layers the snapshot backward's gradients change with OpenBLAS's thread
+    count (fashion-2x600, 10 batches of 16: 1.4 million entries differ between 1 and 2 threads).
     """
-    if pool is None or in_times.shape[0] < 2:
-        return batch_gradients(in_times, labels, *args, **kwargs)
-    half = in_times.shape[0] // 2
     with threadpool_limits(limits=1, user_api="blas"):
+        if pool is None or in_times.shape[0] < 2:
+            return batch_gradients(in_times, labels, *args, **kwargs)
+        half = in_times.shape[0] // 2
         parts = list(
             pool.map(
                 lambda rows: batch_gradients(in_times[rows], labels[rows], *args, **kwargs),
