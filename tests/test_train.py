@@ -422,12 +422,7 @@ def test_one_thread_gradients_do_not_depend_on_blas_threads(fashion_probe_times:
                 weights,
                 list(preset.alphas),
                 preset.thetas,
-                tmax=preset.tmax,
-                gamma=preset.gamma,
-                target_rule=preset.target_rule,
-                backward=preset.backward,
-                count_margin=preset.count_margin,
-                surrogate_width=preset.surrogate_width,
+                **preset.gradient_options(),
             ).weight_grads
 
     for one, two in zip(gradients(1), gradients(2), strict=True):

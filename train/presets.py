@@ -80,6 +80,17 @@ class Preset:
         """A copy with the non-None values of ``changes`` applied."""
         return replace(self, **{key: value for key, value in changes.items() if value is not None})
 
+    def gradient_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``trainer.batch_gradients`` that this preset fixes."""
+        return {
+            "tmax": self.tmax,
+            "gamma": self.gamma,
+            "target_rule": self.target_rule,
+            "backward": self.backward,
+            "count_margin": self.count_margin,
+            "surrogate_width": self.surrogate_width,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["sizes"] = list(self.sizes)

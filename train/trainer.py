@@ -691,14 +691,9 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
                 weights,
                 alphas,
                 preset.thetas,
-                tmax=preset.tmax,
-                gamma=preset.gamma,
-                target_rule=preset.target_rule,
                 binary=options.binary,
-                backward=preset.backward,
-                count_margin=preset.count_margin,
-                surrogate_width=preset.surrogate_width,
                 xp=xp,
+                **preset.gradient_options(),
             )
             where = f"epoch {epoch}, batch {batch_index}"
             check_finite(result.weight_grads, result.alpha_grads, where, xp)

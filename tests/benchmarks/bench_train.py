@@ -53,12 +53,7 @@ def main() -> None:
                     weights,
                     list(preset.alphas),
                     preset.thetas,
-                    tmax=preset.tmax,
-                    gamma=preset.gamma,
-                    target_rule=preset.target_rule,
-                    backward=preset.backward,
-                    count_margin=preset.count_margin,
-                    surrogate_width=preset.surrogate_width,
+                    **preset.gradient_options(),
                 )
             seconds = time.perf_counter() - start
             rate = args.images / seconds
