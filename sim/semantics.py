@@ -43,6 +43,11 @@ CODING_RULE = "t = floor((imax - I) * tmax / imax); t >= tmax: no spike"
 Array = Any  # numpy.ndarray or cupy.ndarray
 
 
+def to_numpy(array: Array) -> np.ndarray:
+    """A NumPy copy of a NumPy or CuPy array (CuPy's ``get`` copies device to host)."""
+    return np.asarray(array.get() if hasattr(array, "get") else array)
+
+
 def encode_images(images: Array, tmax: int = TMAX, imax: int = IMAX, xp: ModuleType = np) -> Array:
     """Time-to-first-spike code of a batch of images: bright pixels first, black never.
 

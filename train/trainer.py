@@ -49,7 +49,7 @@ from threadpoolctl import threadpool_limits
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import quantize_alpha
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text
-from bs4nn.sim.semantics import Array, decide, encode_images, layer_spike_times, threshold_count
+from bs4nn.sim.semantics import Array, decide, encode_images, layer_spike_times, threshold_count, to_numpy
 from bs4nn.train.checkpoint import PRETRAINED_DIR, Checkpoint, load_checkpoint, run_model_path, save_checkpoint
 from bs4nn.train.presets import BACKWARDS, TARGET_RULES, Preset
 
@@ -83,10 +83,6 @@ def get_xp(device: str = "auto") -> ModuleType:
     if device == "gpu":
         raise Bs4nnError("--device gpu: CuPy found no CUDA GPU")
     return np
-
-
-def to_numpy(array: Array) -> np.ndarray:
-    return array.get() if hasattr(array, "get") else np.asarray(array)
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,12 +30,12 @@ import numpy as np
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.fileio import atomic_write_bytes
+from bs4nn.sim.semantics import to_numpy
 from bs4nn.train.experiments.plots import new_figure, save_figure, write_json
+from bs4nn.train.optimizers import Adam
 
 VALIDATION_IMAGES = 5000
 N_CLASSES = 10
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
 BN_EPS = 1e-4
 BN_MOMENTUM = 0.1  # running statistics: new = (1 - m) * old + m * batch
 EVAL_BATCH = 2000
@@ -168,27 +168,21 @@ def backward(
     return grads
 
 
-class Adam:
-    """Adam on every array of every layer; the real weights are clipped to [-1, 1] after each step."""
+TRAINED = ("weights", "gamma", "beta")
+"""The arrays of a layer that Adam updates (the running statistics are not trained)."""
 
-    NAMES = ("weights", "gamma", "beta")
 
-    def __init__(self, layers: list[BnnLayer], xp: ModuleType) -> None:
-        self.step_count = 0
-        self.moments = [{name: (xp.zeros_like(getattr(layer, name)),) * 2 for name in self.NAMES} for layer in layers]
+def trained_arrays(layers: list[BnnLayer]) -> list[Any]:
+    return [getattr(layer, name) for layer in layers for name in TRAINED]
 
-    def step(self, layers: list[BnnLayer], grads: list[dict[str, Any]], lr: float, xp: ModuleType) -> None:
-        self.step_count += 1
-        beta1, beta2 = ADAM_BETAS
-        correction = np.sqrt(1 - beta2**self.step_count) / (1 - beta1**self.step_count)
-        for layer, grad, moments in zip(layers, grads, self.moments, strict=True):
-            for name in self.NAMES:
-                first, second = moments[name]
-                first = beta1 * first + (1 - beta1) * grad[name]
-                second = beta2 * second + (1 - beta2) * grad[name] ** 2
-                moments[name] = (first, second)
-                value = getattr(layer, name) - lr * correction * first / (xp.sqrt(second) + ADAM_EPS)
-                setattr(layer, name, xp.clip(value, -1.0, 1.0) if name == "weights" else value)
+
+def adam_step(optimiser: Adam, layers: list[BnnLayer], grads: list[dict[str, Any]], lr: float, xp: ModuleType) -> None:
+    """Adam on every trained array; the real weights are clipped to [-1, 1] after each step."""
+    updated = iter(optimiser.step(trained_arrays(layers), [grad[name] for grad in grads for name in TRAINED], lr))
+    for layer in layers:
+        for name in TRAINED:
+            value = next(updated)
+            setattr(layer, name, xp.clip(value, -1.0, 1.0) if name == "weights" else value)
 
 
 def scale_images(images: np.ndarray, xp: ModuleType) -> Any:
@@ -201,7 +195,7 @@ def predict(layers: list[BnnLayer], inputs: Any, xp: ModuleType = np) -> np.ndar
     decisions = []
     for start in range(0, inputs.shape[0], EVAL_BATCH):
         scores, _ = forward(layers, inputs[start : start + EVAL_BATCH], xp, training=False)
-        decisions.append(_to_numpy(xp.argmax(scores, axis=1)))
+        decisions.append(to_numpy(xp.argmax(scores, axis=1)))
     return np.concatenate(decisions) if decisions else np.empty(0, np.int64)
 
 
@@ -229,7 +223,7 @@ def train_bnn(
     val_x, val_y = scale_images(train_images[fit_count:], xp), train_labels[fit_count:]
     test_x = scale_images(test_images, xp)
     layers = init_layers(config.sizes, rng, xp)
-    optimiser = Adam(layers, xp)
+    optimiser = Adam(trained_arrays(layers), xp)
     result = BnnResult(config, [layer.copy() for layer in layers], dataset=dataset)
     best = -1.0
     epochs = range(config.epochs)
@@ -245,7 +239,7 @@ def train_bnn(
             rows = order[begin : begin + config.batch_size]
             scores, caches = forward(layers, fit_x[rows], xp, training=True)
             loss, grad_scores = squared_hinge(scores, fit_y[rows], xp)
-            optimiser.step(layers, backward(layers, caches, grad_scores, xp), lr, xp)
+            adam_step(optimiser, layers, backward(layers, caches, grad_scores, xp), lr, xp)
             losses.append(loss)
         val_accuracy = accuracy(layers, val_x, val_y, xp)
         record = {
@@ -281,9 +275,9 @@ def write_bnn_result(result: BnnResult, out_dir: str | os.PathLike) -> list[Path
     }
     arrays: dict[str, np.ndarray] = {}
     for index, layer in enumerate(result.layers):
-        arrays[f"signs_{index}"] = (_to_numpy(layer.weights) >= 0).astype(np.uint8)
+        arrays[f"signs_{index}"] = (to_numpy(layer.weights) >= 0).astype(np.uint8)
         for name in ("weights", "gamma", "beta", "running_mean", "running_var"):
-            arrays[f"{name}_{index}"] = _to_numpy(getattr(layer, name)).astype(np.float32)
+            arrays[f"{name}_{index}"] = to_numpy(getattr(layer, name)).astype(np.float32)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     written = [write_json(out_dir / "bnn.json", summary), atomic_write_bytes(out_dir / "bnn.npz", buffer.getvalue())]
@@ -296,7 +290,3 @@ def write_bnn_result(result: BnnResult, out_dir: str | os.PathLike) -> list[Path
     ax.grid(alpha=0.3)
     written.append(save_figure(fig, out_dir / "bnn.png"))
     return written
-
-
-def _to_numpy(array: Any) -> np.ndarray:
-    return np.asarray(array.get() if hasattr(array, "get") else array)
