@@ -30,6 +30,9 @@ from bs4nn.train.trainer import binary_weights
 COUNT_SCALES = (0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4, 1.5)
 """Candidate counts per layer, as multiples of the trained count (rounded, at least 1)."""
 
+READOUT_COUNT_SCALES = tuple(round(0.1 * step, 1) for step in range(3, 31))
+"""A wide search (0.3-3.0 times) for an output count that training never used (``snapshot-ce``)."""
+
 PASSES = 2
 """Coordinate-ascent sweeps over the layers (a second pass re-tunes each layer to the others)."""
 
@@ -86,8 +89,11 @@ def calibrate_thresholds(
     imax: int,
     scales: Sequence[float] = COUNT_SCALES,
     passes: int = PASSES,
+    layers: Sequence[int] | None = None,
 ) -> Calibration:
     """Per-layer integer thresholds that maximise validation accuracy under the hardware's rules.
+
+    ``layers``: the layers whose counts are searched (default all; the others keep theirs).
 
     A count moves only when it is strictly better on the validation images, so the result is
     never worse there than the trained thresholds.
@@ -116,7 +122,7 @@ def calibrate_thresholds(
     best = (trained_accuracy, float(result.decision_time.mean()))
     for sweep in range(passes):
         counts_before = list(counts)
-        for layer in range(n_layers):
+        for layer in range(n_layers) if layers is None else layers:
             layer_before = counts[layer]
             for count in candidate_counts(trained[layer], scales):
                 if count == counts[layer]:

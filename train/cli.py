@@ -84,7 +84,15 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         "--backward",
         choices=BACKWARDS,
         help="temporal = the paper's S4NN backward on spike times; snapshot = hinge on the output counters "
-        "at the decision step (binary weights only; train/README.md)",
+        "at the decision step; snapshot-ce = cross-entropy on the output counters summed over the preset's "
+        "snapshot steps (the -ce presets). Binary weights only for both snapshot rules; train/README.md",
+    )
+    train.add_argument(
+        "--readout-epochs",
+        type=argtypes.non_negative_int,
+        metavar="N",
+        help="after the training epochs, N epochs that train the output layer alone (snapshot hinge, Adam), "
+        "from the output count chosen on validation (default: the preset's; the -ce presets use 4)",
     )
     train.add_argument(
         "--count-margin",
@@ -141,6 +149,7 @@ def _train(args: argparse.Namespace) -> int:
         backward=args.backward,
         count_margin=args.count_margin,
         surrogate_width=args.surrogate_width,
+        readout_epochs=args.readout_epochs,
         calibrate_thresholds=args.calibrate_thresholds,
     )
     options = RunOptions(
