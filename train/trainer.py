@@ -739,7 +739,7 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
 
     Epochs ``1..preset.epochs`` train every layer with ``preset.backward``; the ``readout_epochs``
     after them (if any) train the output layer alone with the snapshot hinge and Adam, from the
-    counts chosen on validation at the switch (:func:`choose_readout_thresholds`).
+    output count chosen on validation at the switch (:func:`choose_readout_count`).
     """
     from tqdm import tqdm
 
@@ -809,7 +809,7 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
         gradient_options = preset.gradient_options()
         if epoch > preset.epochs:
             if phase == "train":
-                thetas = choose_readout_thresholds(weights, alphas, thetas, val_images, val_labels, preset, log)
+                thetas = choose_readout_count(weights, alphas, thetas, val_images, val_labels, preset, log)
                 phase = "readout"
             eta, mu = preset.readout_eta, 0.0
             gradient_options["backward"] = "snapshot"
@@ -943,7 +943,7 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
     return finish_run(preset, options, history, log)
 
 
-def choose_readout_thresholds(
+def choose_readout_count(
     weights: Sequence[Array],
     alphas: Sequence[float],
     thetas: Sequence[float],
@@ -952,36 +952,32 @@ def choose_readout_thresholds(
     preset: Preset,
     log: Callable[[str], None],
 ) -> list[float]:
-    """The thresholds the readout epochs train at, chosen on validation.
+    """The thetas with the output layer's count chosen on validation over a wide range.
 
-    Why: ``snapshot-ce`` never uses the output threshold, so it is first searched over a wide
-    range (``READOUT_COUNT_SCALES`` times the preset's count); then every layer's count is
-    searched as after training (:func:`calibrate_thresholds`'s defaults), since the exact spike
-    times favour other hidden counts than the snapshots trained at (mnist-ce: 20 -> 25).  The
-    readout epochs then fit the output layer to the spike times the deployed model will have.
+    Why: ``snapshot-ce`` never uses the output threshold, so before the readout epochs train
+    against it, it is searched at ``READOUT_COUNT_SCALES`` times the preset's count (golden
+    model, hardware tie rule; the hidden counts stay as trained).
     """
     from bs4nn.train.calibration import READOUT_COUNT_SCALES, calibrate_thresholds
 
-    weights = [to_numpy(w) for w in weights]
-    common = {"tmax": preset.tmax, "imax": preset.imax}
-    output = calibrate_thresholds(
-        weights,
+    output = len(weights) - 1
+    calibration = calibrate_thresholds(
+        [to_numpy(w) for w in weights],
         alphas,
         thetas,
         images,
         labels,
+        tmax=preset.tmax,
+        imax=preset.imax,
         scales=READOUT_COUNT_SCALES,
-        layers=[len(weights) - 1],
+        layers=[output],
         passes=1,
-        **common,
     )
-    every = calibrate_thresholds(weights, alphas, output.thetas, images, labels, **common)
     log(
-        f"readout epochs start at counts {every.counts} (chosen on validation from {output.trained_counts}): "
-        f"validation {100 * output.trained_accuracy:.2f} % -> {100 * output.accuracy:.2f} % (output count) "
-        f"-> {100 * every.accuracy:.2f} % (every count)"
+        f"readout epochs start at output count {calibration.counts[output]} (chosen on validation, was "
+        f"{calibration.trained_counts[output]}): validation {100 * calibration.accuracy:.2f} %"
     )
-    return list(every.thetas)
+    return list(calibration.thetas)
 
 
 def finish_run(preset: Preset, options: RunOptions, history: list[dict[str, Any]], log: Callable[[str], None]) -> dict:
