@@ -705,6 +705,11 @@ def plot_metrics(out_dir: Path, history: list[dict[str, Any]], backward: str = "
     axes[2].plot(epochs, [row["validation_mean_decision_time"] for row in history], marker="o", label="val decision")
     axes[2].set(title="mean output spike time (steps)", xlabel="epoch")
     axes[2].legend()
+    readout = [row["epoch"] for row in history if row.get("phase") == "readout"]
+    if readout:  # the switch to the readout epochs (the loss and the train figures change meaning there)
+        for axis in axes:
+            axis.axvline(readout[0] - 0.5, color="grey", linestyle="--", linewidth=1)
+        axes[0].annotate("readout epochs", (readout[0] - 0.5, 0.95), xycoords=("data", "axes fraction"), ha="right")
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
