@@ -149,7 +149,8 @@ def _quiet(_: str) -> None:
 
 def test_tiny_ce_learns_then_trains_the_readout(tmp_path: Path, data_dir: Path) -> None:
     logged: list[str] = []
-    summary = train(_tiny_ce(), RunOptions(out_dir=tmp_path, data_dir=str(data_dir), progress=False), log=logged.append)
+    options = {"data_dir": str(data_dir), "progress": False}
+    summary = train(_tiny_ce(), RunOptions(out_dir=tmp_path, **options), log=logged.append)
     assert summary["validation_accuracy"] > 0.5 and summary["test"]["accuracy"] > 0.5  # chance: 0.10
     checkpoint = load_checkpoint(tmp_path / "checkpoint.npz")
     assert [row["phase"] for row in checkpoint.metrics] == ["train", "train", "readout"]
@@ -158,14 +159,22 @@ def test_tiny_ce_learns_then_trains_the_readout(tmp_path: Path, data_dir: Path) 
     assert all(np.abs(w).max() <= 1.0 for w in checkpoint.weights)  # the preset's clip
     assert checkpoint.state["readout_scale"].shape == (1,)
     assert "readout_optimizer_step" in checkpoint.state and "optimizer_step" not in checkpoint.state
-    # the switch chose the output count on validation; the readout epoch left the hidden layer alone
-    switch = next(line for line in logged if line.startswith("readout epochs start at output count"))
-    count = int(switch.split("output count ")[1].split()[0])
+    # the switch chose the output count on validation, and the readout epoch trained at it
+    switch = next(line for line in logged if line.startswith("output count "))
+    count = int(switch.split()[2])
+    assert checkpoint.metrics[1]["threshold_counts"] == [20, 20]  # the preset's, before the switch
     assert checkpoint.metrics[-1]["threshold_counts"] == [20, count]
-    after_training = load_checkpoint(tmp_path / "best.npz") if summary["best_epoch"] == 2 else None
-    if after_training is not None:
-        assert after_training.weights[0].tobytes() == checkpoint.weights[0].tobytes()
     assert (tmp_path / "calibrated.npz").is_file()
+    # the readout epoch left the hidden layer as training left it; without readout epochs the
+    # calibration after training searches the untrained output count widely first, as the switch does
+    logged.clear()
+    no_readout = train(_tiny_ce(readout_epochs=0), RunOptions(out_dir=tmp_path / "none", **options), log=logged.append)
+    trained_only = load_checkpoint(tmp_path / "none" / "checkpoint.npz")
+    assert trained_only.weights[0].tobytes() == checkpoint.weights[0].tobytes()
+    assert trained_only.weights[1].tobytes() != checkpoint.weights[1].tobytes()
+    if no_readout["best_epoch"] == 2:  # best.npz is the last training epoch: the wide search ran on it
+        assert [line.split()[2] for line in logged if line.startswith("output count ")] == [str(count)]
+    assert sum(line.startswith("output count ") for line in logged) == 1
 
 
 def test_tiny_ce_resume_equals_uninterrupted_across_the_switch(tmp_path: Path, data_dir: Path) -> None:

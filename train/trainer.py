@@ -1007,8 +1007,9 @@ def choose_readout_count(
         passes=1,
     )
     log(
-        f"readout epochs start at output count {calibration.counts[output]} (chosen on validation, was "
-        f"{calibration.trained_counts[output]}): validation {100 * calibration.accuracy:.2f} %"
+        f"output count {calibration.counts[output]} chosen on validation over a wide range (was "
+        f"{calibration.trained_counts[output]}): validation {100 * calibration.trained_accuracy:.2f} % -> "
+        f"{100 * calibration.accuracy:.2f} %"
     )
     return list(calibration.thetas)
 
@@ -1070,14 +1071,19 @@ def calibrate_run(
     The calibrated model keeps the trained alphas and gets ``theta = (count - 1/2) * alpha`` with
     the alphas rounded to two decimals, as the exporter rounds them (``theta_for_count``): the
     deployed counters are exactly the chosen counts.  The search and its figures go into its
-    hyperparameters and into ``summary["calibration"]``.
+    hyperparameters and into ``summary["calibration"]``.  A ``snapshot-ce`` model from before the
+    readout epochs first gets its output count from the wide search (:func:`choose_readout_count`).
     """
     from bs4nn.train.calibration import calibrate_thresholds
 
     images, labels = split_data(preset, options.data_dir)["validation"]
     started = time.perf_counter()
+    thetas = best.thetas
+    if preset.backward == "snapshot-ce" and best.hyperparameters.get("phase") == "train":
+        # its output threshold was never trained: search it widely first, as the readout epochs do
+        thetas = choose_readout_count(best.weights, best.alphas, thetas, images, labels, preset, log)
     calibration = calibrate_thresholds(
-        best.weights, best.alphas, best.thetas, images, labels, tmax=best.tmax, imax=best.imax
+        best.weights, best.alphas, thetas, images, labels, tmax=best.tmax, imax=best.imax
     )
     figures = {key: value for key, value in calibration.as_dict().items() if key != "tried"}
     figures["seconds"] = time.perf_counter() - started
