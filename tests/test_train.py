@@ -479,6 +479,9 @@ def test_presets_are_consistent() -> None:
     for preset in PRESETS.values():
         assert len(preset.thetas) == len(preset.sizes) - 1
     assert get_preset("mnist-paper").thetas == (100.0, 100.0)
-    assert get_preset("mnist-paper").target_rule == "eq6" and get_preset("mnist").target_rule == "hardware"
+    assert get_preset("mnist-paper").target_rule == "eq6" and get_preset("mnist-temporal").target_rule == "hardware"
+    # the shipped presets are the snapshot-ce ones; what they train and deploy is the paper's architecture
+    for name, sizes in (("mnist", (784, 600, 10)), ("fashion", (784, 1000, 10))):
+        assert get_preset(name).backward == "snapshot-ce" and get_preset(name).sizes == sizes
     with pytest.raises(Bs4nnError, match="unknown preset"):
         get_preset("nope")
