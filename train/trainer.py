@@ -960,9 +960,12 @@ def last_hidden_times(
     thetas: Sequence[float],
     tmax: int,
     xp: ModuleType = np,
-    chunk: int = 2000,
+    chunk: int = 128,
 ) -> Array:
     """The last hidden layer's spike times (int16) for every row of ``in_times``, in chunks.
+
+    ``chunk`` as the golden model's: ``layer_spike_times`` holds a (rows, input spikes, neurons)
+    array (chunks of 2,000 Fashion-MNIST images took 14 GB).
 
     Why: the readout epochs train the output layer alone, so the layers below give the same
     spike times in every epoch; computed once, each readout epoch runs only the output layer
