@@ -12,7 +12,7 @@ from bs4nn.errors import Bs4nnError
 from bs4nn.train.checkpoint import load_checkpoint
 from bs4nn.train.optimizers import ADAM_BETAS, ADAM_EPS, Adam, Sgd, make_optimizer
 from bs4nn.train.presets import get_preset
-from bs4nn.train.trainer import RunOptions, batch_gradients, snapshot_ce_gradients, train
+from bs4nn.train.trainer import RunOptions, batch_gradients, forward, last_hidden_times, snapshot_ce_gradients, train
 
 TMAX = 256
 
@@ -94,6 +94,17 @@ def test_batch_gradients_dispatches_snapshot_ce_and_sums_over_the_batch() -> Non
     assert whole.alpha_grads == [0.0, 0.0]
     with pytest.raises(Bs4nnError, match="needs binary weights"):
         batch_gradients(in_times, labels, weights, [1.0, 1.0], [2.5, 1.5], binary=False, **options)
+
+
+def test_last_hidden_times_in_chunks_equal_the_forward_pass() -> None:
+    rng = np.random.default_rng(5)
+    in_times = rng.integers(0, TMAX + 1, size=(37, 30)).astype(np.int16)
+    weights = [rng.uniform(-1, 1, (12, 30)).astype(np.float32) for _ in range(2)]
+    weights.append(rng.uniform(-1, 1, (4, 12)).astype(np.float32))
+    alphas, thetas = [1.0] * 3, [2.5, 1.5, 1.5]
+    times, _ = forward(in_times.astype(np.int32), weights, alphas, thetas, TMAX)
+    cached = last_hidden_times(in_times, weights, alphas, thetas, TMAX, chunk=8)
+    assert cached.dtype == np.int16 and np.array_equal(cached, times[-2])
 
 
 # ---------------------------------------------------------------- optimisers
