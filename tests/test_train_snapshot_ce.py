@@ -99,8 +99,7 @@ def test_batch_gradients_dispatches_snapshot_ce_and_sums_over_the_batch() -> Non
 def test_last_hidden_times_in_chunks_equal_the_forward_pass() -> None:
     rng = np.random.default_rng(5)
     in_times = rng.integers(0, TMAX + 1, size=(37, 30)).astype(np.int16)
-    weights = [rng.uniform(-1, 1, (12, 30)).astype(np.float32) for _ in range(2)]
-    weights.append(rng.uniform(-1, 1, (4, 12)).astype(np.float32))
+    weights = [rng.uniform(-1, 1, shape).astype(np.float32) for shape in ((12, 30), (12, 12), (4, 12))]
     alphas, thetas = [1.0] * 3, [2.5, 1.5, 1.5]
     times, _ = forward(in_times.astype(np.int32), weights, alphas, thetas, TMAX)
     cached = last_hidden_times(in_times, weights, alphas, thetas, TMAX, chunk=8)
