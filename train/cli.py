@@ -38,8 +38,9 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train",
         help="train a binarized spiking network (BS4NN) and checkpoint it every epoch",
-        description="Train a BS4NN preset (paper Table 1) with binary weights, relative temporal targets and the "
-        "S4NN-style backward. Trains on the first 55,000 training images, selects the model on the last 5,000 "
+        description="Train a BS4NN preset with binary weights: mnist and fashion (the shipped models) with the "
+        "snapshot-ce rule, mnist-temporal and mnist-paper with the paper's relative temporal targets and S4NN-style "
+        "backward (Table 1). Trains on the first 55,000 training images, selects the model on the last 5,000 "
         "(validation), and scores the selected model on the test split with the golden model (alphas rounded "
         "to two decimals, hardware tie rule). Writes OUTDIR/checkpoint.npz (latest, for --resume), "
         "OUTDIR/best.npz (best validation accuracy), OUTDIR/calibrated.npz (best.npz with each layer's threshold "
@@ -55,7 +56,9 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument(
         "--train-images", type=argtypes.positive_int, help="train on the first N images (at most 55,000)"
     )
-    train.add_argument("--eta", type=argtypes.positive_float, help="learning rate of the weights")
+    train.add_argument(
+        "--eta", type=argtypes.positive_float, help="learning rate of the weights (Adam's for mnist, fashion)"
+    )
     train.add_argument("--mu", type=argtypes.positive_float, help="learning rate of the alphas")
     train.add_argument(
         "--bucket-batches",
@@ -64,7 +67,11 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         help="sort samples by spike count in groups of N batches",
     )
     train.add_argument(
-        "--decay-every", type=argtypes.positive_int, metavar="N", help="learning rates x0.7 every N epochs"
+        "--decay-every",
+        type=argtypes.positive_int,
+        metavar="N",
+        help="learning rates x the preset's decay factor every N epochs (0.7 for the paper's presets; "
+        "mnist and fashion: x0.5 over the run, every epoch)",
     )
     train.add_argument(
         "--target-rule",
