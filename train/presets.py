@@ -59,6 +59,7 @@ class Preset:
     readout_scale: float = 0.05  # snapshot-ce: initial scale of the summed output counters (learned)
     readout_epochs: int = 0  # after `epochs`: epochs that train the output layer alone (snapshot hinge, Adam)
     readout_eta: float = 3e-4  # Adam learning rate of those epochs
+    shift_pixels: int = 0  # augmentation: each training image moved by up to this many pixels per axis, per epoch
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
