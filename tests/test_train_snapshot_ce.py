@@ -188,8 +188,8 @@ def test_tiny_ce_learns_then_trains_the_readout(tmp_path: Path, data_dir: Path) 
 
 
 def test_tiny_ce_resume_equals_uninterrupted_across_the_switch(tmp_path: Path, data_dir: Path) -> None:
-    # with the shift augmentation on, whose per-epoch draws must resume exactly too
-    preset = _tiny_ce(train_images=400, validation_images=200, readout_epochs=2, shift_pixels=1)
+    # with the augmentation on, whose per-epoch draws must resume exactly too
+    preset = _tiny_ce(train_images=400, validation_images=200, readout_epochs=2, shift_pixels=1, mirror_images=True)
     options = {"data_dir": str(data_dir), "progress": False, "test": False}
     train(preset, RunOptions(out_dir=tmp_path / "whole", **options), log=_quiet)
     # killed after epoch 1 (training), then after epoch 3 (the first readout epoch)

@@ -60,6 +60,7 @@ class Preset:
     readout_epochs: int = 0  # after `epochs`: epochs that train the output layer alone (snapshot hinge, Adam)
     readout_eta: float = 3e-4  # Adam learning rate of those epochs
     shift_pixels: int = 0  # augmentation: each training image moved by up to this many pixels per axis, per epoch
+    mirror_images: bool = False  # augmentation: each training image mirrored left-right with probability 1/2, per epoch
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -90,6 +91,8 @@ class Preset:
                     f"preset {self.name}: snapshot-ce needs snapshot_steps ascending, distinct, in [0, {self.tmax}), "
                     f"got {steps}"
                 )
+        if self.shift_pixels < 0:
+            raise Bs4nnError(f"preset {self.name}: shift_pixels must be >= 0, not {self.shift_pixels}")
         if self.readout_epochs < 0 or not self.readout_eta > 0 or not self.readout_scale > 0:
             raise Bs4nnError(f"preset {self.name}: readout_epochs >= 0, readout_eta > 0 and readout_scale > 0 needed")
         if self.weight_clip is not None:

@@ -60,7 +60,7 @@ MIN_ALPHA = 0.01
 WEIGHT_DTYPE = np.float32
 """The proxy weights live in float32 during training, as in the checkpoint (bitwise resume)."""
 
-SHIFT_STREAM = 1
+MOVE_STREAM = 1
 """Third word of the augmentation RNG's seed, so its stream is not epoch_batches' (seed, epoch) one."""
 
 
@@ -624,28 +624,34 @@ def epoch_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def epoch_shifts(seed: int, epoch: int, n_images: int, max_shift: int) -> np.ndarray:
-    """Each training image's (rows, columns) shift in one epoch, uniform in [-max_shift, max_shift].
+def epoch_moves(seed: int, epoch: int, n_images: int, max_shift: int, mirror: bool = False) -> np.ndarray:
+    """Each training image's move in one epoch: (row shift, column shift, mirrored) per row.
 
-    A function of (seed, epoch) only, like :func:`epoch_batches`, so resume stays exact.
+    Shifts uniform in [-max_shift, max_shift]; mirrored 0 or 1 with probability 1/2 when
+    ``mirror``, else 0.  A function of (seed, epoch) only, like :func:`epoch_batches`, so resume
+    stays exact; the shifts are drawn first, so turning mirroring on leaves them as they were.
     """
-    rng = np.random.default_rng([seed, epoch, SHIFT_STREAM])
-    return rng.integers(-max_shift, max_shift + 1, size=(n_images, 2))
+    rng = np.random.default_rng([seed, epoch, MOVE_STREAM])
+    shifts = rng.integers(-max_shift, max_shift + 1, size=(n_images, 2))
+    mirrored = rng.integers(0, 2, size=(n_images, 1)) if mirror else np.zeros((n_images, 1), dtype=shifts.dtype)
+    return np.concatenate([shifts, mirrored], axis=1)
 
 
-def shift_images(times: Array, shifts: Array, tmax: int, xp: ModuleType = np) -> Array:
-    """Spike times of square images moved by ``shifts`` (rows, columns) each; pixels moved in are silent.
+def move_images(times: Array, moves: Array, tmax: int, xp: ModuleType = np) -> Array:
+    """Spike times of square images mirrored left-right where ``moves[:, 2]`` is 1, then shifted
+    by ``moves[:, :2]`` (rows, columns); pixels moved in are silent.
 
-    Augmentation on the coded input: a moved digit is the same digit, so the network learns
-    a little translation invariance that the 55,000 fixed images do not teach it.
+    Augmentation on the coded input: a moved digit (or a mirrored shoe) is the same class, so
+    the network learns a little invariance that the 55,000 fixed images do not teach it.
     """
     n_images, n_pixels = times.shape
     side = math.isqrt(n_pixels)
     if side * side != n_pixels:
-        raise Bs4nnError(f"shifting needs square images, not {n_pixels} pixels")
+        raise Bs4nnError(f"moving needs square images, not {n_pixels} pixels")
     grid = xp.arange(side)
-    source_rows = grid[None, :, None] - shifts[:, 0, None, None]  # output (r, c) reads input (r - dy, c - dx)
-    source_cols = grid[None, None, :] - shifts[:, 1, None, None]
+    source_rows = grid[None, :, None] - moves[:, 0, None, None]  # output (r, c) reads input (r - dy, c - dx),
+    source_cols = grid[None, None, :] - moves[:, 1, None, None]  # mirrored: (r - dy, side - 1 - (c - dx))
+    source_cols = xp.where(moves[:, 2, None, None] == 1, side - 1 - source_cols, source_cols)
     inside = (source_rows >= 0) & (source_rows < side) & (source_cols >= 0) & (source_cols < side)
     source = xp.clip(source_rows, 0, side - 1) * side + xp.clip(source_cols, 0, side - 1)
     moved = xp.take_along_axis(times, source.reshape(n_images, n_pixels), axis=1)
@@ -760,8 +766,9 @@ def _run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
     if preset.backward == "temporal":  # the snapshot knobs do not matter: runs made before them still resume
         for key in ("backward", "count_margin", "surrogate_width"):
             settings.pop(key)
-    for key in ("optimizer", "snapshot_steps", "readout_scale", "readout_eta", "shift_pixels"):  # absent at defaults:
-        if getattr(preset, key) == PRESET_DEFAULTS[key]:  # runs made before them still resume
+    # absent at their defaults: runs made before them still resume
+    for key in ("optimizer", "snapshot_steps", "readout_scale", "readout_eta", "shift_pixels", "mirror_images"):
+        if getattr(preset, key) == PRESET_DEFAULTS[key]:
             settings.pop(key)
     settings.pop("readout_epochs")  # may be extended, like epochs
     clips = effective_weight_clip(preset, options.binary)
@@ -855,9 +862,9 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
             gradient_options["backward"] = "snapshot"
             trained = slice(-1, None)
         batches = epoch_batches(options.seed, epoch, spike_counts, preset.batch_size, preset.bucket_batches)
-        shifts = None
-        if preset.shift_pixels and phase == "train":
-            shifts = xp.asarray(epoch_shifts(options.seed, epoch, n_train, preset.shift_pixels))
+        moves = None
+        if (preset.shift_pixels or preset.mirror_images) and phase == "train":
+            moves = xp.asarray(epoch_moves(options.seed, epoch, n_train, preset.shift_pixels, preset.mirror_images))
         totals = {"loss": 0.0, "correct": 0, "time": 0.0, "trained": 0, "silent": 0, "seen": 0, "events": 0}
         started = time.perf_counter()
         bar = tqdm(
@@ -870,8 +877,8 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
         for batch_index, batch in enumerate(bar):
             rows = xp.asarray(batch)
             in_times = (train_times if phase == "train" else readout_inputs)[rows].astype(xp.int32)
-            if shifts is not None:
-                in_times = shift_images(in_times, shifts[rows], preset.tmax, xp)
+            if moves is not None:
+                in_times = move_images(in_times, moves[rows], preset.tmax, xp)
             labels = train_labels_xp[rows]
             result = parallel_batch_gradients(
                 pool,
