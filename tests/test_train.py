@@ -485,3 +485,15 @@ def test_presets_are_consistent() -> None:
         assert get_preset(name).backward == "snapshot-ce" and get_preset(name).sizes == sizes
     with pytest.raises(Bs4nnError, match="unknown preset"):
         get_preset("nope")
+
+
+def test_cli_augmentation_options_reach_the_run(tmp_path: Path, capsys, data_dir: Path) -> None:
+    argv = ["train", "--preset", "tiny-ce", "--out", str(tmp_path), "--train-images", "200", "--epochs", "1"]
+    argv += ["--readout-epochs", "0", "--shift-pixels", "2", "--mirror-images", "--no-calibrate-thresholds"]
+    argv += ["--quiet", "--no-test", "--data-dir", str(data_dir)]
+    code, _, err = _cli(argv, capsys)
+    assert code == 0, err
+    run = load_checkpoint(tmp_path / "checkpoint.npz").hyperparameters["run"]["preset"]
+    assert run["shift_pixels"] == 2 and run["mirror_images"] is True
+    code, _, err = _cli(["train", "--preset", "tiny-ce", "--shift-pixels", "-1"], capsys)
+    assert code == 2 and "--shift-pixels" in err

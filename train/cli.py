@@ -39,7 +39,8 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a binarized spiking network (BS4NN) and checkpoint it every epoch",
         description="Train a BS4NN preset with binary weights: mnist and fashion (the shipped models) with the "
-        "snapshot-ce rule, mnist-temporal and mnist-paper with the paper's relative temporal targets and S4NN-style "
+        "snapshot-ce rule on training images shifted by up to a pixel (fashion: also mirrored), "
+        "mnist-temporal and mnist-paper with the paper's relative temporal targets and S4NN-style "
         "backward (Table 1). Trains on the first 55,000 training images, selects the model on the last 5,000 "
         "(validation), and scores the selected model on the test split with the golden model (alphas rounded "
         "to two decimals, hardware tie rule). Writes OUTDIR/checkpoint.npz (latest, for --resume), "
@@ -102,6 +103,19 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         "from the output count chosen on validation (default: the preset's; the -ce presets use 4)",
     )
     train.add_argument(
+        "--shift-pixels",
+        type=argtypes.non_negative_int,
+        metavar="N",
+        help="augmentation: shift each training image by up to N pixels per axis, drawn anew every epoch "
+        "(0: none; default: the preset's, 1 for mnist and fashion)",
+    )
+    train.add_argument(
+        "--mirror-images",
+        action=argparse.BooleanOptionalAction,
+        help="augmentation: mirror each training image left-right with probability 1/2, every epoch "
+        "(default: the preset's, on for fashion)",
+    )
+    train.add_argument(
         "--count-margin",
         type=argtypes.non_negative_int,
         metavar="M",
@@ -157,6 +171,8 @@ def _train(args: argparse.Namespace) -> int:
         count_margin=args.count_margin,
         surrogate_width=args.surrogate_width,
         readout_epochs=args.readout_epochs,
+        shift_pixels=args.shift_pixels,
+        mirror_images=args.mirror_images,
         calibrate_thresholds=args.calibrate_thresholds,
     )
     options = RunOptions(
