@@ -146,10 +146,10 @@ PRESETS: dict[str, Preset] = {
         eta=1e-3,
         mu=0.0,
         weight_decay=0.0,
-        epochs=30,
+        epochs=50,
         batch_size=100,
         decay_every=1,
-        decay_factor=0.5 ** (1 / 29),
+        decay_factor=0.5 ** (1 / 49),
         calibrate_thresholds=True,
         weight_clip=(1.0, 1.0),
         backward="snapshot-ce",
@@ -158,6 +158,7 @@ PRESETS: dict[str, Preset] = {
         optimizer="adam",
         snapshot_steps=(0, 1, 2, 4, 8, 16, 32, 64, 128, 255),
         readout_epochs=4,
+        shift_pixels=1,
     ),
     # As mnist; Fashion's inputs arrive later and more evenly, so the snapshots reach further
     # (192) and the output count before the switch is 60.
