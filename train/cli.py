@@ -39,7 +39,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a binarized spiking network (BS4NN) and checkpoint it every epoch",
         description="Train a BS4NN preset with binary weights: mnist and fashion (the shipped models) with the "
-        "snapshot-ce rule on training images shifted by up to a pixel (fashion: also mirrored), "
+        "snapshot-ce rule (mnist on training images shifted by up to a pixel), "
         "mnist-temporal and mnist-paper with the paper's relative temporal targets and S4NN-style "
         "backward (Table 1). Trains on the first 55,000 training images, selects the model on the last 5,000 "
         "(validation), and scores the selected model on the test split with the golden model (alphas rounded "
@@ -107,13 +107,13 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         type=argtypes.non_negative_int,
         metavar="N",
         help="augmentation: shift each training image by up to N pixels per axis, drawn anew every epoch "
-        "(0: none; default: the preset's, 1 for mnist and fashion)",
+        "(0: none; default: the preset's, 1 for mnist)",
     )
     train.add_argument(
         "--mirror-images",
         action=argparse.BooleanOptionalAction,
         help="augmentation: mirror each training image left-right with probability 1/2, every epoch "
-        "(default: the preset's, on for fashion)",
+        "(default: the preset's, off for all)",
     )
     train.add_argument(
         "--count-margin",

@@ -135,7 +135,8 @@ PRESETS: dict[str, Preset] = {
     # summed output counters, then the output layer alone on the exact spike times (readout epochs)
     # -- not the paper's rule.  Hidden count 20 (theta 97.5 at alpha 5; 12 and 32 measured worse),
     # output count 30 until the switch chooses it on validation.  Adam from 1e-3, halved over the
-    # run; proxies in [-1, 1].
+    # run; proxies in [-1, 1].  Training images shifted by up to one pixel each epoch, 50 epochs:
+    # test 96.13 -> 97.17 % (30 epochs without shifts; shifts of 2 pixels were worse).
     "mnist": Preset(
         name="mnist",
         dataset="mnist",
@@ -161,7 +162,8 @@ PRESETS: dict[str, Preset] = {
         shift_pixels=1,
     ),
     # As mnist; Fashion's inputs arrive later and more evenly, so the snapshots reach further
-    # (192) and the output count before the switch is 60.
+    # (192) and the output count before the switch is 60.  No augmentation: shifts (and mirrors)
+    # for 30 epochs lowered validation and test (train/README.md).
     "fashion": Preset(
         name="fashion",
         dataset="fashion-mnist",
