@@ -641,8 +641,9 @@ def move_images(times: Array, moves: Array, tmax: int, xp: ModuleType = np) -> A
     """Spike times of square images mirrored left-right where ``moves[:, 2]`` is 1, then shifted
     by ``moves[:, :2]`` (rows, columns); pixels moved in are silent.
 
-    Augmentation on the coded input: a moved digit (or a mirrored shoe) is the same class, so
-    the network learns a little invariance that the 55,000 fixed images do not teach it.
+    Augmentation on the coded input: a moved digit is the same digit, so the network learns a
+    little invariance that the 55,000 fixed images do not teach it (MNIST: test 96.13 -> 97.17 %;
+    on Fashion-MNIST, whose shoes all face one way, shifts and mirrors lowered it; train/README.md).
     """
     n_images, n_pixels = times.shape
     side = math.isqrt(n_pixels)
