@@ -92,8 +92,10 @@ def test_batch_gradients_dispatches_snapshot_ce_and_sums_over_the_batch() -> Non
     assert whole.readout_scale_grad == pytest.approx(sum(p.readout_scale_grad for p in parts), rel=1e-5)
     assert whole.trained == 6 and whole.silent == 0 and math.isnan(whole.output_time_sum)
     assert whole.alpha_grads == [0.0, 0.0]
-    with pytest.raises(Bs4nnError, match="needs binary weights"):
-        batch_gradients(in_times, labels, weights, [1.0, 1.0], [2.5, 1.5], binary=False, **options)
+    for backward in ("snapshot-ce", "snapshot"):  # both counter rules refuse real weights
+        with pytest.raises(Bs4nnError, match=f"the {backward} backward .* needs binary weights"):
+            options["backward"] = backward
+            batch_gradients(in_times, labels, weights, [1.0, 1.0], [2.5, 1.5], binary=False, **options)
 
 
 def test_last_hidden_times_in_chunks_equal_the_forward_pass() -> None:

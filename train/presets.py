@@ -24,6 +24,9 @@ step with a straight-through surrogate (``trainer.snapshot_gradients``); ``snaps
 cross-entropy on the output counters summed over fixed snapshot steps, every layer a binarized
 layer on "spiked by step s" bits (``trainer.snapshot_ce_gradients``)."""
 
+COUNTER_BACKWARDS = ("snapshot", "snapshot-ce")
+"""The backwards that work on the binary weights' integer counters: they cannot train real weights."""
+
 
 @dataclass(frozen=True)
 class Preset:

@@ -52,7 +52,7 @@ from bs4nn.fileio import atomic_write_bytes, atomic_write_text
 from bs4nn.sim.semantics import Array, decide, encode_images, layer_spike_times, threshold_count, to_numpy
 from bs4nn.train.checkpoint import PRETRAINED_DIR, Checkpoint, load_checkpoint, run_model_path, save_checkpoint
 from bs4nn.train.optimizers import Adam, make_optimizer
-from bs4nn.train.presets import BACKWARDS, TARGET_RULES, Preset
+from bs4nn.train.presets import BACKWARDS, COUNTER_BACKWARDS, TARGET_RULES, Preset
 
 MIN_ALPHA = 0.01
 """Alphas are clamped here: the exporter rounds them to two decimals and needs them positive."""
@@ -260,9 +260,9 @@ def batch_gradients(
     ``snapshot-ce`` never runs the exact forward: its figures are those of its own readout
     (``correct``: highest summed score; ``output_time_sum``: NaN, it has no output spike times).
     """
+    if backward in COUNTER_BACKWARDS and not binary:
+        raise Bs4nnError(f"the {backward} backward works on the binary counters: it needs binary weights")
     if backward == "snapshot-ce":
-        if not binary:
-            raise Bs4nnError("the snapshot-ce backward works on the binary counters: it needs binary weights")
         weight_grads, scale_grad, loss, correct = snapshot_ce_gradients(
             in_times,
             labels,
@@ -298,8 +298,6 @@ def batch_gradients(
         "silent": in_times.shape[0] - n_alive,
     }
     if backward == "snapshot":
-        if not binary:
-            raise Bs4nnError("the snapshot backward works on the binary counters: it needs binary weights")
         weight_grads, loss = snapshot_gradients(
             times,
             first_time,
@@ -787,7 +785,7 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
     """
     from tqdm import tqdm
 
-    if preset.backward in ("snapshot", "snapshot-ce") and not options.binary:
+    if preset.backward in COUNTER_BACKWARDS and not options.binary:  # before the data are loaded
         raise Bs4nnError(f"--backward {preset.backward} works on the binary counters; it cannot train real weights")
     xp = get_xp(options.device)
     out_dir = Path(options.out_dir)
