@@ -36,6 +36,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def probability_below_one(text: str) -> float:
+    """A probability in [0, 1) (a dropout rate: 1 would drop everything)."""
+    value = _number(text, float)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def positive_float_or_none(text: str) -> float | None:
     """A positive number, or ``none`` for "no bound"."""
     return None if text.lower() == "none" else positive_float(text)

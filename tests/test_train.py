@@ -490,10 +490,13 @@ def test_presets_are_consistent() -> None:
 def test_cli_augmentation_options_reach_the_run(tmp_path: Path, capsys, data_dir: Path) -> None:
     argv = ["train", "--preset", "tiny-ce", "--out", str(tmp_path), "--train-images", "200", "--epochs", "1"]
     argv += ["--readout-epochs", "0", "--shift-pixels", "2", "--mirror-images", "--no-calibrate-thresholds"]
+    argv += ["--hidden-dropout", "0.3"]
     argv += ["--quiet", "--no-test", "--data-dir", str(data_dir)]
     code, _, err = _cli(argv, capsys)
     assert code == 0, err
     run = load_checkpoint(tmp_path / "checkpoint.npz").hyperparameters["run"]["preset"]
-    assert run["shift_pixels"] == 2 and run["mirror_images"] is True
+    assert run["shift_pixels"] == 2 and run["mirror_images"] is True and run["hidden_dropout"] == 0.3
     code, _, err = _cli(["train", "--preset", "tiny-ce", "--shift-pixels", "-1"], capsys)
     assert code == 2 and "--shift-pixels" in err
+    code, _, err = _cli(["train", "--preset", "tiny-ce", "--hidden-dropout", "1"], capsys)
+    assert code == 2 and "--hidden-dropout" in err and "[0, 1)" in err

@@ -190,8 +190,9 @@ def test_tiny_ce_learns_then_trains_the_readout(tmp_path: Path, data_dir: Path) 
 
 
 def test_tiny_ce_resume_equals_uninterrupted_across_the_switch(tmp_path: Path, data_dir: Path) -> None:
-    # with the augmentation on, whose per-epoch draws must resume exactly too
-    preset = _tiny_ce(train_images=400, validation_images=200, readout_epochs=2, shift_pixels=1, mirror_images=True)
+    # with the augmentation and the hidden dropout on, whose draws must resume exactly too
+    augmented = {"shift_pixels": 1, "mirror_images": True, "hidden_dropout": 0.2}
+    preset = _tiny_ce(train_images=400, validation_images=200, readout_epochs=2, **augmented)
     options = {"data_dir": str(data_dir), "progress": False, "test": False}
     train(preset, RunOptions(out_dir=tmp_path / "whole", **options), log=_quiet)
     # killed after epoch 1 (training), then after epoch 3 (the first readout epoch)

@@ -116,6 +116,13 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         "(default: the preset's, off for all)",
     )
     train.add_argument(
+        "--hidden-dropout",
+        type=argtypes.probability_below_one,
+        metavar="P",
+        help="snapshot-ce: silence each hidden neuron with probability P per training image and batch "
+        "(inverted dropout; 0: none; default: the preset's)",
+    )
+    train.add_argument(
         "--count-margin",
         type=argtypes.non_negative_int,
         metavar="M",
@@ -173,6 +180,7 @@ def _train(args: argparse.Namespace) -> int:
         readout_epochs=args.readout_epochs,
         shift_pixels=args.shift_pixels,
         mirror_images=args.mirror_images,
+        hidden_dropout=args.hidden_dropout,
         calibrate_thresholds=args.calibrate_thresholds,
     )
     options = RunOptions(

@@ -64,6 +64,7 @@ class Preset:
     readout_eta: float = 3e-4  # Adam learning rate of those epochs
     shift_pixels: int = 0  # augmentation: each training image moved by up to this many pixels per axis, per epoch
     mirror_images: bool = False  # augmentation: each training image mirrored left-right with probability 1/2, per epoch
+    hidden_dropout: float = 0.0  # snapshot-ce: fraction of hidden neurons silenced per training image and batch
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -94,6 +95,10 @@ class Preset:
                     f"preset {self.name}: snapshot-ce needs snapshot_steps ascending, distinct, in [0, {self.tmax}), "
                     f"got {steps}"
                 )
+        if not 0 <= self.hidden_dropout < 1:
+            raise Bs4nnError(f"preset {self.name}: hidden_dropout must be in [0, 1), not {self.hidden_dropout}")
+        if self.hidden_dropout and self.backward != "snapshot-ce":
+            raise Bs4nnError(f"preset {self.name}: hidden_dropout is a snapshot-ce option, not {self.backward}'s")
         if self.shift_pixels < 0:
             raise Bs4nnError(f"preset {self.name}: shift_pixels must be >= 0, not {self.shift_pixels}")
         if self.readout_epochs < 0 or not self.readout_eta > 0 or not self.readout_scale > 0:
