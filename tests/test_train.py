@@ -278,6 +278,7 @@ def test_two_epochs_on_2000_images_learn(tmp_path: Path, data_dir: Path) -> None
     assert info["command"] == "bs4nn train --preset tiny" and info["test"]["accuracy"] == summary["test"]["accuracy"]
     assert info["calibration"]["counts"] == counts
     assert load_checkpoint(shipped).thetas == calibrated.thetas
+    assert calibrated.state and load_checkpoint(shipped).state == {}  # the optimiser state stays in the run
 
 
 def test_candidate_counts_are_distinct_multiples_of_the_trained_count() -> None:

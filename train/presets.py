@@ -170,24 +170,29 @@ _MNIST = Preset(
 )
 
 # As mnist; Fashion's inputs arrive later and more evenly, so the snapshots reach further
-# (192) and the output count before the switch is 60.  No augmentation: shifts (and mirrors)
-# for 30 epochs lowered validation and test (train/README.md).  20 epochs.
+# (192).  DECISION (train/README.md): a fifth of the hidden neurons dropped per training image
+# (hidden_dropout), hidden count 25 (calibration moved the trained 20 to 24-25), 50 epochs and
+# no readout epochs: the decisions are nearly all made by the largest counter at tmax, which the
+# snapshot loss trains directly, and the readout epochs at the race's count lowered validation.
+# Validation 87.28 -> 89.10 %, test 86.25 -> 87.68 %.  No augmentation: shifts (and mirrors)
+# lowered validation and test.
 _FASHION = replace(
     _MNIST,
     name="fashion",
     dataset="fashion-mnist",
     sizes=(784, 1000, 10),
-    thetas=(97.5, 297.5),
-    epochs=20,
-    decay_factor=0.5 ** (1 / 19),
+    thetas=(122.5, 297.5),
     snapshot_steps=(0, 2, 4, 8, 16, 32, 64, 128, 192, 255),
+    readout_epochs=0,
     shift_pixels=0,
+    hidden_dropout=0.2,
 )
 
 PRESETS: dict[str, Preset] = {
     "mnist": _MNIST,
     "fashion": _FASHION,
-    # fashion with the paper's two hidden layers of 600; the second hidden layer also at count 20.
+    # fashion with the paper's two hidden layers of 600, as fashion was before its dropout: counts
+    # 20/20, 20 epochs + 4 readout epochs, no dropout.
     "fashion-2x600-ce": replace(
         _FASHION,
         name="fashion-2x600-ce",
@@ -196,6 +201,10 @@ PRESETS: dict[str, Preset] = {
         alphas=(5.0,) * 3,
         thetas=(97.5, 97.5, 297.5),
         weight_clip=(1.0,) * 3,
+        epochs=20,
+        decay_factor=0.5 ** (1 / 19),
+        readout_epochs=4,
+        hidden_dropout=0.0,
     ),
     # The paper's rule, as far as it goes (previously shipped, test 93.55 %): Table 1 (theta
     # 100/100, init U[0,5]/U[0,50], alphas 5/5, mu 0.01, gamma 1) with the "hardware" target rule

@@ -1206,13 +1206,15 @@ def ship_pretrained(
 
     The JSON holds the exact command, seed, wall time, the validation accuracy that selected it,
     the threshold calibration and the golden-model test figures from the run's ``summary.json``.
+    The optimiser state is left out: a shipped model is deployed, not resumed (Adam's moments
+    tripled the Fashion-MNIST file, 3.3 -> 9.6 MB).
     """
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
         raise Bs4nnError(f"{summary_path}: not found; the run has not finished")
     summary = json.loads(summary_path.read_text())
-    best = load_checkpoint(run_model_path(run_dir))
+    best = replace(load_checkpoint(run_model_path(run_dir)), state={})
     dest_dir = Path(dest_dir)
     target = save_checkpoint(dest_dir / f"{name}.npz", best)
     info = {
