@@ -39,7 +39,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a binarized spiking network (BS4NN) and checkpoint it every epoch",
         description="Train a BS4NN preset with binary weights: mnist and fashion (the shipped models) with the "
-        "snapshot-ce rule (mnist on training images shifted by up to a pixel), "
+        "snapshot-ce rule (mnist on training images shifted by up to a pixel, fashion with hidden dropout), "
         "mnist-temporal and mnist-paper with the paper's relative temporal targets and S4NN-style "
         "backward (Table 1). Trains on the first 55,000 training images, selects the model on the last 5,000 "
         "(validation), and scores the selected model on the test split with the golden model (alphas rounded "
@@ -100,7 +100,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         type=argtypes.non_negative_int,
         metavar="N",
         help="after the training epochs, N epochs that train the output layer alone (snapshot hinge, Adam), "
-        "from the output count chosen on validation (default: the preset's; the -ce presets use 4)",
+        "from the output count chosen on validation (default: the preset's; mnist 4, fashion 0)",
     )
     train.add_argument(
         "--shift-pixels",
