@@ -19,7 +19,7 @@ from bs4nn.sim.golden import run_golden
 from bs4nn.sim.semantics import encode_images, threshold_count
 from bs4nn.train.calibration import candidate_counts, theta_for_count
 from bs4nn.train.checkpoint import load_checkpoint
-from bs4nn.train.presets import PRESETS, get_preset
+from bs4nn.train.presets import FIXED_FIELDS, PRESETS, get_preset, parse_setting
 from bs4nn.train.trainer import (
     RunOptions,
     batch_gradients,
@@ -488,15 +488,57 @@ def test_presets_are_consistent() -> None:
         get_preset("nope")
 
 
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_set_with_a_fields_own_value_gives_the_same_preset(name: str) -> None:
+    preset = get_preset(name)
+    for key, value in preset.as_dict().items():
+        if key not in FIXED_FIELDS:
+            assert preset.with_settings([f"{key}={value!r}"]) == preset, key
+    assert preset.with_settings([f"backward={preset.backward}"]) == preset  # a bare word for a text field
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("epochs", "expected KEY=VALUE"),
+        ("epochs=", "expected KEY=VALUE"),
+        ("sizes=(784, 10)", "'sizes' is not a field --set can change"),
+        ("tmax=128", "'tmax' is not a field --set can change"),
+        ("nope=1", "'nope' is not a field"),
+        ("epochs=3.0", "epochs must be int, got float"),
+        ("mirror_images=1", "mirror_images must be bool"),
+        ("thetas=None", r"thetas must be tuple\[float, ...\]"),
+        ("snapshot_steps=(0.5, 1)", r"snapshot_steps must be tuple\[int, ...\]"),
+        ("hidden_dropout=1.5", r"hidden_dropout must be in \[0, 1\)"),
+        ("backward=sideways", "backward must be one of"),
+    ],
+)
+def test_set_refuses_bad_settings(setting: str, message: str) -> None:
+    with pytest.raises(Bs4nnError, match=message):
+        get_preset("tiny-ce").with_settings([setting])
+
+
+def test_set_parses_literals_into_the_fields_types() -> None:
+    assert parse_setting("thetas=[100, 150]") == ("thetas", (100.0, 150.0))
+    assert parse_setting("weight-clip=(1, None)") == ("weight_clip", (1.0, None))
+    assert parse_setting("init_ranges=((-1, 1), (0, 2))") == ("init_ranges", ((-1.0, 1.0), (0.0, 2.0)))
+    assert parse_setting("optimizer=adam") == ("optimizer", "adam")
+    with pytest.raises(Bs4nnError, match="a field given twice"):
+        get_preset("tiny").with_settings(["epochs=1", "epochs=2"])
+
+
 def test_cli_augmentation_options_reach_the_run(tmp_path: Path, capsys, data_dir: Path) -> None:
     argv = ["train", "--preset", "tiny-ce", "--out", str(tmp_path), "--train-images", "200", "--epochs", "1"]
     argv += ["--readout-epochs", "0", "--shift-pixels", "2", "--mirror-images", "--no-calibrate-thresholds"]
-    argv += ["--hidden-dropout", "0.3"]
+    argv += ["--hidden-dropout", "0.3", "--set", "decay_factor=0.5", "--set", "snapshot_steps=(0, 4, 255)"]
     argv += ["--quiet", "--no-test", "--data-dir", str(data_dir)]
     code, _, err = _cli(argv, capsys)
     assert code == 0, err
     run = load_checkpoint(tmp_path / "checkpoint.npz").hyperparameters["run"]["preset"]
     assert run["shift_pixels"] == 2 and run["mirror_images"] is True and run["hidden_dropout"] == 0.3
+    assert run["decay_factor"] == 0.5 and run["snapshot_steps"] == [0, 4, 255]
+    code, _, err = _cli(["train", "--preset", "tiny-ce", "--epochs", "2", "--set", "epochs=3"], capsys)
+    assert code == 2 and "given both as a flag and with --set" in err
     code, _, err = _cli(["train", "--preset", "tiny-ce", "--shift-pixels", "-1"], capsys)
     assert code == 2 and "--shift-pixels" in err
     code, _, err = _cli(["train", "--preset", "tiny-ce", "--hidden-dropout", "1"], capsys)

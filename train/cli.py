@@ -51,7 +51,12 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--preset", default="mnist", choices=sorted(PRESETS), help="network and hyperparameters")
     train.add_argument("--out", metavar="OUTDIR", help="output folder (default: runs/PRESET)")
-    train.add_argument("--epochs", type=argtypes.positive_int, help="number of epochs (default: the preset's)")
+    train.add_argument(
+        "--epochs",
+        type=argtypes.positive_int,
+        help="number of epochs (default: the preset's; the learning-rate decay factor per decay step stays "
+        "the preset's)",
+    )
     train.add_argument("--batch-size", type=argtypes.positive_int, help="mini-batch size (default: the preset's)")
     train.add_argument("--seed", type=int, default=0, help="seed of the initial weights and sample order")
     train.add_argument(
@@ -72,7 +77,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         type=argtypes.positive_int,
         metavar="N",
         help="learning rates x the preset's decay factor every N epochs (0.7 for the paper's presets; "
-        "mnist and fashion: x0.5 over the run, every epoch)",
+        "mnist and fashion: x0.5 over their 50 epochs, every epoch)",
     )
     train.add_argument(
         "--target-rule",
@@ -140,6 +145,16 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         help="after training, choose each layer's integer threshold on the validation split and write "
         "OUTDIR/calibrated.npz (default: the preset's; --resume on a finished run only calibrates and tests)",
     )
+    train.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change any other preset field, VALUE a Python literal or a bare word, e.g. --set "
+        "decay_factor=0.98 --set 'snapshot_steps=(0, 8, 64, 255)' (repeatable; the fields are in "
+        "train/presets.py; --epochs keeps the preset's per-epoch decay factor, set decay_factor with it)",
+    )
     train.add_argument("--real-weights", action="store_true", help="S4NN mode: real-valued weights, no binarisation")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="gpu needs CuPy (default auto)")
     train.add_argument(
@@ -162,7 +177,7 @@ def _train(args: argparse.Namespace) -> int:
         raise Bs4nnError(f"--thetas needs {len(preset.thetas)} values for preset {preset.name}")
     if args.weight_clip is not None and len(args.weight_clip) != len(preset.thetas):
         raise Bs4nnError(f"--weight-clip needs {len(preset.thetas)} values for preset {preset.name}")
-    preset = preset.with_overrides(
+    flags = dict(
         epochs=args.epochs,
         batch_size=args.batch_size,
         train_images=args.train_images,
@@ -183,6 +198,11 @@ def _train(args: argparse.Namespace) -> int:
         hidden_dropout=args.hidden_dropout,
         calibrate_thresholds=args.calibrate_thresholds,
     )
+    preset = preset.with_settings(args.settings)
+    twice = sorted(key for key, value in flags.items() if value is not None and key in _set_keys(args.settings))
+    if twice:
+        raise Bs4nnError(f"{', '.join(twice)}: given both as a flag and with --set; use one")
+    preset = preset.with_overrides(**flags)
     options = RunOptions(
         out_dir=Path(args.out) if args.out else default_out_dir(preset),
         data_dir=args.data_dir,
@@ -197,6 +217,12 @@ def _train(args: argparse.Namespace) -> int:
     )
     train(preset, options)
     return 0
+
+
+def _set_keys(settings: list[str]) -> set[str]:
+    from bs4nn.train.presets import parse_setting
+
+    return {parse_setting(text)[0] for text in settings}
 
 
 def _check(args: argparse.Namespace) -> int:

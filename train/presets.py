@@ -7,7 +7,8 @@ batch size, seed) but the architecture of a preset is what its name promises.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import ast
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from bs4nn.errors import Bs4nnError
@@ -113,6 +114,14 @@ class Preset:
         """A copy with the non-None values of ``changes`` applied."""
         return replace(self, **{key: value for key, value in changes.items() if value is not None})
 
+    def with_settings(self, settings: list[str]) -> Preset:
+        """A copy with ``KEY=VALUE`` texts applied (``bs4nn train --set``): any field but the
+        architecture, so that every variant in the READMEs is one command line."""
+        changes = dict(parse_setting(text) for text in settings)
+        if len(changes) < len(settings):
+            raise Bs4nnError(f"--set: a field given twice in {settings}")
+        return replace(self, **changes)
+
     def gradient_options(self) -> dict[str, Any]:
         """The keyword arguments of ``trainer.batch_gradients`` that this preset fixes."""
         return {
@@ -135,6 +144,59 @@ class Preset:
         if self.weight_clip is not None:
             values["weight_clip"] = list(self.weight_clip)
         return values
+
+
+FIXED_FIELDS = ("name", "dataset", "sizes", "extra", "tmax", "imax", "validation_images")
+"""What ``--set`` may not change: the architecture and data are what a preset's name promises, the
+time coding is the contract with the hardware, the validation split is the last 5,000 images."""
+
+_FIELD_TYPES = {f.name: str(f.type) for f in fields(Preset)}
+
+
+def _tuples_and_floats(value: Any, floats: bool) -> Any:
+    """Lists as tuples (presets are frozen), integers as floats in float fields (``thetas=(100, 150)``)."""
+    if isinstance(value, list | tuple):
+        return tuple(_tuples_and_floats(item, floats) for item in value)
+    if floats and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _leaves(value: tuple) -> list[Any]:
+    return [leaf for item in value for leaf in (_leaves(item) if isinstance(item, tuple) else [item])]
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` to a preset field and its value: VALUE a Python literal (``0.2``, ``(122.5, 297.5)``,
+    ``True``, ``None``) or a bare word for the text fields (``backward=snapshot``)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not raw.strip():
+        raise Bs4nnError(f"--set {text!r}: expected KEY=VALUE, e.g. hidden_dropout=0.2")
+    if key not in _FIELD_TYPES or key in FIXED_FIELDS:
+        settable = ", ".join(name for name in _FIELD_TYPES if name not in FIXED_FIELDS)
+        raise Bs4nnError(f"--set {text!r}: {key!r} is not a field --set can change; one of {settable}")
+    kind = _FIELD_TYPES[key]
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        value = raw.strip()
+    value = _tuples_and_floats(value, "float" in kind)
+    scalars = {"int": int, "float": float, "bool": bool, "str": str}
+    if kind in scalars:
+        valid = isinstance(value, scalars[kind]) and not (kind == "int" and isinstance(value, bool))
+    else:  # a tuple of numbers (of pairs, for init_ranges), or None where the field allows it
+        leaf = float if "float" in kind else int
+        valid = (value is None and kind.endswith("| None")) or (
+            isinstance(value, tuple)
+            and all(
+                (isinstance(x, leaf) and not isinstance(x, bool)) or (x is None and "float | None" in kind)
+                for x in _leaves(value)
+            )
+        )
+    if not valid:
+        raise Bs4nnError(f"--set {text!r}: {key} must be {kind}, got {type(value).__name__} {value!r}")
+    return key, value
 
 
 # The shipped MNIST model.  DECISION (train/README.md): the snapshot-ce backward -- the hidden
