@@ -169,7 +169,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from bs4nn.train.presets import get_preset
+    from bs4nn.train.presets import get_preset, parse_setting
     from bs4nn.train.trainer import RunOptions, default_out_dir, train
 
     preset = get_preset(args.preset)
@@ -199,7 +199,8 @@ def _train(args: argparse.Namespace) -> int:
         calibrate_thresholds=args.calibrate_thresholds,
     )
     preset = preset.with_settings(args.settings)
-    twice = sorted(key for key, value in flags.items() if value is not None and key in _set_keys(args.settings))
+    set_keys = {parse_setting(text)[0] for text in args.settings}
+    twice = sorted(key for key, value in flags.items() if value is not None and key in set_keys)
     if twice:
         raise Bs4nnError(f"{', '.join(twice)}: given both as a flag and with --set; use one")
     preset = preset.with_overrides(**flags)
@@ -217,12 +218,6 @@ def _train(args: argparse.Namespace) -> int:
     )
     train(preset, options)
     return 0
-
-
-def _set_keys(settings: list[str]) -> set[str]:
-    from bs4nn.train.presets import parse_setting
-
-    return {parse_setting(text)[0] for text in settings}
 
 
 def _check(args: argparse.Namespace) -> int:
