@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from bs4nn import argtypes
@@ -169,7 +170,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from bs4nn.train.presets import get_preset, parse_setting
+    from bs4nn.train.presets import get_preset, parse_settings
     from bs4nn.train.trainer import RunOptions, default_out_dir, train
 
     preset = get_preset(args.preset)
@@ -198,12 +199,11 @@ def _train(args: argparse.Namespace) -> int:
         hidden_dropout=args.hidden_dropout,
         calibrate_thresholds=args.calibrate_thresholds,
     )
-    preset = preset.with_settings(args.settings)
-    set_keys = {parse_setting(text)[0] for text in args.settings}
-    twice = sorted(key for key, value in flags.items() if value is not None and key in set_keys)
+    settings = parse_settings(args.settings)
+    twice = sorted(key for key, value in flags.items() if value is not None and key in settings)
     if twice:
         raise Bs4nnError(f"{', '.join(twice)}: given both as a flag and with --set; use one")
-    preset = preset.with_overrides(**flags)
+    preset = replace(preset, **settings).with_overrides(**flags)
     options = RunOptions(
         out_dir=Path(args.out) if args.out else default_out_dir(preset),
         data_dir=args.data_dir,

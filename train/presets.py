@@ -1,8 +1,8 @@
 """Training presets: the paper's Table 1 settings plus a ``tiny`` network for tests.
 
 Each preset fixes the architecture, the proxy-weight initialisation, the per-layer alphas and
-thetas and the learning hyperparameters; the CLI may override the run-length knobs (epochs,
-batch size, seed) but the architecture of a preset is what its name promises.
+thetas and the learning hyperparameters; the CLI may override any of them (named flags, or
+``--set KEY=VALUE``) but the architecture of a preset is what its name promises.
 """
 
 from __future__ import annotations
@@ -117,10 +117,7 @@ class Preset:
     def with_settings(self, settings: list[str]) -> Preset:
         """A copy with ``KEY=VALUE`` texts applied (``bs4nn train --set``): any field but the
         architecture, so that every variant in the READMEs is one command line."""
-        changes = dict(parse_setting(text) for text in settings)
-        if len(changes) < len(settings):
-            raise Bs4nnError(f"--set: a field given twice in {settings}")
-        return replace(self, **changes)
+        return replace(self, **parse_settings(settings))
 
     def gradient_options(self) -> dict[str, Any]:
         """The keyword arguments of ``trainer.batch_gradients`` that this preset fixes."""
@@ -199,6 +196,14 @@ def parse_setting(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def parse_settings(settings: list[str]) -> dict[str, Any]:
+    """Every ``KEY=VALUE`` of ``--set``, a field at most once."""
+    changes = dict(parse_setting(text) for text in settings)
+    if len(changes) < len(settings):
+        raise Bs4nnError(f"--set: a field given twice in {settings}")
+    return changes
+
+
 # The shipped MNIST model.  DECISION (train/README.md): the snapshot-ce backward -- the hidden
 # layer trained as a binarized layer on "spiked by step s" bits with a cross-entropy on the
 # summed output counters, then the output layer alone on the exact spike times (readout epochs)
@@ -236,9 +241,8 @@ _MNIST = Preset(
 # (hidden_dropout), hidden count 25 (calibration moved the trained 20 to 24-25), 50 epochs and
 # no readout epochs: the decisions are nearly all made by the largest counter at tmax, which the
 # snapshot loss trains directly, and the readout epochs at the race's count lowered validation.
-# Validation 87.28 -> 88.92-89.18 %, test 86.25 -> 87.68-88.01 % (three runs; seed 1 shipped, chosen on
-# validation).  No augmentation: shifts (and mirrors)
-# lowered validation and test.
+# Validation 87.28 -> 88.92-89.18 %, test 86.25 -> 87.68-88.01 % (three runs; seed 1 shipped, chosen
+# on validation).  No augmentation: shifts (and mirrors) lowered validation and test.
 _FASHION = replace(
     _MNIST,
     name="fashion",
