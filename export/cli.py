@@ -27,6 +27,7 @@ from bs4nn.export.exporter import (
     verify_bit_model,
 )
 from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES
+from bs4nn.export.nirgraph import deployed_model, network_graph, source_from_nir, write_graph
 from bs4nn.fileio import sha256_path
 from bs4nn.sim.semantics import IMAX, TMAX
 from bs4nn.train.cli import add_data_dir
@@ -50,6 +51,8 @@ EPILOG = """examples:
   bs4nn-export --to-bits mnist -o models/mnist               shipped model, accuracy on the MNIST test set
   bs4nn-export --to-bits runs/mnist/best.npz -o out --lanes 32
   bs4nn-export --from-npy W0.npy W1.npy --alpha 4.87 1.2 --theta 100 -o out
+  bs4nn-export --to-nir mnist -o mnist.nir                    NIR graph of the shipped model
+  bs4nn-export --from-nir mnist.nir -o out                   NIR graph -> bit-model folder
   bs4nn-export --from-bits models/mnist                      verify hashes and geometry, print a summary
   bs4nn-export --check runs/mnist                            float model vs integer model, must differ on 0 images
 """
@@ -73,11 +76,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "accuracies and the images whose spike times differ (exit 1 unless 0); SOURCE may be left out with "
         "--from-npy",
     )
+    action.add_argument(
+        "--to-nir",
+        metavar="SOURCE",
+        help="write SOURCE (as for --to-bits, or a bit-model folder) as a NIR graph to the new file -o FILE.nir: "
+        "Input -> (Linear alpha_q * B -> IF) per layer -> Output, the rest of the contract in its metadata",
+    )
     parser.add_argument(
         "-o",
         "--output",
         metavar="DIR",
-        help="output folder for --to-bits / --from-npy (an old bit-model folder is replaced)",
+        help="output folder for --to-bits / --from-npy / --from-nir (an old bit-model folder is replaced); "
+        "the new .nir file for --to-nir",
     )
     parser.add_argument(
         "--lanes",
@@ -111,7 +121,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     npy.add_argument("--theta", nargs="+", type=float, metavar="T", help="threshold: one value, or one per layer")
     npy.add_argument("--tmax", type=argtypes.positive_int, help=f"time steps (default {TMAX})")
     npy.add_argument("--imax", type=argtypes.positive_int, help=f"largest pixel intensity (default {IMAX})")
-    npy.add_argument("--dataset", help=f"dataset the weights were trained on (default {DEFAULT_NPY_DATASET})")
+    npy.add_argument(
+        "--from-nir",
+        metavar="FILE.nir",
+        help="a NIR graph of Linear/Affine (no bias) + IF layers: signs, one alpha per layer (mean magnitude), "
+        "integer thresholds of NIR's v > v_threshold; exports to -o DIR",
+    )
+    npy.add_argument(
+        "--dataset",
+        help=f"dataset the weights were trained on (default: the NIR graph's metadata, else {DEFAULT_NPY_DATASET})",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of text")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_data_dir(parser)
@@ -144,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
 def source_of(args: argparse.Namespace, given: str | None) -> ModelSource:
     """The model named on the command line: SOURCE or --from-npy (exactly one)."""
     npy_only = {"--alpha": args.alpha, "--theta": args.theta, "--tmax": args.tmax, "--imax": args.imax}
+    if args.from_nir:
+        if given or args.from_npy:
+            raise Bs4nnError("give one model: SOURCE, --from-npy or --from-nir")
+        return source_from_nir(args.from_nir, args.dataset)
     npy_only["--dataset"] = args.dataset
     if args.from_npy:
         if given:
@@ -179,8 +202,13 @@ def handle(args: argparse.Namespace) -> int:
             verdict = "OK" if result.differing_images == 0 else "MISMATCH"
             print(f"images whose spike times differ: {result.differing_images} ({verdict})")
         return 0 if result.differing_images == 0 else EXIT_MISMATCH
-    if args.to_bits is None and not args.from_npy:
-        raise Bs4nnError("nothing to do: give --to-bits SOURCE, --from-npy ..., --from-bits DIR or --check SOURCE")
+    if args.to_nir is not None:
+        return write_nir(args)
+    if args.to_bits is None and not args.from_npy and not args.from_nir:
+        raise Bs4nnError(
+            "nothing to do: give --to-bits SOURCE, --from-npy ..., --from-nir FILE, --to-nir SOURCE, "
+            "--from-bits DIR or --check SOURCE"
+        )
     if not args.output:
         raise Bs4nnError("-o DIR is required to export")
     source = source_of(args, args.to_bits)
@@ -203,6 +231,18 @@ def handle(args: argparse.Namespace) -> int:
         print_summary(result.model.manifest)
         print_memory_report(result)
         print(f"wrote {result.path} ({len(result.model.manifest['files']) + 1} files, sha256 in manifest.json)")
+    return 0
+
+
+def write_nir(args: argparse.Namespace) -> int:
+    """``--to-nir``: the deployed network as a NIR graph in a new file."""
+    if not args.output:
+        raise Bs4nnError("-o FILE.nir is required with --to-nir")
+    network, alphas_q, dataset = deployed_model(args.to_nir)
+    path = write_graph(network_graph(network, alphas_q, dataset), args.output)
+    sizes = "-".join(map(str, network.sizes))
+    counts = "/".join(str(layer.threshold_count) for layer in network.layers)
+    print(f"wrote {path}: NIR graph of {sizes} ({dataset}), alpha_q {'/'.join(map(str, alphas_q))}, counts {counts}")
     return 0
 
 
