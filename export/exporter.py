@@ -34,9 +34,10 @@ from bs4nn.export.bitmodel import (
     write_bit_model,
 )
 from bs4nn.export.cheader import HEADER_NAME, c_header
-from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES, MemoryLayout, counter_bits, signs_from_words, time_bits
+from bs4nn.export.layout import MemoryLayout, counter_bits, signs_from_words, time_bits
 from bs4nn.export.memfiles import MEMORY_FORMATS, memory_images, read_hex_image
 from bs4nn.fileio import sha256_path
+from bs4nn.lanes import DEFAULT_LANES, MAX_LANES
 from bs4nn.sim.golden import IntegerNetwork, run_golden, run_network
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images
 from bs4nn.train.checkpoint import PRETRAINED_DIR, load_checkpoint, run_model_path

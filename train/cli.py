@@ -7,17 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bs4nn import argtypes
+from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
 from bs4nn.train.datasets import DATASETS, check_dataset, data_root
 from bs4nn.train.presets import BACKWARDS, PRESETS, TARGET_RULES
-
-
-def add_data_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="folder holding mnist/ and fashion-mnist/ IDX files (default: $BS4NN_DATA, else ~/.cache/bs4nn/data)",
-    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -535,8 +535,7 @@ def evaluate(
     rounded to two decimals, hardware tie rule): the number the hardware will produce.
     """
     from bs4nn.export.bitmodel import integer_network
-    from bs4nn.sim.cli import golden_summary
-    from bs4nn.sim.golden import run_golden, run_network
+    from bs4nn.sim.golden import golden_summary, run_golden, run_network
 
     start = time.perf_counter()
     input_times = encode_images(images, tmax, imax)
