@@ -67,10 +67,8 @@ class Preset:
             raise Bs4nnError(
                 f"preset {self.name}: target_rule must be one of {', '.join(TARGET_RULES)}, not {self.target_rule!r}"
             )
-        if self.backward not in BACKWARDS:
-            raise Bs4nnError(
-                f"preset {self.name}: backward must be one of {', '.join(BACKWARDS)}, not {self.backward!r}"
-            )
+        if self.backward not in RULES:
+            raise Bs4nnError(f"preset {self.name}: backward must be one of {', '.join(RULES)}, not {self.backward!r}")
         if not (self.count_margin >= 0 and self.surrogate_width > 0):
             raise Bs4nnError(
                 f"preset {self.name}: count_margin must be >= 0 and surrogate_width > 0, "
