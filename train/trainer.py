@@ -224,7 +224,7 @@ def step(run: Run, epoch: Epoch, result: BatchResult, batch_size: int) -> None:
     grads = [grad + decay * weight for grad, weight in zip(result.weight_grads, trained, strict=True)]
     if epoch.phase == "readout":
         state.weights[epoch.trained] = run.readout_optimizer.step(trained, grads, epoch.eta)
-    elif state.extras:
+    else:  # the preset's optimiser steps the weights and the rule's extra parameters together
         names = list(state.extras)
         extra_grads = [xp.asarray([result.extra_grads[name]], dtype=WEIGHT_DTYPE) for name in names]
         params = [*state.weights, *(state.extras[name] for name in names)]
@@ -232,8 +232,6 @@ def step(run: Run, epoch: Epoch, result: BatchResult, batch_size: int) -> None:
         state.weights[:] = updated[: len(state.weights)]
         for name, value in zip(names, updated[len(state.weights) :], strict=True):
             state.extras[name] = value.astype(WEIGHT_DTYPE)
-    else:
-        state.weights[:] = run.optimizer.step(state.weights, grads, epoch.eta)
     state.weights[:] = [weight.astype(WEIGHT_DTYPE, copy=False) for weight in state.weights]
     clip_proxy_weights(state.weights, run.clips, xp)
     if run.options.binary and epoch.phase == "train":
