@@ -41,6 +41,7 @@ from bs4nn.lanes import DEFAULT_LANES, MAX_LANES
 from bs4nn.sim.golden import IntegerNetwork, run_golden, run_network
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images
 from bs4nn.train.checkpoint import PRETRAINED_DIR, load_checkpoint, run_model_path
+from bs4nn.train.datasets import dataset_spec, load_split
 
 FLOAT_BITS = 32
 """Bits of one float32 weight: the memory report compares the 1-bit signs with them."""
@@ -255,8 +256,6 @@ def test_inputs(
     images: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Spike-coded test images of ``dataset`` for this network: ``(input_times, labels, name)``."""
-    from bs4nn.train.datasets import dataset_spec, load_split
-
     name = dataset_spec(dataset).name
     pixels, labels = load_split(name, EVAL_SPLIT, data_dir, download=False)
     if images is not None:
@@ -298,8 +297,6 @@ def evaluate(
 
 def canonical_dataset(dataset: str) -> str:
     """``fashion`` -> ``fashion-mnist``; an unknown name is kept as written."""
-    from bs4nn.train.datasets import dataset_spec
-
     try:
         return dataset_spec(dataset).name
     except Bs4nnError:

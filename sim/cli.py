@@ -16,6 +16,7 @@ from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.fileio import atomic_write_bytes
 from bs4nn.lanes import DEFAULT_LANES
 from bs4nn.sim.golden import golden_summary, run_golden_images
+from bs4nn.sim.semantics import encode_images
 from bs4nn.train.datasets import load_split
 
 
@@ -152,7 +153,6 @@ def _shipped_manifest(build_dir: str) -> str:
 
 def _cocotb(args: argparse.Namespace) -> int:
     from bs4nn.sim.regress import StreamOptions, run_regression
-    from bs4nn.sim.semantics import encode_images
 
     if not 0.0 <= args.backpressure <= 1.0:
         raise Bs4nnError(f"--backpressure must lie in 0..1, got {args.backpressure}")

@@ -10,7 +10,8 @@ from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
 from bs4nn.train.datasets import DATASETS, check_dataset, data_root
-from bs4nn.train.presets import BACKWARDS, PRESETS, TARGET_RULES
+from bs4nn.train.presets import BACKWARDS, PRESETS, TARGET_RULES, get_preset, parse_settings
+from bs4nn.train.run import RunOptions, default_out_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -168,8 +169,7 @@ def _add_rule_arguments(train: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from bs4nn.train.presets import get_preset, parse_settings
-    from bs4nn.train.run import RunOptions, default_out_dir
+    # here, not at the top: the trainer's imports add ~0.5 s to every `bs4nn` command (measured 0.22 -> 0.77 s)
     from bs4nn.train.trainer import train
 
     preset = get_preset(args.preset)
