@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from bs4nn.lanes import MAX_LANES
+
 
 def _number(text: str, kind: type) -> int | float:
     try:
@@ -51,9 +53,16 @@ def positive_float_or_none(text: str) -> float | None:
 
 def lanes(text: str) -> int:
     """A lane count the memory layout supports (``1..MAX_LANES``)."""
-    from bs4nn.export.layout import MAX_LANES
-
     value = _number(text, int)
     if not 1 <= value <= MAX_LANES:
         raise argparse.ArgumentTypeError(f"lanes must be 1..{MAX_LANES}, got {text}")
     return value
+
+
+def add_data_dir(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir``, as every command that reads the datasets takes it."""
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder holding mnist/ and fashion-mnist/ IDX files (default: $BS4NN_DATA, else ~/.cache/bs4nn/data)",
+    )

@@ -27,7 +27,9 @@ import numpy as np
 from bitarray import bitarray
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.export.layout import counter_bits
 from bs4nn.fileio import atomic_directory, sha256_bytes, sha256_path
+from bs4nn.lanes import DEFAULT_LANES
 from bs4nn.sim.golden import IntegerLayer, IntegerNetwork
 from bs4nn.sim.semantics import CODING_RULE, exact_decimal, threshold_count
 
@@ -104,8 +106,6 @@ class BitModel:
     @property
     def lanes(self) -> int:
         """The lane count the folder's memory images are laid out for (the default of every stage)."""
-        from bs4nn.export.layout import DEFAULT_LANES
-
         return int(self.manifest.get("lanes", DEFAULT_LANES))
 
 
@@ -123,8 +123,6 @@ def write_bit_model(
     ``extra_files`` are more files (memory images, C header) to write and hash; ``meta`` adds
     top-level manifest fields (source checkpoint, accuracy, lanes...).
     """
-    from bs4nn.export.layout import counter_bits
-
     files: dict[str, bytes] = {}
     layers = []
     for index, layer in enumerate(network.layers):

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from bs4nn import argtypes
+from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.exporter import (
     SHIPPED_NAMES,
@@ -26,11 +27,10 @@ from bs4nn.export.exporter import (
     source_from_npy,
     verify_bit_model,
 )
-from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES
 from bs4nn.export.nirgraph import deployed_model, network_graph, source_from_nir, write_graph
 from bs4nn.fileio import sha256_path
+from bs4nn.lanes import DEFAULT_LANES, MAX_LANES
 from bs4nn.sim.semantics import IMAX, TMAX
-from bs4nn.train.cli import add_data_dir
 
 PROG = "bs4nn-export"
 EXIT_MISMATCH = 1

@@ -34,12 +34,14 @@ from bs4nn.export.bitmodel import (
     write_bit_model,
 )
 from bs4nn.export.cheader import HEADER_NAME, c_header
-from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES, MemoryLayout, counter_bits, signs_from_words, time_bits
+from bs4nn.export.layout import MemoryLayout, counter_bits, signs_from_words, time_bits
 from bs4nn.export.memfiles import MEMORY_FORMATS, memory_images, read_hex_image
 from bs4nn.fileio import sha256_path
+from bs4nn.lanes import DEFAULT_LANES, MAX_LANES
 from bs4nn.sim.golden import IntegerNetwork, run_golden, run_network
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images
 from bs4nn.train.checkpoint import PRETRAINED_DIR, load_checkpoint, run_model_path
+from bs4nn.train.datasets import dataset_spec, load_split
 
 FLOAT_BITS = 32
 """Bits of one float32 weight: the memory report compares the 1-bit signs with them."""
@@ -254,8 +256,6 @@ def test_inputs(
     images: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Spike-coded test images of ``dataset`` for this network: ``(input_times, labels, name)``."""
-    from bs4nn.train.datasets import dataset_spec, load_split
-
     name = dataset_spec(dataset).name
     pixels, labels = load_split(name, EVAL_SPLIT, data_dir, download=False)
     if images is not None:
@@ -297,8 +297,6 @@ def evaluate(
 
 def canonical_dataset(dataset: str) -> str:
     """``fashion`` -> ``fashion-mnist``; an unknown name is kept as written."""
-    from bs4nn.train.datasets import dataset_spec
-
     try:
         return dataset_spec(dataset).name
     except Bs4nnError:

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_LANES = 64
-DEFAULT_LANES = 16
-"""Lane count when neither the user nor a bit-model manifest names one (the one default of every stage)."""
+from bs4nn.lanes import DEFAULT_LANES as DEFAULT_LANES  # re-exported: rtl/ and firmware/ still import it here
+from bs4nn.lanes import MAX_LANES
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from bs4nn import argtypes
+from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.sim.golden import IntegerNetwork, random_network, run_golden_images
-from bs4nn.train.cli import add_data_dir
 
 FALLBACK_SIZES = [784, 600, 10]
 FALLBACK_THRESHOLDS = [20, 5]

@@ -10,12 +10,13 @@ import time
 import numpy as np
 
 from bs4nn import argtypes
+from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
-from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.fileio import atomic_write_bytes
-from bs4nn.sim.golden import GoldenResult, run_golden_images
-from bs4nn.train.cli import add_data_dir
+from bs4nn.lanes import DEFAULT_LANES
+from bs4nn.sim.golden import golden_summary, run_golden_images
+from bs4nn.sim.semantics import encode_images
 from bs4nn.train.datasets import load_split
 
 
@@ -40,21 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_data_dir(golden)
     golden.set_defaults(handler=_golden)
     _register_cocotb(sim_sub)
-
-
-def golden_summary(result: GoldenResult, labels: np.ndarray, tmax: int, seconds: float) -> dict:
-    """The figures every report of a golden-model run quotes."""
-    return {
-        "images": len(labels),
-        "accuracy": result.accuracy(labels),
-        "mean_decision_time": float(result.decision_time.mean()),
-        "no_output_spike": int((result.decision_time >= tmax).sum()),
-        "tied_decisions": int(result.tied(tmax).sum()),
-        "accuracy_ties_lenient": result.accuracy_ties_lenient(labels, tmax),
-        "mean_spikes_until_decision": [float(v) for v in result.spikes_until_decision.mean(axis=0)],
-        "seconds": seconds,
-        "images_per_second": len(labels) / seconds if seconds > 0 else float("inf"),
-    }
 
 
 def _golden(args: argparse.Namespace) -> int:
@@ -167,7 +153,6 @@ def _shipped_manifest(build_dir: str) -> str:
 
 def _cocotb(args: argparse.Namespace) -> int:
     from bs4nn.sim.regress import StreamOptions, run_regression
-    from bs4nn.sim.semantics import encode_images
 
     if not 0.0 <= args.backpressure <= 1.0:
         raise Bs4nnError(f"--backpressure must lie in 0..1, got {args.backpressure}")

@@ -218,3 +218,18 @@ def random_network(sizes: Sequence[int], thresholds: Sequence[int], seed: int = 
         for n_in, n_out, threshold in zip(sizes[:-1], sizes[1:], thresholds, strict=True)
     ]
     return IntegerNetwork(tuple(layers), tmax=tmax)
+
+
+def golden_summary(result: GoldenResult, labels: np.ndarray, tmax: int, seconds: float) -> dict:
+    """The figures every report of a golden-model run quotes."""
+    return {
+        "images": len(labels),
+        "accuracy": result.accuracy(labels),
+        "mean_decision_time": float(result.decision_time.mean()),
+        "no_output_spike": int((result.decision_time >= tmax).sum()),
+        "tied_decisions": int(result.tied(tmax).sum()),
+        "accuracy_ties_lenient": result.accuracy_ties_lenient(labels, tmax),
+        "mean_spikes_until_decision": [float(v) for v in result.spikes_until_decision.mean(axis=0)],
+        "seconds": seconds,
+        "images_per_second": len(labels) / seconds if seconds > 0 else float("inf"),
+    }

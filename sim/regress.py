@@ -35,8 +35,9 @@ import numpy as np
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
-from bs4nn.export.layout import DEFAULT_LANES, weight_memory_words
+from bs4nn.export.layout import weight_memory_words
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
+from bs4nn.lanes import DEFAULT_LANES
 from bs4nn.sim.golden import IntegerNetwork, run_golden
 from bs4nn.sim.scoreboard import ImageResult, Mismatch, address_events, first_mismatch
 

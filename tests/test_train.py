@@ -19,27 +19,16 @@ from bs4nn.sim.golden import run_golden
 from bs4nn.sim.semantics import encode_images, threshold_count
 from bs4nn.train.calibration import candidate_counts, theta_for_count
 from bs4nn.train.checkpoint import load_checkpoint
+from bs4nn.train.epochs import epoch_batches
+from bs4nn.train.finish import ship_pretrained
+from bs4nn.train.metrics import evaluate
+from bs4nn.train.network import LabelledImages, ProxyNetwork, binary_weights, check_not_silent, forward
 from bs4nn.train.presets import FIXED_FIELDS, PRESETS, get_preset, parse_setting
-from bs4nn.train.trainer import (
-    RunOptions,
-    batch_gradients,
-    binary_weights,
-    check_finite,
-    check_not_silent,
-    epoch_batches,
-    evaluate,
-    forward,
-    initial_weights,
-    layer_backward,
-    normalise_rows,
-    output_errors,
-    parallel_batch_gradients,
-    relative_targets,
-    ship_pretrained,
-    snapshot_gradients,
-    split_data,
-    train,
-)
+from bs4nn.train.rules import RULES, Batch, Parameters, batch_gradients
+from bs4nn.train.rules.snapshot import snapshot_gradients
+from bs4nn.train.rules.temporal import TemporalOptions, layer_backward, normalise_rows, output_errors, relative_targets
+from bs4nn.train.run import RunOptions, split_data
+from bs4nn.train.trainer import check_finite, initial_weights, parallel_batch_gradients, train
 
 TMAX = 256
 
@@ -157,7 +146,8 @@ def test_batch_gradients_equal_the_formulas(seed: int, n_hidden: tuple[int, ...]
     images = rng.integers(0, 256, size=(6, 12)) * (rng.random((6, 12)) < 0.7)
     in_times = encode_images(images)
     labels = rng.integers(0, 3, size=6)
-    result = batch_gradients(in_times, labels, weights, alphas, thetas, tmax=TMAX, gamma=2.0)
+    params = Parameters(weights, alphas, thetas)
+    result = batch_gradients(RULES["temporal"], Batch(in_times, labels), params, TemporalOptions(TMAX, gamma=2.0), np)
     grads, alpha_grads = _reference_gradients(in_times, labels, weights, alphas, thetas, 2.0)
     for got, want in zip(result.weight_grads, grads, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -271,7 +261,8 @@ def test_two_epochs_on_2000_images_learn(tmp_path: Path, data_dir: Path) -> None
     counts = [threshold_count(t, quantize_alpha(a)) for t, a in zip(calibrated.thetas, calibrated.alphas, strict=True)]
     assert counts == calibration["counts"]
     images, labels = split_data(_tiny(), str(data_dir))["validation"]
-    rescored = evaluate(calibrated.weights, calibrated.alphas, calibrated.thetas, images, labels, tmax=256, imax=255)
+    network = ProxyNetwork(calibrated.weights, calibrated.alphas, calibrated.thetas, tmax=256, imax=255)
+    rescored = evaluate(network, LabelledImages(images, labels))
     assert rescored["accuracy"] == calibration["accuracy"] and rescored["threshold_counts"] == counts
     shipped = ship_pretrained(tmp_path, "tiny", "bs4nn train --preset tiny", dest_dir=tmp_path / "pretrained")
     info = json.loads(shipped.with_suffix(".json").read_text())
@@ -416,15 +407,9 @@ def test_one_thread_gradients_do_not_depend_on_blas_threads(fashion_probe_times:
 
     def gradients(blas_threads: int) -> list[np.ndarray]:
         with threadpool_limits(limits=blas_threads, user_api="blas"):
-            return parallel_batch_gradients(
-                None,
-                fashion_probe_times[:32],
-                labels,
-                weights,
-                list(preset.alphas),
-                preset.thetas,
-                **preset.gradient_options(),
-            ).weight_grads
+            batch = Batch(fashion_probe_times[:32], labels)
+            params = Parameters(weights, list(preset.alphas), preset.thetas)
+            return parallel_batch_gradients(None, preset.rule, batch, params, preset.rule_options()).weight_grads
 
     for one, two in zip(gradients(1), gradients(2), strict=True):
         np.testing.assert_array_equal(one, two)

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.train.epochs import epoch_moves, move_images
 from bs4nn.train.presets import get_preset
-from bs4nn.train.trainer import epoch_moves, move_images
 
 TMAX = 256
 SIDE = 5

@@ -11,8 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.train.epochs import keep_masks
 from bs4nn.train.presets import get_preset
-from bs4nn.train.trainer import batch_gradients, keep_masks, parallel_batch_gradients, snapshot_ce_gradients
+from bs4nn.train.rules import RULES, Batch, Parameters, batch_gradients
+from bs4nn.train.rules.snapshot import SnapshotOptions
+from bs4nn.train.rules.snapshot_ce import SnapshotCeOptions, snapshot_ce_gradients
+from bs4nn.train.trainer import parallel_batch_gradients
 
 TMAX = 256
 
@@ -66,17 +70,17 @@ def test_masks_of_ones_change_nothing_and_the_split_batch_sums_to_the_whole(seed
     in_times = rng.integers(0, TMAX + 1, size=(6, 20))
     labels = rng.integers(0, 4, size=6)
     weights = [rng.uniform(-1, 1, shape).astype(np.float32) for shape in ((8, 20), (7, 8), (4, 7))]
-    args = (weights, [1.0] * 3, [2.5, 1.5, 1.5])
-    options = {"tmax": TMAX, "gamma": 1.0, "backward": "snapshot-ce", "snapshot_steps": (0, 64, 200)}
+    params = Parameters(weights, [1.0] * 3, [2.5, 1.5, 1.5], extras={"readout_scale": 1.0})
+    rule, options = RULES["snapshot-ce"], SnapshotCeOptions(TMAX, snapshot_steps=(0, 64, 200))
     ones = [np.ones((6, 8), np.float32), np.ones((6, 7), np.float32)]
-    plain = batch_gradients(in_times, labels, *args, **options)
-    with_ones = batch_gradients(in_times, labels, *args, keep_masks=ones, **options)
+    plain = batch_gradients(rule, Batch(in_times, labels), params, options, np)
+    with_ones = batch_gradients(rule, Batch(in_times, labels, ones), params, options, np)
     for a, b in zip(plain.weight_grads, with_ones.weight_grads, strict=True):
         np.testing.assert_array_equal(a, b)
     masks = keep_masks(seed, 1, 0, 6, (8, 7), rate)
-    whole = parallel_batch_gradients(None, in_times, labels, *args, keep_masks=masks, **options)
+    whole = parallel_batch_gradients(None, rule, Batch(in_times, labels, masks), params, options)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        halves = parallel_batch_gradients(pool, in_times, labels, *args, keep_masks=masks, **options)
+        halves = parallel_batch_gradients(pool, rule, Batch(in_times, labels, masks), params, options)
     for a, b in zip(whole.weight_grads, halves.weight_grads, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
     assert whole.loss == pytest.approx(halves.loss, rel=1e-5)
@@ -92,13 +96,9 @@ def test_dropout_outside_snapshot_ce_and_bad_rates_are_refused() -> None:
     in_times, weights = _hand_case()
     with pytest.raises(Bs4nnError, match="hidden dropout is a snapshot-ce option"):
         batch_gradients(
-            in_times,
-            np.array([1]),
-            weights,
-            [1.0, 1.0],
-            [1.5, 1.5],
-            tmax=TMAX,
-            gamma=1.0,
-            backward="snapshot",
-            keep_masks=[np.ones((1, 2), np.float32)],
+            RULES["snapshot"],
+            Batch(in_times, np.array([1]), [np.ones((1, 2), np.float32)]),
+            Parameters(weights, [1.0, 1.0], [1.5, 1.5]),
+            SnapshotOptions(TMAX),
+            np,
         )

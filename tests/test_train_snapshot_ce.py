@@ -10,9 +10,14 @@ import pytest
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.train.checkpoint import load_checkpoint
+from bs4nn.train.network import forward, last_hidden_times
 from bs4nn.train.optimizers import ADAM_BETAS, ADAM_EPS, Adam, Sgd, make_optimizer
 from bs4nn.train.presets import get_preset
-from bs4nn.train.trainer import RunOptions, batch_gradients, forward, last_hidden_times, snapshot_ce_gradients, train
+from bs4nn.train.rules import RULES, Batch, Parameters, batch_gradients
+from bs4nn.train.rules.snapshot import SnapshotOptions
+from bs4nn.train.rules.snapshot_ce import SnapshotCeOptions, snapshot_ce_gradients
+from bs4nn.train.run import RunOptions
+from bs4nn.train.trainer import train
 
 TMAX = 256
 
@@ -81,21 +86,23 @@ def test_batch_gradients_dispatches_snapshot_ce_and_sums_over_the_batch() -> Non
     in_times = rng.integers(0, TMAX + 1, size=(6, 20))
     labels = rng.integers(0, 4, size=6)
     weights = [rng.uniform(-1, 1, (8, 20)).astype(np.float32), rng.uniform(-1, 1, (4, 8)).astype(np.float32)]
-    options = {"tmax": TMAX, "gamma": 1.0, "backward": "snapshot-ce", "snapshot_steps": (0, 64, 200)}
-    whole = batch_gradients(in_times, labels, weights, [1.0, 1.0], [2.5, 1.5], readout_scale=0.3, **options)
+    rule, options = RULES["snapshot-ce"], SnapshotCeOptions(TMAX, snapshot_steps=(0, 64, 200))
+    params = Parameters(weights, [1.0, 1.0], [2.5, 1.5], extras={"readout_scale": 0.3})
+    whole = batch_gradients(rule, Batch(in_times, labels), params, options, np)
     parts = [
-        batch_gradients(in_times[rows], labels[rows], weights, [1.0, 1.0], [2.5, 1.5], readout_scale=0.3, **options)
+        batch_gradients(rule, Batch(in_times[rows], labels[rows]), params, options, np)
         for rows in (slice(0, 2), slice(2, 6))
     ]
     for layer in range(2):
         np.testing.assert_allclose(whole.weight_grads[layer], sum(p.weight_grads[layer] for p in parts), atol=1e-6)
-    assert whole.readout_scale_grad == pytest.approx(sum(p.readout_scale_grad for p in parts), rel=1e-5)
+    scale_grads = [p.extra_grads["readout_scale"] for p in parts]
+    assert whole.extra_grads["readout_scale"] == pytest.approx(sum(scale_grads), rel=1e-5)
     assert whole.trained == 6 and whole.silent == 0 and math.isnan(whole.output_time_sum)
     assert whole.alpha_grads == [0.0, 0.0]
-    for backward in ("snapshot-ce", "snapshot"):  # both counter rules refuse real weights
-        with pytest.raises(Bs4nnError, match=f"the {backward} backward .* needs binary weights"):
-            options["backward"] = backward
-            batch_gradients(in_times, labels, weights, [1.0, 1.0], [2.5, 1.5], binary=False, **options)
+    real = Parameters(weights, [1.0, 1.0], [2.5, 1.5], binary=False, extras={"readout_scale": 0.3})
+    for backward, rule_options in (("snapshot-ce", options), ("snapshot", SnapshotOptions(TMAX))):
+        with pytest.raises(Bs4nnError, match=f"the {backward} backward .* needs binary weights"):  # counter rules
+            batch_gradients(RULES[backward], Batch(in_times, labels), real, rule_options, np)
 
 
 def test_last_hidden_times_in_chunks_equal_the_forward_pass() -> None:

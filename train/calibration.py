@@ -25,7 +25,7 @@ import numpy as np
 from bs4nn.export.bitmodel import quantize_alpha
 from bs4nn.sim.golden import run_network
 from bs4nn.sim.semantics import encode_images, exact_decimal, threshold_count
-from bs4nn.train.trainer import binary_weights
+from bs4nn.train.network import LabelledImages, ProxyNetwork, binary_weights
 
 COUNT_SCALES = (0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3, 1.4, 1.5)
 """Candidate counts per layer, as multiples of the trained count (rounded, at least 1)."""
@@ -79,33 +79,30 @@ def candidate_counts(count: int, scales: Sequence[float] = COUNT_SCALES) -> list
 
 
 def calibrate_thresholds(
-    weights: Sequence[np.ndarray],
-    alphas: Sequence[float],
-    thetas: Sequence[float],
-    images: np.ndarray,
-    labels: np.ndarray,
+    network: ProxyNetwork,
+    data: LabelledImages,
     *,
-    tmax: int,
-    imax: int,
     scales: Sequence[float] = COUNT_SCALES,
     passes: int = PASSES,
     layers: Sequence[int] | None = None,
 ) -> Calibration:
-    """Per-layer integer thresholds that maximise validation accuracy under the hardware's rules.
+    """Per-layer integer thresholds of a binary ``network`` that maximise its accuracy on ``data``
+    (the validation split) under the hardware's rules.
 
     ``layers``: the layers whose counts are searched (default all; the others keep theirs).
 
     A count moves only when it is strictly better on the validation images, so the result is
     never worse there than the trained thresholds.
     """
-    alphas_q = [quantize_alpha(alpha) for alpha in alphas]
-    trained = [threshold_count(theta, alpha) for theta, alpha in zip(thetas, alphas_q, strict=True)]
-    signs = [binary_weights(np.asarray(w)) for w in weights]
-    labels = np.asarray(labels)
+    tmax = network.tmax
+    alphas_q = [quantize_alpha(alpha) for alpha in network.alphas]
+    trained = [threshold_count(theta, alpha) for theta, alpha in zip(network.thetas, alphas_q, strict=True)]
+    signs = [binary_weights(np.asarray(w)) for w in network.weights]
+    labels = np.asarray(data.labels)
     n_layers = len(signs)
     counts = list(trained)
     # inputs[l]: the spike times that enter layer l under the current counts.
-    inputs: list[np.ndarray] = [encode_images(images, tmax, imax)] + [None] * (n_layers - 1)
+    inputs: list[np.ndarray] = [encode_images(data.images, tmax, network.imax)] + [None] * (n_layers - 1)
     tried: list[dict[str, Any]] = []
 
     def run_from(layer: int, layer_counts: Sequence[int]) -> Any:

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from bs4nn import argtypes
+from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.train.cli import add_data_dir
 from bs4nn.train.datasets import DATASETS, dataset_spec, load_split
 from bs4nn.train.experiments import bnn, sweeps
 from bs4nn.train.experiments.models import AnalysedModel, load_model

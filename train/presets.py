@@ -13,20 +13,11 @@ from typing import Any
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.train.optimizers import OPTIMIZERS
+from bs4nn.train.rules import RULES, TrainingRule, rule_options, uses_dropout
+from bs4nn.train.rules.temporal import TARGET_RULES
 
-TARGET_RULES = ("eq6", "hardware")
-"""The correct output's target (``trainer.relative_targets``): ``eq6``, the paper's eq. (6) as
-written; ``hardware``, only what the hardware's decision needs."""
-
-BACKWARDS = ("temporal", "snapshot", "snapshot-ce")
-"""How the gradients are computed (``trainer.batch_gradients``): ``temporal``, the paper's S4NN
-backward on spike times (eqs. 5-16); ``snapshot``, a hinge on the output counters at the decision
-step with a straight-through surrogate (``trainer.snapshot_gradients``); ``snapshot-ce``, a
-cross-entropy on the output counters summed over fixed snapshot steps, every layer a binarized
-layer on "spiked by step s" bits (``trainer.snapshot_ce_gradients``)."""
-
-COUNTER_BACKWARDS = ("snapshot", "snapshot-ce")
-"""The backwards that work on the binary weights' integer counters: they cannot train real weights."""
+BACKWARDS = tuple(RULES)
+"""The training rules a preset may name (``backward``): the registry's, ``train/rules/__init__.py``."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +46,7 @@ class Preset:
     validation_images: int = 5_000
     calibrate_thresholds: bool = False  # after training, choose each layer's count on validation (train/calibration.py)
     weight_clip: tuple[float | None, ...] | None = None  # per layer: proxy weights kept in [-c, c] (None: unbounded)
-    backward: str = "temporal"  # one of BACKWARDS
+    backward: str = "temporal"  # the training rule: one of BACKWARDS (train/rules/)
     count_margin: int = 4  # snapshot backward: counts by which the outputs must clear their threshold
     surrogate_width: float = 40.0  # snapshot backward: half-width (counts) of the hidden surrogate
     optimizer: str = "sgd"  # one of OPTIMIZERS; eta is its learning rate
@@ -76,10 +67,8 @@ class Preset:
             raise Bs4nnError(
                 f"preset {self.name}: target_rule must be one of {', '.join(TARGET_RULES)}, not {self.target_rule!r}"
             )
-        if self.backward not in BACKWARDS:
-            raise Bs4nnError(
-                f"preset {self.name}: backward must be one of {', '.join(BACKWARDS)}, not {self.backward!r}"
-            )
+        if self.backward not in RULES:
+            raise Bs4nnError(f"preset {self.name}: backward must be one of {', '.join(RULES)}, not {self.backward!r}")
         if not (self.count_margin >= 0 and self.surrogate_width > 0):
             raise Bs4nnError(
                 f"preset {self.name}: count_margin must be >= 0 and surrogate_width > 0, "
@@ -89,17 +78,11 @@ class Preset:
             raise Bs4nnError(
                 f"preset {self.name}: optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"
             )
-        if self.backward == "snapshot-ce":
-            steps = self.snapshot_steps
-            if not steps or list(steps) != sorted(set(steps)) or not 0 <= steps[0] <= steps[-1] < self.tmax:
-                raise Bs4nnError(
-                    f"preset {self.name}: snapshot-ce needs snapshot_steps ascending, distinct, in [0, {self.tmax}), "
-                    f"got {steps}"
-                )
         if not 0 <= self.hidden_dropout < 1:
             raise Bs4nnError(f"preset {self.name}: hidden_dropout must be in [0, 1), not {self.hidden_dropout}")
-        if self.hidden_dropout and self.backward != "snapshot-ce":
-            raise Bs4nnError(f"preset {self.name}: hidden_dropout is a snapshot-ce option, not {self.backward}'s")
+        if self.hidden_dropout and not uses_dropout(self.rule):
+            dropout_rules = ", ".join(name for name, rule in RULES.items() if uses_dropout(rule))
+            raise Bs4nnError(f"preset {self.name}: hidden_dropout is a {dropout_rules} option, not {self.backward}'s")
         if self.shift_pixels < 0:
             raise Bs4nnError(f"preset {self.name}: shift_pixels must be >= 0, not {self.shift_pixels}")
         if self.readout_epochs < 0 or not self.readout_eta > 0 or not self.readout_scale > 0:
@@ -109,6 +92,10 @@ class Preset:
                 raise Bs4nnError(f"preset {self.name}: {n_layers} layers need as many weight clips (or none)")
             if any(c is not None and not c > 0 for c in self.weight_clip):
                 raise Bs4nnError(f"preset {self.name}: weight clips must be positive (or None), got {self.weight_clip}")
+        try:
+            self.rule_options()  # the rule's own requirements (e.g. snapshot-ce's snapshot steps)
+        except Bs4nnError as error:
+            raise Bs4nnError(f"preset {self.name}: {error}") from None
 
     def with_overrides(self, **changes: Any) -> Preset:
         """A copy with the non-None values of ``changes`` applied."""
@@ -119,17 +106,14 @@ class Preset:
         architecture, so that every variant in the READMEs is one command line."""
         return replace(self, **parse_settings(settings))
 
-    def gradient_options(self) -> dict[str, Any]:
-        """The keyword arguments of ``trainer.batch_gradients`` that this preset fixes."""
-        return {
-            "tmax": self.tmax,
-            "gamma": self.gamma,
-            "target_rule": self.target_rule,
-            "backward": self.backward,
-            "count_margin": self.count_margin,
-            "surrogate_width": self.surrogate_width,
-            "snapshot_steps": self.snapshot_steps,
-        }
+    @property
+    def rule(self) -> TrainingRule:
+        """The training rule this preset names (``backward``), from the registry."""
+        return RULES[self.backward]
+
+    def rule_options(self) -> Any:
+        """The rule's options, from this preset's fields of the same names."""
+        return rule_options(self.rule, self)
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)

@@ -17,6 +17,7 @@ import numpy as np
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.datasets import load_split
 from bs4nn.train.presets import BACKWARDS, get_preset
+from bs4nn.train.rules import Batch, Parameters
 from bs4nn.train.trainer import initial_weights, parallel_batch_gradients
 
 TRAIN_IMAGES = 55_000
@@ -35,6 +36,9 @@ def main() -> None:
     in_times = encode_images(images[: args.images], preset.tmax, preset.imax)
     labels = labels[: args.images].astype(np.int64)
     weights = initial_weights(preset, 0)
+    extras = {name: getattr(preset, name) for name in preset.rule.extra_parameters}
+    params = Parameters(weights, list(preset.alphas), preset.thetas, extras=extras)
+    rule, options = preset.rule, preset.rule_options()
     events = int((in_times < preset.tmax).sum()) * preset.sizes[1]
     print(
         f"| preset | backward | batch | threads | images/s | s per {TRAIN_IMAGES} images | layer-1 synaptic events/s |"
@@ -46,15 +50,7 @@ def main() -> None:
             start = time.perf_counter()
             for begin in range(0, args.images, batch):
                 rows = slice(begin, begin + batch)
-                parallel_batch_gradients(
-                    pool,
-                    in_times[rows],
-                    labels[rows],
-                    weights,
-                    list(preset.alphas),
-                    preset.thetas,
-                    **preset.gradient_options(),
-                )
+                parallel_batch_gradients(pool, rule, Batch(in_times[rows], labels[rows]), params, options)
             seconds = time.perf_counter() - start
             rate = args.images / seconds
             print(

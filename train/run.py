@@ -1,0 +1,89 @@
+"""A training run as a whole: its options, its output folder, and what ``--resume`` must match.
+
+The loop (``train/trainer.py``) and the end of a run (``train/finish.py``) both read these.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bs4nn.errors import Bs4nnError
+from bs4nn.train.datasets import load_split
+from bs4nn.train.presets import Preset
+
+
+@dataclass
+class RunOptions:
+    """How to run a preset: where, on what, and which knobs the user changed."""
+
+    out_dir: Path
+    data_dir: str | None = None
+    seed: int = 0
+    binary: bool = True
+    device: str = "auto"
+    resume: bool = False
+    plot: bool = False
+    progress: bool = True
+    test: bool = True  # score best.npz on the test split at the end
+    threads: int = 2  # NumPy: each batch split over this many threads (1 or 2)
+
+
+def default_out_dir(preset: Preset) -> Path:
+    """``$BS4NN_RUNS/PRESET``, else ``runs/PRESET``."""
+    return Path(os.environ.get("BS4NN_RUNS", "runs")) / preset.name
+
+
+def effective_weight_clip(preset: Preset, binary: bool) -> tuple[float | None, ...] | None:
+    """The preset's per-layer clip as a run applies it: none for real weights (S4NN mode), whose
+    magnitudes are the weights themselves."""
+    return preset.weight_clip if binary else None
+
+
+PRESET_DEFAULTS = {field.name: field.default for field in fields(Preset)}
+
+
+def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
+    """What must match for ``--resume`` to continue the same run."""
+    settings = preset.as_dict()
+    settings.pop("epochs")  # a resumed run may be extended
+    settings.pop("calibrate_thresholds")  # after training: resuming a finished run only calibrates
+    settings.pop("weight_clip")
+    if preset.backward == "temporal":  # the snapshot knobs do not matter: runs made before them still resume
+        for key in ("backward", "count_margin", "surrogate_width"):
+            settings.pop(key)
+    # absent at their defaults: runs made before them still resume
+    for key in (
+        "optimizer",
+        "snapshot_steps",
+        "readout_scale",
+        "readout_eta",
+        "shift_pixels",
+        "mirror_images",
+        "hidden_dropout",
+    ):
+        if getattr(preset, key) == PRESET_DEFAULTS[key]:
+            settings.pop(key)
+    settings.pop("readout_epochs")  # may be extended, like epochs
+    clips = effective_weight_clip(preset, options.binary)
+    if clips is not None:  # absent when unbounded: older runs, and S4NN runs of a clipping preset, still resume
+        settings["weight_clip"] = list(clips)
+    return {"preset": settings, "seed": options.seed, "binary": options.binary}
+
+
+def split_data(preset: Preset, data_dir: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Train = the first ``train_images`` of the 60,000; validation = the LAST 5,000 (never test)."""
+    images, labels = load_split(preset.dataset, "train", data_dir)
+    n_val = preset.validation_images
+    limit = len(images) - 5_000
+    if preset.train_images > limit:
+        raise Bs4nnError(f"at most {limit} training images: the last 5,000 are the validation split")
+    val_start = len(images) - 5_000
+    return {
+        "train": (images[: preset.train_images], labels[: preset.train_images]),
+        "validation": (images[val_start : val_start + n_val], labels[val_start : val_start + n_val]),
+    }
