@@ -28,7 +28,7 @@ from bitarray import bitarray
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import counter_bits
-from bs4nn.fileio import atomic_directory, sha256_bytes, sha256_path
+from bs4nn.fileio import output_directory, sha256_bytes, sha256_path
 from bs4nn.lanes import DEFAULT_LANES
 from bs4nn.sim.golden import IntegerLayer, IntegerNetwork
 from bs4nn.sim.semantics import CODING_RULE, exact_decimal, threshold_count
@@ -38,6 +38,8 @@ VERSION = 1
 MANIFEST = "manifest.json"
 ALPHA_DECIMALS = 2
 SIGN_RULE = "bit 1 = +1 for w >= 0 (a weight of exactly 0 is +1), bit 0 = -1 for w < 0"
+WRITER = "bs4nn-export"
+"""The name in a bit-model folder's ownership record (:func:`bs4nn.fileio.output_directory`)."""
 
 
 def sign_bits(weights: np.ndarray) -> np.ndarray:
@@ -152,11 +154,22 @@ def write_bit_model(
         "files": {name: sha256_bytes(payload) for name, payload in sorted(files.items())},
     }
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
+    with output_directory(out_dir, WRITER, legacy=legacy_entries) as tmp:
         for name, payload in files.items():
             (tmp / name).write_bytes(payload)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out_dir
+
+
+def legacy_entries(folder: Path) -> list[str] | None:
+    """What a bit-model folder written before ownership records holds: its manifest and listed files."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not isinstance(manifest.get("files"), dict):
+        return None
+    return [MANIFEST, *(name for name in manifest["files"] if isinstance(name, str) and Path(name).name == name)]
 
 
 def load_bit_model(path: str | os.PathLike) -> BitModel:

@@ -27,8 +27,10 @@ from bs4nn import __version__
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import (
     MANIFEST,
+    WRITER,
     BitModel,
     integer_network,
+    legacy_entries,
     load_bit_model,
     quantize_alpha,
     write_bit_model,
@@ -36,7 +38,7 @@ from bs4nn.export.bitmodel import (
 from bs4nn.export.cheader import HEADER_NAME, c_header
 from bs4nn.export.layout import MemoryLayout, counter_bits, signs_from_words, time_bits
 from bs4nn.export.memfiles import MEMORY_FORMATS, memory_images, read_hex_image
-from bs4nn.fileio import sha256_path
+from bs4nn.fileio import owned_entries, sha256_path
 from bs4nn.lanes import DEFAULT_LANES, MAX_LANES
 from bs4nn.sim.golden import IntegerNetwork, run_golden, run_network
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images
@@ -342,8 +344,7 @@ def export_model(
 ) -> ExportResult:
     """Write the bit-model folder of ``source`` to ``out_dir`` (atomically) and read it back."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not (out_dir.is_dir() and (not any(out_dir.iterdir()) or (out_dir / MANIFEST).is_file())):
-        raise Bs4nnError(f"{out_dir}: exists and is not a bit-model folder; refusing to replace it")
+    owned_entries(out_dir, WRITER, legacy_entries)  # refuse a folder that is not ours before the work
     network = build_network(source)
     geometry = layouts(network, lanes)
     check_counter_width(network, declared_counter_bits)
