@@ -162,10 +162,15 @@ def _load_data(args: argparse.Namespace, model: AnalysedModel) -> tuple[np.ndarr
 
 
 def _report(args: argparse.Namespace) -> int:
+    from bs4nn.fileio import owned_entries
+    from bs4nn.train.experiments.report import WRITER
+
     model = load_model(args.model)
+    out = args.out or f"report-{model.name}"
+    owned_entries(out, WRITER)  # a folder the report may not replace is refused before the work
     images, labels, meta = _load_data(args, model)
     data = analyse(model, images, labels, image_index=args.image, steps=args.steps, progress=not args.quiet)
-    path = write_report(model, data, args.out or f"report-{model.name}", meta, hidden_shown=args.hidden)
+    path = write_report(model, data, out, meta, hidden_shown=args.hidden)
     print(f"{meta['dataset']} {args.split}: {len(labels)} images, accuracy {100 * data.accuracy:.2f} %")
     print(f"report written to {path}")
     return 0
