@@ -74,7 +74,22 @@ def remove_litter(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def _refuse_folder_target(path: Path) -> None:
+def plain_file_name(name: object) -> bool:
+    """A name of an entry inside a folder: no path separators, not absolute, not ``.`` or ``..``
+    (a manifest or record naming ``../x`` or ``/etc/x`` must not reach outside its folder)."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+        and Path(name).name == name
+    )
+
+
+def refuse_folder_target(path: str | os.PathLike) -> None:
+    """A file output named by the user must not be a folder (checked again at the write)."""
+    path = Path(path)
     if path.is_dir():
         raise Bs4nnError(f"{path}: is a folder; give a file name to write")
 
@@ -82,7 +97,7 @@ def _refuse_folder_target(path: Path) -> None:
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
     """Write ``payload`` to a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
-    _refuse_folder_target(path)
+    refuse_folder_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_litter(path)
     tmp = _temp_name(path)
@@ -135,7 +150,7 @@ def owned_entries(
         return set()
     record = _read_record(path)
     if record is not None and record["writer"] == writer:
-        return {name for name in record["entries"] if name and Path(name).name == name}
+        return {name for name in record["entries"] if plain_file_name(name)}
     if record is None and legacy is not None:
         names = legacy(path)
         if names is not None:
