@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 
 from bs4nn.lanes import MAX_LANES
 
@@ -44,6 +45,26 @@ def probability_below_one(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
+
+
+def finite_seconds(text: str) -> float:
+    """A time limit in seconds: positive and finite (``nan`` or ``inf`` would wait forever)."""
+    return positive_float(text)
+
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def verilog_identifier(text: str) -> str:
+    """A plain Verilog identifier (a module name): letters, digits and ``_``, not starting with a digit.
+
+    Anything else would be pasted into the generated Verilog (``x; endmodule module evil``).
+    """
+    if not IDENTIFIER.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"must be a Verilog identifier (letters, digits, _; not starting with a digit), got {text!r}"
+        )
+    return text
 
 
 def positive_float_or_none(text: str) -> float | None:

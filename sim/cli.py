@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import sys
 import time
 
 import numpy as np
@@ -12,8 +13,8 @@ import numpy as np
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import load_bit_model
-from bs4nn.fileio import atomic_write_bytes
+from bs4nn.export.bitmodel import load_bit_model, network_inputs
+from bs4nn.fileio import atomic_write_bytes, refuse_folder_target
 from bs4nn.lanes import DEFAULT_LANES
 from bs4nn.sim.golden import golden_summary, run_golden_images
 from bs4nn.sim.semantics import encode_images
@@ -44,11 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _golden(args: argparse.Namespace) -> int:
+    if args.save_decisions:
+        refuse_folder_target(args.save_decisions)
     model = load_bit_model(args.manifest)
     dataset = args.dataset or model.manifest.get("dataset", "mnist")
     images, labels = load_split(dataset, args.split, args.data_dir)
     if args.images is not None:
+        if args.images > len(images):
+            print(
+                f"bs4nn sim golden: {dataset} {args.split} has {len(images)} images; using all of them", file=sys.stderr
+            )
         images, labels = images[: args.images], labels[: args.images]
+    images = network_inputs(model.network, images, f"{dataset} {args.split}")
     start = time.perf_counter()
     result = run_golden_images(model.network, images, progress=not args.json)
     summary = golden_summary(result, labels, model.network.tmax, time.perf_counter() - start)
@@ -162,12 +170,10 @@ def _cocotb(args: argparse.Namespace) -> int:
     images = labels = None
     if args.inputs:
         try:
-            input_times = np.load(args.inputs)
-        except (OSError, ValueError) as error:
+            input_times = np.load(args.inputs, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:
             raise Bs4nnError(f"{args.inputs}: not a readable .npy file ({error})") from error
-        input_times = np.atleast_2d(input_times)
-        if input_times.dtype.kind not in "iu":
-            raise Bs4nnError(f"{args.inputs}: spike times must be integers, got {input_times.dtype}")
+        input_times = network_inputs(network, input_times, args.inputs, spike_times=True)
         source = args.inputs
     else:
         dataset = args.dataset or model.manifest.get("dataset", "mnist")
@@ -176,7 +182,7 @@ def _cocotb(args: argparse.Namespace) -> int:
         labels = labels[args.first : args.first + args.images]
         if len(images) == 0:
             raise Bs4nnError(f"no images from index {args.first} in {dataset} {args.split}")
-        input_times = encode_images(images, network.tmax, network.imax)
+        input_times = encode_images(network_inputs(network, images, dataset), network.tmax, network.imax)
         source = f"{dataset} {args.split} [{args.first}:{args.first + len(images)}]"
     options = StreamOptions(
         seed=args.seed,
