@@ -39,6 +39,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (a threshold of a sweep, which may start at 0)."""
+    value = _number(text, float)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def probability_below_one(text: str) -> float:
     """A probability in [0, 1) (a dropout rate: 1 would drop everything)."""
     value = _number(text, float)

@@ -101,18 +101,28 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_litter(path)
     tmp = _temp_name(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except OSError as error:
+        raise _write_error(path, error) from error
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(error, OSError):
+            raise _write_error(path, error) from error
         raise
     return path
+
+
+def _write_error(path: Path, error: OSError) -> Bs4nnError:
+    """A failed write named by its target, not by the temporary the user never asked for."""
+    return Bs4nnError(f"{path}: cannot write ({error.strerror or error}); the previous version, if any, is intact")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -218,7 +228,10 @@ def output_directory(
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_litter(path)
     tmp = _temp_name(path)
-    os.mkdir(tmp, FOLDER_MODE)
+    try:
+        os.mkdir(tmp, FOLDER_MODE)
+    except OSError as error:
+        raise _write_error(path, error) from error
     try:
         yield tmp
         written = sorted(entry.name for entry in tmp.iterdir() if entry.name != OWNER_RECORD)
@@ -229,8 +242,10 @@ def output_directory(
         if clashes:
             raise Bs4nnError(f"{path}: {', '.join(clashes)} not written by {writer}; refusing to replace")
         _swap_in(tmp, path, keep)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(error, OSError) and (error.filename is None or str(error.filename).startswith(str(tmp))):
+            raise _write_error(path, error) from error
         raise
 
 

@@ -126,7 +126,9 @@ def _register_cocotb(sim_sub: argparse._SubParsersAction) -> None:
         metavar="P",
         help="probability of a random gap before each input beat and of a delay before taking each result (default: 0)",
     )
-    cocotb.add_argument("--seed", type=int, default=0, help="seed of the random gaps (default: 0)")
+    cocotb.add_argument(
+        "--seed", type=argtypes.non_negative_int, default=0, help="seed of the random gaps (default: 0)"
+    )
     cocotb.add_argument("--waves", action="store_true", help="record a waveform of the whole run in the work folder")
     cocotb.add_argument(
         "--work-dir", default="sim_build/run", metavar="DIR", help="job, results, failures (default: sim_build/run)"

@@ -132,7 +132,7 @@ def test_a_full_disk_is_one_line_and_the_old_output_stays(tmp_path: Path) -> Non
     done = subprocess.run(
         [*export, "--lanes", "8"], capture_output=True, text=True, preexec_fn=small_files, check=False
     )
-    assert_refused((done.returncode, done.stdout, done.stderr), "File too large")
+    assert_refused((done.returncode, done.stdout, done.stderr), f"{out}: cannot write (File too large)")
     assert files_of(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bits"]
 
@@ -326,6 +326,9 @@ def test_usage_errors_are_one_line(capsys) -> None:
     assert_refused(cli(capsys, "sim", "golden"), "--manifest", "--help")
     assert_refused(cli(capsys, "nope"), "invalid choice")
     assert_refused(cli(capsys, "--lanes", "x", entry=export_main), "expected an integer")
+    assert_refused(cli(capsys, "experiment", "threshold", "m", "--thetas", "-1"), "must be a finite number >= 0")
+    assert_refused(cli(capsys, "sim", "cocotb", "--seed", "-1"), "argument --seed: must be >= 0")
+    assert_refused(cli(capsys, "train", "--seed", "-1"), "argument --seed: must be >= 0")
 
 
 def test_writing_a_file_onto_a_folder_is_one_line(tmp_path: Path, capsys, bits: Path) -> None:

@@ -44,6 +44,7 @@ def run_model_path(run_dir: str | os.PathLike) -> Path:
     raise Bs4nnError(f"{run_dir}: run folder without {' or '.join(RUN_MODEL_FILES)}")
 
 
+ZIP_MAGIC = b"PK\x03\x04"
 ARCHIVE_FAULTS = (ValueError, KeyError, zipfile.BadZipFile, zlib.error, EOFError, RecursionError, NotImplementedError)
 """What NumPy and zipfile raise on a damaged or foreign ``.npz``: each is one line for the user."""
 
@@ -164,6 +165,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if not path.is_file():
         raise Bs4nnError(f"{path}: checkpoint not found")
     try:
+        with open(path, "rb") as handle:
+            if handle.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+                raise ValueError("not an .npz archive: a checkpoint is a zip of .npy arrays")
         with np.load(path, allow_pickle=False) as archive:
             if not hasattr(archive, "files"):
                 raise ValueError("a single array, not an .npz archive")

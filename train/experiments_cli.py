@@ -80,18 +80,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 metavar="P",
                 help="noise levels in %% of Imax (default: 0 5 10 ... 100)",
             )
-            sweep.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+            sweep.add_argument("--seed", type=argtypes.non_negative_int, default=0, help="noise seed (default: 0)")
         if name == "threshold":
             sweep.add_argument(
                 "--thetas",
-                type=float,
+                type=argtypes.non_negative_float,
                 nargs="+",
                 metavar="THETA",
                 help="absolute thresholds, the same on every moved layer",
             )
             sweep.add_argument(
                 "--scales",
-                type=float,
+                type=argtypes.non_negative_float,
                 nargs="+",
                 metavar="X",
                 help="multiples of each layer's trained theta (default: 0 0.1 ... 2, i.e. the paper's 0..200 for "
