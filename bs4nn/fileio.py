@@ -249,6 +249,22 @@ def output_directory(
         raise
 
 
+def work_directory(
+    path: str | os.PathLike, writer: str, legacy: Callable[[Path], Iterable[str] | None] | None = None
+) -> Path:
+    """A scratch folder a command writes into run after run (a simulation's work folder).
+
+    Refused like an output folder when someone else's (:func:`owned_entries`); claimed with a
+    record when new or empty, so a later run knows it may write there.
+    """
+    path = Path(path)
+    owned_entries(path, writer, legacy)
+    if _read_record(path) is None:
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path / OWNER_RECORD, json.dumps({"writer": writer, "entries": []}, indent=1) + "\n")
+    return path
+
+
 def describe_os_error(error: OSError) -> str:
     """One line for a failed read or write: the path and the system's reason (disk full, no permission)."""
     where = f"{error.filename}: " if error.filename else ""

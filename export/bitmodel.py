@@ -130,6 +130,8 @@ def network_inputs(network: IntegerNetwork, array: Any, what: str, *, spike_time
         rows = array.reshape(1, n_in)
     else:
         raise Bs4nnError(f"{what}: items of shape {array.shape[1:] or array.shape}, but the network has {n_in} inputs")
+    if not len(rows):
+        raise Bs4nnError(f"{what}: holds no images")
     high, kind = (network.tmax, "spike times") if spike_times else (network.imax, "pixels")
     if rows.size and (int(rows.min()) < 0 or int(rows.max()) > high):
         raise Bs4nnError(f"{what}: {kind} must lie in 0..{high}, got {int(rows.min())}..{int(rows.max())}")

@@ -14,11 +14,13 @@ from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model, network_inputs
-from bs4nn.fileio import atomic_write_bytes, refuse_folder_target
+from bs4nn.fileio import atomic_write_bytes, refuse_folder_target, work_directory
 from bs4nn.lanes import DEFAULT_LANES
 from bs4nn.sim.golden import golden_summary, run_golden_images
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.datasets import load_split
+
+WORK_WRITER = "bs4nn sim cocotb"  # the owner of its --work-dir (bs4nn.fileio.work_directory)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -186,6 +188,7 @@ def _cocotb(args: argparse.Namespace) -> int:
             raise Bs4nnError(f"no images from index {args.first} in {dataset} {args.split}")
         input_times = encode_images(network_inputs(network, images, dataset), network.tmax, network.imax)
         source = f"{dataset} {args.split} [{args.first}:{args.first + len(images)}]"
+    work_directory(args.work_dir, WORK_WRITER, legacy=lambda folder: [] if (folder / "job.npz").is_file() else None)
     options = StreamOptions(
         seed=args.seed,
         input_gap_probability=args.backpressure,

@@ -382,3 +382,23 @@ def test_more_images_than_the_split_holds_is_said(capsys, bits: Path) -> None:
     code, out, err = cli(capsys, "sim", "golden", "--manifest", str(bits), "--images", "10000000", "--json")
     assert code == 0 and "has 10000 images; using all of them" in err
     assert json.loads(out)["images"] == 10000
+
+
+def test_sim_cocotb_refuses_a_work_folder_it_did_not_make(tmp_path: Path, capsys, bits: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "core.v").write_text("my core")
+    times = tmp_path / "times.npy"
+    np.save(times, np.zeros((1, 784), dtype=np.int32))
+    result = cli(capsys, "sim", "cocotb", "--manifest", str(bits), "--inputs", str(times), "--work-dir", str(mine))
+    assert_refused(result, str(mine), "refusing to replace")
+    assert files_of(mine) == {"core.v": b"my core"}
+
+
+def test_thresholds_beyond_a_counter_and_empty_inputs_are_refused(tmp_path: Path, capsys, bits: Path) -> None:
+    result = cli(capsys, "train", "--preset", "tiny", "--out", str(tmp_path / "r"), "--thetas", "1e300", "1")
+    assert_refused(result, "beyond what a counter holds")
+    np.save(tmp_path / "none.npy", np.zeros((0, 784), dtype=np.int32))
+    result = cli(capsys, "sim", "cocotb", "--manifest", str(bits), "--inputs", str(tmp_path / "none.npy"))
+    assert_refused(result, "holds no images")
+    assert_refused(cli(capsys, "run", "--simulate", "--manifest", str(bits), str(tmp_path / "none.npy")), "no images")

@@ -22,6 +22,10 @@ BACKWARDS = tuple(RULES)
 """The training rules a preset may name (``backward``): the registry's, ``train/rules/__init__.py``."""
 
 
+MAX_COUNT = 2**31
+"""Threshold counts (theta / alpha) must fit the trainer's int32 counters."""
+
+
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
@@ -159,6 +163,12 @@ class Preset:
         if self.hidden_dropout and not uses_dropout(self.rule):
             dropout_rules = ", ".join(name for name, rule in RULES.items() if uses_dropout(rule))
             raise Bs4nnError(f"preset {self.name}: hidden_dropout is a {dropout_rules} option, not {self.backward}'s")
+        for index, (alpha, theta) in enumerate(zip(self.alphas, self.thetas, strict=True)):
+            if theta / alpha >= MAX_COUNT:
+                raise Bs4nnError(
+                    f"preset {self.name}: layer {index} needs a count of theta / alpha = {theta / alpha:.3g}, "
+                    f"beyond what a counter holds ({MAX_COUNT}): lower theta or raise alpha"
+                )
         if self.weight_clip is not None and len(self.weight_clip) != n_layers:
             raise Bs4nnError(f"preset {self.name}: {n_layers} layers need as many weight clips (or none)")
         try:
