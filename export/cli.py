@@ -87,8 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         metavar="DIR",
-        help="output folder for --to-bits / --from-npy / --from-nir (an old bit-model folder is replaced); "
-        "the new .nir file for --to-nir",
+        help="output folder for --to-bits / --from-npy / --from-nir: new, empty, or one bs4nn-export wrote "
+        "(its files are replaced, yours kept; any other folder is refused); the new .nir file for --to-nir",
     )
     parser.add_argument(
         "--lanes",

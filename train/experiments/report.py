@@ -108,7 +108,8 @@ def write_report(
     meta: dict[str, Any] | None = None,
     hidden_shown: int = DEFAULT_HIDDEN_SHOWN,
 ) -> Path:
-    """Write ``report.md``, its PNGs and ``report.json`` into ``out_dir`` (replaced whole, atomically)."""
+    """Write ``report.md``, its PNGs and ``report.json`` into ``out_dir`` atomically: a folder the report
+    did not write is refused, and of one it did, only its own files are replaced."""
     meta = {"model": str(model.source), "dataset": model.dataset, **(meta or {})}
     out_dir = Path(out_dir)
     with output_directory(out_dir, WRITER) as tmp:
