@@ -132,11 +132,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def _read_record(path: Path) -> dict | None:
     try:
         record = json.loads((path / OWNER_RECORD).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
-    entries = record.get("entries") if isinstance(record, dict) else None
-    if not isinstance(record.get("writer") if isinstance(record, dict) else None, str):
+    if not isinstance(record, dict) or not isinstance(record.get("writer"), str):
         return None
+    entries = record.get("entries")
     if not isinstance(entries, list) or not all(isinstance(name, str) for name in entries):
         return None
     return record
@@ -188,15 +188,17 @@ def _link_or_copy(source: Path, dest: Path) -> None:
         link(str(source), str(dest))
 
 
-def _recover_interrupted_swap(path: Path) -> None:
+def _recover_interrupted_swap(path: Path, writer: str) -> None:
     """A run killed between moving the old folder aside and moving the new one in: undo or finish."""
     old = path.with_name(f".{path.name}{OLD_SUFFIX}")
-    if not old.exists():
+    if not old.is_dir():
         return
-    if path.exists():
-        shutil.rmtree(old, ignore_errors=True)  # the new folder is in place (user entries were carried over)
-    else:
+    if not path.exists():
         os.replace(old, path)  # put the old folder back before anything else
+        return
+    record = _read_record(path)
+    if record is not None and record["writer"] == writer:  # the new folder is in place, the user's entries in it
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _swap_in(tmp: Path, path: Path, keep: list[Path]) -> None:
@@ -223,7 +225,7 @@ def output_directory(
     temporary folder is removed and ``path`` is left as it was.
     """
     path = Path(path)
-    _recover_interrupted_swap(path)
+    _recover_interrupted_swap(path, writer)
     owned_entries(path, writer, legacy)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_litter(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -80,6 +81,14 @@ def test_a_swap_killed_half_way_is_undone_on_the_next_run(tmp_path: Path) -> Non
     write_output(out, {"a.txt": "2"})
     assert (out / "a.txt").read_text() == "2" and (out / "notes.md").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_swap_killed_before_removing_the_old_folder_is_finished(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_output(out, {"a.txt": "1"})
+    shutil.copytree(out, tmp_path / ".out.old")  # killed after the new folder moved in
+    write_output(out, {"a.txt": "2"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"] and (out / "a.txt").read_text() == "2"
 
 
 def test_litter_of_dead_writers_is_removed_and_live_ones_kept(tmp_path: Path) -> None:
