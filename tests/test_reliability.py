@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -402,3 +403,18 @@ def test_thresholds_beyond_a_counter_and_empty_inputs_are_refused(tmp_path: Path
     result = cli(capsys, "sim", "cocotb", "--manifest", str(bits), "--inputs", str(tmp_path / "none.npy"))
     assert_refused(result, "holds no images")
     assert_refused(cli(capsys, "run", "--simulate", "--manifest", str(bits), str(tmp_path / "none.npy")), "no images")
+
+
+def test_sigterm_is_one_line_and_unwinds(tmp_path: Path) -> None:
+    """SIGTERM (what `kill` and schedulers send) unwinds like Ctrl-C: exit 143 and one line."""
+    bits = tmp_path / "bits"
+    export = [sys.executable, "-m", "bs4nn.export.cli", "--to-bits", "mnist", "-o", str(bits), "--no-eval"]
+    assert subprocess.run(export, capture_output=True, check=False).returncode == 0
+    golden = [sys.executable, "-m", "bs4nn.cli", "sim", "golden", "--manifest", str(bits), "--split", "train"]
+    golden += ["--json", "--save-decisions", str(tmp_path / "d.npy")]
+    process = subprocess.Popen(golden, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # imports and data loaded; 60,000 images take tens of seconds
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143 and err.strip().splitlines() == ["bs4nn: terminated"], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bits"]
