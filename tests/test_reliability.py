@@ -418,3 +418,19 @@ def test_sigterm_is_one_line_and_unwinds(tmp_path: Path) -> None:
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143 and err.strip().splitlines() == ["bs4nn: terminated"], err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bits"]
+
+
+def test_experiments_refuse_a_folder_of_the_users(tmp_path: Path, capsys, bits: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "noise.md").write_text("my notes on noise")
+    result = cli(capsys, "experiment", "noise", str(bits), "--out", str(mine), "--images", "5", "--quiet")
+    assert_refused(result, "refusing to replace")
+    assert files_of(mine) == {"noise.md": b"my notes on noise"}
+    result = cli(capsys, "experiment", "bnn", "--out", str(mine), "--epochs", "1")
+    assert_refused(result, "refusing to replace")
+    ours = tmp_path / "ours"
+    threshold = ["experiment", "threshold", str(bits), "--out", str(ours), "--images", "5", "--thetas", "3", "--quiet"]
+    assert cli(capsys, *threshold)[0] == 0
+    assert cli(capsys, "experiment", "noise", str(bits), "--out", str(ours), "--images", "5", "--quiet")[0] == 0
+    assert {"threshold.json", "noise.json"} <= {p.name for p in ours.iterdir()}
