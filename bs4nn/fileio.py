@@ -142,6 +142,12 @@ def _read_record(path: Path) -> dict | None:
     return record
 
 
+def _refuse_current_folder(path: Path) -> None:
+    """``.`` or ``..``: replacing it would pull the folder from under the running command."""
+    if Path.cwd().is_relative_to(os.path.abspath(path)):
+        raise Bs4nnError(f"{path}: is the current folder or one above it; give the output folder a name")
+
+
 def owned_entries(
     path: str | os.PathLike, writer: str, legacy: Callable[[Path], Iterable[str] | None] | None = None
 ) -> set[str]:
@@ -152,6 +158,7 @@ def owned_entries(
     records existed (a bit-model folder by its manifest) and returns its entries, or None.
     """
     path = Path(path)
+    _refuse_current_folder(path)
     if not path.exists() and not path.is_symlink():
         return set()
     if not path.is_dir() or path.is_symlink():
@@ -225,6 +232,7 @@ def output_directory(
     temporary folder is removed and ``path`` is left as it was.
     """
     path = Path(path)
+    _refuse_current_folder(path)
     _recover_interrupted_swap(path, writer)
     owned_entries(path, writer, legacy)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -126,3 +126,12 @@ def test_outputs_get_the_users_umask_permissions(tmp_path: Path) -> None:
 def test_a_file_write_onto_a_folder_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(Bs4nnError, match="is a folder"):
         atomic_write_bytes(tmp_path, b"1")
+
+
+def test_the_current_folder_is_never_an_output_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    for name in (".", "..", str(tmp_path)):
+        with pytest.raises(Bs4nnError, match="current folder or one above it"):
+            write_output(Path(name), {"a.txt": "1"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"] and not any((tmp_path / "sub").iterdir())
