@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 
 from bs4nn.lanes import MAX_LANES
 
@@ -38,12 +39,40 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (a threshold of a sweep, which may start at 0)."""
+    value = _number(text, float)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def probability_below_one(text: str) -> float:
     """A probability in [0, 1) (a dropout rate: 1 would drop everything)."""
     value = _number(text, float)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
+
+
+def finite_seconds(text: str) -> float:
+    """A time limit in seconds: positive and finite (``nan`` or ``inf`` would wait forever)."""
+    return positive_float(text)
+
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def verilog_identifier(text: str) -> str:
+    """A plain Verilog identifier (a module name): letters, digits and ``_``, not starting with a digit.
+
+    Anything else would be pasted into the generated Verilog (``x; endmodule module evil``).
+    """
+    if not IDENTIFIER.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"must be a Verilog identifier (letters, digits, _; not starting with a digit), got {text!r}"
+        )
+    return text
 
 
 def positive_float_or_none(text: str) -> float | None:

@@ -28,7 +28,7 @@ from bitarray import bitarray
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import counter_bits
-from bs4nn.fileio import atomic_directory, sha256_bytes, sha256_path
+from bs4nn.fileio import output_directory, plain_file_name, sha256_bytes, sha256_path
 from bs4nn.lanes import DEFAULT_LANES
 from bs4nn.sim.golden import IntegerLayer, IntegerNetwork
 from bs4nn.sim.semantics import CODING_RULE, exact_decimal, threshold_count
@@ -38,6 +38,10 @@ VERSION = 1
 MANIFEST = "manifest.json"
 ALPHA_DECIMALS = 2
 SIGN_RULE = "bit 1 = +1 for w >= 0 (a weight of exactly 0 is +1), bit 0 = -1 for w < 0"
+SELF_DIGEST = "manifest_sha256"
+"""The manifest's hash of its own fields (:func:`manifest_digest`)."""
+WRITER = "bs4nn-export"
+"""The name in a bit-model folder's ownership record (:func:`bs4nn.fileio.output_directory`)."""
 
 
 def sign_bits(weights: np.ndarray) -> np.ndarray:
@@ -109,6 +113,31 @@ class BitModel:
         return int(self.manifest.get("lanes", DEFAULT_LANES))
 
 
+def network_inputs(network: IntegerNetwork, array: Any, what: str, *, spike_times: bool = False) -> np.ndarray:
+    """``array`` as ``(n, fan_in)`` rows for ``network``: 8-bit-style pixels in ``0..imax``, or with
+    ``spike_times`` input spike times in ``0..tmax`` (``tmax``: never).
+
+    Anything else (another image size, a pixel of 300, a negative time) is refused here, before any
+    model or simulator runs, so that it is never reported as a hardware mismatch.
+    """
+    array = np.asarray(array)
+    n_in = network.layers[0].fan_in
+    if array.dtype.kind not in "iu" or array.ndim == 0:
+        raise Bs4nnError(f"{what}: expected integer {'spike times' if spike_times else 'pixels'}, got {array.dtype}")
+    if array.ndim >= 2 and int(np.prod(array.shape[1:])) == n_in:
+        rows = array.reshape(len(array), n_in)
+    elif array.size == n_in:
+        rows = array.reshape(1, n_in)
+    else:
+        raise Bs4nnError(f"{what}: items of shape {array.shape[1:] or array.shape}, but the network has {n_in} inputs")
+    if not len(rows):
+        raise Bs4nnError(f"{what}: holds no images")
+    high, kind = (network.tmax, "spike times") if spike_times else (network.imax, "pixels")
+    if rows.size and (int(rows.min()) < 0 or int(rows.max()) > high):
+        raise Bs4nnError(f"{what}: {kind} must lie in 0..{high}, got {int(rows.min())}..{int(rows.max())}")
+    return rows
+
+
 def write_bit_model(
     network: IntegerNetwork,
     out_dir: str | os.PathLike,
@@ -151,16 +180,70 @@ def write_bit_model(
         "layers": layers,
         "files": {name: sha256_bytes(payload) for name, payload in sorted(files.items())},
     }
+    manifest = json.loads(json.dumps(manifest))  # as it reads back: tuples are lists
+    manifest[SELF_DIGEST] = manifest_digest(manifest)
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
+    with output_directory(out_dir, WRITER, legacy=legacy_entries) as tmp:
         for name, payload in files.items():
             (tmp / name).write_bytes(payload)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out_dir
 
 
+def legacy_entries(folder: Path) -> list[str] | None:
+    """What a bit-model folder written before ownership records holds: its manifest and listed files."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != FORMAT
+        or not isinstance(manifest.get("files"), dict)
+    ):
+        return None
+    return [MANIFEST, *(name for name in manifest["files"] if plain_file_name(name))]
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """sha256 of every field of the manifest but :data:`SELF_DIGEST`, as canonical JSON.
+
+    The whole manifest is the block that defines the network: sizes, threshold counts, tmax,
+    lanes, and whatever fields another network family adds (its ``model``, biases, ramps...), so
+    a field edited by hand (``threshold_count`` 25 -> 3) is refused without a rule for each field.
+    """
+    body = {key: value for key, value in manifest.items() if key != SELF_DIGEST}
+    return sha256_bytes(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _check_manifest_shape(manifest: Any, manifest_path: Path) -> None:
+    """The manifest's own integrity: an object of this format, sealed by its digest, plain file names."""
+    if not isinstance(manifest, dict):
+        raise Bs4nnError(f"{manifest_path}: malformed manifest (a JSON object expected, got {type(manifest).__name__})")
+    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        raise Bs4nnError(f"{manifest_path}: not a {FORMAT} v{VERSION} manifest")
+    if SELF_DIGEST not in manifest:
+        raise Bs4nnError(
+            f"{manifest_path}: no {SELF_DIGEST} (written by an older bs4nn-export): export the model again"
+        )
+    if manifest[SELF_DIGEST] != manifest_digest(manifest):
+        raise Bs4nnError(
+            f"{manifest_path}: its fields do not match its {SELF_DIGEST} (edited by hand or corrupt): "
+            "export the model again instead of editing the manifest"
+        )
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(digest, str) for digest in files.values()):
+        raise Bs4nnError(f"{manifest_path}: malformed manifest ('files' must map file names to sha256)")
+    outside = [name for name in files if not plain_file_name(name)]
+    if outside:
+        raise Bs4nnError(f"{manifest_path}: file name {outside[0]!r} is not a plain name inside the folder")
+    if not isinstance(manifest.get("layers"), list) or not all(isinstance(e, dict) for e in manifest["layers"]):
+        raise Bs4nnError(f"{manifest_path}: malformed manifest ('layers' must be a list of objects)")
+
+
 def load_bit_model(path: str | os.PathLike) -> BitModel:
-    """Read a bit-model folder, verify every listed file's sha256, return the integer network."""
+    """Read a bit-model folder, verify the manifest's own digest and every listed file's sha256,
+    return the integer network."""
     folder = Path(path)
     manifest_path = folder / MANIFEST if folder.is_dir() else folder
     folder = manifest_path.parent
@@ -168,11 +251,10 @@ def load_bit_model(path: str | os.PathLike) -> BitModel:
         raise Bs4nnError(f"{manifest_path}: no bit-model manifest here (make one with bs4nn-export --to-bits)")
     try:
         manifest = json.loads(manifest_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise Bs4nnError(f"{manifest_path}: not valid JSON ({error})") from error
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise Bs4nnError(f"{manifest_path}: not a {FORMAT} v{VERSION} manifest")
-    for name, digest in manifest.get("files", {}).items():
+    _check_manifest_shape(manifest, manifest_path)
+    for name, digest in manifest["files"].items():
         file = folder / name
         if not file.is_file():
             raise Bs4nnError(f"{file}: listed in the manifest but missing")
@@ -182,11 +264,11 @@ def load_bit_model(path: str | os.PathLike) -> BitModel:
     try:
         for entry in manifest["layers"]:
             name = entry["weights"]
-            if name not in manifest.get("files", {}):
+            if not isinstance(name, str) or name not in manifest["files"]:
                 raise Bs4nnError(f"{manifest_path}: {name} has no sha256 in the manifest")
             signs = unpack_rows((folder / name).read_bytes(), entry["fan_out"], entry["fan_in"])
             layers.append(IntegerLayer(signs, entry["threshold_count"]))
         network = IntegerNetwork(tuple(layers), tmax=manifest["tmax"], imax=manifest["imax"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise Bs4nnError(f"{manifest_path}: malformed manifest ({error})") from error
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
+        raise Bs4nnError(f"{manifest_path}: malformed manifest ({error!r})") from error
     return BitModel(network, manifest, folder)

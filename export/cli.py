@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 
 from bs4nn import argtypes
+from bs4nn.argparsing import OneLineParser
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.exporter import (
@@ -86,8 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         metavar="DIR",
-        help="output folder for --to-bits / --from-npy / --from-nir (an old bit-model folder is replaced); "
-        "the new .nir file for --to-nir",
+        help="output folder for --to-bits / --from-npy / --from-nir: new, empty, or one bs4nn-export wrote "
+        "(its files are replaced, yours kept; any other folder is refused); the new .nir file for --to-nir",
     )
     parser.add_argument(
         "--lanes",
@@ -150,7 +151,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=PROG,
         description=textwrap.fill(DESCRIPTION, HELP_WIDTH),
         epilog=EPILOG,

@@ -18,6 +18,7 @@ import time
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,10 @@ from bs4nn import __version__
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import (
     MANIFEST,
+    WRITER,
     BitModel,
     integer_network,
+    legacy_entries,
     load_bit_model,
     quantize_alpha,
     write_bit_model,
@@ -36,10 +39,10 @@ from bs4nn.export.bitmodel import (
 from bs4nn.export.cheader import HEADER_NAME, c_header
 from bs4nn.export.layout import MemoryLayout, counter_bits, signs_from_words, time_bits
 from bs4nn.export.memfiles import MEMORY_FORMATS, memory_images, read_hex_image
-from bs4nn.fileio import sha256_path
+from bs4nn.fileio import owned_entries, sha256_path
 from bs4nn.lanes import DEFAULT_LANES, MAX_LANES
 from bs4nn.sim.golden import IntegerNetwork, run_golden, run_network
-from bs4nn.sim.semantics import IMAX, TMAX, encode_images
+from bs4nn.sim.semantics import IMAX, TMAX, encode_images, threshold_count
 from bs4nn.train.checkpoint import PRETRAINED_DIR, load_checkpoint, run_model_path
 from bs4nn.train.datasets import dataset_spec, load_split
 
@@ -342,8 +345,7 @@ def export_model(
 ) -> ExportResult:
     """Write the bit-model folder of ``source`` to ``out_dir`` (atomically) and read it back."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not (out_dir.is_dir() and (not any(out_dir.iterdir()) or (out_dir / MANIFEST).is_file())):
-        raise Bs4nnError(f"{out_dir}: exists and is not a bit-model folder; refusing to replace it")
+    owned_entries(out_dir, WRITER, legacy_entries)  # refuse a folder that is not ours before the work
     network = build_network(source)
     geometry = layouts(network, lanes)
     check_counter_width(network, declared_counter_bits)
@@ -404,7 +406,7 @@ def verify_bit_model(path: str | os.PathLike) -> BitModel:
     model = load_bit_model(path)
     try:
         check_declared_geometry(model)
-    except (KeyError, TypeError, ValueError, AttributeError, OSError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OSError, InvalidOperation) as error:
         raise Bs4nnError(f"{model.path / MANIFEST}: malformed manifest ({error!r})") from error
     return model
 
@@ -416,6 +418,13 @@ def check_declared_geometry(model: BitModel) -> None:
     if "time_bits" in manifest and manifest["time_bits"] < time_bits(network.tmax):
         raise Bs4nnError(f"{path}: time_bits {manifest['time_bits']} cannot hold tmax {network.tmax}")
     for index, (entry, layer) in enumerate(zip(manifest["layers"], network.layers, strict=True)):
+        if "alpha_q" in entry and "theta" in entry:  # the count the exporter derived from them
+            derived = threshold_count(entry["theta"], Decimal(entry["alpha_q"]))
+            if derived != layer.threshold_count:
+                raise Bs4nnError(
+                    f"{path}: layer {index} threshold count {layer.threshold_count} is not "
+                    f"ceil(theta / alpha_q) = {derived}"
+                )
         needed = counter_bits(layer.fan_in, layer.threshold_count)
         if entry.get("counter_bits", needed) < needed:
             raise Bs4nnError(
@@ -431,6 +440,8 @@ def check_declared_geometry(model: BitModel) -> None:
         if declared != expected:
             raise Bs4nnError(f"{path}: layer {index} memory geometry {declared} does not match the layout {expected}")
         hex_name = memory.get("files", {}).get("hex")
+        if hex_name and hex_name not in manifest["files"]:
+            raise Bs4nnError(f"{path}: layer {index} memory image {hex_name!r} has no sha256 in the manifest")
         if hex_name:
             try:
                 words = read_hex_image((model.path / hex_name).read_bytes(), layout)

@@ -29,7 +29,7 @@ from amaranth.lib import io
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits
-from bs4nn.fileio import atomic_directory, atomic_write_text, sha256_path
+from bs4nn.fileio import atomic_write_text, output_directory, sha256_path
 from bs4nn.firmware.board import BYTE_VALUES, BoardTop
 from bs4nn.sim.golden import IntegerNetwork
 
@@ -42,6 +42,7 @@ SPRAM_DEPTH, SPRAM_WIDTH, SPRAMS = 16 * 1024, 16, 4  # iCE40UP5K: 4 x SB_SPRAM25
 # maps an initialised memory to SPRAM: drop the (meaningless) inits of the core's layer memories.
 SPRAM_SCRIPT = f"delete {TOP_NAME}.board.core.layer*/t:$meminit_v2"
 YOSYS_STAT = "yosys_stat.json"
+WRITER = "bs4nn build"  # the owner of its output folders (bs4nn.fileio.output_directory)
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ def build_bitstream(
     platform = spec.platform()
     out_dir = Path(out_dir)
     started = time.monotonic()
-    with atomic_directory(out_dir) as tmp:
+    with output_directory(out_dir, WRITER) as tmp:
         build_dir = tmp / "build"
         plan = platform.prepare(
             PlatformTop(network, lanes, baud, early_exit, weight_init=not spram),

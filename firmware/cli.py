@@ -13,7 +13,7 @@ import numpy as np
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import load_bit_model
+from bs4nn.export.bitmodel import load_bit_model, network_inputs
 from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.sim.golden import IntegerNetwork, random_network, run_golden_images
 
@@ -101,7 +101,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="first write the manifest's sign bits into the board's weight memories (WEIGHT frames): a new "
         "model of the same sizes and thresholds without a new bitstream",
     )
-    run.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each reply (default: 5)")
+    run.add_argument(
+        "--timeout", type=argtypes.finite_seconds, default=5.0, help="seconds to wait for each reply (default: 5)"
+    )
     run.add_argument("--json", action="store_true", help="print the answers as JSON lines")
     add_data_dir(run)
     run.set_defaults(handler=_run)
@@ -121,8 +123,23 @@ def default_network() -> tuple[IntegerNetwork, dict]:
         return network, {"source": "RANDOM network (shipped mnist model not installed)", "seed": 0}
 
 
+def _check_baud(board: str, baud: int) -> None:
+    """The UART needs at least MIN_DIVISOR clock cycles per bit: refuse a rate the board's clock cannot make."""
+    from bs4nn.firmware.build import BOARDS
+    from bs4nn.firmware.uart import MIN_DIVISOR
+
+    clock_hz = BOARDS[board].platform().default_clk_frequency
+    if round(clock_hz / baud) < MIN_DIVISOR:
+        raise Bs4nnError(
+            f"--baud {baud} is too fast for {board}'s {clock_hz / 1e6:g} MHz clock "
+            f"(at most {int(clock_hz // MIN_DIVISOR):,} baud: {MIN_DIVISOR} clock cycles per bit)"
+        )
+
+
 def _build(args: argparse.Namespace) -> int:
     from bs4nn.firmware.build import build_bitstream
+
+    _check_baud(args.board, args.baud)
 
     if args.manifest:
         model = load_bit_model(args.manifest)
@@ -156,21 +173,19 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_images(args: argparse.Namespace, n_in: int) -> np.ndarray:
+def _load_images(args: argparse.Namespace, network: IntegerNetwork) -> np.ndarray:
     batches = []
     for name in args.images:
         try:
             array = np.load(name, allow_pickle=False)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, EOFError) as error:
             raise Bs4nnError(f"{name}: not a readable .npy file ({error})") from error
-        if array.dtype.kind not in "iu" or array.size % n_in:
-            raise Bs4nnError(f"{name}: expected integer images of {n_in} pixels each, got {array.dtype} {array.shape}")
-        batches.append(array.reshape(-1, n_in))
+        batches.append(network_inputs(network, array, name))
     if args.dataset:
         from bs4nn.train.datasets import load_split
 
         images, _ = load_split(args.dataset, args.split, args.data_dir)
-        batches.append(images[: args.count].reshape(-1, n_in))
+        batches.append(network_inputs(network, images[: args.count], f"{args.dataset} {args.split}"))
     if not batches:
         raise Bs4nnError("no images: give IMAGES.npy files and/or --dataset")
     return np.concatenate(batches)
@@ -180,7 +195,7 @@ def _run(args: argparse.Namespace) -> int:
     model = load_bit_model(args.manifest)
     network = model.network
     args.lanes = args.lanes or model.lanes
-    images = _load_images(args, network.layers[0].fan_in)
+    images = _load_images(args, network)
     golden = run_golden_images(network, images) if args.check else None
     if args.simulate:
         from bs4nn.firmware.board import BoardTop

@@ -9,7 +9,7 @@ from bs4nn import argtypes
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES
-from bs4nn.fileio import atomic_write_text
+from bs4nn.fileio import atomic_write_text, refuse_folder_target
 from bs4nn.rtl.core import CoreParams
 from bs4nn.rtl.cycles import clear_cycles, worst_case_cycles
 from bs4nn.rtl.generate import TOP, generate_verilog, synthesize_ice40
@@ -39,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"counters updated per cycle = weight-memory word width, 1..{MAX_LANES} "
         f"(default: the manifest's lanes, else {DEFAULT_LANES})",
     )
-    rtl.add_argument("--name", default=TOP, help=f"Verilog top module name (default {TOP})")
+    rtl.add_argument(
+        "--name", type=argtypes.verilog_identifier, default=TOP, help=f"Verilog top module name (default {TOP})"
+    )
     rtl.add_argument(
         "--empty-weights",
         action="store_true",
@@ -73,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _generate(args: argparse.Namespace) -> int:
     if not args.manifest or not args.output:
         raise Bs4nnError("bs4nn rtl needs --manifest DIR and -o FILE.v (or an action: bs4nn rtl report ...)")
+    refuse_folder_target(args.output)
     model = load_bit_model(args.manifest)
     network, lane_count = model.network, args.lanes or model.lanes
     rtlil_format = str(args.output).endswith(".il")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import sys
 import time
 
 import numpy as np
@@ -12,12 +13,14 @@ import numpy as np
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import load_bit_model
-from bs4nn.fileio import atomic_write_bytes
+from bs4nn.export.bitmodel import load_bit_model, network_inputs
+from bs4nn.fileio import atomic_write_bytes, refuse_folder_target, work_directory
 from bs4nn.lanes import DEFAULT_LANES
 from bs4nn.sim.golden import golden_summary, run_golden_images
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.datasets import load_split
+
+WORK_WRITER = "bs4nn sim cocotb"  # the owner of its --work-dir (bs4nn.fileio.work_directory)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,11 +47,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _golden(args: argparse.Namespace) -> int:
+    if args.save_decisions:
+        refuse_folder_target(args.save_decisions)
     model = load_bit_model(args.manifest)
     dataset = args.dataset or model.manifest.get("dataset", "mnist")
     images, labels = load_split(dataset, args.split, args.data_dir)
     if args.images is not None:
+        if args.images > len(images):
+            print(
+                f"bs4nn sim golden: {dataset} {args.split} has {len(images)} images; using all of them", file=sys.stderr
+            )
         images, labels = images[: args.images], labels[: args.images]
+    images = network_inputs(model.network, images, f"{dataset} {args.split}")
     start = time.perf_counter()
     result = run_golden_images(model.network, images, progress=not args.json)
     summary = golden_summary(result, labels, model.network.tmax, time.perf_counter() - start)
@@ -118,7 +128,9 @@ def _register_cocotb(sim_sub: argparse._SubParsersAction) -> None:
         metavar="P",
         help="probability of a random gap before each input beat and of a delay before taking each result (default: 0)",
     )
-    cocotb.add_argument("--seed", type=int, default=0, help="seed of the random gaps (default: 0)")
+    cocotb.add_argument(
+        "--seed", type=argtypes.non_negative_int, default=0, help="seed of the random gaps (default: 0)"
+    )
     cocotb.add_argument("--waves", action="store_true", help="record a waveform of the whole run in the work folder")
     cocotb.add_argument(
         "--work-dir", default="sim_build/run", metavar="DIR", help="job, results, failures (default: sim_build/run)"
@@ -162,12 +174,10 @@ def _cocotb(args: argparse.Namespace) -> int:
     images = labels = None
     if args.inputs:
         try:
-            input_times = np.load(args.inputs)
-        except (OSError, ValueError) as error:
+            input_times = np.load(args.inputs, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:
             raise Bs4nnError(f"{args.inputs}: not a readable .npy file ({error})") from error
-        input_times = np.atleast_2d(input_times)
-        if input_times.dtype.kind not in "iu":
-            raise Bs4nnError(f"{args.inputs}: spike times must be integers, got {input_times.dtype}")
+        input_times = network_inputs(network, input_times, args.inputs, spike_times=True)
         source = args.inputs
     else:
         dataset = args.dataset or model.manifest.get("dataset", "mnist")
@@ -176,8 +186,9 @@ def _cocotb(args: argparse.Namespace) -> int:
         labels = labels[args.first : args.first + args.images]
         if len(images) == 0:
             raise Bs4nnError(f"no images from index {args.first} in {dataset} {args.split}")
-        input_times = encode_images(images, network.tmax, network.imax)
+        input_times = encode_images(network_inputs(network, images, dataset), network.tmax, network.imax)
         source = f"{dataset} {args.split} [{args.first}:{args.first + len(images)}]"
+    work_directory(args.work_dir, WORK_WRITER, legacy=lambda folder: [] if (folder / "job.npz").is_file() else None)
     options = StreamOptions(
         seed=args.seed,
         input_gap_probability=args.backpressure,

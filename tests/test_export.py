@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from bs4nn import cli as bs4nn_cli
 from bs4nn.errors import Bs4nnError
 from bs4nn.export import cli
-from bs4nn.export.bitmodel import integer_network, load_bit_model
+from bs4nn.export.bitmodel import SELF_DIGEST, integer_network, load_bit_model, manifest_digest
 from bs4nn.export.exporter import (
     export_model,
     resolve_source,
@@ -237,8 +237,14 @@ def test_from_bits_verifies_and_summarises(tmp_path, checkpoint_file, capsys):
     assert_clean_error(capsys, ["--from-bits", str(out)], None, "sha256 does not match")
 
 
+def write_sealed(path, manifest: dict) -> None:
+    """Write an edited manifest with its own digest recomputed, as another tool might."""
+    path.write_text(json.dumps({**manifest, SELF_DIGEST: manifest_digest(manifest)}))
+
+
 def test_from_bits_rejects_an_inconsistent_manifest(tmp_path, checkpoint_file, capsys):
-    """A manifest that passes the hash check but declares too-narrow counters or a wrong geometry."""
+    """A manifest that passes the hash checks (edited, then re-sealed as another tool would) but
+    declares too-narrow counters or a wrong geometry."""
     out = tmp_path / "bits"
     assert run_cli(capsys, "--to-bits", str(checkpoint_file), "-o", str(out), "--no-eval")[0] == 0
     manifest_path = out / "manifest.json"
@@ -246,17 +252,17 @@ def test_from_bits_rejects_an_inconsistent_manifest(tmp_path, checkpoint_file, c
 
     narrow = json.loads(json.dumps(original))
     narrow["layers"][0]["counter_bits"] = 8
-    manifest_path.write_text(json.dumps(narrow))
+    write_sealed(manifest_path, narrow)
     assert_clean_error(capsys, ["--from-bits", str(out)], None, "would overflow")
 
     wrong = json.loads(json.dumps(original))
     wrong["layers"][1]["memory"]["depth"] += 1
-    manifest_path.write_text(json.dumps(wrong))
+    write_sealed(manifest_path, wrong)
     assert_clean_error(capsys, ["--from-bits", str(out)], None, "memory geometry")
 
     typo = json.loads(json.dumps(original))
     typo["layers"][0]["counter_bits"] = "eleven"
-    manifest_path.write_text(json.dumps(typo))
+    write_sealed(manifest_path, typo)
     assert_clean_error(capsys, ["--from-bits", str(out)], None, "malformed manifest")
 
     # A .hex image that disagrees with the .bin, re-hashed so that the sha256 check passes.
@@ -266,7 +272,7 @@ def test_from_bits_rejects_an_inconsistent_manifest(tmp_path, checkpoint_file, c
     hex_path.write_text("\n".join(lines) + "\n")
     rehashed = json.loads(json.dumps(original))
     rehashed["files"]["layer1.hex"] = sha256_path(hex_path)
-    manifest_path.write_text(json.dumps(rehashed))
+    write_sealed(manifest_path, rehashed)
     assert_clean_error(capsys, ["--from-bits", str(out)], None, "layer1.hex does not hold the signs of layer1.bin")
 
     manifest_path.write_text("{not json")
@@ -330,7 +336,8 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path, checkpoint_f
 
         return mutate
 
-    for alphas, message in (([-1.0, 0.5], "alpha -1.0 must be a positive"), ([0.004, 0.5], "rounds to 0.00")):
+    negative = "alphas [-1.0, 0.5] (alphas and thetas must be positive)"
+    for alphas, message in (([-1.0, 0.5], negative), ([0.004, 0.5], "rounds to 0.00")):
         bad = npz_with(tmp_path, "alpha.npz", header_with(alphas=alphas))
         assert_clean_error(capsys, ["--to-bits", str(bad), "-o", str(out)], out, message)
 

@@ -201,7 +201,7 @@ def test_snapshot_backward_learns_and_keeps_the_alphas(tmp_path: Path, data_dir:
         train(preset, RunOptions(out_dir=tmp_path / "real", binary=False, progress=False), log=lambda _: None)
     with pytest.raises(Bs4nnError, match="backward must be one of"):
         _tiny(backward="nope")
-    with pytest.raises(Bs4nnError, match="surrogate_width > 0"):
+    with pytest.raises(Bs4nnError, match="surrogate_width must be a positive number"):
         _tiny(surrogate_width=0.0)
 
 
@@ -343,7 +343,7 @@ def test_weight_clip_bounds_the_binary_proxy_weights_only(tmp_path: Path, data_d
     unclipped = dataclasses.replace(preset, epochs=2, weight_clip=None)
     train(unclipped, RunOptions(out_dir=tmp_path / "real", binary=False, resume=True, **options), log=lambda _: None)
     assert load_checkpoint(tmp_path / "real" / "checkpoint.npz").epoch == 2
-    with pytest.raises(Bs4nnError, match="weight clips must be positive"):
+    with pytest.raises(Bs4nnError, match="weight_clip must be positive numbers or None"):
         _tiny(weight_clip=(0.0, None))
     with pytest.raises(Bs4nnError, match="as many weight clips"):
         _tiny(weight_clip=(0.5,))

@@ -83,5 +83,5 @@ def test_moving_non_square_images_is_refused() -> None:
 
 
 def test_a_negative_shift_is_refused() -> None:
-    with pytest.raises(Bs4nnError, match="shift_pixels must be >= 0, not -1"):
+    with pytest.raises(Bs4nnError, match="shift_pixels must be an integer >= 0, got -1"):
         get_preset("tiny-ce").with_overrides(shift_pixels=-1)

@@ -233,7 +233,7 @@ def test_snapshot_ce_bad_settings_are_refused(tmp_path: Path) -> None:
         _tiny_ce(snapshot_steps=(0, TMAX))
     with pytest.raises(Bs4nnError, match="optimizer must be one of"):
         _tiny_ce(optimizer="rmsprop")
-    with pytest.raises(Bs4nnError, match="readout_epochs >= 0"):
+    with pytest.raises(Bs4nnError, match="readout_epochs must be an integer >= 0"):
         _tiny_ce(readout_epochs=-1)
     with pytest.raises(Bs4nnError, match="cannot train real weights"):
         train(_tiny_ce(), RunOptions(out_dir=tmp_path, binary=False, progress=False), log=_quiet)

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,32 @@ def run_model_path(run_dir: str | os.PathLike) -> Path:
     raise Bs4nnError(f"{run_dir}: run folder without {' or '.join(RUN_MODEL_FILES)}")
 
 
+ZIP_MAGIC = b"PK\x03\x04"
+ARCHIVE_FAULTS = (ValueError, KeyError, zipfile.BadZipFile, zlib.error, EOFError, RecursionError, NotImplementedError)
+"""What NumPy and zipfile raise on a damaged or foreign ``.npz``: each is one line for the user."""
+
+RUN_OUTPUTS = (*RUN_MODEL_FILES, "metrics.csv", "metrics.json", "summary.json")
+"""Files a training run writes into its folder: a fresh run must not find any of them."""
+
+
+def check_run_folder(run_dir: str | os.PathLike, resume: bool) -> None:
+    """Refuse an output folder a fresh run would damage: a file, or a folder holding a run.
+
+    A new run over a finished one would overwrite its ``best.npz`` epoch by epoch with a worse model.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise Bs4nnError(f"{run_dir}: is a file; --out needs a folder")
+    if resume:
+        return
+    found = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
+    if found:
+        raise Bs4nnError(
+            f"{run_dir}: holds a training run ({', '.join(found)}); add --resume to continue it, "
+            "or give a fresh folder with --out"
+        )
+
+
 @dataclass
 class Checkpoint:
     """A trained (or partly trained) BS4NN; ``binary=False`` is the S4NN real-valued mode."""
@@ -62,6 +89,7 @@ class Checkpoint:
     state: dict[str, np.ndarray] = field(default_factory=dict)  # optimiser / RNG arrays
 
     def __post_init__(self) -> None:
+        self._check_header_fields()
         n_layers = len(self.sizes) - 1
         if n_layers < 1:
             raise Bs4nnError("a network needs at least an input and an output layer")
@@ -71,11 +99,42 @@ class Checkpoint:
                 f"{len(self.alphas)} alphas, {len(self.thetas)} thetas"
             )
         for index, weight in enumerate(self.weights):
+            if not isinstance(weight, np.ndarray) or weight.dtype.kind not in "fiu":
+                raise Bs4nnError(f"layer {index} weights are not a numeric array")
             expected = (self.sizes[index + 1], self.sizes[index])
             if tuple(weight.shape) != expected:
                 raise Bs4nnError(f"layer {index} weights are {tuple(weight.shape)}, expected {expected}")
             if not np.isfinite(weight).all():
                 raise Bs4nnError(f"layer {index} weights hold NaN or inf")
+
+    def _check_header_fields(self) -> None:
+        """Types and ranges of the header: a resumed or exported run must not start from NaN or text."""
+
+        def integer(value: Any, low: int) -> bool:
+            return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= low
+
+        def positive(value: Any) -> bool:
+            number = isinstance(value, int | float | np.floating) and not isinstance(value, bool)
+            return number and bool(np.isfinite(value)) and value > 0
+
+        checks = {
+            "sizes": isinstance(self.sizes, list | tuple) and all(integer(n, 1) for n in self.sizes),
+            "alphas": isinstance(self.alphas, list | tuple) and all(positive(a) for a in self.alphas),
+            "thetas": isinstance(self.thetas, list | tuple) and all(positive(t) for t in self.thetas),
+            "tmax": integer(self.tmax, 1),
+            "imax": integer(self.imax, 1),
+            "binary": isinstance(self.binary, bool),
+            "dataset": isinstance(self.dataset, str),
+            "seed": integer(self.seed, 0),
+            "epoch": integer(self.epoch, 0),
+            "hyperparameters": isinstance(self.hyperparameters, dict),
+            "metrics": isinstance(self.metrics, list) and all(isinstance(m, dict) for m in self.metrics),
+            "weights": isinstance(self.weights, list | tuple),
+        }
+        wrong = [name for name, ok in checks.items() if not ok]
+        if wrong:
+            shown = ", ".join(f"{name} {getattr(self, name)!r}"[:80] for name in wrong if name != "weights")
+            raise Bs4nnError(f"bad header field(s): {shown or 'weights'} (alphas and thetas must be positive)")
 
     def header(self) -> dict[str, Any]:
         fields = asdict(self)
@@ -106,18 +165,29 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if not path.is_file():
         raise Bs4nnError(f"{path}: checkpoint not found")
     try:
+        with open(path, "rb") as handle:
+            if handle.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+                raise ValueError("not an .npz archive: a checkpoint is a zip of .npy arrays")
         with np.load(path, allow_pickle=False) as archive:
+            if not hasattr(archive, "files"):
+                raise ValueError("a single array, not an .npz archive")
             header = json.loads(str(archive["header"]))
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as error:
+    except OSError as error:
+        raise Bs4nnError(f"{path}: cannot read ({error})") from error
+    except ARCHIVE_FAULTS as error:
         raise Bs4nnError(f"{path}: not a readable bs4nn checkpoint ({error})") from error
+    if not isinstance(header, dict):
+        raise Bs4nnError(f"{path}: header is not a JSON object")
     if header.get("format") != FORMAT:
         raise Bs4nnError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
     if header.get("version") != VERSION:
         raise Bs4nnError(f"{path}: checkpoint version {header.get('version')}, this bs4nn reads {VERSION}")
-    n_layers = len(header["sizes"]) - 1
+    sizes = header.get("sizes")
+    if not isinstance(sizes, list) or len(sizes) < 2:
+        raise Bs4nnError(f"{path}: header without sizes (neurons per layer, input first)")
     try:
-        weights = [arrays[f"weight_{i}"] for i in range(n_layers)]
+        weights = [arrays[f"weight_{i}"] for i in range(len(sizes) - 1)]
     except KeyError as error:
         raise Bs4nnError(f"{path}: missing weights {error}") from error
     state = {name.removeprefix("state_"): value for name, value in arrays.items() if name.startswith("state_")}
@@ -126,3 +196,5 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         return Checkpoint(weights=weights, state=state, **fields)
     except TypeError as error:
         raise Bs4nnError(f"{path}: malformed header ({error})") from error
+    except Bs4nnError as error:
+        raise Bs4nnError(f"{path}: {error}") from error

@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
+from bs4nn.train.checkpoint import check_run_folder
 from bs4nn.train.datasets import DATASETS, check_dataset, data_root
-from bs4nn.train.presets import BACKWARDS, PRESETS, TARGET_RULES, get_preset, parse_settings
+from bs4nn.train.presets import BACKWARDS, PRESETS, TARGET_RULES, get_preset, parse_field, parse_settings
 from bs4nn.train.run import RunOptions, default_out_dir
+
+
+def preset_flag(field: str) -> Callable[[str], Any]:
+    """The argparse type of the flag for preset field ``field``: the preset's own range check
+    (``presets.FIELD_RULES``), the same that ``--set`` applies."""
+
+    def parse(text: str) -> Any:
+        try:
+            return parse_field(field, text)
+        except Bs4nnError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = field
+    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,28 +65,30 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--out", metavar="OUTDIR", help="output folder (default: runs/PRESET)")
     train.add_argument(
         "--epochs",
-        type=argtypes.positive_int,
+        type=preset_flag("epochs"),
         help="number of epochs (default: the preset's; the learning-rate decay factor per decay step stays "
         "the preset's)",
     )
-    train.add_argument("--batch-size", type=argtypes.positive_int, help="mini-batch size (default: the preset's)")
-    train.add_argument("--seed", type=int, default=0, help="seed of the initial weights and sample order")
+    train.add_argument("--batch-size", type=preset_flag("batch_size"), help="mini-batch size (default: the preset's)")
     train.add_argument(
-        "--train-images", type=argtypes.positive_int, help="train on the first N images (at most 55,000)"
+        "--seed", type=argtypes.non_negative_int, default=0, help="seed of the initial weights and sample order"
     )
     train.add_argument(
-        "--eta", type=argtypes.positive_float, help="learning rate of the weights (Adam's for mnist, fashion)"
+        "--train-images", type=preset_flag("train_images"), help="train on the first N images (at most 55,000)"
     )
-    train.add_argument("--mu", type=argtypes.positive_float, help="learning rate of the alphas")
+    train.add_argument(
+        "--eta", type=preset_flag("eta"), help="learning rate of the weights (Adam's for mnist, fashion)"
+    )
+    train.add_argument("--mu", type=preset_flag("mu"), help="learning rate of the alphas")
     train.add_argument(
         "--bucket-batches",
-        type=argtypes.positive_int,
+        type=preset_flag("bucket_batches"),
         metavar="N",
         help="sort samples by spike count in groups of N batches",
     )
     train.add_argument(
         "--decay-every",
-        type=argtypes.positive_int,
+        type=preset_flag("decay_every"),
         metavar="N",
         help="learning rates x the preset's decay factor every N epochs (0.7 for the paper's presets; "
         "mnist and fashion: x0.5 over their 50 epochs, every epoch)",
@@ -79,7 +98,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         choices=TARGET_RULES,
         help="correct output's target: eq6 = tau - gamma (paper); hardware = tau, or tau - 1 when it loses a tie",
     )
-    train.add_argument("--gamma", type=argtypes.positive_float, help="target margin of the wrong outputs (eq. 6)")
+    train.add_argument("--gamma", type=preset_flag("gamma"), help="target margin of the wrong outputs (eq. 6)")
     train.add_argument("--thetas", type=argtypes.positive_float, nargs="+", metavar="THETA", help="threshold per layer")
     train.add_argument(
         "--weight-clip",
@@ -108,7 +127,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--real-weights", action="store_true", help="S4NN mode: real-valued weights, no binarisation")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="gpu needs CuPy (default auto)")
     train.add_argument(
-        "--threads", type=argtypes.positive_int, default=2, help="CPU threads per batch (1 or 2, default 2)"
+        "--threads", type=int, choices=(1, 2), default=2, help="CPU threads per batch (1 or 2, default 2)"
     )
     train.add_argument("--resume", action="store_true", help="continue OUTDIR/checkpoint.npz exactly where it stopped")
     train.add_argument("--plot", action="store_true", help="write OUTDIR/learning_curves.png (matplotlib, Agg)")
@@ -129,14 +148,14 @@ def _add_rule_arguments(train: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--readout-epochs",
-        type=argtypes.non_negative_int,
+        type=preset_flag("readout_epochs"),
         metavar="N",
         help="after the training epochs, N epochs that train the output layer alone (snapshot hinge, Adam), "
         "from the output count chosen on validation (default: the preset's; mnist 4, fashion 0)",
     )
     train.add_argument(
         "--shift-pixels",
-        type=argtypes.non_negative_int,
+        type=preset_flag("shift_pixels"),
         metavar="N",
         help="augmentation: shift each training image by up to N pixels per axis, drawn anew every epoch "
         "(0: none; default: the preset's, 1 for mnist)",
@@ -149,20 +168,20 @@ def _add_rule_arguments(train: argparse.ArgumentParser) -> None:
     )
     train.add_argument(
         "--hidden-dropout",
-        type=argtypes.probability_below_one,
+        type=preset_flag("hidden_dropout"),
         metavar="P",
         help="snapshot-ce: silence each hidden neuron with probability P per training image and batch "
         "(inverted dropout; 0: none; default: the preset's)",
     )
     train.add_argument(
         "--count-margin",
-        type=argtypes.non_negative_int,
+        type=preset_flag("count_margin"),
         metavar="M",
         help="snapshot backward: counts by which the outputs must clear their threshold",
     )
     train.add_argument(
         "--surrogate-width",
-        type=argtypes.positive_float,
+        type=preset_flag("surrogate_width"),
         metavar="W",
         help="snapshot backward: half-width in counts of the hidden neurons' surrogate gradient",
     )
@@ -203,8 +222,10 @@ def _train(args: argparse.Namespace) -> int:
     if twice:
         raise Bs4nnError(f"{', '.join(twice)}: given both as a flag and with --set; use one")
     preset = replace(preset, **settings).with_overrides(**flags)
+    out_dir = Path(args.out) if args.out else default_out_dir(preset)
+    check_run_folder(out_dir, args.resume)
     options = RunOptions(
-        out_dir=Path(args.out) if args.out else default_out_dir(preset),
+        out_dir=out_dir,
         data_dir=args.data_dir,
         seed=args.seed,
         binary=not args.real_weights,

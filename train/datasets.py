@@ -13,13 +13,14 @@ import gzip
 import hashlib
 import os
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bs4nn.errors import Bs4nnError
-from bs4nn.fileio import atomic_write_bytes, sha256_path
+from bs4nn.fileio import atomic_write_bytes, describe_os_error, sha256_path
 
 IMAGE_MAGIC = 2051
 LABEL_MAGIC = 2049
@@ -129,9 +130,13 @@ def locate(spec: DatasetSpec, stem: str, data_dir: str | os.PathLike | None = No
 def read_idx(path: Path, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:
     """Read one IDX file (gzip or plain) as uint8, checking magic, dimensions and length."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise Bs4nnError(f"{path}: cannot read ({error}); the file is truncated or corrupt") from error
+        payload = path.read_bytes()
+    except OSError as error:  # no permission, a folder, an I/O error: not a corrupt file
+        raise Bs4nnError(f"{path}: cannot read ({describe_os_error(error)})") from error
+    try:
+        raw = gzip.decompress(payload) if path.suffix == ".gz" else payload
+    except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError; a flipped byte is zlib's
+        raise Bs4nnError(f"{path}: cannot decompress ({error}); the file is truncated or corrupt") from error
     header_words = 1 + 1 + len(item_shape)
     if len(raw) < 4 * header_words:
         raise Bs4nnError(f"{path}: {len(raw)} bytes is too short for an IDX header")
@@ -160,6 +165,8 @@ def load_split(
     labels = read_idx(labels_path, LABEL_MAGIC, ())
     if len(images) != len(labels):
         raise Bs4nnError(f"{labels_path}: {len(labels)} labels for {len(images)} images")
+    if not len(images):
+        raise Bs4nnError(f"{labels_path}: the {spec.name} {split} split holds no images")
     if labels.size and int(labels.max()) >= N_CLASSES:
         raise Bs4nnError(f"{labels_path}: label {int(labels.max())} is not a class 0..9")
     return images, labels

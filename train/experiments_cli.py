@@ -30,6 +30,8 @@ SWEEPS = {
     "real-weights": "the real-valued weights W in place of alpha*B in the binary-trained network",
 }
 
+EXPERIMENT_WRITER = "bs4nn experiment"  # the owner of the sweeps' and baseline's --out folders
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     report = subparsers.add_parser(
@@ -80,18 +82,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                 metavar="P",
                 help="noise levels in %% of Imax (default: 0 5 10 ... 100)",
             )
-            sweep.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
+            sweep.add_argument("--seed", type=argtypes.non_negative_int, default=0, help="noise seed (default: 0)")
         if name == "threshold":
             sweep.add_argument(
                 "--thetas",
-                type=float,
+                type=argtypes.non_negative_float,
                 nargs="+",
                 metavar="THETA",
                 help="absolute thresholds, the same on every moved layer",
             )
             sweep.add_argument(
                 "--scales",
-                type=float,
+                type=argtypes.non_negative_float,
                 nargs="+",
                 metavar="X",
                 help="multiples of each layer's trained theta (default: 0 0.1 ... 2, i.e. the paper's 0..200 for "
@@ -162,17 +164,39 @@ def _load_data(args: argparse.Namespace, model: AnalysedModel) -> tuple[np.ndarr
 
 
 def _report(args: argparse.Namespace) -> int:
+    from bs4nn.fileio import owned_entries
+    from bs4nn.train.experiments.report import WRITER
+
     model = load_model(args.model)
+    out = args.out or f"report-{model.name}"
+    owned_entries(out, WRITER)  # a folder the report may not replace is refused before the work
     images, labels, meta = _load_data(args, model)
     data = analyse(model, images, labels, image_index=args.image, steps=args.steps, progress=not args.quiet)
-    path = write_report(model, data, args.out or f"report-{model.name}", meta, hidden_shown=args.hidden)
+    path = write_report(model, data, out, meta, hidden_shown=args.hidden)
     print(f"{meta['dataset']} {args.split}: {len(labels)} images, accuracy {100 * data.accuracy:.2f} %")
     print(f"report written to {path}")
     return 0
 
 
+def _legacy_results(folder: Path) -> list[str] | None:
+    """An experiments folder written before ownership records: it holds a sweep's or the baseline's JSON."""
+    return [] if any((folder / f"{name}.json").is_file() for name in (*SWEEPS, "bnn")) else None
+
+
+def _claim_folder(out: Path, write: bool = False) -> Path:
+    """The experiments' output folder: a folder of the user's is refused (before the work); with
+    ``write``, claimed for writing (after the work, so that a failed command leaves nothing)."""
+    from bs4nn.fileio import owned_entries, work_directory
+
+    if write:
+        return work_directory(out, EXPERIMENT_WRITER, _legacy_results)
+    owned_entries(out, EXPERIMENT_WRITER, _legacy_results)
+    return out
+
+
 def _sweep(args: argparse.Namespace) -> int:
     model = load_model(args.model)
+    out = _claim_folder(Path(args.out or f"experiments-{model.name}"))
     images, labels, meta = _load_data(args, model)
     progress = not args.quiet
     start = time.perf_counter()
@@ -191,8 +215,7 @@ def _sweep(args: argparse.Namespace) -> int:
     else:
         rows = sweeps.real_weights_experiment(model, images, labels)
     meta["seconds"] = time.perf_counter() - start
-    out = Path(args.out or f"experiments-{model.name}")
-    written = sweeps.write_sweep(args.experiment, rows, out, meta)
+    written = sweeps.write_sweep(args.experiment, rows, _claim_folder(out, write=True), meta)
     print((out / f"{args.experiment}.md").read_text(), end="")
     print("written: " + ", ".join(str(path) for path in written))
     return 0
@@ -211,6 +234,7 @@ def _array_module(gpu: bool) -> ModuleType:
 def _bnn(args: argparse.Namespace) -> int:
     dataset = dataset_spec(args.dataset).name
     hidden = args.hidden or [bnn.DEFAULT_HIDDEN[dataset]]
+    out = _claim_folder(Path(args.out or f"bnn-{dataset}"))
     train_images, train_labels = load_split(dataset, "train", args.data_dir)
     test_images, test_labels = load_split(dataset, "test", args.data_dir)
     if args.train_images is not None:
@@ -230,8 +254,7 @@ def _bnn(args: argparse.Namespace) -> int:
     result = bnn.train_bnn(
         config, train_images, train_labels, test_images, test_labels, xp, progress=not args.quiet, dataset=dataset
     )
-    out = Path(args.out or f"bnn-{dataset}")
-    written = bnn.write_bnn_result(result, out)
+    written = bnn.write_bnn_result(result, _claim_folder(out, write=True))
     architecture = "-".join(str(n) for n in config.sizes)
     print(
         f"BNN {architecture} on {dataset}: best epoch {result.best_epoch}/{config.epochs}, validation "

@@ -8,6 +8,8 @@ thetas and the learning hyperparameters; the CLI may override any of them (named
 from __future__ import annotations
 
 import ast
+import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -18,6 +20,86 @@ from bs4nn.train.rules.temporal import TARGET_RULES
 
 BACKWARDS = tuple(RULES)
 """The training rules a preset may name (``backward``): the registry's, ``train/rules/__init__.py``."""
+
+
+MAX_COUNT = 2**31
+"""Threshold counts (theta / alpha) must fit the trainer's int32 counters."""
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _non_negative_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+
+
+def _non_negative_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def _all(rule: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda values: isinstance(values, tuple) and len(values) > 0 and all(rule(v) for v in values)
+
+
+def _init_range(pair: Any) -> bool:
+    finite = isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(v, int | float) for v in pair)
+    return finite and all(math.isfinite(v) for v in pair) and pair[0] < pair[1]
+
+
+FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "epochs": (_positive_int, "a positive integer"),
+    "batch_size": (_positive_int, "a positive integer"),
+    "decay_every": (_positive_int, "a positive integer"),
+    "bucket_batches": (_positive_int, "a positive integer"),
+    "train_images": (_positive_int, "a positive integer"),
+    "validation_images": (_positive_int, "a positive integer"),
+    "tmax": (_positive_int, "a positive integer"),
+    "imax": (_positive_int, "a positive integer"),
+    "readout_epochs": (_non_negative_int, "an integer >= 0"),
+    "shift_pixels": (_non_negative_int, "an integer >= 0"),
+    "count_margin": (_non_negative_int, "an integer >= 0"),
+    "eta": (_positive_number, "a positive number"),
+    "mu": (_non_negative_number, "a number >= 0 (0: alphas fixed)"),
+    "gamma": (_positive_number, "a positive number"),
+    "decay_factor": (_positive_number, "a positive number"),
+    "surrogate_width": (_positive_number, "a positive number"),
+    "readout_scale": (_positive_number, "a positive number"),
+    "readout_eta": (_positive_number, "a positive number"),
+    "weight_decay": (_non_negative_number, "a number >= 0"),
+    "hidden_dropout": (lambda v: _non_negative_number(v) and v < 1, "in [0, 1)"),
+    "alphas": (_all(_positive_number), "positive numbers, one per layer"),
+    "thetas": (_all(_positive_number), "positive numbers, one per layer"),
+    "init_ranges": (_all(_init_range), "(low, high) pairs with low < high, one per layer"),
+    "weight_clip": (
+        lambda v: v is None or _all(lambda c: c is None or _positive_number(c))(v),
+        "positive numbers or None, one per layer (or None)",
+    ),
+}
+"""The range of each numeric field: the one check that presets, the named flags of ``bs4nn
+train`` (:func:`parse_field`) and ``--set`` (:func:`parse_setting`) all go through."""
+
+
+def check_field(name: str, value: Any) -> None:
+    """Refuse a value outside the field's range (``epochs=0``, ``eta=-1``) with one line."""
+    rule = FIELD_RULES.get(name)
+    if rule is not None and not rule[0](value):
+        raise Bs4nnError(f"{name} must be {rule[1]}, got {value!r}")
+
+
+def parse_field(name: str, text: str) -> Any:
+    """A named flag's text as the value of preset field ``name``, checked by :func:`check_field`."""
+    kind = float if "float" in _FIELD_TYPES[name] else int
+    try:
+        value = kind(text)
+    except ValueError:
+        raise Bs4nnError(f"{name} must be {FIELD_RULES[name][1]}, got {text!r}") from None
+    check_field(name, value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -60,6 +142,11 @@ class Preset:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name in FIELD_RULES:
+            try:
+                check_field(name, getattr(self, name))
+            except Bs4nnError as error:
+                raise Bs4nnError(f"preset {self.name}: {error}") from None
         n_layers = len(self.sizes) - 1
         if not (len(self.init_ranges) == len(self.alphas) == len(self.thetas) == n_layers):
             raise Bs4nnError(f"preset {self.name}: {n_layers} layers need as many init ranges, alphas and thetas")
@@ -69,29 +156,21 @@ class Preset:
             )
         if self.backward not in RULES:
             raise Bs4nnError(f"preset {self.name}: backward must be one of {', '.join(RULES)}, not {self.backward!r}")
-        if not (self.count_margin >= 0 and self.surrogate_width > 0):
-            raise Bs4nnError(
-                f"preset {self.name}: count_margin must be >= 0 and surrogate_width > 0, "
-                f"got {self.count_margin} and {self.surrogate_width}"
-            )
         if self.optimizer not in OPTIMIZERS:
             raise Bs4nnError(
                 f"preset {self.name}: optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"
             )
-        if not 0 <= self.hidden_dropout < 1:
-            raise Bs4nnError(f"preset {self.name}: hidden_dropout must be in [0, 1), not {self.hidden_dropout}")
         if self.hidden_dropout and not uses_dropout(self.rule):
             dropout_rules = ", ".join(name for name, rule in RULES.items() if uses_dropout(rule))
             raise Bs4nnError(f"preset {self.name}: hidden_dropout is a {dropout_rules} option, not {self.backward}'s")
-        if self.shift_pixels < 0:
-            raise Bs4nnError(f"preset {self.name}: shift_pixels must be >= 0, not {self.shift_pixels}")
-        if self.readout_epochs < 0 or not self.readout_eta > 0 or not self.readout_scale > 0:
-            raise Bs4nnError(f"preset {self.name}: readout_epochs >= 0, readout_eta > 0 and readout_scale > 0 needed")
-        if self.weight_clip is not None:
-            if len(self.weight_clip) != n_layers:
-                raise Bs4nnError(f"preset {self.name}: {n_layers} layers need as many weight clips (or none)")
-            if any(c is not None and not c > 0 for c in self.weight_clip):
-                raise Bs4nnError(f"preset {self.name}: weight clips must be positive (or None), got {self.weight_clip}")
+        for index, (alpha, theta) in enumerate(zip(self.alphas, self.thetas, strict=True)):
+            if theta / alpha >= MAX_COUNT:
+                raise Bs4nnError(
+                    f"preset {self.name}: layer {index} needs a count of theta / alpha = {theta / alpha:.3g}, "
+                    f"beyond what a counter holds ({MAX_COUNT}): lower theta or raise alpha"
+                )
+        if self.weight_clip is not None and len(self.weight_clip) != n_layers:
+            raise Bs4nnError(f"preset {self.name}: {n_layers} layers need as many weight clips (or none)")
         try:
             self.rule_options()  # the rule's own requirements (e.g. snapshot-ce's snapshot steps)
         except Bs4nnError as error:
@@ -177,6 +256,10 @@ def parse_setting(text: str) -> tuple[str, Any]:
         )
     if not valid:
         raise Bs4nnError(f"--set {text!r}: {key} must be {kind}, got {type(value).__name__} {value!r}")
+    try:
+        check_field(key, value)
+    except Bs4nnError as error:
+        raise Bs4nnError(f"--set {text!r}: {error}") from None
     return key, value
 
 

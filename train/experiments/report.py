@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bs4nn.errors import Bs4nnError
-from bs4nn.fileio import atomic_directory
+from bs4nn.fileio import output_directory
 from bs4nn.sim.golden import GoldenResult, IntegerNetwork, run_golden, trace_potentials
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.experiments.models import AnalysedModel, positive_fractions
@@ -29,6 +29,7 @@ from bs4nn.train.experiments.sweeps import DEFAULT_CHUNK
 
 REPORT_FILE = "report.md"
 DEFAULT_HIDDEN_SHOWN = 8
+WRITER = "bs4nn report"  # the owner of its output folders (bs4nn.fileio.output_directory)
 STEP_FRACTIONS = (0.25, 0.5, 0.75, 1.0)  # Fig. 4 default: inputs up to these fractions of the decision time
 
 
@@ -107,10 +108,11 @@ def write_report(
     meta: dict[str, Any] | None = None,
     hidden_shown: int = DEFAULT_HIDDEN_SHOWN,
 ) -> Path:
-    """Write ``report.md``, its PNGs and ``report.json`` into ``out_dir`` (replaced whole, atomically)."""
+    """Write ``report.md``, its PNGs and ``report.json`` into ``out_dir`` atomically: a folder the report
+    did not write is refused, and of one it did, only its own files are replaced."""
     meta = {"model": str(model.source), "dataset": model.dataset, **(meta or {})}
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp:
+    with output_directory(out_dir, WRITER) as tmp:
         sections = [_header(model, data, meta)]
         sections.append(_fig_output_times(model, data, tmp))
         sections.append(_fig_class_means(model, data, tmp))
