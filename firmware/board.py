@@ -32,25 +32,25 @@ from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.firmware.frames import LENGTH_BITS, FrameParser, FrameSender
 from bs4nn.firmware.protocol import (
     BYTE_BITS,
+    BYTE_VALUES,
+    EVENT_BYTES,
     FIELD_BYTES,
+    MAX_CLASSES,
+    MAX_INPUTS,
     ErrorCode,
     FrameType,
+    fields_layout,
+    payload_bytes,
     result_payload_bytes,
+    weight_fields,
 )
 from bs4nn.firmware.uart import UARTRx, UARTTx
 from bs4nn.rtl.core import Bs4nnCore
 from bs4nn.sim.golden import IntegerNetwork
 from bs4nn.sim.semantics import encode_images
 
-EVENT_BYTES = 2 * FIELD_BYTES  # pixel, time
-WEIGHT_HEADER_BYTES = 1 + FIELD_BYTES  # layer, address
-BYTE_VALUES = 1 << BYTE_BITS
 DEFAULT_TIMEOUT_BYTES = 1000  # a frame pausing longer than this many byte times is dropped
 UART_FRAME_BITS = 10
-
-
-def weight_data_bytes(lanes: int) -> int:
-    return -(-lanes // BYTE_BITS)
 
 
 def pixel_time_table(tmax: int, imax: int) -> list[int]:
@@ -64,7 +64,7 @@ def pixel_time_table(tmax: int, imax: int) -> list[int]:
 def frame_lengths(network: IntegerNetwork, lanes: int) -> dict[int, tuple[int, int]]:
     """Payload length range of every frame type the board accepts."""
     n_in = network.layers[0].fan_in
-    weight_bytes = WEIGHT_HEADER_BYTES + weight_data_bytes(lanes)
+    weight_bytes = payload_bytes(weight_fields(lanes))
     return {
         FrameType.IMAGE: (n_in, n_in),
         FrameType.EVENTS: (0, EVENT_BYTES * n_in),
@@ -96,10 +96,10 @@ class BoardTop(wiring.Component):
         """``weight_init=False``: the core's weight memories start empty (iCE40 SPRAM has no
         initial contents); the host loads them with ``WEIGHT`` frames (``bs4nn run --upload``)."""
         n_in, n_out = network.layers[0].fan_in, network.layers[-1].fan_out
-        if n_out > BYTE_VALUES or EVENT_BYTES * n_in >= 1 << (BYTE_BITS * FIELD_BYTES):
+        if n_out > MAX_CLASSES or n_in > MAX_INPUTS:
             raise Bs4nnError(
-                f"the UART protocol carries up to {BYTE_VALUES} classes and "
-                f"{((1 << (BYTE_BITS * FIELD_BYTES)) - 1) // EVENT_BYTES} inputs; this network has {n_out} and {n_in}"
+                f"the UART protocol carries up to {MAX_CLASSES} classes and {MAX_INPUTS} inputs; "
+                f"this network has {n_out} and {n_in}"
             )
         self.network = network
         self.weight_init = weight_init
@@ -153,8 +153,7 @@ class BoardTop(wiring.Component):
         dropped = Signal()  # a payload byte of the current frame arrived while busy: ignore the frame
         event_word = Signal(EVENT_BYTES * BYTE_BITS)  # the event being assembled, big-endian
         last_time = Signal(time_bits)  # time of the previous event of the frame (order check)
-        weight_bytes = WEIGHT_HEADER_BYTES + weight_data_bytes(self.lanes)
-        weight_word = Signal(weight_bytes * BYTE_BITS)
+        weight_word = Signal(fields_layout(weight_fields(self.lanes)))
         receiving = parser.payload_valid & idle
 
         m.d.comb += code_read.addr.eq(parser.payload_byte)
@@ -177,7 +176,7 @@ class BoardTop(wiring.Component):
                     with m.If((event_pixel >= n_in) | (event_time >= tmax) | out_of_order):
                         m.d.sync += value_error.eq(1)
             with m.If(parser.frame_type == FrameType.WEIGHT):
-                m.d.sync += weight_word.eq(Cat(parser.payload_byte, weight_word[:-BYTE_BITS]))
+                m.d.sync += weight_word.eq(Cat(parser.payload_byte, weight_word.as_value()[:-BYTE_BITS]))
         with m.If(parser.payload_valid & ~idle):
             m.d.sync += dropped.eq(1)
         pixel_time = code_read.data[:time_bits]
@@ -190,9 +189,7 @@ class BoardTop(wiring.Component):
                 m.d.sync += pending_count.eq(1)
 
         # --- weight frame fields ---
-        weight_layer = weight_word[(weight_bytes - 1) * BYTE_BITS :]
-        weight_address = weight_word[(weight_bytes - WEIGHT_HEADER_BYTES) * BYTE_BITS : (weight_bytes - 1) * BYTE_BITS]
-        weight_data = weight_word[: (weight_bytes - WEIGHT_HEADER_BYTES) * BYTE_BITS]
+        weight_layer, weight_address, weight_data = weight_word.layer, weight_word.address, weight_word.data
         depths = [layer.layout.depth for layer in params.layers]
         weight_ok = Const(0)
         for index, depth in enumerate(depths):

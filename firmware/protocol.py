@@ -33,9 +33,12 @@ import enum
 from dataclasses import dataclass
 
 import numpy as np
+from amaranth import unsigned
+from amaranth.lib import data
 from amaranth.lib.crc import catalog
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.sim.semantics import address_events
 
 START = 0xA5
 LENGTH_BYTES = 2
@@ -43,7 +46,39 @@ CRC_BYTES = 2
 HEADER_BYTES = 1 + 1 + LENGTH_BYTES  # start, type, length
 CRC_ALGORITHM = catalog.CRC16_CCITT_FALSE
 BYTE_BITS = 8
+BYTE_VALUES = 1 << BYTE_BITS
 FIELD_BYTES = 2  # every multi-byte number in a payload
+DEFAULT_BAUD = 115_200
+"""UART baud rate of the link: what a board is built for and what the host opens, unless told."""
+
+Fields = tuple[tuple[str, int], ...]
+"""A payload's fields in wire order: ``(name, bytes)``, each big-endian."""
+EVENT_FIELDS: Fields = (("pixel", FIELD_BYTES), ("time", FIELD_BYTES))
+EVENT_BYTES = sum(size for _, size in EVENT_FIELDS)
+MAX_INPUTS = ((1 << (BYTE_BITS * FIELD_BYTES)) - 1) // EVENT_BYTES
+"""Most inputs a network may have: a whole ``EVENTS`` frame's length must fit a field."""
+MAX_CLASSES = BYTE_VALUES
+"""Most outputs: the decision is one byte."""
+
+
+def weight_fields(lanes: int) -> Fields:
+    """The ``WEIGHT`` frame's payload: layer, word address, the word (``ceil(lanes / 8)`` bytes)."""
+    return (("layer", 1), ("address", FIELD_BYTES), ("data", -(-lanes // BYTE_BITS)))
+
+
+def payload_bytes(fields: Fields) -> int:
+    return sum(size for _, size in fields)
+
+
+def pack_fields(fields: Fields, values: dict[str, int]) -> bytes:
+    """``values`` as the payload ``fields`` describe (big-endian, wire order)."""
+    return b"".join(int(values[name]).to_bytes(size, "big") for name, size in fields)
+
+
+def fields_layout(fields: Fields) -> data.StructLayout:
+    """The payload as one big-endian number (first byte in the most significant bits), field by
+    field: how a board's byte shift register sees it, so the board never slices bits by hand."""
+    return data.StructLayout({name: unsigned(size * BYTE_BITS) for name, size in reversed(fields)})
 
 
 class FrameType(enum.IntEnum):
@@ -128,19 +163,17 @@ def image_frame(pixels: np.ndarray, imax: int) -> bytes:
 
 
 def events_frame(input_times: np.ndarray, tmax: int) -> bytes:
-    """An ``EVENTS`` frame: one image's spikes ``(pixel, time)`` in time order (pixel order within a step)."""
-    times = np.asarray(input_times).reshape(-1)
-    order = np.argsort(times, kind="stable")
-    order = order[times[order] < tmax]
-    pairs = np.stack([order, times[order]], axis=1).astype(">u2")
-    return encode_frame(FrameType.EVENTS, pairs.tobytes())
+    """An ``EVENTS`` frame: one image's :func:`~bs4nn.sim.semantics.address_events`."""
+    events = address_events(input_times, tmax).tolist()
+    payload = b"".join(pack_fields(EVENT_FIELDS, {"pixel": pixel, "time": time}) for pixel, time in events)
+    return encode_frame(FrameType.EVENTS, payload)
 
 
-def weight_frame(layer: int, address: int, data: int, lanes: int) -> bytes:
+def weight_frame(layer: int, address: int, word: int, lanes: int) -> bytes:
     """A ``WEIGHT`` frame writing one weight-memory word."""
-    data_bytes = -(-lanes // BYTE_BITS)
-    payload = bytes([layer]) + address.to_bytes(FIELD_BYTES, "big") + data.to_bytes(data_bytes, "big")
-    return encode_frame(FrameType.WEIGHT, payload)
+    return encode_frame(
+        FrameType.WEIGHT, pack_fields(weight_fields(lanes), {"layer": layer, "address": address, "data": word})
+    )
 
 
 @dataclass(frozen=True)
@@ -154,6 +187,7 @@ class BoardResult:
 
 
 def result_payload_bytes(n_out: int) -> int:
+    """``decision`` (1 byte), ``decision_time``, ``n_out`` spike times, ``n_out`` counters."""
     return 1 + FIELD_BYTES + 2 * n_out * FIELD_BYTES
 
 

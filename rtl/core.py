@@ -17,24 +17,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Assert, Assume
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits, time_bits, weight_memory_words
+from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits, network_weight_words, time_bits
 from bs4nn.sim.golden import IntegerNetwork
 
 
 def _index_bits(count: int) -> int:
     """Unsigned width of an index ``0 .. count-1`` (at least 1 bit)."""
     return max(1, (count - 1).bit_length())
-
-
-def _to_signed(value: int, bits: int) -> int:
-    return value - (1 << bits) if value >> (bits - 1) else value
 
 
 @dataclass(frozen=True)
@@ -149,39 +144,30 @@ class CoreParams:
             {"layer": unsigned(self.layer_bits), "address": unsigned(self.address_bits), "data": unsigned(self.lanes)}
         )
 
-    # --- payload integers for testbenches (first field in the least significant bits) ---
+    # --- payload integers for testbenches, through the layouts above (never hand-packed) ---
 
     def encode_event(self, pixel: int, time: int) -> int:
         """An ``events__payload`` beat; ``time >= tmax`` is the end-of-image beat."""
-        return (min(time, self.tmax) << self.pixel_bits) | pixel
+        return self.event_layout.const({"pixel": pixel, "time": min(time, self.tmax)}).as_bits()
 
     def encode_weight(self, layer: int, address: int, word: int) -> int:
         """A ``weights__payload`` beat writing one weight-memory word."""
-        return (int(word) << (self.layer_bits + self.address_bits)) | (address << self.layer_bits) | layer
+        return self.weight_write_layout.const({"layer": layer, "address": address, "data": int(word)}).as_bits()
 
     def decode_spike(self, payload: int) -> tuple[int, int, int]:
         """``(layer, neuron, time)`` of a ``spikes__payload`` beat."""
-        layer = payload & ((1 << self.layer_bits) - 1)
-        payload >>= self.layer_bits
-        neuron = payload & ((1 << self.neuron_bits) - 1)
-        return layer, neuron, payload >> self.neuron_bits
+        spike = self.spike_layout.from_bits(payload)
+        return spike.layer, spike.neuron, spike.time
 
     def decode_result(self, payload: int) -> dict[str, object]:
         """``{decision, decision_time, spike_times (list), counts (list)}`` of a result beat."""
-        fields: dict[str, object] = {}
-        for name, width in (("decision", self.class_bits), ("decision_time", self.time_bits)):
-            fields[name] = payload & ((1 << width) - 1)
-            payload >>= width
-        spike_times = []
-        for _ in range(self.n_out):
-            spike_times.append(payload & ((1 << self.time_bits) - 1))
-            payload >>= self.time_bits
-        counts = []
-        for _ in range(self.n_out):
-            counts.append(_to_signed(payload & ((1 << self.count_bits) - 1), self.count_bits))
-            payload >>= self.count_bits
-        fields["spike_times"], fields["counts"] = spike_times, counts
-        return fields
+        result = self.result_layout.from_bits(payload)
+        return {
+            "decision": result.decision,
+            "decision_time": result.decision_time,
+            "spike_times": list(result.spike_times),
+            "counts": list(result.counts),
+        }
 
 
 class LayerMemories(wiring.Component):
@@ -296,8 +282,8 @@ class Bs4nnCore(wiring.Component):
         tmax = params.tmax
         max_words = max(layer.words for layer in layers)
         mems = []
-        for index, (layer, integer_layer) in enumerate(zip(layers, self.network.layers, strict=True)):
-            words = weight_memory_words(integer_layer.signs, params.lanes) if self.weight_init else []
+        images = network_weight_words(self.network, params.lanes) if self.weight_init else [[] for _ in layers]
+        for index, (layer, words) in enumerate(zip(layers, images, strict=True)):
             mem = LayerMemories(layer, words)
             m.submodules[f"layer{index}"] = mem
             mems.append(mem)
@@ -558,8 +544,3 @@ class Bs4nnCore(wiring.Component):
             *[self.result.payload.counts[j].eq(out_count) for j, out_count in enumerate(out_counts)],
         ]
         return m
-
-
-def weight_words(network: IntegerNetwork, lanes: int) -> list[np.ndarray]:
-    """Per layer, the weight-memory image the core is initialised with (exporter's layout)."""
-    return [weight_memory_words(layer.signs, lanes) for layer in network.layers]
