@@ -14,8 +14,9 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from bs4nn.export.layout import DEFAULT_LANES
-from bs4nn.rtl.core import Bs4nnCore, CoreParams
+from bs4nn.rtl.core import Bs4nnCore
 from bs4nn.rtl.cycles import worst_case_cycles
+from bs4nn.rtl.params import CoreParams
 from bs4nn.sim.golden import IntegerNetwork
 from bs4nn.sim.semantics import address_events
 

@@ -8,8 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bs4nn.export.layout import weight_memory_words
-from bs4nn.rtl.core import Bs4nnCore, CoreParams
+from bs4nn.rtl.core import Bs4nnCore
 from bs4nn.rtl.cycles import predicted_cycles
+from bs4nn.rtl.params import CoreParams
 from bs4nn.rtl.simulate import ImageRun, image_beats, simulate_core
 from bs4nn.sim.golden import GoldenResult, IntegerLayer, IntegerNetwork, random_network, run_golden, run_golden_images
 
