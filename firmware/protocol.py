@@ -71,8 +71,18 @@ def payload_bytes(fields: Fields) -> int:
 
 
 def pack_fields(fields: Fields, values: dict[str, int]) -> bytes:
-    """``values`` as the payload ``fields`` describe (big-endian, wire order)."""
-    return b"".join(int(values[name]).to_bytes(size, "big") for name, size in fields)
+    """``values`` as the payload ``fields`` describe (big-endian, wire order; negative values in
+    two's complement)."""
+    return b"".join((int(values[name]) % (1 << (size * BYTE_BITS))).to_bytes(size, "big") for name, size in fields)
+
+
+def unpack_fields(fields: Fields, payload: bytes) -> dict[str, int]:
+    """Inverse of :func:`pack_fields` (unsigned values)."""
+    values, offset = {}, 0
+    for name, size in fields:
+        values[name] = int.from_bytes(payload[offset : offset + size], "big")
+        offset += size
+    return values
 
 
 def fields_layout(fields: Fields) -> data.StructLayout:
@@ -186,22 +196,34 @@ class BoardResult:
     counts: tuple[int, ...]
 
 
+def result_fields(n_out: int) -> Fields:
+    """The ``RESULT`` frame's payload: decision, decision time, ``n_out`` spike times, ``n_out``
+    final counters (two's complement)."""
+    times = tuple((f"spike_time{j}", FIELD_BYTES) for j in range(n_out))
+    counts = tuple((f"count{j}", FIELD_BYTES) for j in range(n_out))
+    return (("decision", 1), ("decision_time", FIELD_BYTES), *times, *counts)
+
+
 def result_payload_bytes(n_out: int) -> int:
-    """``decision`` (1 byte), ``decision_time``, ``n_out`` spike times, ``n_out`` counters."""
-    return 1 + FIELD_BYTES + 2 * n_out * FIELD_BYTES
+    return payload_bytes(result_fields(n_out))
 
 
 def decode_result(payload: bytes, n_out: int) -> BoardResult:
-    if len(payload) != result_payload_bytes(n_out):
-        raise Bs4nnError(f"result frame of {len(payload)} bytes, expected {result_payload_bytes(n_out)} for {n_out}")
-    fields = np.frombuffer(payload[1:], dtype=">u2")
-    times = fields[1 : 1 + n_out]
-    counts = fields[1 + n_out :].astype(np.int16)  # two's complement
-    return BoardResult(int(payload[0]), int(fields[0]), tuple(int(t) for t in times), tuple(int(c) for c in counts))
+    fields = result_fields(n_out)
+    if len(payload) != payload_bytes(fields):
+        raise Bs4nnError(f"result frame of {len(payload)} bytes, expected {payload_bytes(fields)} for {n_out}")
+    values = unpack_fields(fields, payload)
+    counts = []
+    for j in range(n_out):  # two's complement
+        raw, bits = values[f"count{j}"], FIELD_BYTES * BYTE_BITS
+        counts.append(raw - (1 << bits) if raw >> (bits - 1) else raw)
+    times = tuple(values[f"spike_time{j}"] for j in range(n_out))
+    return BoardResult(values["decision"], values["decision_time"], times, tuple(counts))
 
 
 def encode_result(result: BoardResult) -> bytes:
     """The ``RESULT`` frame a board sends (used by tests and the reference)."""
-    fields = np.array([result.decision_time, *result.spike_times], dtype=">u2").tobytes()
-    counts = np.array(result.counts, dtype=">i2").tobytes()
-    return encode_frame(FrameType.RESULT, bytes([result.decision]) + fields + counts)
+    values = {"decision": result.decision, "decision_time": result.decision_time}
+    values |= {f"spike_time{j}": time for j, time in enumerate(result.spike_times)}
+    values |= {f"count{j}": count for j, count in enumerate(result.counts)}
+    return encode_frame(FrameType.RESULT, pack_fields(result_fields(len(result.counts)), values))
