@@ -67,6 +67,23 @@ def weight_memory_words(signs: np.ndarray, lanes: int) -> np.ndarray:
     return (lanes_bits * weights).sum(axis=2, dtype=np.uint64).reshape(-1)
 
 
+def network_weight_words(network, lanes: int) -> list[np.ndarray]:
+    """Per layer of ``network`` (anything with ``layers[i].signs``, e.g. an ``IntegerNetwork``), its
+    weight-memory image: the one place a whole network's memories are built, for the core's initial
+    contents, a board upload and a testbench's run-time writes alike."""
+    return [weight_memory_words(layer.signs, lanes) for layer in network.layers]
+
+
+def network_weight_writes(network, lanes: int) -> np.ndarray:
+    """Every word of :func:`network_weight_words` as ``(n, 3)`` uint64 ``(layer, address, word)``
+    rows, the order a run-time write port (core ``weights``, board ``WEIGHT`` frames) takes them."""
+    rows = [np.zeros((0, 3), np.uint64)]
+    for index, words in enumerate(network_weight_words(network, lanes)):
+        addresses = np.arange(len(words), dtype=np.uint64)
+        rows.append(np.stack([np.full(len(words), index, np.uint64), addresses, words], axis=1))
+    return np.concatenate(rows, axis=0)
+
+
 def signs_from_words(words: np.ndarray, fan_out: int, fan_in: int, lanes: int) -> np.ndarray:
     """Inverse of :func:`weight_memory_words`: the ``(fan_out, fan_in)`` 0/1 sign matrix."""
     layout = MemoryLayout(fan_in, fan_out, lanes)

@@ -2,19 +2,20 @@
 
 ::
 
-    rx -> UARTRx -> FrameParser -> frame buffers --(frame checked)--> event source -> Bs4nnCore
+    rx -> UARTRx -> FrameParser -> decoders / pixel coder --(frame checked)--> EventSource -> Bs4nnCore
                                                                                         |
     tx <- UARTTx <- FrameSender <- result / ack / error register  <----- result --------+
 
-* ``IMAGE`` frames: each pixel byte goes through a 256-entry ROM holding the ``encode_images``
-  time of every byte value (computed from :mod:`bs4nn.sim.semantics`, never re-derived), into a
-  time buffer (one word per pixel), and a histogram of spikes per step is counted as the bytes
-  arrive.  Once the frame's CRC checked out, the pixel coder sorts the spikes by time (counting
-  sort: prefix sums of the histogram, 2 cycles a step, then a scatter of the pixels into the
-  event buffer, 3 cycles a pixel) and streams them like an ``EVENTS`` frame.
-* ``EVENTS`` frames: already coded (pixel, time) pairs, buffered and checked (in range, time
-  order), then streamed as they are.
-* ``WEIGHT`` frames: one weight-memory word through the core's write port, then an ``ACK``.
+* ``IMAGE`` frames: the pixel coder (:mod:`bs4nn.firmware.pixel_coder`) codes each pixel byte as
+  it arrives and, once the frame's CRC checked out, sorts the spikes into the event buffer.
+* ``EVENTS`` frames: already coded (pixel, time) pairs, decoded and checked (in range, time
+  order) into the event buffer by :class:`~bs4nn.firmware.payloads.EventFrameDecoder`.
+* Either way :class:`~bs4nn.firmware.event_source.EventSource` then streams the buffer to the core.
+* ``WEIGHT`` frames: one weight-memory word (:class:`~bs4nn.firmware.payloads.WeightFrameDecoder`)
+  through the core's write port, then an ``ACK``.
+* The result goes out through :class:`~bs4nn.firmware.payloads.ResultSerialiser`.
+
+This module is the glue: it wires those engines and runs the control FSM (which frame, which reply).
 
 Nothing is applied before its frame's CRC is checked; a bad frame gets an ``ERROR`` frame and
 changes nothing.  The host must wait for each reply before sending the next frame; a frame that
@@ -22,49 +23,41 @@ arrives (even in part) while the board is busy is ignored, without a reply (the 
 """
 # ruff: noqa: SIM117  # nested m.If / m.State blocks are the Amaranth idiom
 
-import numpy as np
-from amaranth import Array, Cat, Const, Module, Mux, Signal
-from amaranth.lib import memory, wiring
+from dataclasses import dataclass, field
+
+from amaranth import Module, Mux, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import DEFAULT_LANES
+from bs4nn.firmware.event_source import EventSource
 from bs4nn.firmware.frames import LENGTH_BITS, FrameParser, FrameSender
+from bs4nn.firmware.payloads import EventFrameDecoder, ResultSerialiser, WeightFrameDecoder
+from bs4nn.firmware.pixel_coder import PixelCoder
 from bs4nn.firmware.protocol import (
     BYTE_BITS,
-    FIELD_BYTES,
+    EVENT_BYTES,
+    MAX_CLASSES,
+    MAX_INPUTS,
     ErrorCode,
     FrameType,
+    payload_bytes,
     result_payload_bytes,
+    weight_fields,
 )
 from bs4nn.firmware.uart import UARTRx, UARTTx
 from bs4nn.rtl.core import Bs4nnCore
 from bs4nn.sim.golden import IntegerNetwork
-from bs4nn.sim.semantics import encode_images
 
-EVENT_BYTES = 2 * FIELD_BYTES  # pixel, time
-WEIGHT_HEADER_BYTES = 1 + FIELD_BYTES  # layer, address
-BYTE_VALUES = 1 << BYTE_BITS
 DEFAULT_TIMEOUT_BYTES = 1000  # a frame pausing longer than this many byte times is dropped
 UART_FRAME_BITS = 10
-
-
-def weight_data_bytes(lanes: int) -> int:
-    return -(-lanes // BYTE_BITS)
-
-
-def pixel_time_table(tmax: int, imax: int) -> list[int]:
-    """ROM contents: the spike time of every byte value; bit ``time_bits`` set = above imax (bad)."""
-    values = np.arange(BYTE_VALUES)
-    times = encode_images(np.minimum(values, imax)[None, :], tmax, imax)[0]
-    bad = values > imax
-    return [int(t) | (int(b) << tmax.bit_length()) for t, b in zip(times, bad, strict=True)]
 
 
 def frame_lengths(network: IntegerNetwork, lanes: int) -> dict[int, tuple[int, int]]:
     """Payload length range of every frame type the board accepts."""
     n_in = network.layers[0].fan_in
-    weight_bytes = WEIGHT_HEADER_BYTES + weight_data_bytes(lanes)
+    weight_bytes = payload_bytes(weight_fields(lanes))
     return {
         FrameType.IMAGE: (n_in, n_in),
         FrameType.EVENTS: (0, EVENT_BYTES * n_in),
@@ -96,10 +89,10 @@ class BoardTop(wiring.Component):
         """``weight_init=False``: the core's weight memories start empty (iCE40 SPRAM has no
         initial contents); the host loads them with ``WEIGHT`` frames (``bs4nn run --upload``)."""
         n_in, n_out = network.layers[0].fan_in, network.layers[-1].fan_out
-        if n_out > BYTE_VALUES or EVENT_BYTES * n_in >= 1 << (BYTE_BITS * FIELD_BYTES):
+        if n_out > MAX_CLASSES or n_in > MAX_INPUTS:
             raise Bs4nnError(
-                f"the UART protocol carries up to {BYTE_VALUES} classes and "
-                f"{((1 << (BYTE_BITS * FIELD_BYTES)) - 1) // EVENT_BYTES} inputs; this network has {n_out} and {n_in}"
+                f"the UART protocol carries up to {MAX_CLASSES} classes and {MAX_INPUTS} inputs; "
+                f"this network has {n_out} and {n_in}"
             )
         self.network = network
         self.weight_init = weight_init
@@ -114,251 +107,146 @@ class BoardTop(wiring.Component):
         network = self.network
         m.submodules.core = core = Bs4nnCore(network, self.lanes, weight_init=self.weight_init)
         params = core.params
-        n_in, n_out, tmax = params.n_in, params.n_out, network.tmax
-        time_bits, pixel_bits = params.time_bits, params.pixel_bits
         m.submodules.uart_rx = uart_rx = UARTRx(self.divisor)
         m.submodules.uart_tx = uart_tx = UARTTx(self.divisor)
-        m.submodules.parser = parser = FrameParser(frame_lengths(network, self.lanes), self.timeout_cycles)
-        m.submodules.sender = sender = FrameSender()
+        parts = _Parts(
+            core=core,
+            parser=FrameParser(frame_lengths(network, self.lanes), self.timeout_cycles),
+            sender=FrameSender(),
+            coder=PixelCoder(params, network.imax),
+            event_decoder=EventFrameDecoder(params),
+            weight_decoder=WeightFrameDecoder(params),
+            source=EventSource(params),
+            serialiser=ResultSerialiser(params),
+        )
+        m.submodules.parser, m.submodules.sender = parts.parser, parts.sender
+        m.submodules.pixel_coder, m.submodules.event_source = parts.coder, parts.source
+        m.submodules.event_decoder, m.submodules.weight_decoder = parts.event_decoder, parts.weight_decoder
+        m.submodules.result_serialiser = parts.serialiser
         m.d.comb += [
             uart_rx.rx.eq(self.rx),
             self.tx.eq(uart_tx.tx),
-            parser.byte.eq(uart_rx.data),
-            parser.byte_valid.eq(uart_rx.valid),
-            uart_tx.data.eq(sender.tx_data),
-            uart_tx.valid.eq(sender.tx_valid),
-            sender.tx_ready.eq(uart_tx.ready),
+            parts.parser.byte.eq(uart_rx.data),
+            parts.parser.byte_valid.eq(uart_rx.valid),
+            uart_tx.data.eq(parts.sender.tx_data),
+            uart_tx.valid.eq(parts.sender.tx_valid),
+            parts.sender.tx_ready.eq(uart_tx.ready),
             core.early_exit.eq(int(self.early_exit)),
+            core.weights.payload.eq(parts.weight_decoder.write),
+            self.coding.eq(parts.coder.coding),
+            self.busy.eq(~parts.idle),
         ]
-
-        # --- buffers, written while a frame arrives (only while idle) ---
-        m.submodules.pixel_times = pixel_times = memory.Memory(shape=time_bits, depth=n_in, init=[])
-        m.submodules.code_rom = code_rom = memory.Memory(
-            shape=time_bits + 1, depth=BYTE_VALUES, init=pixel_time_table(tmax, network.imax)
-        )
-        m.submodules.events = events_mem = memory.Memory(shape=pixel_bits + time_bits, depth=n_in, init=[])
-        # spikes per step while receiving; start index of each step after the prefix pass
-        m.submodules.histogram = histogram = memory.Memory(shape=range(n_in + 1), depth=tmax, init=[])
-        hist_write, hist_read = histogram.write_port(), histogram.read_port()
-        times_write, times_read = pixel_times.write_port(), pixel_times.read_port()
-        code_read = code_rom.read_port()
-        events_write, events_read = events_mem.write_port(), events_mem.read_port()
-
-        idle = Signal()
-        value_error = Signal()  # a pixel above imax, or an event out of range / out of order
-        pending_pixel = Signal()  # the ROM is reading the time of the pixel received last cycle
-        pending_index = Signal(LENGTH_BITS)
-        pending_count = Signal()  # the histogram is reading the count of `pending_time`
-        pending_time = Signal(time_bits)
-        dropped = Signal()  # a payload byte of the current frame arrived while busy: ignore the frame
-        event_word = Signal(EVENT_BYTES * BYTE_BITS)  # the event being assembled, big-endian
-        last_time = Signal(time_bits)  # time of the previous event of the frame (order check)
-        weight_bytes = WEIGHT_HEADER_BYTES + weight_data_bytes(self.lanes)
-        weight_word = Signal(weight_bytes * BYTE_BITS)
-        receiving = parser.payload_valid & idle
-
-        m.d.comb += code_read.addr.eq(parser.payload_byte)
-        m.d.sync += pending_pixel.eq(receiving & (parser.frame_type == FrameType.IMAGE))
-        with m.If(receiving):
-            m.d.sync += pending_index.eq(parser.payload_index)
-            with m.If(parser.frame_type == FrameType.EVENTS):
-                new_word = Cat(parser.payload_byte, event_word[:-BYTE_BITS])
-                m.d.sync += event_word.eq(new_word)
-                event_pixel = new_word[FIELD_BYTES * BYTE_BITS :]
-                event_time = new_word[: FIELD_BYTES * BYTE_BITS]
-                with m.If(parser.payload_index[:2] == EVENT_BYTES - 1):
-                    m.d.comb += [
-                        events_write.en.eq(1),
-                        events_write.addr.eq(parser.payload_index >> 2),
-                        events_write.data.eq(Cat(event_pixel[:pixel_bits], event_time[:time_bits])),
-                    ]
-                    m.d.sync += last_time.eq(event_time)
-                    out_of_order = (event_time < last_time) & (parser.payload_index > EVENT_BYTES)
-                    with m.If((event_pixel >= n_in) | (event_time >= tmax) | out_of_order):
-                        m.d.sync += value_error.eq(1)
-            with m.If(parser.frame_type == FrameType.WEIGHT):
-                m.d.sync += weight_word.eq(Cat(parser.payload_byte, weight_word[:-BYTE_BITS]))
-        with m.If(parser.payload_valid & ~idle):
-            m.d.sync += dropped.eq(1)
-        pixel_time = code_read.data[:time_bits]
-        m.d.sync += [pending_count.eq(0), pending_time.eq(pixel_time)]
-        with m.If(pending_pixel):
-            m.d.comb += [times_write.en.eq(1), times_write.addr.eq(pending_index), times_write.data.eq(pixel_time)]
-            with m.If(code_read.data[time_bits]):
-                m.d.sync += value_error.eq(1)
-            with m.Elif(pixel_time < tmax):
-                m.d.sync += pending_count.eq(1)
-
-        # --- weight frame fields ---
-        weight_layer = weight_word[(weight_bytes - 1) * BYTE_BITS :]
-        weight_address = weight_word[(weight_bytes - WEIGHT_HEADER_BYTES) * BYTE_BITS : (weight_bytes - 1) * BYTE_BITS]
-        weight_data = weight_word[: (weight_bytes - WEIGHT_HEADER_BYTES) * BYTE_BITS]
-        depths = [layer.layout.depth for layer in params.layers]
-        weight_ok = Const(0)
-        for index, depth in enumerate(depths):
-            weight_ok = weight_ok | ((weight_layer == index) & (weight_address < depth))
-        m.d.comb += [
-            core.weights.payload.layer.eq(weight_layer),
-            core.weights.payload.address.eq(weight_address),
-            core.weights.payload.data.eq(weight_data),
-        ]
-
-        # --- the reply ---
-        reply_type = Signal(BYTE_BITS)
-        reply_length = Signal(LENGTH_BITS)
-        error_code = Signal(BYTE_BITS)
-        result = Signal(params.result_layout)
-        payload_bytes = [result.decision.as_unsigned()]
-
-        def big_endian(value, signed: bool) -> list:
-            width = FIELD_BYTES * BYTE_BITS
-            wide = value.as_signed() if signed else value.as_unsigned()
-            extended = Signal(width)
-            m.d.comb += extended.eq(wide)
-            return [extended[(FIELD_BYTES - 1 - k) * BYTE_BITS :][:BYTE_BITS] for k in range(FIELD_BYTES)]
-
-        payload_bytes += big_endian(result.decision_time, signed=False)
-        for j in range(n_out):
-            payload_bytes += big_endian(result.spike_times[j], signed=False)
-        for j in range(n_out):
-            payload_bytes += big_endian(result.counts[j], signed=True)
-        assert len(payload_bytes) == result_payload_bytes(n_out)
-        result_byte = Array(payload_bytes)[sender.payload_index[: max(1, (len(payload_bytes) - 1).bit_length())]]
-        m.d.comb += [
-            sender.frame_type.eq(reply_type),
-            sender.length.eq(reply_length),
-            sender.payload_byte.eq(Mux(reply_type == FrameType.RESULT, result_byte, error_code)),
-        ]
-
-        # --- event source and control ---
-        step = Signal(time_bits)
-        pixel = Signal(range(n_in + 1))
-        n_events = Signal(range(n_in + 1))
-        have_result = Signal()
-        frame_bytes = Signal(LENGTH_BITS)  # payload bytes of the frame just checked
-        m.d.comb += frame_bytes.eq(parser.payload_index + 1)
-        m.d.comb += [times_read.addr.eq(pixel), events_read.addr.eq(pixel)]
-        m.d.comb += core.result.ready.eq(~have_result & ~idle)
-        with m.If(core.result.valid & core.result.ready):
-            m.d.sync += [result.eq(core.result.payload), have_result.eq(1)]
-
-        def reply(frame_type: int, length: int, code: int = 0) -> list:
-            return [reply_type.eq(frame_type), reply_length.eq(length), error_code.eq(code)]
-
-        running = Signal(range(n_in + 1))  # prefix sum of the histogram
-        scatter_time = Signal(time_bits)
-        clear_step = Signal(range(tmax + 1))
-
-        with m.If(parser.done & ~idle):
-            m.d.sync += dropped.eq(0)
-
-        def next_pixel() -> None:
-            """Scatter the next pixel, or after the last one stream the sorted events."""
-            m.d.sync += pixel.eq(pixel + 1)
-            with m.If(pixel == n_in - 1):
-                m.d.sync += [pixel.eq(0), n_events.eq(running)]
-                m.next = "EVENT_READ"
-            with m.Else():
-                m.next = "SCATTER_READ"
-
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += idle.eq(1)
-                # histogram update of the pixel received two cycles ago (bytes are >= 40 cycles apart)
-                m.d.comb += hist_read.addr.eq(pixel_time)
-                with m.If(pending_count):
-                    m.d.comb += [hist_write.en.eq(1), hist_write.addr.eq(pending_time)]
-                    m.d.comb += hist_write.data.eq(hist_read.data + 1)
-                with m.If(parser.done & dropped):
-                    m.d.sync += dropped.eq(0)  # partly received while busy: no reply, nothing applied
-                with m.Elif(parser.done):
-                    m.d.sync += [step.eq(0), pixel.eq(0), have_result.eq(0), running.eq(0)]
-                    with m.If(parser.error != 0):
-                        m.d.sync += reply(FrameType.ERROR, 1, parser.error)
-                        m.next = "REPLY"
-                    with m.Elif(value_error):
-                        m.d.sync += reply(FrameType.ERROR, 1, ErrorCode.BAD_VALUE)
-                        m.next = "REPLY"
-                    with m.Elif(parser.frame_type == FrameType.IMAGE):
-                        m.next = "PREFIX_READ"
-                    with m.Elif(parser.frame_type == FrameType.EVENTS):
-                        with m.If(frame_bytes[:2] != 0):  # not a whole number of events
-                            m.d.sync += reply(FrameType.ERROR, 1, ErrorCode.BAD_LENGTH)
-                            m.next = "REPLY"
-                        with m.Else():
-                            m.d.sync += n_events.eq(frame_bytes >> 2)
-                            m.next = "EVENT_READ"
-                    with m.Else():  # WEIGHT
-                        with m.If(weight_ok & core.idle):
-                            m.d.comb += core.weights.valid.eq(1)
-                            m.d.sync += reply(FrameType.ACK, 0)
-                        with m.Else():
-                            m.d.sync += reply(FrameType.ERROR, 1, ErrorCode.BAD_VALUE)
-                        m.next = "REPLY"
-            # pixel coder, a counting sort: start index of every step, then pixels scattered by time
-            with m.State("PREFIX_READ"):  # the histogram reads `step`
-                m.d.comb += self.coding.eq(1)
-                m.d.comb += hist_read.addr.eq(step)
-                m.next = "PREFIX_ADD"
-            with m.State("PREFIX_ADD"):
-                m.d.comb += self.coding.eq(1)
-                m.d.comb += [hist_write.en.eq(1), hist_write.addr.eq(step), hist_write.data.eq(running)]
-                m.d.sync += [running.eq(running + hist_read.data), step.eq(step + 1)]
-                with m.If(step == tmax - 1):
-                    m.next = "SCATTER_READ"
-                with m.Else():
-                    m.next = "PREFIX_READ"
-            with m.State("SCATTER_READ"):  # the time buffer reads `pixel`
-                m.d.comb += self.coding.eq(1)
-                m.next = "SCATTER_TIME"
-            with m.State("SCATTER_TIME"):  # the histogram reads the next free slot of the pixel's step
-                m.d.comb += self.coding.eq(1)
-                m.d.comb += hist_read.addr.eq(times_read.data)
-                m.d.sync += scatter_time.eq(times_read.data)
-                with m.If(times_read.data < tmax):
-                    m.next = "SCATTER_WRITE"
-                with m.Else():  # a black pixel: no spike
-                    next_pixel()
-            with m.State("SCATTER_WRITE"):
-                m.d.comb += self.coding.eq(1)
-                slot = hist_read.data
-                m.d.comb += [
-                    events_write.en.eq(1),
-                    events_write.addr.eq(slot),
-                    events_write.data.eq(Cat(pixel[:pixel_bits], scatter_time)),
-                    hist_write.en.eq(1),
-                    hist_write.addr.eq(scatter_time),
-                    hist_write.data.eq(slot + 1),
-                ]
-                next_pixel()
-            # already coded events
-            with m.State("EVENT_READ"):
-                with m.If(pixel == n_events):
-                    m.next = "END"
-                with m.Else():
-                    m.next = "EVENT_SEND"
-            with m.State("EVENT_SEND"):
-                m.d.comb += [core.events.valid.eq(1), core.events.payload.as_value().eq(events_read.data)]
-                with m.If(core.events.ready):
-                    m.d.sync += pixel.eq(pixel + 1)
-                    m.next = "EVENT_READ"
-            with m.State("END"):
-                m.d.comb += [core.events.valid.eq(1), core.events.payload.time.eq(tmax)]
-                with m.If(core.events.ready):
-                    m.next = "WAIT_RESULT"
-            with m.State("WAIT_RESULT"):
-                with m.If(have_result):
-                    m.d.sync += reply(FrameType.RESULT, result_payload_bytes(n_out))
-                    m.next = "REPLY"
-            with m.State("REPLY"):
-                m.d.comb += sender.start.eq(1)
-                m.d.sync += [value_error.eq(0), last_time.eq(0), clear_step.eq(0)]
-                m.next = "SENDING"
-            with m.State("SENDING"):  # meanwhile: clear the histogram for the next frame
-                with m.If(clear_step != tmax):
-                    m.d.comb += [hist_write.en.eq(1), hist_write.addr.eq(clear_step), hist_write.data.eq(0)]
-                    m.d.sync += clear_step.eq(clear_step + 1)
-                with m.Elif(~sender.busy):
-                    m.next = "IDLE"
-        m.d.comb += self.busy.eq(~idle)
+        wiring.connect(m, parts.source.events, core.events)
+        _route_payloads(m, parts)
+        _control(m, parts)
         return m
+
+
+@dataclass
+class _Parts:
+    """The board top's engines, and the ``idle`` flag of its control."""
+
+    core: Bs4nnCore
+    parser: FrameParser
+    sender: FrameSender
+    coder: PixelCoder
+    event_decoder: EventFrameDecoder
+    weight_decoder: WeightFrameDecoder
+    source: EventSource
+    serialiser: ResultSerialiser
+    idle: Signal = field(default_factory=lambda: Signal(name="idle"))
+
+
+def _route_payloads(m: Module, parts: _Parts) -> None:
+    """Payload bytes go to the engine of their frame type (only while idle); the event buffer
+    takes the writes of whichever decoder is active (one frame type at a time)."""
+    parser, coder, events, weights, source = (
+        parts.parser,
+        parts.coder,
+        parts.event_decoder,
+        parts.weight_decoder,
+        parts.source,
+    )
+    receiving = parser.payload_valid & parts.idle
+    for decoder, frame_type in ((coder, FrameType.IMAGE), (events, FrameType.EVENTS)):
+        m.d.comb += [decoder.byte.eq(parser.payload_byte), decoder.byte_index.eq(parser.payload_index)]
+        m.d.comb += decoder.byte_valid.eq(receiving & (parser.frame_type == frame_type))
+    m.d.comb += [
+        weights.byte.eq(parser.payload_byte),
+        weights.byte_valid.eq(receiving & (parser.frame_type == FrameType.WEIGHT)),
+        events.clear.eq(parser.done),
+        source.write_en.eq(coder.write_en | events.write_en),
+        source.write_addr.eq(Mux(coder.write_en, coder.write_addr, events.write_addr)),
+        source.write_data.eq(Mux(coder.write_en, coder.write_data, events.write_data)),
+    ]
+
+
+def _control(m: Module, parts: _Parts) -> None:
+    """The board's FSM: act on a checked frame, wait for the core, send the one reply."""
+    parser, sender, core, coder, source = parts.parser, parts.sender, parts.core, parts.coder, parts.source
+    dropped = Signal()  # a payload byte of the current frame arrived while busy: ignore the frame
+    with m.If(parser.payload_valid & ~parts.idle):
+        m.d.sync += dropped.eq(1)
+    with m.If(parser.done & ~parts.idle):
+        m.d.sync += dropped.eq(0)
+    have_result = Signal()  # the core's result, held for the reply
+    m.d.comb += core.result.ready.eq(~have_result & ~parts.idle)
+    with m.If(core.result.valid & core.result.ready):
+        m.d.sync += [parts.serialiser.result.eq(core.result.payload), have_result.eq(1)]
+    reply_type, reply_length, error_code = Signal(BYTE_BITS), Signal(LENGTH_BITS), Signal(BYTE_BITS)
+    m.d.comb += [
+        parts.serialiser.index.eq(sender.payload_index),
+        sender.frame_type.eq(reply_type),
+        sender.length.eq(reply_length),
+        sender.payload_byte.eq(Mux(reply_type == FrameType.RESULT, parts.serialiser.byte, error_code)),
+    ]
+    reply_lengths = {FrameType.RESULT: result_payload_bytes(core.params.n_out), FrameType.ACK: 0, FrameType.ERROR: 1}
+
+    def reply(frame_type: FrameType, code=0) -> None:
+        """Answer with ``frame_type`` (an ``ERROR`` carries ``code``): next state ``REPLY``."""
+        m.d.sync += [reply_type.eq(frame_type), reply_length.eq(reply_lengths[frame_type]), error_code.eq(code)]
+        m.next = "REPLY"
+
+    value_error = coder.error | parts.event_decoder.error  # a pixel above imax, an event out of range / order
+    with m.FSM():
+        with m.State("IDLE"):
+            m.d.comb += parts.idle.eq(1)
+            with m.If(parser.done & dropped):
+                m.d.sync += dropped.eq(0)  # partly received while busy: no reply, nothing applied
+            with m.Elif(parser.done):
+                m.d.sync += have_result.eq(0)
+                with m.If(parser.error != 0):
+                    reply(FrameType.ERROR, parser.error)
+                with m.Elif(value_error):
+                    reply(FrameType.ERROR, ErrorCode.BAD_VALUE)
+                with m.Elif(parser.frame_type == FrameType.IMAGE):
+                    m.d.comb += coder.start.eq(1)
+                    m.next = "CODING"
+                with m.Elif(parser.frame_type == FrameType.EVENTS):
+                    with m.If(~parts.event_decoder.whole):  # not a whole number of events
+                        reply(FrameType.ERROR, ErrorCode.BAD_LENGTH)
+                    with m.Else():
+                        m.d.comb += [source.start.eq(1), source.count.eq(parts.event_decoder.count)]
+                        m.next = "STREAM"
+                with m.Else():  # WEIGHT
+                    with m.If(parts.weight_decoder.ok & core.idle):
+                        m.d.comb += core.weights.valid.eq(1)
+                        reply(FrameType.ACK)
+                    with m.Else():
+                        reply(FrameType.ERROR, ErrorCode.BAD_VALUE)
+        with m.State("CODING"):
+            with m.If(coder.done):
+                m.d.comb += [source.start.eq(1), source.count.eq(coder.count)]
+                m.next = "STREAM"
+        with m.State("STREAM"):
+            with m.If(source.done):
+                m.next = "WAIT_RESULT"
+        with m.State("WAIT_RESULT"):
+            with m.If(have_result):
+                reply(FrameType.RESULT)
+        with m.State("REPLY"):
+            m.d.comb += [sender.start.eq(1), coder.clear.eq(1)]
+            m.next = "SENDING"
+        with m.State("SENDING"):  # meanwhile the pixel coder clears its histogram
+            with m.If(~coder.clearing & ~sender.busy):
+                m.next = "IDLE"

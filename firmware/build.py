@@ -30,10 +30,10 @@ from amaranth.lib import io
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits
 from bs4nn.fileio import atomic_write_text, output_directory, sha256_path
-from bs4nn.firmware.board import BYTE_VALUES, BoardTop
+from bs4nn.firmware.board import BoardTop
+from bs4nn.firmware.protocol import BYTE_VALUES, DEFAULT_BAUD
 from bs4nn.sim.golden import IntegerNetwork
 
-DEFAULT_BAUD = 115_200
 TOP_NAME = "bs4nn_board"
 BITS_PER_KBIT = 1024
 NEXTPNR_REPORT = "nextpnr_report.json"

@@ -13,8 +13,9 @@ import numpy as np
 import serial
 
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.layout import weight_memory_words
+from bs4nn.export.layout import network_weight_writes
 from bs4nn.firmware.protocol import (
+    DEFAULT_BAUD,
     BoardResult,
     ErrorCode,
     Frame,
@@ -28,7 +29,6 @@ from bs4nn.firmware.protocol import (
 from bs4nn.sim.golden import IntegerNetwork
 from bs4nn.sim.semantics import encode_images
 
-DEFAULT_BAUD = 115_200
 DEFAULT_TIMEOUT_S = 5.0
 READ_CHUNK = 256
 
@@ -128,11 +128,9 @@ class BoardLink:
         """
         from tqdm import tqdm
 
-        words = [weight_memory_words(layer.signs, lanes) for layer in network.layers]
-        total = sum(len(layer_words) for layer_words in words)
-        with tqdm(total=total, desc="weights", unit="word", disable=not progress) as bar:
-            for index, layer_words in enumerate(words):
-                for address, word in enumerate(layer_words):
-                    self.write_weight(index, address, int(word), lanes)
-                    bar.update(1)
-        return total
+        writes = network_weight_writes(network, lanes)
+        with tqdm(total=len(writes), desc="weights", unit="word", disable=not progress) as bar:
+            for layer, address, word in writes.tolist():
+                self.write_weight(layer, address, word, lanes)
+                bar.update(1)
+        return len(writes)

@@ -33,9 +33,12 @@ import enum
 from dataclasses import dataclass
 
 import numpy as np
+from amaranth import unsigned
+from amaranth.lib import data
 from amaranth.lib.crc import catalog
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.sim.semantics import address_events
 
 START = 0xA5
 LENGTH_BYTES = 2
@@ -43,7 +46,49 @@ CRC_BYTES = 2
 HEADER_BYTES = 1 + 1 + LENGTH_BYTES  # start, type, length
 CRC_ALGORITHM = catalog.CRC16_CCITT_FALSE
 BYTE_BITS = 8
+BYTE_VALUES = 1 << BYTE_BITS
 FIELD_BYTES = 2  # every multi-byte number in a payload
+DEFAULT_BAUD = 115_200
+"""UART baud rate of the link: what a board is built for and what the host opens, unless told."""
+
+Fields = tuple[tuple[str, int], ...]
+"""A payload's fields in wire order: ``(name, bytes)``, each big-endian."""
+EVENT_FIELDS: Fields = (("pixel", FIELD_BYTES), ("time", FIELD_BYTES))
+EVENT_BYTES = sum(size for _, size in EVENT_FIELDS)
+MAX_INPUTS = ((1 << (BYTE_BITS * FIELD_BYTES)) - 1) // EVENT_BYTES
+"""Most inputs a network may have: a whole ``EVENTS`` frame's length must fit a field."""
+MAX_CLASSES = BYTE_VALUES
+"""Most outputs: the decision is one byte."""
+
+
+def weight_fields(lanes: int) -> Fields:
+    """The ``WEIGHT`` frame's payload: layer, word address, the word (``ceil(lanes / 8)`` bytes)."""
+    return (("layer", 1), ("address", FIELD_BYTES), ("data", -(-lanes // BYTE_BITS)))
+
+
+def payload_bytes(fields: Fields) -> int:
+    return sum(size for _, size in fields)
+
+
+def pack_fields(fields: Fields, values: dict[str, int]) -> bytes:
+    """``values`` as the payload ``fields`` describe (big-endian, wire order; negative values in
+    two's complement)."""
+    return b"".join((int(values[name]) % (1 << (size * BYTE_BITS))).to_bytes(size, "big") for name, size in fields)
+
+
+def unpack_fields(fields: Fields, payload: bytes) -> dict[str, int]:
+    """Inverse of :func:`pack_fields` (unsigned values)."""
+    values, offset = {}, 0
+    for name, size in fields:
+        values[name] = int.from_bytes(payload[offset : offset + size], "big")
+        offset += size
+    return values
+
+
+def fields_layout(fields: Fields) -> data.StructLayout:
+    """The payload as one big-endian number (first byte in the most significant bits), field by
+    field: how a board's byte shift register sees it, so the board never slices bits by hand."""
+    return data.StructLayout({name: unsigned(size * BYTE_BITS) for name, size in reversed(fields)})
 
 
 class FrameType(enum.IntEnum):
@@ -128,19 +173,17 @@ def image_frame(pixels: np.ndarray, imax: int) -> bytes:
 
 
 def events_frame(input_times: np.ndarray, tmax: int) -> bytes:
-    """An ``EVENTS`` frame: one image's spikes ``(pixel, time)`` in time order (pixel order within a step)."""
-    times = np.asarray(input_times).reshape(-1)
-    order = np.argsort(times, kind="stable")
-    order = order[times[order] < tmax]
-    pairs = np.stack([order, times[order]], axis=1).astype(">u2")
-    return encode_frame(FrameType.EVENTS, pairs.tobytes())
+    """An ``EVENTS`` frame: one image's :func:`~bs4nn.sim.semantics.address_events`."""
+    events = address_events(input_times, tmax).tolist()
+    payload = b"".join(pack_fields(EVENT_FIELDS, {"pixel": pixel, "time": time}) for pixel, time in events)
+    return encode_frame(FrameType.EVENTS, payload)
 
 
-def weight_frame(layer: int, address: int, data: int, lanes: int) -> bytes:
+def weight_frame(layer: int, address: int, word: int, lanes: int) -> bytes:
     """A ``WEIGHT`` frame writing one weight-memory word."""
-    data_bytes = -(-lanes // BYTE_BITS)
-    payload = bytes([layer]) + address.to_bytes(FIELD_BYTES, "big") + data.to_bytes(data_bytes, "big")
-    return encode_frame(FrameType.WEIGHT, payload)
+    return encode_frame(
+        FrameType.WEIGHT, pack_fields(weight_fields(lanes), {"layer": layer, "address": address, "data": word})
+    )
 
 
 @dataclass(frozen=True)
@@ -153,21 +196,34 @@ class BoardResult:
     counts: tuple[int, ...]
 
 
+def result_fields(n_out: int) -> Fields:
+    """The ``RESULT`` frame's payload: decision, decision time, ``n_out`` spike times, ``n_out``
+    final counters (two's complement)."""
+    times = tuple((f"spike_time{j}", FIELD_BYTES) for j in range(n_out))
+    counts = tuple((f"count{j}", FIELD_BYTES) for j in range(n_out))
+    return (("decision", 1), ("decision_time", FIELD_BYTES), *times, *counts)
+
+
 def result_payload_bytes(n_out: int) -> int:
-    return 1 + FIELD_BYTES + 2 * n_out * FIELD_BYTES
+    return payload_bytes(result_fields(n_out))
 
 
 def decode_result(payload: bytes, n_out: int) -> BoardResult:
-    if len(payload) != result_payload_bytes(n_out):
-        raise Bs4nnError(f"result frame of {len(payload)} bytes, expected {result_payload_bytes(n_out)} for {n_out}")
-    fields = np.frombuffer(payload[1:], dtype=">u2")
-    times = fields[1 : 1 + n_out]
-    counts = fields[1 + n_out :].astype(np.int16)  # two's complement
-    return BoardResult(int(payload[0]), int(fields[0]), tuple(int(t) for t in times), tuple(int(c) for c in counts))
+    fields = result_fields(n_out)
+    if len(payload) != payload_bytes(fields):
+        raise Bs4nnError(f"result frame of {len(payload)} bytes, expected {payload_bytes(fields)} for {n_out}")
+    values = unpack_fields(fields, payload)
+    counts = []
+    for j in range(n_out):  # two's complement
+        raw, bits = values[f"count{j}"], FIELD_BYTES * BYTE_BITS
+        counts.append(raw - (1 << bits) if raw >> (bits - 1) else raw)
+    times = tuple(values[f"spike_time{j}"] for j in range(n_out))
+    return BoardResult(values["decision"], values["decision_time"], times, tuple(counts))
 
 
 def encode_result(result: BoardResult) -> bytes:
     """The ``RESULT`` frame a board sends (used by tests and the reference)."""
-    fields = np.array([result.decision_time, *result.spike_times], dtype=">u2").tobytes()
-    counts = np.array(result.counts, dtype=">i2").tobytes()
-    return encode_frame(FrameType.RESULT, bytes([result.decision]) + fields + counts)
+    values = {"decision": result.decision, "decision_time": result.decision_time}
+    values |= {f"spike_time{j}": time for j, time in enumerate(result.spike_times)}
+    values |= {f"count{j}": count for j, count in enumerate(result.counts)}
+    return encode_frame(FrameType.RESULT, pack_fields(result_fields(len(result.counts)), values))

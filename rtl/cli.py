@@ -10,9 +10,9 @@ from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES
 from bs4nn.fileio import atomic_write_text, refuse_folder_target
-from bs4nn.rtl.core import CoreParams
 from bs4nn.rtl.cycles import clear_cycles, worst_case_cycles
 from bs4nn.rtl.generate import TOP, generate_verilog, synthesize_ice40
+from bs4nn.rtl.params import CoreParams
 
 REPORT_LANES = (8, 16, 32)
 

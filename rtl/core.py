@@ -9,249 +9,43 @@ spike of step ``t``: exactly the golden model's rule (:mod:`bs4nn.sim.semantics`
 received no event in a step keeps its counters, so its scan is skipped, and steps without
 input events cost nothing.
 
+Pieces: :mod:`bs4nn.rtl.params` (widths and payload layouts), :mod:`bs4nn.rtl.memories` (a layer's
+weight and counter memories), :mod:`bs4nn.rtl.neuron` (what a spike does to a counter word and
+which counters fire: the part a network family swaps), :mod:`bs4nn.rtl.readout` (output counters
+and argmax); this module is the controller that sequences them and the glue.
 Interface and cycle formula: ``rtl/README.md`` and :mod:`bs4nn.rtl.cycles`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal
 from amaranth.hdl import Assert, Assume
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits, time_bits, weight_memory_words
+from bs4nn.export.layout import DEFAULT_LANES, network_weight_words
+from bs4nn.rtl.memories import LayerMemories
+from bs4nn.rtl.neuron import CounterIntegrate, ThresholdTest
+from bs4nn.rtl.params import CoreParams, LayerParams, strobe
+from bs4nn.rtl.readout import OutputReadout
 from bs4nn.sim.golden import IntegerNetwork
 
 
-def _index_bits(count: int) -> int:
-    """Unsigned width of an index ``0 .. count-1`` (at least 1 bit)."""
-    return max(1, (count - 1).bit_length())
+class LowestLane(wiring.Component):
+    """The lowest set bit of ``pending`` (a priority encoder): a word's spikes leave lowest neuron first."""
 
-
-def _to_signed(value: int, bits: int) -> int:
-    return value - (1 << bits) if value >> (bits - 1) else value
-
-
-@dataclass(frozen=True)
-class LayerParams:
-    """Elaboration parameters of one layer of the core."""
-
-    fan_in: int
-    fan_out: int
-    threshold_count: int
-    lanes: int
-
-    @property
-    def layout(self) -> MemoryLayout:
-        return MemoryLayout(self.fan_in, self.fan_out, self.lanes)
-
-    @property
-    def words(self) -> int:
-        """Counter words of this layer (= weight words per presynaptic row)."""
-        return self.layout.words_per_row
-
-    @property
-    def counter_bits(self) -> int:
-        return counter_bits(self.fan_in, self.threshold_count)
-
-    @property
-    def state_layout(self) -> data.ArrayLayout:
-        """One counter-memory word: ``lanes`` (signed counter, fired flag) pairs."""
-        lane = data.StructLayout({"count": signed(self.counter_bits), "fired": unsigned(1)})
-        return data.ArrayLayout(lane, self.lanes)
-
-
-@dataclass(frozen=True)
-class CoreParams:
-    """Every width and layout of the core, derived from a network and a lane count.
-
-    Testbenches use it to build input beats and decode output beats (``encode_event``,
-    ``decode_result``...) instead of re-deriving bit positions.
-    """
-
-    layers: tuple[LayerParams, ...]
-    tmax: int
-    lanes: int
-
-    @classmethod
-    def from_network(cls, network: IntegerNetwork, lanes: int) -> CoreParams:
-        layers = tuple(
-            LayerParams(layer.fan_in, layer.fan_out, layer.threshold_count, lanes) for layer in network.layers
-        )
-        return cls(layers, network.tmax, lanes)
-
-    @property
-    def n_in(self) -> int:
-        return self.layers[0].fan_in
-
-    @property
-    def n_out(self) -> int:
-        return self.layers[-1].fan_out
-
-    @property
-    def pixel_bits(self) -> int:
-        return _index_bits(self.n_in)
-
-    @property
-    def time_bits(self) -> int:
-        return time_bits(self.tmax)
-
-    @property
-    def class_bits(self) -> int:
-        return _index_bits(self.n_out)
-
-    @property
-    def neuron_bits(self) -> int:
-        return _index_bits(max(layer.fan_out for layer in self.layers))
-
-    @property
-    def layer_bits(self) -> int:
-        return _index_bits(len(self.layers))
-
-    @property
-    def count_bits(self) -> int:
-        """Width of the output counters reported in the result."""
-        return self.layers[-1].counter_bits
-
-    @property
-    def address_bits(self) -> int:
-        return max(layer.layout.address_bits for layer in self.layers)
-
-    @property
-    def event_layout(self) -> data.StructLayout:
-        return data.StructLayout({"pixel": unsigned(self.pixel_bits), "time": unsigned(self.time_bits)})
-
-    @property
-    def result_layout(self) -> data.StructLayout:
-        return data.StructLayout(
-            {
-                "decision": unsigned(self.class_bits),
-                "decision_time": unsigned(self.time_bits),
-                "spike_times": data.ArrayLayout(unsigned(self.time_bits), self.n_out),
-                "counts": data.ArrayLayout(signed(self.count_bits), self.n_out),
-            }
-        )
-
-    @property
-    def spike_layout(self) -> data.StructLayout:
-        return data.StructLayout(
-            {"layer": unsigned(self.layer_bits), "neuron": unsigned(self.neuron_bits), "time": unsigned(self.time_bits)}
-        )
-
-    @property
-    def weight_write_layout(self) -> data.StructLayout:
-        return data.StructLayout(
-            {"layer": unsigned(self.layer_bits), "address": unsigned(self.address_bits), "data": unsigned(self.lanes)}
-        )
-
-    # --- payload integers for testbenches (first field in the least significant bits) ---
-
-    def encode_event(self, pixel: int, time: int) -> int:
-        """An ``events__payload`` beat; ``time >= tmax`` is the end-of-image beat."""
-        return (min(time, self.tmax) << self.pixel_bits) | pixel
-
-    def encode_weight(self, layer: int, address: int, word: int) -> int:
-        """A ``weights__payload`` beat writing one weight-memory word."""
-        return (int(word) << (self.layer_bits + self.address_bits)) | (address << self.layer_bits) | layer
-
-    def decode_spike(self, payload: int) -> tuple[int, int, int]:
-        """``(layer, neuron, time)`` of a ``spikes__payload`` beat."""
-        layer = payload & ((1 << self.layer_bits) - 1)
-        payload >>= self.layer_bits
-        neuron = payload & ((1 << self.neuron_bits) - 1)
-        return layer, neuron, payload >> self.neuron_bits
-
-    def decode_result(self, payload: int) -> dict[str, object]:
-        """``{decision, decision_time, spike_times (list), counts (list)}`` of a result beat."""
-        fields: dict[str, object] = {}
-        for name, width in (("decision", self.class_bits), ("decision_time", self.time_bits)):
-            fields[name] = payload & ((1 << width) - 1)
-            payload >>= width
-        spike_times = []
-        for _ in range(self.n_out):
-            spike_times.append(payload & ((1 << self.time_bits) - 1))
-            payload >>= self.time_bits
-        counts = []
-        for _ in range(self.n_out):
-            counts.append(_to_signed(payload & ((1 << self.count_bits) - 1), self.count_bits))
-            payload >>= self.count_bits
-        fields["spike_times"], fields["counts"] = spike_times, counts
-        return fields
-
-
-class LayerMemories(wiring.Component):
-    """One layer's weight memory (sign rows, ``lanes`` bits a word) and counter memory.
-
-    Weight memory: one read port (the integrating event's row) and one write port (run-time
-    model loading, only between images) sharing one address, so it maps to single-port RAM.
-    Counter memory: ``words`` words of ``lanes`` (counter, fired) pairs, one synchronous read
-    port and one write port; the controller never reads a word in the cycle it writes it, so
-    no transparency is needed.
-    """
-
-    def __init__(self, params: LayerParams, weight_words: Sequence[int]):
-        self.params = params
-        self._weight_words = [int(word) for word in weight_words]
-        layout = params.layout
-        state = params.state_layout
-        address = unsigned(layout.address_bits)
-        word_address = unsigned(_index_bits(params.words))
-        super().__init__(
-            {
-                "weight_read_addr": In(address),
-                "weight_read_data": Out(params.lanes),
-                "weight_write_en": In(1),
-                "weight_write_addr": In(address),
-                "weight_write_data": In(params.lanes),
-                "state_read_addr": In(word_address),
-                "state_read_data": Out(state),
-                "state_write_en": In(1),
-                "state_write_addr": In(word_address),
-                "state_write_data": In(state),
-            }
-        )
+    def __init__(self, lanes: int):
+        self.lanes = lanes
+        super().__init__({"pending": In(lanes), "lowest": Out(range(lanes))})
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        params = self.params
-        m.submodules.weights = weights = Memory(
-            shape=unsigned(params.lanes), depth=params.layout.depth, init=self._weight_words
-        )
-        weight_write = weights.write_port()
-        weight_read = weights.read_port()
-        # one shared address: a single-port RAM (iCE40 UltraPlus SPRAM) can hold the weights
-        weight_addr = Signal.like(self.weight_read_addr)
-        m.d.comb += [
-            weight_addr.eq(Mux(self.weight_write_en, self.weight_write_addr, self.weight_read_addr)),
-            weight_read.addr.eq(weight_addr),
-            # a read port disabled while writing is what Yosys maps to single-port SPRAM
-            weight_read.en.eq(~self.weight_write_en),
-            self.weight_read_data.eq(weight_read.data),
-            weight_write.en.eq(self.weight_write_en),
-            weight_write.addr.eq(weight_addr),
-            weight_write.data.eq(self.weight_write_data),
-        ]
-        m.submodules.state = state = Memory(shape=params.state_layout, depth=params.words, init=[])
-        state_write = state.write_port()
-        state_read = state.read_port()
-        m.d.comb += [
-            state_read.addr.eq(self.state_read_addr),
-            self.state_read_data.eq(state_read.data),
-            state_write.en.eq(self.state_write_en),
-            state_write.addr.eq(self.state_write_addr),
-            state_write.data.eq(self.state_write_data),
-        ]
+        for lane in reversed(range(self.lanes)):
+            with m.If(self.pending[lane]):
+                m.d.comb += self.lowest.eq(lane)
         return m
-
-
-def _strobe(layout: data.Layout) -> wiring.Signature:
-    """A valid-only stream (no backpressure): ``valid`` plus ``payload``, ports ``NAME__valid/payload``."""
-    return wiring.Signature({"valid": Out(1), "payload": Out(layout)})
 
 
 class Bs4nnCore(wiring.Component):
@@ -280,8 +74,8 @@ class Bs4nnCore(wiring.Component):
             {
                 "events": In(stream.Signature(params.event_layout)),
                 "result": Out(stream.Signature(params.result_layout)),
-                "spikes": Out(_strobe(params.spike_layout)),
-                "weights": In(_strobe(params.weight_write_layout)),
+                "spikes": Out(strobe(params.spike_layout)),
+                "weights": In(strobe(params.weight_write_layout)),
                 "early_exit": In(1),
                 "idle": Out(1),
             }
@@ -290,276 +84,272 @@ class Bs4nnCore(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         params = self.params
-        layers = params.layers
-        n_layers = len(layers)
-        last = n_layers - 1
-        tmax = params.tmax
-        max_words = max(layer.words for layer in layers)
-        mems = []
-        for index, (layer, integer_layer) in enumerate(zip(layers, self.network.layers, strict=True)):
-            words = weight_memory_words(integer_layer.signs, params.lanes) if self.weight_init else []
-            mem = LayerMemories(layer, words)
-            m.submodules[f"layer{index}"] = mem
-            mems.append(mem)
-            # run-time weight loading
+        images = network_weight_words(self.network, params.lanes) if self.weight_init else [[]] * len(params.layers)
+        layers = []
+        for index, (layer, words) in enumerate(zip(params.layers, images, strict=True)):
+            mem = m.submodules[f"layer{index}"] = LayerMemories(layer, words)
+            integrate = m.submodules[f"integrate{index}"] = CounterIntegrate(layer, formal=self.formal)
+            threshold = m.submodules[f"threshold{index}"] = ThresholdTest(layer)
             m.d.comb += [
+                # run-time weight loading
                 mem.weight_write_en.eq(self.weights.valid & (self.weights.payload.layer == index)),
                 mem.weight_write_addr.eq(self.weights.payload.address),
                 mem.weight_write_data.eq(self.weights.payload.data),
+                integrate.state.eq(mem.state_read_data),
+                integrate.signs.eq(mem.weight_read_data),
+                threshold.state.eq(mem.state_read_data),
             ]
-
-        step = Signal(params.time_bits)  # current time step t
-        touched = Signal(n_layers)  # layer l received at least one event in step t
-        started = Signal()  # the current image's first beat has been accepted
-        decided = Signal()  # an output neuron has fired
-        exited = Signal()  # stopped early: the rest of the image is still to be drained
-        decision = Signal(params.class_bits)
-        decision_time = Signal(params.time_bits, init=tmax)
-        out_times = [Signal(params.time_bits, init=tmax, name=f"out_time{j}") for j in range(params.n_out)]
-        out_counts = [Signal(signed(params.count_bits), name=f"out_count{j}") for j in range(params.n_out)]
-
-        # integration of one presynaptic event into a layer: a pipelined read-modify-write sweep
-        int_word = Signal(range(max_words + 1))
-        int_row_base = Signal(params.address_bits)  # presynaptic index * words of the target layer
-        writeback = Signal(n_layers)  # per layer: the word read last cycle is written back now
-        writeback_word = Signal(range(max_words + 1))
-        # threshold scan of a layer
-        scan_word = Signal(range(max_words + 1))
-        scan_neuron_base = Signal(params.neuron_bits + 1)  # scan_word * lanes
-        pending = Signal(params.lanes)  # lanes of the scanned word that fired, not yet emitted
-        lowest = Signal(range(params.lanes))
-        for lane in reversed(range(params.lanes)):
-            with m.If(pending[lane]):
-                m.d.comb += lowest.eq(lane)
-        emitted_neuron = Signal(params.neuron_bits + 1)
-        m.d.comb += emitted_neuron.eq(scan_neuron_base + lowest)
-        clear_word = Signal(range(max_words + 1))
-        argmax_index = Signal(range(params.n_out + 1))
-        argmax_best = Signal(signed(params.count_bits))
-        argmax_class = Signal(params.class_bits)
-        finish_word = Signal(range(max_words + 1))
-
-        event = self.events.payload
-        end_of_image = event.time >= tmax
-        # formal: which neurons fired / pixels arrived in this image (cleared with the counters)
-        fired_seen = [Signal(layer.fan_out, name=f"formal_fired{index}") for index, layer in enumerate(layers)]
-        pixel_seen = Signal(params.n_in, name="formal_pixels")
-
-        # integration writeback (outside the FSM: it follows the read by one cycle)
-        for index, (layer, mem) in enumerate(zip(layers, mems, strict=True)):
-            with m.If(writeback[index]):
-                m.d.comb += [mem.state_write_en.eq(1), mem.state_write_addr.eq(writeback_word)]
-                for lane in range(layer.lanes):
-                    old = mem.state_read_data[lane]
-                    sign = mem.weight_read_data[lane]
-                    m.d.comb += [
-                        mem.state_write_data[lane].count.eq(Mux(sign, old.count + 1, old.count - 1)),
-                        mem.state_write_data[lane].fired.eq(old.fired),
-                    ]
-                    if self.formal:  # no counter wraps
-                        largest, smallest = (1 << (layer.counter_bits - 1)) - 1, -(1 << (layer.counter_bits - 1))
-                        m.d.comb += Assert(~(sign & (old.count == largest)) & ~(~sign & (old.count == smallest)))
-
-        def start_integration(index: int, presynaptic) -> list:
-            """Statements that launch the sweep of ``presynaptic``'s row into layer ``index``."""
-            return [
-                int_word.eq(0),
-                int_row_base.eq(presynaptic * layers[index].words),
-                touched[index].eq(1),
-            ]
-
-        def goto_scan(index: int) -> None:
-            """Next state: scan layer ``index`` if it received events this step, else the next one."""
-            if index == n_layers:
-                m.d.sync += touched.eq(0)
-                m.next = "WAIT"
-                return
-            with m.If(touched[index]):
-                m.d.sync += [scan_word.eq(0), scan_neuron_base.eq(0)]
-                m.next = f"SCAN_READ_{index}"
-            with m.Else():
-                goto_scan(index + 1)
-
-        def next_scan_word(index: int) -> None:
-            """After a scanned word is fully handled: the next word, or the next layer."""
-            with m.If(scan_word == layers[index].words - 1):
-                goto_scan(index + 1)
-            with m.Else():
-                m.d.sync += [scan_word.eq(scan_word + 1), scan_neuron_base.eq(scan_neuron_base + params.lanes)]
-                m.next = f"SCAN_READ_{index}"
-
+            layers.append(_Layer(index, layer, mem, integrate, threshold))
+        m.submodules.readout = readout = OutputReadout(params)
+        m.submodules.lowest = lowest = LowestLane(params.lanes)
+        m.d.comb += readout.read_data.eq(layers[-1].mem.state_read_data)
+        control = _Controller(self, m, layers, readout, lowest)
+        control.build()
         m.d.comb += [
-            self.spikes.payload.time.eq(step),
-            self.spikes.payload.neuron.eq(emitted_neuron),
-        ]
-
-        with m.FSM(init="CLEAR"):
-            with m.State("CLEAR"):
-                # zero every counter and fired flag; reset the per-image registers
-                for layer, mem in zip(layers, mems, strict=True):
-                    with m.If(clear_word < layer.words):
-                        m.d.comb += [mem.state_write_en.eq(1), mem.state_write_addr.eq(clear_word)]
-                if self.formal:
-                    m.d.sync += [pixel_seen.eq(0), *[seen.eq(0) for seen in fired_seen]]
-                m.d.sync += [
-                    step.eq(0),
-                    touched.eq(0),
-                    started.eq(0),
-                    decided.eq(0),
-                    exited.eq(0),
-                    decision.eq(0),
-                    decision_time.eq(tmax),
-                    *[out_time.eq(tmax) for out_time in out_times],
-                    clear_word.eq(clear_word + 1),
-                ]
-                with m.If(clear_word == max_words - 1):
-                    m.d.sync += clear_word.eq(0)
-                    m.next = "WAIT"
-
-            with m.State("WAIT"):
-                # accept the input events of step t; a later time (or the end beat) closes the step
-                m.d.comb += self.idle.eq(~started)
-                with m.If(self.events.valid):
-                    with m.If(touched[0] & (end_of_image | (event.time != step))):
-                        goto_scan(0)
-                    with m.Elif(end_of_image):
-                        m.d.comb += self.events.ready.eq(1)
-                        m.d.sync += [finish_word.eq(0), started.eq(1)]
-                        m.next = "FINISH_READ"
-                    with m.Else():
-                        m.d.comb += self.events.ready.eq(1)
-                        m.d.sync += [step.eq(event.time), started.eq(1), *start_integration(0, event.pixel)]
-                        if self.formal and self.assume_valid_input:  # a valid image: pixels in range, once
-                            m.d.comb += Assume((event.pixel < params.n_in) & ~pixel_seen.bit_select(event.pixel, 1))
-                            m.d.sync += pixel_seen.bit_select(event.pixel, 1).eq(1)
-                        m.next = "INTEGRATE_0"
-
-            for index, (layer, mem) in enumerate(zip(layers, mems, strict=True)):
-                with m.State(f"INTEGRATE_{index}"):
-                    m.d.comb += [
-                        mem.weight_read_addr.eq(int_row_base + int_word),
-                        mem.state_read_addr.eq(int_word),
-                    ]
-                    m.d.sync += [writeback[index].eq(1), writeback_word.eq(int_word), int_word.eq(int_word + 1)]
-                    with m.If(int_word == layer.words - 1):
-                        m.next = f"INTEGRATE_DRAIN_{index}"
-
-                with m.State(f"INTEGRATE_DRAIN_{index}"):
-                    m.d.sync += writeback[index].eq(0)
-                    m.next = "WAIT" if index == 0 else f"SCAN_NEXT_{index - 1}"
-
-                with m.State(f"SCAN_READ_{index}"):
-                    m.d.comb += mem.state_read_addr.eq(scan_word)
-                    m.next = f"SCAN_TEST_{index}"
-
-                with m.State(f"SCAN_TEST_{index}"):
-                    # threshold test of the word read last cycle; flag the new spikes
-                    fires = Signal(layer.lanes, name=f"fires{index}")
-                    last_word_lanes = layer.fan_out - (layer.words - 1) * layer.lanes
-                    lane_mask = Mux(
-                        scan_word == layer.words - 1,
-                        Const((1 << last_word_lanes) - 1, layer.lanes),
-                        Const((1 << layer.lanes) - 1, layer.lanes),
-                    )
-                    word = mem.state_read_data
-                    crossed = Cat(
-                        ~word[lane].fired & (word[lane].count >= layer.threshold_count) for lane in range(layer.lanes)
-                    )
-                    m.d.comb += fires.eq(crossed & lane_mask)
-                    m.d.comb += [mem.state_write_en.eq(1), mem.state_write_addr.eq(scan_word)]
-                    for lane in range(layer.lanes):
-                        m.d.comb += [
-                            mem.state_write_data[lane].count.eq(word[lane].count),
-                            mem.state_write_data[lane].fired.eq(word[lane].fired | fires[lane]),
-                        ]
-                    m.d.sync += pending.eq(fires)
-                    with m.If(fires.any()):
-                        m.next = f"SCAN_EMIT_{index}"
-                    with m.Else():
-                        next_scan_word(index)
-
-                with m.State(f"SCAN_EMIT_{index}"):
-                    # one spike per cycle, lowest neuron first
-                    m.d.comb += [self.spikes.valid.eq(1), self.spikes.payload.layer.eq(index)]
-                    if self.formal:  # a neuron fires at most once per image
-                        seen = fired_seen[index]
-                        m.d.comb += Assert((emitted_neuron < layer.fan_out) & ~seen.bit_select(emitted_neuron, 1))
-                        m.d.sync += seen.bit_select(emitted_neuron, 1).eq(1)
-                    m.d.sync += pending.eq(pending & (pending - 1))
-                    if index < last:
-                        m.d.sync += start_integration(index + 1, emitted_neuron)
-                        m.next = f"INTEGRATE_{index + 1}"
-                    else:
-                        for neuron, out_time in enumerate(out_times):
-                            with m.If(emitted_neuron == neuron):
-                                m.d.sync += out_time.eq(step)
-                        with m.If(~decided):
-                            m.d.sync += [decided.eq(1), decision.eq(emitted_neuron), decision_time.eq(step)]
-                        with m.If(~decided & self.early_exit):
-                            m.d.sync += [exited.eq(1), finish_word.eq(0)]
-                            m.next = "FINISH_READ"
-                        with m.Else():
-                            m.next = f"SCAN_NEXT_{index}"
-
-                with m.State(f"SCAN_NEXT_{index}"):
-                    with m.If(pending.any()):
-                        m.next = f"SCAN_EMIT_{index}"
-                    with m.Else():
-                        next_scan_word(index)
-
-            out_layer, out_mem = layers[-1], mems[-1]
-            with m.State("FINISH_READ"):
-                m.d.comb += out_mem.state_read_addr.eq(finish_word)
-                m.next = "FINISH_LATCH"
-
-            with m.State("FINISH_LATCH"):
-                # copy the output counters of the word read last cycle into the result registers
-                for neuron, out_count in enumerate(out_counts):
-                    with m.If(finish_word == neuron // out_layer.lanes):
-                        m.d.sync += out_count.eq(out_mem.state_read_data[neuron % out_layer.lanes].count)
-                m.d.sync += finish_word.eq(finish_word + 1)
-                with m.If(finish_word == out_layer.words - 1):
-                    lowest_count = -(1 << (params.count_bits - 1))
-                    m.d.sync += [argmax_index.eq(0), argmax_class.eq(0), argmax_best.eq(lowest_count)]
-                    m.next = "ARGMAX"
-                with m.Else():
-                    m.next = "FINISH_READ"
-
-            with m.State("ARGMAX"):
-                # no output fired: largest final counter, ties to the lowest index (strict >)
-                candidate = Signal(signed(params.count_bits))
-                for neuron, out_count in enumerate(out_counts):
-                    with m.If(argmax_index == neuron):
-                        m.d.comb += candidate.eq(out_count)
-                with m.If(candidate > argmax_best):
-                    m.d.sync += [argmax_best.eq(candidate), argmax_class.eq(argmax_index)]
-                m.d.sync += argmax_index.eq(argmax_index + 1)
-                with m.If(argmax_index == params.n_out - 1):
-                    m.next = "DONE"
-
-            with m.State("DONE"):
-                m.d.comb += self.result.valid.eq(1)
-                with m.If(self.result.ready):
-                    with m.If(exited):
-                        m.next = "DRAIN"
-                    with m.Else():
-                        m.next = "CLEAR"
-
-            with m.State("DRAIN"):
-                # early exit: discard the rest of the image up to its end beat
-                m.d.comb += self.events.ready.eq(1)
-                with m.If(self.events.valid & end_of_image):
-                    m.next = "CLEAR"
-
-        m.d.comb += [
-            self.result.payload.decision.eq(Mux(decided, decision, argmax_class)),
-            self.result.payload.decision_time.eq(decision_time),
-            *[self.result.payload.spike_times[j].eq(out_time) for j, out_time in enumerate(out_times)],
-            *[self.result.payload.counts[j].eq(out_count) for j, out_count in enumerate(out_counts)],
+            self.result.payload.decision.eq(Mux(control.decided, control.decision, readout.argmax)),
+            self.result.payload.decision_time.eq(control.decision_time),
+            *[self.result.payload.spike_times[j].eq(time) for j, time in enumerate(control.out_times)],
+            self.result.payload.counts.eq(readout.counts),
         ]
         return m
 
 
-def weight_words(network: IntegerNetwork, lanes: int) -> list[np.ndarray]:
-    """Per layer, the weight-memory image the core is initialised with (exporter's layout)."""
-    return [weight_memory_words(layer.signs, lanes) for layer in network.layers]
+@dataclass(frozen=True)
+class _Layer:
+    """One layer's submodules, as the controller addresses them."""
+
+    index: int
+    params: LayerParams
+    mem: LayerMemories
+    integrate: CounterIntegrate
+    threshold: ThresholdTest
+
+
+class _Controller:
+    """The core's FSM, one method per phase: clear, accept events, integrate one event into a
+    layer (pipelined read-modify-write sweep), scan a layer for threshold crossings and emit the
+    spikes, read out the result.  States are generated per layer."""
+
+    def __init__(self, core: Bs4nnCore, m: Module, layers: list[_Layer], readout: OutputReadout, lowest: LowestLane):
+        self.core, self.m, self.layers, self.readout, self.lowest = core, m, layers, readout, lowest
+        params = self.params = core.params
+        n_layers, tmax = len(layers), params.tmax
+        self.max_words = max(layer.params.words for layer in layers)
+        self.step = Signal(params.time_bits)  # current time step t
+        self.touched = Signal(n_layers)  # layer l received at least one event in step t
+        self.started = Signal()  # the current image's first beat has been accepted
+        self.decided = Signal()  # an output neuron has fired
+        self.exited = Signal()  # stopped early: the rest of the image is still to be drained
+        self.decision = Signal(params.class_bits)
+        self.decision_time = Signal(params.time_bits, init=tmax)
+        self.out_times = [Signal(params.time_bits, init=tmax, name=f"out_time{j}") for j in range(params.n_out)]
+        words = range(self.max_words + 1)
+        self.int_word = Signal(words)  # word of the integration sweep
+        self.int_row_base = Signal(params.address_bits)  # presynaptic index * words of the target layer
+        self.writeback = Signal(n_layers)  # per layer: the word read last cycle is written back now
+        self.writeback_word = Signal(words)
+        self.scan_word = Signal(words)
+        self.scan_neuron_base = Signal(params.neuron_bits + 1)  # scan_word * lanes
+        self.pending = Signal(params.lanes)  # lanes of the scanned word that fired, not yet emitted
+        self.emitted_neuron = Signal(params.neuron_bits + 1)
+        self.clear_word = Signal(words)
+        # formal: which neurons fired / pixels arrived in this image (cleared with the counters)
+        self.fired_seen = [Signal(layer.params.fan_out, name=f"formal_fired{layer.index}") for layer in layers]
+        self.pixel_seen = Signal(params.n_in, name="formal_pixels")
+
+    def build(self) -> None:
+        m, core = self.m, self.core
+        m.d.comb += [
+            self.lowest.pending.eq(self.pending),
+            self.emitted_neuron.eq(self.scan_neuron_base + self.lowest.lowest),
+            core.spikes.payload.time.eq(self.step),
+            core.spikes.payload.neuron.eq(self.emitted_neuron),
+        ]
+        for layer in self.layers:
+            self._writeback(layer)
+        with m.FSM(init="CLEAR"):
+            with m.State("CLEAR"):
+                self._clear()
+            with m.State("WAIT"):
+                self._wait()
+            for layer in self.layers:
+                self._integrate_states(layer)
+                self._scan_states(layer)
+            self._finish_states()
+
+    def _writeback(self, layer: _Layer) -> None:
+        """Integration writeback, outside the FSM: it follows the read by one cycle."""
+        mem = layer.mem
+        with self.m.If(self.writeback[layer.index]):
+            self.m.d.comb += [
+                layer.integrate.active.eq(1),
+                mem.state_write_en.eq(1),
+                mem.state_write_addr.eq(self.writeback_word),
+                mem.state_write_data.eq(layer.integrate.update),
+            ]
+
+    def _start_integration(self, index: int, presynaptic) -> list:
+        """Statements that launch the sweep of ``presynaptic``'s row into layer ``index``."""
+        return [
+            self.int_word.eq(0),
+            self.int_row_base.eq(presynaptic * self.layers[index].params.words),
+            self.touched[index].eq(1),
+        ]
+
+    def _clear(self) -> None:
+        """Zero every counter and fired flag; reset the per-image registers."""
+        m, tmax = self.m, self.params.tmax
+        for layer in self.layers:
+            with m.If(self.clear_word < layer.params.words):
+                m.d.comb += [layer.mem.state_write_en.eq(1), layer.mem.state_write_addr.eq(self.clear_word)]
+        if self.core.formal:
+            m.d.sync += [self.pixel_seen.eq(0), *[seen.eq(0) for seen in self.fired_seen]]
+        m.d.sync += [
+            self.step.eq(0),
+            self.touched.eq(0),
+            self.started.eq(0),
+            self.decided.eq(0),
+            self.exited.eq(0),
+            self.decision.eq(0),
+            self.decision_time.eq(tmax),
+            *[out_time.eq(tmax) for out_time in self.out_times],
+            self.clear_word.eq(self.clear_word + 1),
+        ]
+        with m.If(self.clear_word == self.max_words - 1):
+            m.d.sync += self.clear_word.eq(0)
+            m.next = "WAIT"
+
+    def _wait(self) -> None:
+        """Accept the input events of step t; a later time (or the end beat) closes the step."""
+        m, core, params = self.m, self.core, self.params
+        event = core.events.payload
+        end_of_image = event.time >= params.tmax
+        m.d.comb += core.idle.eq(~self.started)
+        with m.If(core.events.valid):
+            with m.If(self.touched[0] & (end_of_image | (event.time != self.step))):
+                self._goto_scan(0)
+            with m.Elif(end_of_image):
+                m.d.comb += [core.events.ready.eq(1), self.readout.start.eq(1)]
+                m.d.sync += self.started.eq(1)
+                m.next = "FINISH"
+            with m.Else():
+                m.d.comb += core.events.ready.eq(1)
+                m.d.sync += [self.step.eq(event.time), self.started.eq(1), *self._start_integration(0, event.pixel)]
+                if core.formal and core.assume_valid_input:  # a valid image: pixels in range, once
+                    m.d.comb += Assume((event.pixel < params.n_in) & ~self.pixel_seen.bit_select(event.pixel, 1))
+                    m.d.sync += self.pixel_seen.bit_select(event.pixel, 1).eq(1)
+                m.next = "INTEGRATE_0"
+
+    def _integrate_states(self, layer: _Layer) -> None:
+        m, index, words = self.m, layer.index, layer.params.words
+        with m.State(f"INTEGRATE_{index}"):
+            m.d.comb += [
+                layer.mem.weight_read_addr.eq(self.int_row_base + self.int_word),
+                layer.mem.state_read_addr.eq(self.int_word),
+            ]
+            m.d.sync += [
+                self.writeback[index].eq(1),
+                self.writeback_word.eq(self.int_word),
+                self.int_word.eq(self.int_word + 1),
+            ]
+            with m.If(self.int_word == words - 1):
+                m.next = f"INTEGRATE_DRAIN_{index}"
+        with m.State(f"INTEGRATE_DRAIN_{index}"):
+            m.d.sync += self.writeback[index].eq(0)
+            m.next = "WAIT" if index == 0 else f"SCAN_NEXT_{index - 1}"
+
+    def _goto_scan(self, index: int) -> None:
+        """Next state: scan layer ``index`` if it received events this step, else the next one."""
+        m = self.m
+        if index == len(self.layers):
+            m.d.sync += self.touched.eq(0)
+            m.next = "WAIT"
+            return
+        with m.If(self.touched[index]):
+            m.d.sync += [self.scan_word.eq(0), self.scan_neuron_base.eq(0)]
+            m.next = f"SCAN_READ_{index}"
+        with m.Else():
+            self._goto_scan(index + 1)
+
+    def _next_scan_word(self, layer: _Layer) -> None:
+        """After a scanned word is fully handled: the next word, or the next layer."""
+        m = self.m
+        with m.If(self.scan_word == layer.params.words - 1):
+            self._goto_scan(layer.index + 1)
+        with m.Else():
+            m.d.sync += [
+                self.scan_word.eq(self.scan_word + 1),
+                self.scan_neuron_base.eq(self.scan_neuron_base + self.params.lanes),
+            ]
+            m.next = f"SCAN_READ_{layer.index}"
+
+    def _scan_states(self, layer: _Layer) -> None:
+        m, index, mem = self.m, layer.index, layer.mem
+        with m.State(f"SCAN_READ_{index}"):
+            m.d.comb += mem.state_read_addr.eq(self.scan_word)
+            m.next = f"SCAN_TEST_{index}"
+        with m.State(f"SCAN_TEST_{index}"):
+            # threshold test of the word read last cycle; flag the new spikes
+            threshold = layer.threshold
+            m.d.comb += [
+                threshold.last_word.eq(self.scan_word == layer.params.words - 1),
+                mem.state_write_en.eq(1),
+                mem.state_write_addr.eq(self.scan_word),
+                mem.state_write_data.eq(threshold.update),
+            ]
+            m.d.sync += self.pending.eq(threshold.fires)
+            with m.If(threshold.fires.any()):
+                m.next = f"SCAN_EMIT_{index}"
+            with m.Else():
+                self._next_scan_word(layer)
+        with m.State(f"SCAN_EMIT_{index}"):
+            self._emit(layer)
+        with m.State(f"SCAN_NEXT_{index}"):
+            with m.If(self.pending.any()):
+                m.next = f"SCAN_EMIT_{index}"
+            with m.Else():
+                self._next_scan_word(layer)
+
+    def _emit(self, layer: _Layer) -> None:
+        """One spike a cycle, lowest neuron first: onto the debug port, into the next layer or the result."""
+        m, core, index = self.m, self.core, layer.index
+        m.d.comb += [core.spikes.valid.eq(1), core.spikes.payload.layer.eq(index)]
+        if core.formal:  # a neuron fires at most once per image
+            seen = self.fired_seen[index]
+            m.d.comb += Assert((self.emitted_neuron < layer.params.fan_out) & ~seen.bit_select(self.emitted_neuron, 1))
+            m.d.sync += seen.bit_select(self.emitted_neuron, 1).eq(1)
+        m.d.sync += self.pending.eq(self.pending & (self.pending - 1))
+        if index < len(self.layers) - 1:
+            m.d.sync += self._start_integration(index + 1, self.emitted_neuron)
+            m.next = f"INTEGRATE_{index + 1}"
+            return
+        for neuron, out_time in enumerate(self.out_times):
+            with m.If(self.emitted_neuron == neuron):
+                m.d.sync += out_time.eq(self.step)
+        with m.If(~self.decided):
+            m.d.sync += [self.decided.eq(1), self.decision.eq(self.emitted_neuron), self.decision_time.eq(self.step)]
+        with m.If(~self.decided & core.early_exit):
+            m.d.comb += self.readout.start.eq(1)
+            m.d.sync += self.exited.eq(1)
+            m.next = "FINISH"
+        with m.Else():
+            m.next = f"SCAN_NEXT_{index}"
+
+    def _finish_states(self) -> None:
+        m, core = self.m, self.core
+        with m.State("FINISH"):  # the readout reads the output counters, then the argmax runs
+            m.d.comb += self.layers[-1].mem.state_read_addr.eq(self.readout.read_addr)
+            with m.If(self.readout.done):
+                m.next = "DONE"
+        with m.State("DONE"):
+            m.d.comb += core.result.valid.eq(1)
+            with m.If(core.result.ready):
+                with m.If(self.exited):
+                    m.next = "DRAIN"
+                with m.Else():
+                    m.next = "CLEAR"
+        with m.State("DRAIN"):
+            # early exit: discard the rest of the image up to its end beat
+            m.d.comb += core.events.ready.eq(1)
+            with m.If(core.events.valid & (core.events.payload.time >= self.params.tmax)):
+                m.next = "CLEAR"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bs4nn.rtl.core import CoreParams
+from bs4nn.rtl.params import CoreParams
 from bs4nn.sim.golden import GoldenResult
 
 

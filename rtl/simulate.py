@@ -1,6 +1,6 @@
 """Run the core in Amaranth's own simulator: a cycle-accurate reference driver for tests.
 
-The driver feeds each image as its address-event stream (``sorted_spikes`` order plus the
+The driver feeds each image as its address-event stream (``address_events`` order plus the
 end-of-image beat), keeps ``result__ready`` high, and records every result beat, every debug
 spike and the cycle counts.  It is slow (Python), so it is for small networks and few images;
 cocotb with Verilator is the fast path.
@@ -14,10 +14,11 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from bs4nn.export.layout import DEFAULT_LANES
-from bs4nn.rtl.core import Bs4nnCore, CoreParams
+from bs4nn.rtl.core import Bs4nnCore
 from bs4nn.rtl.cycles import worst_case_cycles
+from bs4nn.rtl.params import CoreParams
 from bs4nn.sim.golden import IntegerNetwork
-from bs4nn.sim.semantics import sorted_spikes
+from bs4nn.sim.semantics import address_events
 
 CLOCK_PERIOD_S = 1e-8
 
@@ -36,8 +37,7 @@ class ImageRun:
 
 def image_beats(params: CoreParams, input_times: np.ndarray) -> list[int]:
     """One image's ``events__payload`` beats: its spikes in time order, then the end beat."""
-    order, times, valid = sorted_spikes(np.asarray(input_times).reshape(1, -1), params.tmax)
-    beats = [params.encode_event(int(p), int(t)) for p, t, v in zip(order[0], times[0], valid[0], strict=True) if v]
+    beats = [params.encode_event(p, t) for p, t in address_events(input_times, params.tmax).tolist()]
     return [*beats, params.encode_event(0, params.tmax)]
 
 

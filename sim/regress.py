@@ -35,21 +35,20 @@ import numpy as np
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
-from bs4nn.export.layout import weight_memory_words
+from bs4nn.export.layout import network_weight_writes
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
 from bs4nn.lanes import DEFAULT_LANES
+from bs4nn.sim.cocotb_tb.job import JOB_ENV, NO_RESET, RESULT_ENV
 from bs4nn.sim.golden import IntegerNetwork, run_golden
-from bs4nn.sim.scoreboard import ImageResult, Mismatch, address_events, first_mismatch
+from bs4nn.sim.scoreboard import ImageResult, Mismatch, first_mismatch
+from bs4nn.sim.semantics import address_events
 
 SIMULATORS = ("verilator", "icarus")
 MIN_VERILATOR = (5, 36)
 """cocotb 2.x drives Verilator through VPI features that need Verilator >= 5.036."""
 TIMESCALE = ("1ns", "1ps")
-CLOCK_PERIOD_NS = 10
 TOPLEVEL = "bs4nn_core"
 TESTBENCH_MODULE = "bs4nn.sim.cocotb_tb.tb_core"
-JOB_ENV = "BS4NN_TB_JOB"
-RESULT_ENV = "BS4NN_TB_RESULT"
 DEFAULT_BUILD_ROOT = Path("sim_build")
 VERILATOR_BUILD_ARGS = ("-Wno-fatal", "-O2")
 ICARUS_BUILD_ARGS = ("-g2005",)
@@ -63,7 +62,6 @@ VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
 command-line variable in ``MAKEFLAGS`` restores GCC's ``-include``."""
 VERILATOR_QUICK_BUILD = "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
 """C++ without optimisation: builds ~40 % faster, simulates slower; for small test networks."""
-NO_RESET = -1
 
 
 def verilator_root() -> Path:
@@ -185,17 +183,6 @@ def build_core(
 
 
 ICARUS_DUMP_MODULE = "bs4nn_waves"
-
-
-def weight_port_writes(network: IntegerNetwork, lanes: int) -> np.ndarray:
-    """Every weight-memory word of ``network`` as ``(layer, address, word)`` writes for the core's
-    run-time write port (the exporter's layout, :func:`bs4nn.export.layout.weight_memory_words`)."""
-    rows = []
-    for index, layer in enumerate(network.layers):
-        words = weight_memory_words(layer.signs, lanes)
-        addresses = np.arange(len(words), dtype=np.uint64)
-        rows.append(np.stack([np.full(len(words), index, np.uint64), addresses, words], axis=1))
-    return np.concatenate(rows, axis=0)
 
 
 def _icarus_dump_module(toplevel: str) -> str:
@@ -387,7 +374,7 @@ def run_regression(
         loaded = [(layer.fan_in, layer.fan_out, layer.threshold_count) for layer in load_network.layers]
         if built != loaded:
             raise Bs4nnError("only weights can be loaded at run time: sizes and thresholds must match the manifest")
-        options = dataclasses.replace(options, weight_writes=weight_port_writes(load_network, lanes))
+        options = dataclasses.replace(options, weight_writes=network_weight_writes(load_network, lanes))
     input_times = np.asarray(input_times, np.int64)
     if input_times.ndim == 1:
         input_times = input_times[None, :]

@@ -1,7 +1,6 @@
 """Stimulus and scoreboard of the hardware regressions: what goes in, what must come out.
 
-The stimulus of an image is its address-event stream, ``(pixel, time)`` in time order (ties:
-lowest pixel first), made from :func:`bs4nn.sim.semantics.encode_images`.  The scoreboard takes
+The stimulus of an image is its address-event stream, :func:`bs4nn.sim.semantics.address_events`.  The scoreboard takes
 what the golden model (:func:`bs4nn.sim.golden.run_golden`) says about the image and what the
 hardware reported, and names the FIRST differing event: the earliest step at which the two
 disagree, then the lowest layer, then the lowest neuron.  Nothing here depends on cocotb, so the
@@ -16,22 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from bs4nn.sim.golden import GoldenResult
-from bs4nn.sim.semantics import sorted_spikes
-
-EVENT_FIELDS = ("layer", "neuron", "time")
-"""Columns of a spike-event array: neuron layer (0 = first hidden layer), neuron index, step."""
-
-
-def address_events(input_times: np.ndarray, tmax: int) -> np.ndarray:
-    """One image's input spikes as ``(n_events, 2)`` int32 ``(pixel, time)``, in time order.
-
-    Pixels that spike at the same step come lowest index first; pixels that never spike
-    (``time >= tmax``) are left out.
-    """
-    input_times = np.asarray(input_times).reshape(1, -1)
-    order, times, valid = sorted_spikes(input_times, tmax)
-    keep = valid[0]
-    return np.stack([order[0][keep], times[0][keep]], axis=1).astype(np.int32)
 
 
 def spike_events(spike_times: Sequence[np.ndarray], tmax: int) -> np.ndarray:

@@ -102,6 +102,19 @@ def sorted_spikes(times: Array, tmax: int, xp: ModuleType = np) -> tuple[Array, 
     return order, sorted_times, sorted_times < tmax
 
 
+def address_events(input_times: np.ndarray, tmax: int) -> np.ndarray:
+    """One image's input spikes as ``(n_events, 2)`` int32 ``(pixel, time)``: the address-event order rule.
+
+    Time order; pixels that spike at the same step come lowest index first; pixels that never
+    spike (``time >= tmax``) are left out.  The one definition of the stream the core takes, that
+    a host sends in an ``EVENTS`` frame and the board's pixel coder produces.
+    """
+    input_times = np.asarray(input_times).reshape(1, -1)
+    order, times, valid = sorted_spikes(input_times, tmax)
+    keep = valid[0]
+    return np.stack([order[0][keep], times[0][keep]], axis=1).astype(np.int32)
+
+
 def layer_spike_times(
     in_times: Array,
     weights: Array,

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from bs4nn.errors import Bs4nnError
 from bs4nn.export import bitmodel
 from bs4nn.export.bitmodel import integer_network, load_bit_model, pack_rows, unpack_rows, write_bit_model
-from bs4nn.export.layout import MemoryLayout, counter_bits, signs_from_words, weight_memory_words
+from bs4nn.export.layout import (
+    MemoryLayout,
+    counter_bits,
+    network_weight_words,
+    network_weight_writes,
+    signs_from_words,
+    weight_memory_words,
+)
 from bs4nn.sim.golden import random_network
 from bs4nn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
@@ -103,3 +110,14 @@ def test_packing_round_trips(fan_out, fan_in, lanes, seed):
     j, i = fan_out - 1, fan_in - 1
     word = int(words[layout.address(i, j // lanes)])
     assert (word >> (j % lanes)) & 1 == signs[j, i]
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 16])
+def test_network_weight_writes_cover_every_word_of_every_layer_once(lanes):
+    network = random_network([7, 5, 3], [2, 1], seed=4)
+    writes = network_weight_writes(network, lanes)
+    for index, layer in enumerate(network.layers):
+        rows = writes[writes[:, 0] == index]
+        assert rows[:, 1].tolist() == list(range(MemoryLayout(layer.fan_in, layer.fan_out, lanes).depth))
+        assert np.array_equal(rows[:, 2], network_weight_words(network, lanes)[index])
+        assert np.array_equal(signs_from_words(rows[:, 2], layer.fan_out, layer.fan_in, lanes), layer.signs)

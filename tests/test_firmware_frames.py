@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from amaranth import Module
 from amaranth.sim import Simulator
@@ -11,6 +12,8 @@ from hypothesis import strategies as st
 from bs4nn.errors import Bs4nnError
 from bs4nn.firmware.frames import FrameParser, FrameSender
 from bs4nn.firmware.protocol import (
+    EVENT_BYTES,
+    EVENT_FIELDS,
     START,
     BoardResult,
     ErrorCode,
@@ -20,8 +23,13 @@ from bs4nn.firmware.protocol import (
     decode_result,
     encode_frame,
     encode_result,
+    events_frame,
+    fields_layout,
+    weight_fields,
+    weight_frame,
 )
 from bs4nn.firmware.uart import UARTRx, UARTTx
+from bs4nn.sim.semantics import address_events
 
 DIVISOR = 4
 CLOCK_PERIOD = 1e-6
@@ -44,6 +52,31 @@ def test_frame_reference_round_trip_and_corruption() -> None:
     corrupt[6] ^= 0x10
     with pytest.raises(Bs4nnError, match="bad CRC"):
         FrameDecoder().feed(bytes(corrupt))
+
+
+def test_events_frame_carries_the_address_event_order() -> None:
+    times = np.array([5, 300, 0, 5, 2, 256, 0])
+    (frame,) = FrameDecoder().feed(events_frame(times, 256))
+    layout = fields_layout(EVENT_FIELDS)
+    payload = frame.payload
+    events = [
+        layout.from_bits(int.from_bytes(payload[k : k + EVENT_BYTES], "big"))
+        for k in range(0, len(payload), EVENT_BYTES)
+    ]
+    assert (
+        [(e.pixel, e.time) for e in events]
+        == [tuple(e) for e in address_events(times, 256).tolist()]
+        == [(2, 0), (6, 0), (4, 2), (0, 5), (3, 5)]
+    )
+
+
+@pytest.mark.parametrize("lanes", [1, 8, 9, 64])
+def test_weight_frame_fields_as_the_board_reads_them(lanes: int) -> None:
+    word = (1 << lanes) - 2
+    (frame,) = FrameDecoder().feed(weight_frame(1, 0x1234, word, lanes))
+    assert len(frame.payload) == 3 + -(-lanes // 8) == sum(size for _, size in weight_fields(lanes))
+    fields = fields_layout(weight_fields(lanes)).from_bits(int.from_bytes(frame.payload, "big"))
+    assert (fields.layer, fields.address, fields.data) == (1, 0x1234, word)
 
 
 @settings(max_examples=5, deadline=None)

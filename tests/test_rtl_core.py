@@ -7,9 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bs4nn.export.layout import weight_memory_words
-from bs4nn.rtl.core import Bs4nnCore, CoreParams
+from bs4nn.export.layout import network_weight_writes
+from bs4nn.rtl.core import Bs4nnCore
 from bs4nn.rtl.cycles import predicted_cycles
+from bs4nn.rtl.params import CoreParams
 from bs4nn.rtl.simulate import ImageRun, image_beats, simulate_core
 from bs4nn.sim.golden import GoldenResult, IntegerLayer, IntegerNetwork, random_network, run_golden, run_golden_images
 
@@ -146,11 +147,7 @@ def test_weights_loaded_at_run_time_replace_the_initial_model(weight_init: bool)
     built = random_network([16, 9, 4], [2, 2], seed=1, tmax=10)
     loaded = random_network([16, 9, 4], [2, 2], seed=2, tmax=10)
     lanes = 4
-    writes = [
-        (index, address, int(word))
-        for index, layer in enumerate(loaded.layers)
-        for address, word in enumerate(weight_memory_words(layer.signs, lanes))
-    ]
+    writes = [tuple(row) for row in network_weight_writes(loaded, lanes).tolist()]
     times = np.random.default_rng(3).integers(0, 12, size=(4, 16))
     runs = simulate_core(loaded, times, core=Bs4nnCore(built, lanes, weight_init=weight_init), weight_writes=writes)
     golden = run_golden(loaded, times)

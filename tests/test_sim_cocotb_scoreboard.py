@@ -7,13 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bs4nn.sim.golden import random_network, run_golden
-from bs4nn.sim.scoreboard import (
-    ImageResult,
-    address_events,
-    first_mismatch,
-    spike_events,
-    stream_spike_times,
-)
+from bs4nn.sim.scoreboard import ImageResult, first_mismatch, spike_events, stream_spike_times
+from bs4nn.sim.semantics import address_events
 
 TMAX = 16
 

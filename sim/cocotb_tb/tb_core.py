@@ -25,9 +25,9 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
 from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.fileio import atomic_write_bytes
-from bs4nn.rtl.core import CoreParams
 from bs4nn.rtl.cycles import worst_case_cycles
-from bs4nn.sim.regress import CLOCK_PERIOD_NS, JOB_ENV, NO_RESET, RESULT_ENV
+from bs4nn.rtl.params import CoreParams
+from bs4nn.sim.cocotb_tb.job import CLOCK_PERIOD_NS, JOB_ENV, NO_RESET, RESULT_ENV
 
 RESET_CYCLES = 2
 WATCHDOG_MARGIN = 4

@@ -20,16 +20,15 @@ from pathlib import Path
 
 from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.firmware.c_runtime import build_c_runtime, run_c_inference
-from bs4nn.firmware.protocol import CRC_BYTES, HEADER_BYTES, result_payload_bytes
-from bs4nn.rtl.core import CoreParams
+from bs4nn.firmware.protocol import CRC_BYTES, EVENT_BYTES, HEADER_BYTES, result_payload_bytes
 from bs4nn.rtl.cycles import predicted_cycles
+from bs4nn.rtl.params import CoreParams
 from bs4nn.sim.golden import random_network, run_golden_images
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.datasets import load_split
 
 UART_BITS_PER_BYTE = 10
 FRAME_OVERHEAD = HEADER_BYTES + CRC_BYTES
-EVENT_BYTES = 4
 BOARDS = (("icebreaker 12 MHz", 12e6), ("ulx3s 25 MHz", 25e6))
 BAUDS = (115_200, 1_000_000)
 

@@ -22,9 +22,9 @@ import numpy as np
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
-from bs4nn.rtl.core import CoreParams
 from bs4nn.rtl.cycles import clear_cycles, predicted_cycles
 from bs4nn.rtl.generate import generate_verilog, synthesize_ice40
+from bs4nn.rtl.params import CoreParams
 from bs4nn.rtl.simulate import simulate_core
 from bs4nn.sim.golden import IntegerNetwork, random_network, run_golden_images
 from bs4nn.train.datasets import load_split

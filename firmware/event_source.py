@@ -1,0 +1,60 @@
+"""The board's event buffer and the stream it feeds the core: an image's address events, written
+by the pixel coder or the ``EVENTS`` decoder, then sent beat by beat with the end-of-image beat."""
+# ruff: noqa: SIM117  # nested m.If / m.State blocks are the Amaranth idiom
+
+from amaranth import Module, Signal
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from bs4nn.rtl.params import CoreParams
+
+
+class EventSource(wiring.Component):
+    """``write_*``: fill the buffer (one event a cycle, while idle).  ``start`` (one cycle) with
+    ``count``: stream events ``0 .. count-1`` then the end beat (``time = tmax``) on ``events``
+    (a core's input); ``done`` is 1 in the cycle the end beat is accepted."""
+
+    def __init__(self, params: CoreParams):
+        self.params = params
+        super().__init__(
+            {
+                "write_en": In(1),
+                "write_addr": In(range(params.n_in)),
+                "write_data": In(params.event_layout),
+                "start": In(1),
+                "count": In(range(params.n_in + 1)),
+                "events": Out(stream.Signature(params.event_layout)),
+                "done": Out(1),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        params = self.params
+        m.submodules.buffer = buffer = memory.Memory(shape=params.event_layout, depth=params.n_in, init=[])
+        write, read = buffer.write_port(), buffer.read_port()
+        m.d.comb += [write.en.eq(self.write_en), write.addr.eq(self.write_addr), write.data.eq(self.write_data)]
+        index = Signal(range(params.n_in + 1))
+        total = Signal(range(params.n_in + 1))
+        m.d.comb += read.addr.eq(index)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [index.eq(0), total.eq(self.count)]
+                    m.next = "READ"
+            with m.State("READ"):  # the buffer reads `index`
+                with m.If(index == total):
+                    m.next = "END"
+                with m.Else():
+                    m.next = "SEND"
+            with m.State("SEND"):
+                m.d.comb += [self.events.valid.eq(1), self.events.payload.eq(read.data)]
+                with m.If(self.events.ready):
+                    m.d.sync += index.eq(index + 1)
+                    m.next = "READ"
+            with m.State("END"):
+                m.d.comb += [self.events.valid.eq(1), self.events.payload.time.eq(params.tmax)]
+                with m.If(self.events.ready):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+        return m

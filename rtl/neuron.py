@@ -1,0 +1,89 @@
+"""The BS4NN neuron model in hardware: what one presynaptic spike does to a word of counters, and
+which counters of a word fire.  The piece a network family swaps: the controller
+(:mod:`bs4nn.rtl.core`) only sequences memory words through these two combinational Components.
+
+Both work on one counter-memory word, ``lanes`` (signed counter, fired flag) pairs
+(:attr:`~bs4nn.rtl.params.LayerParams.state_layout`), as :class:`~bs4nn.rtl.memories.LayerMemories`
+reads and writes it.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux
+from amaranth.hdl import Assert
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from bs4nn.rtl.params import LayerParams
+
+
+class CounterIntegrate(wiring.Component):
+    """One spike integrated into one counter word: +1 where the sign bit is 1, -1 where it is 0.
+
+    ``state``: the word as read; ``signs``: the presynaptic row's weight word; ``update``: the word
+    to write back (fired flags kept).  ``formal=True``: while ``active``, assert that no counter
+    wraps (the counter width of :func:`~bs4nn.export.layout.counter_bits` must suffice).
+    """
+
+    def __init__(self, params: LayerParams, *, formal: bool = False):
+        self.params = params
+        self.formal = formal
+        super().__init__(
+            {
+                "state": In(params.state_layout),
+                "signs": In(params.lanes),
+                "active": In(1),
+                "update": Out(params.state_layout),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        bits = self.params.counter_bits
+        largest, smallest = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
+        for lane in range(self.params.lanes):
+            old, sign = self.state[lane], self.signs[lane]
+            m.d.comb += [
+                self.update[lane].count.eq(Mux(sign, old.count + 1, old.count - 1)),
+                self.update[lane].fired.eq(old.fired),
+            ]
+            if self.formal:
+                with m.If(self.active):
+                    m.d.comb += Assert(~(sign & (old.count == largest)) & ~(~sign & (old.count == smallest)))
+        return m
+
+
+class ThresholdTest(wiring.Component):
+    """The threshold test of one counter word after a step: ``fires`` = lanes whose counter reached
+    the threshold and that have not fired yet (lanes past the layer's last neuron masked off in the
+    ``last_word``); ``update`` is the word with those fired flags set, counters unchanged."""
+
+    def __init__(self, params: LayerParams):
+        self.params = params
+        super().__init__(
+            {
+                "state": In(params.state_layout),
+                "last_word": In(1),
+                "fires": Out(params.lanes),
+                "update": Out(params.state_layout),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        params = self.params
+        last_word_lanes = params.fan_out - (params.words - 1) * params.lanes
+        lane_mask = Mux(
+            self.last_word,
+            Const((1 << last_word_lanes) - 1, params.lanes),
+            Const((1 << params.lanes) - 1, params.lanes),
+        )
+        word = self.state
+        crossed = Cat(~word[lane].fired & (word[lane].count >= params.threshold_count) for lane in range(params.lanes))
+        m.d.comb += self.fires.eq(crossed & lane_mask)
+        for lane in range(params.lanes):
+            m.d.comb += [
+                self.update[lane].count.eq(word[lane].count),
+                self.update[lane].fired.eq(word[lane].fired | self.fires[lane]),
+            ]
+        return m

@@ -1,0 +1,102 @@
+"""The end of an image: the output layer's counters read out, then the argmax when no output fired.
+
+Generic over the network family: :class:`OutputReadout` copies one signed value per output neuron
+out of the output layer's counter memory, :class:`SequentialArgmax` picks the largest.
+"""
+# ruff: noqa: SIM117  # nested m.If / m.State blocks are the Amaranth idiom
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from bs4nn.rtl.params import CoreParams, index_bits
+
+
+class SequentialArgmax(wiring.Component):
+    """Index of the largest of ``n`` signed values, ties to the lowest index (strict ``>``), one
+    value a cycle: ``start`` (one cycle) resets it, then each cycle with ``step`` compares the next
+    value; ``last`` is 1 in the cycle that compares the ``n``-th.  ``index`` holds the winner."""
+
+    def __init__(self, n: int, value_bits: int):
+        self.n, self.value_bits = n, value_bits
+        super().__init__(
+            {
+                "values": In(data.ArrayLayout(signed(value_bits), n)),
+                "start": In(1),
+                "step": In(1),
+                "last": Out(1),
+                "index": Out(index_bits(n)),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        position = Signal(range(self.n + 1))
+        best = Signal(signed(self.value_bits))
+        candidate = Signal(signed(self.value_bits))
+        for neuron in range(self.n):
+            with m.If(position == neuron):
+                m.d.comb += candidate.eq(self.values[neuron])
+        m.d.comb += self.last.eq(position == self.n - 1)
+        with m.If(self.start):
+            m.d.sync += [position.eq(0), self.index.eq(0), best.eq(-(1 << (self.value_bits - 1)))]
+        with m.Elif(self.step):
+            with m.If(candidate > best):
+                m.d.sync += [best.eq(candidate), self.index.eq(position)]
+            m.d.sync += position.eq(position + 1)
+        return m
+
+
+class OutputReadout(wiring.Component):
+    """Reads the output layer's counter words (2 cycles a word) into ``counts``, then runs the
+    argmax (``n_out`` cycles).  ``start`` (one cycle) begins it; the memory's read port follows
+    ``read_addr`` while the controller lets it; ``done`` is 1 in the last argmax cycle, from which
+    on ``counts`` and ``argmax`` hold the image's values."""
+
+    def __init__(self, params: CoreParams):
+        self.params = params
+        out = params.layers[-1]
+        super().__init__(
+            {
+                "start": In(1),
+                "read_addr": Out(unsigned(index_bits(out.words))),
+                "read_data": In(out.state_layout),
+                "counts": Out(data.ArrayLayout(signed(params.count_bits), params.n_out)),
+                "argmax": Out(params.class_bits),
+                "done": Out(1),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        params = self.params
+        out = params.layers[-1]
+        m.submodules.argmax = argmax = SequentialArgmax(params.n_out, params.count_bits)
+        m.d.comb += [argmax.values.eq(self.counts), self.argmax.eq(argmax.index)]
+        word = Signal(range(out.words + 1))
+        m.d.comb += self.read_addr.eq(word)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += word.eq(0)
+                    m.next = "READ"
+            with m.State("READ"):
+                m.next = "LATCH"
+            with m.State("LATCH"):  # copy the counters of the word read last cycle
+                for neuron in range(params.n_out):
+                    with m.If(word == neuron // out.lanes):
+                        m.d.sync += self.counts[neuron].eq(self.read_data[neuron % out.lanes].count)
+                m.d.sync += word.eq(word + 1)
+                with m.If(word == out.words - 1):
+                    m.d.comb += argmax.start.eq(1)
+                    m.next = "ARGMAX"
+                with m.Else():
+                    m.next = "READ"
+            with m.State("ARGMAX"):
+                m.d.comb += argmax.step.eq(1)
+                with m.If(argmax.last):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+        return m
