@@ -184,6 +184,19 @@ class B1Result:
         return [float((values > 0).mean()) for values in self.values]
 
 
+def b1_summary(result: B1Result, labels: np.ndarray, latency: int, seconds: float) -> dict:
+    """The figures every report of a B1 golden-model run quotes (``bs4nn sim golden``)."""
+    return {
+        "model": MODEL,
+        "images": len(labels),
+        "accuracy": result.accuracy(labels),
+        "spikes_per_neuron": result.spikes_per_neuron(),
+        "decision_latency": latency,
+        "seconds": seconds,
+        "images_per_second": len(labels) / seconds if seconds > 0 else float("inf"),
+    }
+
+
 def layer_potentials(values: Array, layer: B1Layer, xp: ModuleType = np) -> Array:
     """``D + w @ x`` for a batch, exact: float64 products of integers below 2**53, rounded back."""
     weights = xp.asarray(layer.weights, dtype=xp.float64)
