@@ -195,3 +195,25 @@ def test_from_relu_deploys_a_float_relu_network(tmp_path, capsys, mnist_test):
     assert json.loads((out / "manifest.json").read_text())["metrics"]["test_accuracy"] >= 0.8
     code, _, err = run(capsys, export_cli.main, "--from-relu", *files[:3], "-o", str(tmp_path / "odd"))
     assert code == 2 and "pairs W.npy b.npy" in err and not (tmp_path / "odd").exists()
+
+
+def test_report_on_a_b1_model(tmp_path, capsys, mnist_test):
+    """Checkpoint and bit-model folder give the same report figures, from the B1 golden model."""
+    source = b1_checkpoint(tmp_path / "b1.npz", bits=2)
+    assert run(capsys, export_cli.main, "--to-bits", str(source), "-o", str(tmp_path / "bits"), "--no-eval")[0] == 0
+    reports = []
+    for model in (source, tmp_path / "bits"):
+        out = tmp_path / f"report-{model.name}"
+        code, stdout, _ = run(capsys, bs4nn_cli.main, "report", str(model), "--out", str(out), "--images", "400")
+        assert code == 0 and "(B1)" in stdout
+        reports.append(json.loads((out / "report.json").read_text()))
+        assert {"report.md", "confusion.png", "spike_steps.png"} <= {p.name for p in out.iterdir()}
+    first, second = reports
+    assert first["accuracy"] == second["accuracy"] and first["confusion"] == second["confusion"]
+    images, labels = mnist_test
+    network = load_bit_model(tmp_path / "bits").network
+    result = run_b1(network, encode_images(images[:400]))
+    assert first["accuracy"] == result.accuracy(labels[:400])
+    hidden_spikes = int((result.values[1] > 0).sum())
+    assert sum(first["spike_step_histograms"][0]) == hidden_spikes
+    assert sum(map(sum, first["confusion"])) == 400
