@@ -14,7 +14,8 @@ from bs4nn.train.b1_model import B1Shape, Parameters, backward, forward, initial
 from bs4nn.train.b1_presets import B1_PRESETS
 from bs4nn.train.b1_train import train_b1
 from bs4nn.train.checkpoint import load_checkpoint
-from bs4nn.train.trainer import RunOptions
+from bs4nn.train.finish import ship_pretrained
+from bs4nn.train.run import RunOptions
 
 
 def loss_of(params: Parameters, times, labels, shape, penalty=0.0) -> float:
@@ -66,6 +67,10 @@ def test_two_epochs_on_2000_images_learn(tmp_path):
     assert history[1]["loss"] < history[0]["loss"]
     best = load_checkpoint(tmp_path / "best.npz")
     assert best.model == "b1" and best.state == {} and len(best.biases) == 2
+    shipped = ship_pretrained(tmp_path, "tiny-b1", "bs4nn train --preset tiny-b1", dest_dir=tmp_path / "pretrained")
+    info = json.loads(shipped.with_suffix(".json").read_text())
+    assert info["model"] == "b1" and info["test"]["accuracy"] == summary["test"]["accuracy"]
+    assert load_checkpoint(shipped).biases[0].tolist() == best.biases[0].tolist()
 
 
 class InterruptedRunError(Exception):
