@@ -217,3 +217,29 @@ def test_report_on_a_b1_model(tmp_path, capsys, mnist_test):
     hidden_spikes = int((result.values[1] > 0).sum())
     assert sum(first["spike_step_histograms"][0]) == hidden_spikes
     assert sum(map(sum, first["confusion"])) == 400
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["rtl", "-o", "core.v"],
+        ["rtl", "report"],
+        ["sim", "cocotb", "--images", "1"],
+        ["build", "--board", "icebreaker", "-o", "build"],
+        ["run", "--simulate"],
+    ],
+)
+def test_bs4nn_only_stages_refuse_a_b1_folder(tmp_path, capsys, command):
+    """The core, the testbench and the firmware run BS4NN networks: one line, exit 2, nothing written."""
+    out = tmp_path / "bits"
+    assert (
+        run(capsys, export_cli.main, "--to-bits", str(b1_checkpoint(tmp_path / "b1.npz")), "-o", str(out), "--no-eval")[
+            0
+        ]
+        == 0
+    )
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, _, err = run(capsys, bs4nn_cli.main, *command, "--manifest", str(out))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "runs BS4NN networks only" in lines[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
