@@ -195,6 +195,8 @@ def test_from_relu_deploys_a_float_relu_network(tmp_path, capsys, mnist_test):
     assert json.loads((out / "manifest.json").read_text())["metrics"]["test_accuracy"] >= 0.8
     code, _, err = run(capsys, export_cli.main, "--from-relu", *files[:3], "-o", str(tmp_path / "odd"))
     assert code == 2 and "pairs W.npy b.npy" in err and not (tmp_path / "odd").exists()
+    code, _, err = run(capsys, export_cli.main, "--to-bits", str(out), "-o", str(tmp_path / "x"), "--weight-bits", "2")
+    assert code == 2 and "only apply to --from-relu" in err and not (tmp_path / "x").exists()
 
 
 def test_report_on_a_b1_model(tmp_path, capsys, mnist_test):
