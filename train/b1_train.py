@@ -1,11 +1,12 @@
-"""Training runs of B1 networks: presets and the epoch loop (checkpoint per epoch, resume,
-validation selection, test scoring by the golden model).
+"""Training runs of B1 networks: the epoch loop (checkpoint per epoch, resume, validation
+selection, test scoring by the golden model).
 
-DECISION (temporary): this is a minimal driver of its own while the BS4NN trainer is being
-split into a shared loop and a registry of training rules (issue 24); once that lands, the B1
-rule (train/b1_model.py: forward, straight-through backward, activity penalty) plugs into it
-and this loop goes.  It reuses the BS4NN trainer's data split, batches, shifts, Adam and
-checkpoint, so runs made with it resume and export the same way.
+DECISION (temporary): a minimal driver of its own beside the shared loop of ``train/trainer.py``
+(issue 24), whose rule interface does not yet carry what B1 learns (per-layer biases and
+log-scales stepped by the optimiser) nor score by the B1 golden model; train/B1.md lists the five
+changes after which ``b1_model.forward``/``backward`` become a rule in ``train/rules/`` and this
+loop goes.  It reuses the split trainer's pieces: data split and options (``train/run.py``),
+batches and shifts (``train/epochs.py``), Adam, the checkpoint.
 """
 
 from __future__ import annotations
