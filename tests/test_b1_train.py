@@ -137,3 +137,21 @@ def test_train_cli_any_hidden_layers_and_weight_bits(tmp_path, capsys):
     assert code == 0 and "epoch 1:" in out
     best = load_checkpoint(tmp_path / "best.npz")
     assert best.sizes == [784, 24, 16, 10] and best.weight_bits == 3 and best.thetas == [8.0, 4.0, 0.0]
+
+
+def test_hidden_dropout_silences_the_dropped_neurons(mnist_test):
+    """A mask of ones changes nothing; a dropped neuron reaches neither the output nor its weights' gradient."""
+    images, labels = mnist_test
+    shape = B1Shape((784, 40, 10), 256, (8,), 1)
+    params = initial_parameters(shape, 1)
+    times = encode_images(images[:50])
+    plain = forward(params, times, shape)
+    ones = forward(params, times, shape, keep_masks=[np.ones((50, 40), np.float32)])
+    assert np.array_equal(plain.scores, ones.scores)
+    mask = np.ones((50, 40), np.float32)
+    mask[:, :20] = 0
+    dropped = forward(params, times, shape, keep_masks=[mask])
+    gradients = backward(params, dropped, labels[:50], shape, 0.0)
+    assert not np.array_equal(dropped.logits, plain.logits)
+    assert not gradients.arrays[1][:, :20].any() and gradients.arrays[1][:, 20:].any()  # output weights from dropped
+    assert not gradients.arrays[0][:20].any()  # no gradient reaches the dropped neurons' input weights

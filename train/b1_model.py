@@ -157,7 +157,8 @@ class Forward:
     sums: list[Array]  # per layer n @ x (float32, exact integers)
     pre: list[Array]  # hidden layers' real pre-activations a = (n @ x + D) / rho
     logits: Array  # c (n @ x + D) of the output layer
-    scores: Array  # n @ x + D of the output layer (int64): the integer network's
+    scores: Array  # n @ x + D of the output layer (int64): the integer network's (without dropout)
+    keep_masks: Sequence[Array] | None = None  # hidden dropout, per hidden layer
 
 
 def matmul_dtype(shape: B1Shape, layer: int, fan_in: int, xp: ModuleType) -> type:
@@ -166,23 +167,36 @@ def matmul_dtype(shape: B1Shape, layer: int, fan_in: int, xp: ModuleType) -> typ
     return xp.float32 if high * shape.input_max(layer) * fan_in < EXACT_FLOAT32 else xp.float64
 
 
-def forward(params: Parameters, input_times: Array, shape: B1Shape, xp: ModuleType = np) -> Forward:
-    """The integer network's forward pass on spike-coded inputs, with what the backward needs."""
+def forward(
+    params: Parameters,
+    input_times: Array,
+    shape: B1Shape,
+    xp: ModuleType = np,
+    keep_masks: Sequence[Array] | None = None,
+) -> Forward:
+    """The integer network's forward pass on spike-coded inputs, with what the backward needs.
+
+    ``keep_masks`` (training only: hidden dropout, ``train/epochs.keep_masks``): each hidden
+    layer's values times its mask feed the next layer, which then sees non-integer inputs.
+    """
     values = [input_values(input_times, shape.tmax, xp)]
     integers, all_sums, pre = [], [], []
     n_layers = len(params.weights)
     for layer, scale in enumerate(params.scales()):
         ints = layer_integers(params.weights[layer], scale, params.biases[layer], shape, layer, xp)
         integers.append(ints)
-        dtype = matmul_dtype(shape, layer, ints.weights.shape[1], xp)
-        sums = xp.rint(values[-1].astype(dtype) @ ints.weights.astype(dtype).T).astype(xp.int64)
+        if keep_masks is not None and layer > 0:
+            sums = (values[-1] * keep_masks[layer - 1]).astype(xp.float32) @ ints.weights.T
+        else:
+            dtype = matmul_dtype(shape, layer, ints.weights.shape[1], xp)
+            sums = xp.rint(values[-1].astype(dtype) @ ints.weights.astype(dtype).T).astype(xp.int64)
         all_sums.append(sums.astype(xp.float32))
         potentials = sums + ints.bias
         if layer < n_layers - 1:
             pre.append(potentials.astype(xp.float32) / ints.ramp)
             values.append(fire_values(potentials, ints.ramp, shape.windows[layer], xp))
     logits = (potentials * integers[-1].factor).astype(xp.float32)
-    return Forward(values, integers, all_sums, pre, logits, potentials)
+    return Forward(values, integers, all_sums, pre, logits, potentials, keep_masks)
 
 
 @dataclass
@@ -214,6 +228,8 @@ def backward(
     for layer in range(n_layers - 1, -1, -1):
         ints = run.integers[layer]
         x = run.values[layer].astype(xp.float32)
+        if run.keep_masks is not None and layer > 0:
+            x = x * run.keep_masks[layer - 1]
         factor = scales[layer] * shape.gain(layer)  # a = c (n @ x) + b, c = exp(s) g: dL/ds = c sum(grad n @ x)
         grads_s[layer] = xp.asarray([(grad * run.sums[layer]).sum() * factor], dtype=xp.float32)
         grads_b[layer] = grad.sum(axis=0).astype(xp.float32)
@@ -226,6 +242,8 @@ def backward(
         window = shape.windows[layer - 1]
         hidden = run.pre[layer - 1]
         grad = (grad * ints.factor) @ ints.weights  # dL/dx of the layer below
+        if run.keep_masks is not None:
+            grad = grad * run.keep_masks[layer - 1]
         if activity_penalty:
             n_hidden = hidden.shape[1]
             penalty += activity_penalty * float(run.values[layer].sum()) / n_hidden

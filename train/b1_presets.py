@@ -26,6 +26,7 @@ class B1Preset:
     batch_size: int = 100
     activity_penalty: float = 0.0  # lambda of the mean hidden value (in steps)
     shift_pixels: int = 0
+    hidden_dropout: float = 0.0  # fraction of hidden neurons silenced per training image and batch
     train_images: int = 55_000
     validation_images: int = 5_000
 
@@ -36,6 +37,8 @@ class B1Preset:
             raise Bs4nnError(f"preset {self.name}: {error}") from error
         if any(window < 1 for window in self.windows):
             raise Bs4nnError(f"preset {self.name}: windows must be >= 1 step, got {self.windows}")
+        if not 0 <= self.hidden_dropout < 1:
+            raise Bs4nnError(f"preset {self.name}: hidden_dropout must be in [0, 1), not {self.hidden_dropout}")
         if not (self.eta > 0 and self.epochs >= 1 and self.batch_size >= 1 and self.activity_penalty >= 0):
             raise Bs4nnError(f"preset {self.name}: eta > 0, epochs >= 1, batch_size >= 1, activity_penalty >= 0 needed")
 

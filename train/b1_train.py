@@ -29,7 +29,7 @@ from bs4nn.sim.semantics import encode_images, to_numpy
 from bs4nn.train.b1_model import B1Shape, Parameters, b1_network, backward, forward, initial_parameters
 from bs4nn.train.b1_presets import B1Preset
 from bs4nn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from bs4nn.train.epochs import epoch_batches, epoch_moves, move_images
+from bs4nn.train.epochs import epoch_batches, epoch_moves, keep_masks, move_images
 from bs4nn.train.network import get_xp
 from bs4nn.train.optimizers import Adam
 from bs4nn.train.run import RunOptions, split_data
@@ -160,7 +160,11 @@ def _epochs(preset, options, data, params, optimizer, history, best, log) -> lis
             times = train_times[rows].astype(xp.int32)
             if moves is not None:
                 times = move_images(times, moves[rows], preset.tmax, xp)
-            run = forward(params, times, shape, xp)
+            masks = None
+            if preset.hidden_dropout:
+                drawn = keep_masks(options.seed, epoch, index, len(batch), preset.sizes[1:-1], preset.hidden_dropout)
+                masks = [xp.asarray(mask) for mask in drawn]
+            run = forward(params, times, shape, xp, masks)
             grads = backward(params, run, labels_xp[rows], shape, preset.activity_penalty, xp)
             arrays = optimizer.step(params.arrays(), grads.arrays, learning_rate(preset, epoch, index, len(batches)))
             params = Parameters.from_arrays([a.astype(xp.float32) for a in arrays])
