@@ -245,3 +245,18 @@ def test_bs4nn_only_stages_refuse_a_b1_folder(tmp_path, capsys, command):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "runs BS4NN networks only" in lines[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize(("name", "target"), [("mnist-b1", 0.984)])
+def test_shipped_b1_model_exports_to_its_recorded_figures(tmp_path, capsys, name, target):
+    """bs4nn-export --to-bits NAME: the integer network scores what the shipped JSON records (10,000 test
+    images), at most 0.15 spikes per hidden neuron, and the issue's accuracy target."""
+    from bs4nn.train.checkpoint import PRETRAINED_DIR
+
+    info = json.loads((PRETRAINED_DIR / f"{name}.json").read_text())
+    out = tmp_path / "bits"
+    assert run(capsys, export_cli.main, "--to-bits", name, "-o", str(out), "--quiet")[0] == 0
+    metrics = json.loads((out / "manifest.json").read_text())["metrics"]
+    assert metrics["images"] == 10_000 and metrics["test_accuracy"] == info["test"]["accuracy"] >= target
+    assert metrics["spikes_per_neuron"][1:] == info["test"]["spikes_per_neuron"]
+    assert max(metrics["spikes_per_neuron"][1:]) <= 0.15
