@@ -93,6 +93,8 @@ def _checkpoint(
 def _signature(preset: B1Preset, options: RunOptions) -> dict[str, Any]:
     settings = preset.as_dict()
     settings.pop("epochs")  # a resumed run may be extended (the cosine schedule then follows the new count)
+    if not settings["hidden_dropout"]:  # absent at its default: runs made before it still resume
+        settings.pop("hidden_dropout")
     return json.loads(
         json.dumps({"preset": settings, "seed": options.seed, "model": "b1"})
     )  # as the checkpoint holds it
