@@ -217,6 +217,8 @@ def source_from_npy(
 
 def build_network(source: ModelSource) -> IntegerNetwork:
     """The deployed integer network of a source; every defect is a :class:`Bs4nnError`."""
+    if source.model != "bs4nn":  # B1: bs4nn.export.b1export.build_b1_network
+        raise Bs4nnError(f"{source.label}: a {source.model} model; this command takes BS4NN networks only")
     for index, (alpha, theta) in enumerate(zip(source.alphas, source.thetas, strict=True)):
         if not np.isfinite(alpha) or alpha <= 0:
             raise Bs4nnError(f"layer {index}: alpha {alpha} must be a positive number")

@@ -262,3 +262,13 @@ def test_shipped_b1_model_exports_to_its_recorded_figures(tmp_path, capsys, name
     assert metrics["images"] == 10_000 and metrics["test_accuracy"] == info["test"]["accuracy"] >= target
     assert metrics["spikes_per_neuron"][1:] == info["test"]["spikes_per_neuron"]
     assert max(metrics["spikes_per_neuron"][1:]) <= 0.15
+
+
+def test_nir_export_refuses_a_b1_model(tmp_path, capsys):
+    """NIR has no B1 neuron: a B1 checkpoint or folder is one line, exit 2, no file written."""
+    source = b1_checkpoint(tmp_path / "b1.npz")
+    assert run(capsys, export_cli.main, "--to-bits", str(source), "-o", str(tmp_path / "bits"), "--no-eval")[0] == 0
+    for model in (source, tmp_path / "bits"):
+        code, _, err = run(capsys, export_cli.main, "--to-nir", str(model), "-o", str(tmp_path / "b1.nir"))
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "b1" in err, err
+        assert not (tmp_path / "b1.nir").exists()
