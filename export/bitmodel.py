@@ -27,9 +27,12 @@ import numpy as np
 from bitarray import bitarray
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.export.b1bits import WEIGHT_RULE, b1_layer_entries, b1_network_from_manifest
 from bs4nn.export.layout import counter_bits
 from bs4nn.fileio import output_directory, plain_file_name, sha256_bytes, sha256_path
 from bs4nn.lanes import DEFAULT_LANES
+from bs4nn.sim.b1 import MODEL as B1_MODEL
+from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.golden import IntegerLayer, IntegerNetwork
 from bs4nn.sim.semantics import CODING_RULE, exact_decimal, threshold_count
 
@@ -42,6 +45,8 @@ SELF_DIGEST = "manifest_sha256"
 """The manifest's hash of its own fields (:func:`manifest_digest`)."""
 WRITER = "bs4nn-export"
 """The name in a bit-model folder's ownership record (:func:`bs4nn.fileio.output_directory`)."""
+BS4NN_MODEL = "bs4nn"
+"""The ``model`` field of a BS4NN manifest; a folder without one (written before B1) is BS4NN too."""
 
 
 def sign_bits(weights: np.ndarray) -> np.ndarray:
@@ -101,11 +106,15 @@ def unpack_rows(payload: bytes, fan_out: int, fan_in: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class BitModel:
-    """A loaded bit-model folder: the integer network plus its manifest."""
+    """A loaded bit-model folder: the integer network (BS4NN or B1, as ``model`` says) plus its manifest."""
 
-    network: IntegerNetwork
+    network: IntegerNetwork | B1Network
     manifest: dict[str, Any]
     path: Path
+
+    @property
+    def model(self) -> str:
+        return self.manifest.get("model", BS4NN_MODEL)
 
     @property
     def lanes(self) -> int:
@@ -139,7 +148,7 @@ def network_inputs(network: IntegerNetwork, array: Any, what: str, *, spike_time
 
 
 def write_bit_model(
-    network: IntegerNetwork,
+    network: IntegerNetwork | B1Network,
     out_dir: str | os.PathLike,
     *,
     layer_info: Sequence[Mapping[str, Any]] = (),
@@ -154,7 +163,13 @@ def write_bit_model(
     """
     files: dict[str, bytes] = {}
     layers = []
-    for index, layer in enumerate(network.layers):
+    family = {"model": BS4NN_MODEL, "sign_rule": SIGN_RULE}
+    if isinstance(network, B1Network):
+        files, layers = b1_layer_entries(network)
+        family = {"model": B1_MODEL, "weight_rule": WEIGHT_RULE}
+        for entry, info in zip(layers, layer_info, strict=False):
+            entry.update(info)
+    for index, layer in enumerate(network.layers if not layers else ()):
         name = f"layer{index}.bin"
         files[name] = pack_rows(layer.signs)
         entry = {
@@ -175,7 +190,7 @@ def write_bit_model(
         "tmax": network.tmax,
         "imax": network.imax,
         "coding": CODING_RULE,
-        "sign_rule": SIGN_RULE,
+        **family,
         **(meta or {}),
         "layers": layers,
         "files": {name: sha256_bytes(payload) for name, payload in sorted(files.items())},
@@ -260,6 +275,16 @@ def load_bit_model(path: str | os.PathLike) -> BitModel:
             raise Bs4nnError(f"{file}: listed in the manifest but missing")
         if sha256_path(file) != digest:
             raise Bs4nnError(f"{file}: sha256 does not match the manifest (file changed or corrupt)")
+    if manifest.get("model", BS4NN_MODEL) == B1_MODEL:
+        try:
+            network = b1_network_from_manifest(
+                manifest, lambda name: _listed_file(folder, manifest, name), str(manifest_path)
+            )
+        except (KeyError, TypeError) as error:
+            raise Bs4nnError(f"{manifest_path}: malformed manifest ({error!r})") from error
+        return BitModel(network, manifest, folder)
+    if manifest.get("model", BS4NN_MODEL) != BS4NN_MODEL:
+        raise Bs4nnError(f"{manifest_path}: model {manifest['model']!r} is neither {BS4NN_MODEL} nor {B1_MODEL}")
     layers = []
     try:
         for entry in manifest["layers"]:
@@ -272,3 +297,21 @@ def load_bit_model(path: str | os.PathLike) -> BitModel:
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise Bs4nnError(f"{manifest_path}: malformed manifest ({error!r})") from error
     return BitModel(network, manifest, folder)
+
+
+def _listed_file(folder: Path, manifest: Mapping[str, Any], name: str) -> bytes:
+    """A file the manifest hashes (already checked); any other name is refused."""
+    if name not in manifest.get("files", {}):
+        raise Bs4nnError(f"{folder / MANIFEST}: {name} has no sha256 in the manifest")
+    return (folder / name).read_bytes()
+
+
+def load_bs4nn_model(path: str | os.PathLike, what: str) -> BitModel:
+    """:func:`load_bit_model` for the stages that run BS4NN networks only (the core, the firmware):
+    a B1 folder is one clear error, not a crash inside them (the B1 core is issue 26)."""
+    model = load_bit_model(path)
+    if model.model != BS4NN_MODEL:
+        raise Bs4nnError(
+            f"{model.path}: a {model.model} network; {what} runs BS4NN networks only (the B1 core is issue 26)"
+        )
+    return model

@@ -36,6 +36,8 @@ from bs4nn.sim.semantics import IMAX, TMAX
 PROG = "bs4nn-export"
 EXIT_MISMATCH = 1
 DEFAULT_NPY_DATASET = "mnist"
+RELU_BITS, RELU_WINDOW = 1, 16
+"""--from-relu defaults: 1-bit weights, 16-step hidden windows (the B1 presets')."""
 SOURCE_HELP = (
     "a checkpoint .npz, a training run folder (its calibrated.npz, else best.npz, else checkpoint.npz), "
     f"or a shipped model name ({', '.join(sorted(SHIPPED_NAMES))})"
@@ -132,6 +134,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         help=f"dataset the weights were trained on (default: the NIR graph's metadata, else {DEFAULT_NPY_DATASET})",
     )
+    relu = parser.add_argument_group("float ReLU networks trained elsewhere, deployed as B1 networks")
+    relu.add_argument(
+        "--from-relu",
+        nargs="+",
+        metavar="NPY",
+        help="W0.npy b0.npy W1.npy b1.npy ...: a ReLU MLP on pixels / imax, weights (out, in); quantised and "
+        "mapped exactly to a B1 network (each hidden layer's step set on 2,000 training images); exports to -o DIR",
+    )
+    relu.add_argument("--weight-bits", type=argtypes.positive_int, metavar="B", help=f"1..8 (default {RELU_BITS})")
+    relu.add_argument(
+        "--window", type=argtypes.positive_int, metavar="K", help=f"hidden windows in steps (default {RELU_WINDOW})"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of text")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_data_dir(parser)
@@ -188,12 +202,61 @@ def source_of(args: argparse.Namespace, given: str | None) -> ModelSource:
     return resolve_source(given)
 
 
+def export_b1(args: argparse.Namespace, source: ModelSource) -> int:
+    """``--to-bits`` of a B1 checkpoint or ``--from-relu``: the folder with ``"model": "b1"``."""
+    from bs4nn.export.b1export import export_b1_model
+
+    if args.counter_bits is not None:
+        raise Bs4nnError("--counter-bits is a BS4NN width; a B1 manifest declares each layer's potential_bits")
+    result = export_b1_model(
+        source,
+        args.output,
+        lanes=args.lanes,
+        evaluate_accuracy=not args.no_eval,
+        data_dir=args.data_dir,
+        images=args.images,
+    )
+    if args.json:
+        print(json.dumps({"path": str(result.path), "report": result.report, **result.model.manifest}, indent=2))
+        return 0
+    print(f"source: {source.label} ({source_digest(source)})")
+    print_summary(result.model.manifest)
+    print(f"weights: {result.report['weight_bits']:,} bits = {result.report['bin_bytes']:,} bytes of packed .bin")
+    print(f"wrote {result.path} ({len(result.model.manifest['files']) + 1} files, sha256 in manifest.json)")
+    return 0
+
+
+def relu_source(args: argparse.Namespace) -> ModelSource:
+    from bs4nn.export.b1export import source_from_relu
+
+    if args.to_bits or args.from_npy or args.from_nir:
+        raise Bs4nnError("give one model: --from-relu, --from-npy, --from-nir or --to-bits SOURCE")
+    return source_from_relu(
+        args.from_relu,
+        args.weight_bits or RELU_BITS,
+        args.window or RELU_WINDOW,
+        tmax=args.tmax or TMAX,
+        imax=args.imax or IMAX,
+        dataset=args.dataset or DEFAULT_NPY_DATASET,
+        data_dir=args.data_dir,
+    )
+
+
 def handle(args: argparse.Namespace) -> int:
     progress = not (args.quiet or args.json)
     if args.from_bits:
         return show_bit_model(args)
+    if args.from_relu:
+        if args.check is not None or not args.output:
+            raise Bs4nnError("--from-relu exports: give -o DIR (and no --check)")
+        return export_b1(args, relu_source(args))
     if args.check is not None:
-        result = check_model(source_of(args, args.check), args.data_dir, args.images, progress)
+        source = source_of(args, args.check)
+        if source.model != "bs4nn":
+            raise Bs4nnError(
+                "--check compares BS4NN's float and integer models; a B1 model trains on its integer network"
+            )
+        result = check_model(source, args.data_dir, args.images, progress)
         if args.json:
             print(json.dumps(asdict(result), indent=2))
         else:
@@ -205,14 +268,18 @@ def handle(args: argparse.Namespace) -> int:
         return 0 if result.differing_images == 0 else EXIT_MISMATCH
     if args.to_nir is not None:
         return write_nir(args)
+    if args.weight_bits is not None or args.window is not None:
+        raise Bs4nnError("--weight-bits and --window only apply to --from-relu (a checkpoint carries its own)")
     if args.to_bits is None and not args.from_npy and not args.from_nir:
         raise Bs4nnError(
-            "nothing to do: give --to-bits SOURCE, --from-npy ..., --from-nir FILE, --to-nir SOURCE, "
+            "nothing to do: give --to-bits SOURCE, --from-npy ..., --from-nir FILE, --from-relu ..., --to-nir SOURCE, "
             "--from-bits DIR or --check SOURCE"
         )
     if not args.output:
         raise Bs4nnError("-o DIR is required to export")
     source = source_of(args, args.to_bits)
+    if source.model == "b1":
+        return export_b1(args, source)
     result = export_model(
         source,
         args.output,
@@ -261,7 +328,9 @@ def print_summary(manifest: dict) -> None:
         f"dataset {manifest.get('dataset', '?')}, lanes {manifest.get('lanes', '?')}, "
         f"time {manifest.get('time_bits', '?')} bits"
     )
-    for entry in manifest["layers"]:
+    if manifest.get("model") == "b1":
+        print_b1_layers(manifest)
+    for entry in manifest["layers"] if manifest.get("model") != "b1" else ():
         alpha = ""
         if "alpha" in entry:
             alpha = f"alpha {entry['alpha']:.6g} -> {entry['alpha_q']}, theta {entry['theta']:.6g}, "
@@ -284,6 +353,16 @@ def print_summary(manifest: dict) -> None:
         )
     else:
         print("test accuracy: not evaluated")
+
+
+def print_b1_layers(manifest: dict) -> None:
+    print(f"B1 network, decision at step {manifest.get('decision_latency', '?')}")
+    for entry in manifest["layers"]:
+        hidden = f", ramp {entry['ramp']}, window {entry['window']}" if "ramp" in entry else " (output: scores)"
+        print(
+            f"layer {entry['index']}: {entry['fan_in']} -> {entry['fan_out']}, {entry['weight_bits']}-bit weights"
+            f"{hidden}, biases {min(entry['bias'])}..{max(entry['bias'])}, potential {entry['potential_bits']} bits"
+        )
 
 
 def print_memory_report(result: ExportResult) -> None:

@@ -50,7 +50,14 @@ FLOAT_BITS = 32
 """Bits of one float32 weight: the memory report compares the 1-bit signs with them."""
 PRETRAINED_ENV = "BS4NN_PRETRAINED"
 """Environment variable naming another folder of ``<name>.npz`` models to use instead."""
-SHIPPED_NAMES = {"mnist": "mnist", "fashion": "fashion", "fashion-mnist": "fashion", "fmnist": "fashion"}
+SHIPPED_NAMES = {
+    "mnist": "mnist",
+    "fashion": "fashion",
+    "fashion-mnist": "fashion",
+    "fmnist": "fashion",
+    "mnist-b1": "mnist-b1",
+    "fashion-b1": "fashion-b1",
+}
 """Accepted names of the shipped models -> file stem in ``bs4nn/train/pretrained/``."""
 EVAL_SPLIT = "test"
 
@@ -68,6 +75,9 @@ class ModelSource:
     binary: bool = True
     origin: dict[str, Any] = field(default_factory=dict)  # the manifest's ``source``
     training_metrics: dict[str, Any] | None = None  # the checkpoint's last metrics entry
+    model: str = "bs4nn"  # or "b1": then alphas are the scales, thetas the windows (train/checkpoint.py)
+    biases: list[np.ndarray] = field(default_factory=list)  # b1 only
+    weight_bits: int = 1
 
     @property
     def label(self) -> str:
@@ -130,6 +140,9 @@ def source_from_checkpoint(path: str | os.PathLike, origin: Mapping[str, Any] | 
             **(origin or {}),
         },
         training_metrics=checkpoint.metrics[-1] if checkpoint.metrics else None,
+        model=checkpoint.model,
+        biases=[np.asarray(b) for b in checkpoint.biases],
+        weight_bits=int(checkpoint.weight_bits),
     )
 
 
@@ -204,6 +217,8 @@ def source_from_npy(
 
 def build_network(source: ModelSource) -> IntegerNetwork:
     """The deployed integer network of a source; every defect is a :class:`Bs4nnError`."""
+    if source.model != "bs4nn":  # B1: bs4nn.export.b1export.build_b1_network
+        raise Bs4nnError(f"{source.label}: a {source.model} model; this command takes BS4NN networks only")
     for index, (alpha, theta) in enumerate(zip(source.alphas, source.thetas, strict=True)):
         if not np.isfinite(alpha) or alpha <= 0:
             raise Bs4nnError(f"layer {index}: alpha {alpha} must be a positive number")
@@ -332,6 +347,11 @@ def memory_report(network: IntegerNetwork, folder: Path, manifest: Mapping[str, 
     }
 
 
+def check_output_folder(out_dir: Path) -> None:
+    """Refuse, before the work, a folder this exporter did not write (``bs4nn.fileio.owned_entries``)."""
+    owned_entries(out_dir, WRITER, legacy_entries)
+
+
 def export_model(
     source: ModelSource,
     out_dir: str | os.PathLike,
@@ -345,7 +365,7 @@ def export_model(
 ) -> ExportResult:
     """Write the bit-model folder of ``source`` to ``out_dir`` (atomically) and read it back."""
     out_dir = Path(out_dir)
-    owned_entries(out_dir, WRITER, legacy_entries)  # refuse a folder that is not ours before the work
+    check_output_folder(out_dir)
     network = build_network(source)
     geometry = layouts(network, lanes)
     check_counter_width(network, declared_counter_bits)
@@ -418,21 +438,13 @@ def check_declared_geometry(model: BitModel) -> None:
     if "time_bits" in manifest and manifest["time_bits"] < time_bits(network.tmax):
         raise Bs4nnError(f"{path}: time_bits {manifest['time_bits']} cannot hold tmax {network.tmax}")
     for index, (entry, layer) in enumerate(zip(manifest["layers"], network.layers, strict=True)):
-        if "alpha_q" in entry and "theta" in entry:  # the count the exporter derived from them
-            derived = threshold_count(entry["theta"], Decimal(entry["alpha_q"]))
-            if derived != layer.threshold_count:
-                raise Bs4nnError(
-                    f"{path}: layer {index} threshold count {layer.threshold_count} is not "
-                    f"ceil(theta / alpha_q) = {derived}"
-                )
-        needed = counter_bits(layer.fan_in, layer.threshold_count)
-        if entry.get("counter_bits", needed) < needed:
-            raise Bs4nnError(
-                f"{path}: layer {index} declares {entry['counter_bits']}-bit counters but needs {needed} "
-                f"(fan-in {layer.fan_in}, threshold count {layer.threshold_count}): they would overflow"
-            )
+        if model.model != "bs4nn":  # B1: the potential widths are checked by its network type
+            signs = (layer.weights > 0).astype(np.uint8) if layer.weight_bits == 1 else None
+        else:
+            signs = layer.signs
+            check_counter_bits(path, index, entry, layer)
         memory = entry.get("memory")
-        if memory is None or lanes is None:
+        if memory is None or lanes is None or signs is None:
             continue
         layout = MemoryLayout(layer.fan_in, layer.fan_out, lanes)
         expected = {key: value for key, value in memory_geometry(layout, index).items() if key != "files"}
@@ -447,8 +459,26 @@ def check_declared_geometry(model: BitModel) -> None:
                 words = read_hex_image((model.path / hex_name).read_bytes(), layout)
             except Bs4nnError as error:
                 raise Bs4nnError(f"{path / hex_name}: {error}") from error
-            if not np.array_equal(signs_from_words(words, layer.fan_out, layer.fan_in, lanes), layer.signs):
+            if not np.array_equal(signs_from_words(words, layer.fan_out, layer.fan_in, lanes), signs):
                 raise Bs4nnError(f"{path}: {hex_name} does not hold the signs of {entry['weights']}")
+
+
+def check_counter_bits(path: Path, index: int, entry: Mapping[str, Any], layer: Any) -> None:
+    """A BS4NN layer's threshold count against ``ceil(theta / alpha_q)`` and its declared counter
+    width against the one its fan-in and threshold need."""
+    if "alpha_q" in entry and "theta" in entry:  # the count the exporter derived from them
+        derived = threshold_count(entry["theta"], Decimal(entry["alpha_q"]))
+        if derived != layer.threshold_count:
+            raise Bs4nnError(
+                f"{path}: layer {index} threshold count {layer.threshold_count} is not "
+                f"ceil(theta / alpha_q) = {derived}"
+            )
+    needed = counter_bits(layer.fan_in, layer.threshold_count)
+    if entry.get("counter_bits", needed) < needed:
+        raise Bs4nnError(
+            f"{path}: layer {index} declares {entry['counter_bits']}-bit counters but needs {needed} "
+            f"(fan-in {layer.fan_in}, threshold count {layer.threshold_count}): they would overflow"
+        )
 
 
 @dataclass

@@ -13,7 +13,7 @@ import numpy as np
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import load_bit_model, network_inputs
+from bs4nn.export.bitmodel import load_bs4nn_model, network_inputs
 from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.sim.golden import IntegerNetwork, random_network, run_golden_images
 
@@ -142,7 +142,7 @@ def _build(args: argparse.Namespace) -> int:
     _check_baud(args.board, args.baud)
 
     if args.manifest:
-        model = load_bit_model(args.manifest)
+        model = load_bs4nn_model(args.manifest, "bs4nn build")
         network, info = model.network, {"source": str(model.path), "manifest": model.manifest.get("source")}
         args.lanes = args.lanes or model.lanes
     else:
@@ -192,7 +192,7 @@ def _load_images(args: argparse.Namespace, network: IntegerNetwork) -> np.ndarra
 
 
 def _run(args: argparse.Namespace) -> int:
-    model = load_bit_model(args.manifest)
+    model = load_bs4nn_model(args.manifest, "bs4nn run")
     network = model.network
     args.lanes = args.lanes or model.lanes
     images = _load_images(args, network)

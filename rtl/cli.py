@@ -7,7 +7,7 @@ import json
 
 from bs4nn import argtypes
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import load_bit_model
+from bs4nn.export.bitmodel import load_bs4nn_model
 from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES
 from bs4nn.fileio import atomic_write_text, refuse_folder_target
 from bs4nn.rtl.cycles import clear_cycles, worst_case_cycles
@@ -76,7 +76,7 @@ def _generate(args: argparse.Namespace) -> int:
     if not args.manifest or not args.output:
         raise Bs4nnError("bs4nn rtl needs --manifest DIR and -o FILE.v (or an action: bs4nn rtl report ...)")
     refuse_folder_target(args.output)
-    model = load_bit_model(args.manifest)
+    model = load_bs4nn_model(args.manifest, "bs4nn rtl")
     network, lane_count = model.network, args.lanes or model.lanes
     rtlil_format = str(args.output).endswith(".il")
     text = generate_verilog(
@@ -92,7 +92,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    network = load_bit_model(args.manifest).network
+    network = load_bs4nn_model(args.manifest, "bs4nn rtl report").network
     reports = []
     for lanes in args.lanes:
         text = generate_verilog(network, lanes, harness=bool(args.place), rtlil_format=True)

@@ -13,10 +13,11 @@ import numpy as np
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import load_bit_model, network_inputs
+from bs4nn.export.bitmodel import load_bit_model, load_bs4nn_model, network_inputs
 from bs4nn.fileio import atomic_write_bytes, refuse_folder_target, work_directory
 from bs4nn.lanes import DEFAULT_LANES
-from bs4nn.sim.golden import golden_summary, run_golden_images
+from bs4nn.sim.b1 import B1Result, b1_summary
+from bs4nn.sim.golden import golden_summary, run_model_images
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.datasets import load_split
 
@@ -60,14 +61,22 @@ def _golden(args: argparse.Namespace) -> int:
         images, labels = images[: args.images], labels[: args.images]
     images = network_inputs(model.network, images, f"{dataset} {args.split}")
     start = time.perf_counter()
-    result = run_golden_images(model.network, images, progress=not args.json)
-    summary = golden_summary(result, labels, model.network.tmax, time.perf_counter() - start)
+    result = run_model_images(model.network, images, progress=not args.json)
+    if isinstance(result, B1Result):
+        summary = b1_summary(result, labels, model.network.latency, time.perf_counter() - start)
+    else:
+        summary = golden_summary(result, labels, model.network.tmax, time.perf_counter() - start)
     if args.save_decisions:
         buffer = io.BytesIO()
         np.save(buffer, result.decision)
         atomic_write_bytes(args.save_decisions, buffer.getvalue())
     if args.json:
         print(json.dumps(summary, indent=2))
+    elif isinstance(result, B1Result):
+        print(f"{dataset} {args.split}: {summary['images']} images, accuracy {100 * summary['accuracy']:.2f} % (B1)")
+        spikes = ", ".join(f"{v:.3f}" for v in summary["spikes_per_neuron"])
+        print(f"spikes per neuron per layer (input first; the output layer never spikes): {spikes}")
+        print(f"decision at step {summary['decision_latency']}; {summary['images_per_second']:.0f} images/s")
     else:
         print(f"{dataset} {args.split}: {summary['images']} images, accuracy {100 * summary['accuracy']:.2f} %")
         decided = f"mean decision time {summary['mean_decision_time']:.1f} steps"
@@ -169,7 +178,7 @@ def _cocotb(args: argparse.Namespace) -> int:
     if not 0.0 <= args.backpressure <= 1.0:
         raise Bs4nnError(f"--backpressure must lie in 0..1, got {args.backpressure}")
     manifest = args.manifest or _shipped_manifest(args.build_dir)
-    model = load_bit_model(manifest)
+    model = load_bs4nn_model(manifest, "bs4nn sim cocotb")
     network, lane_count = model.network, args.lanes or model.lanes
     images = labels = None
     if args.inputs:

@@ -15,6 +15,7 @@ from types import ModuleType
 import numpy as np
 from tqdm import tqdm
 
+from bs4nn.sim.b1 import B1Network, B1Result, run_b1_images
 from bs4nn.sim.semantics import IMAX, TMAX, Array, decide, encode_images, layer_spike_times
 
 
@@ -193,6 +194,18 @@ def run_golden(network: IntegerNetwork, input_times: Array, **kwargs) -> GoldenR
 def run_golden_images(network: IntegerNetwork, images: np.ndarray, **kwargs) -> GoldenResult:
     """Spike-code 8-bit images with the network's ``tmax``/``imax`` and run them."""
     return run_golden(network, encode_images(images, network.tmax, network.imax), **kwargs)
+
+
+def run_model_images(network: IntegerNetwork | B1Network, images: np.ndarray, **kwargs) -> GoldenResult | B1Result:
+    """The golden model of either family on 8-bit images: the one entry point (``bs4nn sim golden``).
+
+    A BS4NN :class:`IntegerNetwork` runs the event-driven race (:func:`run_golden_images`), a
+    :class:`~bs4nn.sim.b1.B1Network` the B1 closed form (:func:`bs4nn.sim.b1.run_b1_images`);
+    ``kwargs`` go to the BS4NN model (``progress``, ``workers``, ...).
+    """
+    if isinstance(network, B1Network):
+        return run_b1_images(network, images)
+    return run_golden_images(network, images, **kwargs)
 
 
 def trace_potentials(network: IntegerNetwork, input_times: Sequence[int] | np.ndarray) -> list[np.ndarray]:

@@ -30,6 +30,9 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 """The package's shipped models, ``NAME.npz`` + ``NAME.json``: the trainer writes them, the exporter reads them."""
 
 
+MODELS = ("bs4nn", "b1")
+"""The network families a checkpoint (and a bit-model folder) can hold."""
+
 RUN_MODEL_FILES = ("calibrated.npz", "best.npz", "checkpoint.npz")
 """A run folder's model, in order of preference: thresholds calibrated on validation, the best
 epoch by validation, the last epoch."""
@@ -72,7 +75,13 @@ def check_run_folder(run_dir: str | os.PathLike, resume: bool) -> None:
 
 @dataclass
 class Checkpoint:
-    """A trained (or partly trained) BS4NN; ``binary=False`` is the S4NN real-valued mode."""
+    """A trained (or partly trained) BS4NN; ``binary=False`` is the S4NN real-valued mode.
+
+    ``model="b1"`` is a B1 network (train/b1_model.py): ``alphas`` are its per-layer scales
+    ``exp(s)``, ``thetas`` its hidden windows ``K_l`` (a hidden neuron fires once its
+    pre-activation plus the steps elapsed reaches ``K_l``; 0 for the output layer, which never
+    fires), ``biases`` its real biases and ``weight_bits`` its weight width.
+    """
 
     sizes: list[int]  # neurons per layer, input first: [784, 600, 10]
     weights: list[np.ndarray]  # real-valued proxy weights per layer, (fan_out, fan_in)
@@ -87,10 +96,15 @@ class Checkpoint:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     metrics: list[dict[str, Any]] = field(default_factory=list)
     state: dict[str, np.ndarray] = field(default_factory=dict)  # optimiser / RNG arrays
+    model: str = "bs4nn"  # or "b1"
+    biases: list[np.ndarray] = field(default_factory=list)  # b1: per layer (fan_out,) float32
+    weight_bits: int = 1
 
     def __post_init__(self) -> None:
         self._check_header_fields()
         n_layers = len(self.sizes) - 1
+        if self.model == "b1" and [np.shape(b) for b in self.biases] != [(n,) for n in self.sizes[1:]]:
+            raise Bs4nnError(f"a b1 checkpoint needs one bias per neuron of every layer, got {len(self.biases)} arrays")
         if n_layers < 1:
             raise Bs4nnError("a network needs at least an input and an output layer")
         if not (len(self.weights) == len(self.alphas) == len(self.thetas) == n_layers):
@@ -120,7 +134,12 @@ class Checkpoint:
         checks = {
             "sizes": isinstance(self.sizes, list | tuple) and all(integer(n, 1) for n in self.sizes),
             "alphas": isinstance(self.alphas, list | tuple) and all(positive(a) for a in self.alphas),
-            "thetas": isinstance(self.thetas, list | tuple) and all(positive(t) for t in self.thetas),
+            # b1: the hidden windows, then 0 for the output layer, which never fires
+            "thetas": isinstance(self.thetas, list | tuple)
+            and all(positive(t) for t in (self.thetas[:-1] if self.model == "b1" else self.thetas))
+            and (self.model != "b1" or (len(self.thetas) > 0 and self.thetas[-1] == 0)),
+            "model": self.model in MODELS,
+            "weight_bits": integer(self.weight_bits, 1) and self.weight_bits <= 8,
             "tmax": integer(self.tmax, 1),
             "imax": integer(self.imax, 1),
             "binary": isinstance(self.binary, bool),
@@ -138,13 +157,14 @@ class Checkpoint:
 
     def header(self) -> dict[str, Any]:
         fields = asdict(self)
-        for key in ("weights", "state"):
+        for key in ("weights", "state", "biases"):
             fields.pop(key)
         return {"format": FORMAT, "version": VERSION, **fields}
 
 
 def checkpoint_bytes(checkpoint: Checkpoint) -> bytes:
     arrays = {f"weight_{i}": np.asarray(w, dtype=np.float32) for i, w in enumerate(checkpoint.weights)}
+    arrays.update({f"bias_{i}": np.asarray(b, dtype=np.float32) for i, b in enumerate(checkpoint.biases)})
     arrays.update({f"state_{name}": np.asarray(value) for name, value in checkpoint.state.items()})
     arrays["header"] = np.array(json.dumps(checkpoint.header(), sort_keys=True))
     buffer = io.BytesIO()
@@ -191,9 +211,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except KeyError as error:
         raise Bs4nnError(f"{path}: missing weights {error}") from error
     state = {name.removeprefix("state_"): value for name, value in arrays.items() if name.startswith("state_")}
+    biases = [arrays[f"bias_{i}"] for i in range(len(sizes) - 1) if f"bias_{i}" in arrays]
     fields = {key: value for key, value in header.items() if key not in ("format", "version")}
     try:
-        return Checkpoint(weights=weights, state=state, **fields)
+        return Checkpoint(weights=weights, state=state, biases=biases, **fields)
     except TypeError as error:
         raise Bs4nnError(f"{path}: malformed header ({error})") from error
     except Bs4nnError as error:

@@ -11,6 +11,7 @@ from typing import Any
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
+from bs4nn.train.b1_presets import B1_PRESETS
 from bs4nn.train.checkpoint import check_run_folder
 from bs4nn.train.datasets import DATASETS, check_dataset, data_root
 from bs4nn.train.presets import BACKWARDS, PRESETS, TARGET_RULES, get_preset, parse_field, parse_settings
@@ -46,6 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     register_train(subparsers)
 
 
+PRESETS_EPILOG = (
+    "presets: "
+    + "; ".join(f"{name} ({p.dataset}, {'-'.join(map(str, p.sizes))})" for name, p in {**PRESETS, **B1_PRESETS}.items())
+    + ". The -b1 presets train B1 networks (a time-to-first-spike network equivalent to a ReLU network, "
+    "Stanojevic et al. 2024; train/B1.md) with Adam, softmax cross-entropy and an activity penalty."
+)
+
+
 def register_train(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train",
@@ -58,10 +67,9 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         "to two decimals, hardware tie rule). Writes OUTDIR/checkpoint.npz (latest, for --resume), "
         "OUTDIR/best.npz (best validation accuracy), OUTDIR/calibrated.npz (best.npz with each layer's threshold "
         "chosen on validation, for presets that calibrate), metrics.csv/.json and summary.json.",
-        epilog="presets: "
-        + "; ".join(f"{name} ({p.dataset}, {'-'.join(map(str, p.sizes))})" for name, p in PRESETS.items()),
+        epilog=PRESETS_EPILOG,
     )
-    train.add_argument("--preset", default="mnist", choices=sorted(PRESETS), help="network and hyperparameters")
+    train.add_argument("--preset", default="mnist", choices=sorted({*PRESETS, *B1_PRESETS}), help="the network")
     train.add_argument("--out", metavar="OUTDIR", help="output folder (default: runs/PRESET)")
     train.add_argument(
         "--epochs",
@@ -124,6 +132,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         "decay_factor=0.98 --set 'snapshot_steps=(0, 8, 64, 255)' (repeatable; the fields are in "
         "train/presets.py; --epochs keeps the preset's per-epoch decay factor, set decay_factor with it)",
     )
+    add_b1_arguments(train)
     train.add_argument("--real-weights", action="store_true", help="S4NN mode: real-valued weights, no binarisation")
     train.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"], help="gpu needs CuPy (default auto)")
     train.add_argument(
@@ -187,10 +196,88 @@ def _add_rule_arguments(train: argparse.ArgumentParser) -> None:
     )
 
 
+def add_b1_arguments(train: argparse.ArgumentParser) -> None:
+    """The flags of the -b1 presets only."""
+    b1 = train.add_argument_group("B1 presets (mnist-b1, fashion-b1)")
+    b1.add_argument(
+        "--weight-bits", type=argtypes.positive_int, metavar="B", help="weight width 1..8 (1: +1/-1; default 1)"
+    )
+    b1.add_argument(
+        "--hidden", type=argtypes.positive_int, nargs="+", metavar="N", help="hidden layer sizes (any number)"
+    )
+    b1.add_argument(
+        "--windows", type=argtypes.positive_int, nargs="+", metavar="K", help="window in steps per hidden layer"
+    )
+    b1.add_argument(
+        "--activity-penalty",
+        type=argtypes.non_negative_float,
+        metavar="LAMBDA",
+        help="weight of the mean hidden value (in steps) in the loss: larger, fewer spikes (default: the preset's)",
+    )
+
+
+B1_ONLY = ("weight_bits", "hidden", "windows", "activity_penalty")
+BS4NN_ONLY = (
+    "mu", "bucket_batches", "decay_every", "target_rule", "gamma", "thetas", "weight_clip", "backward",
+    "count_margin", "surrogate_width", "readout_epochs", "mirror_images", "calibrate_thresholds",
+)  # fmt: skip
+
+
+def _train_b1(args: argparse.Namespace) -> int:
+    from bs4nn.train.b1_train import train_b1
+
+    given = [key for key in BS4NN_ONLY if getattr(args, key) is not None] + ["real_weights"] * args.real_weights
+    if given:
+        raise Bs4nnError(f"--{given[0].replace('_', '-')} is a BS4NN option; preset {args.preset} is a B1 network")
+    preset = B1_PRESETS[args.preset]
+    sizes = preset.sizes if args.hidden is None else (preset.sizes[0], *args.hidden, preset.sizes[-1])
+    windows = args.windows or preset.windows
+    if args.hidden is not None and args.windows is None:
+        windows = (preset.windows[0],) * len(args.hidden)
+    if len(windows) != len(sizes) - 2:
+        raise Bs4nnError(f"--windows needs one window per hidden layer ({len(sizes) - 2})")
+    flags = dict(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        train_images=args.train_images,
+        eta=args.eta,
+        shift_pixels=args.shift_pixels,
+        weight_bits=args.weight_bits,
+        activity_penalty=args.activity_penalty,
+        hidden_dropout=args.hidden_dropout,
+    )
+    if args.settings or args.plot:
+        raise Bs4nnError(
+            f"{'--set' if args.settings else '--plot'} is not available for the B1 presets yet; use their flags"
+        )
+    changes = {key: value for key, value in flags.items() if value is not None}
+    preset = replace(preset, sizes=tuple(sizes), windows=tuple(windows), **changes)
+    if preset.train_images > 55_000:
+        raise Bs4nnError("at most 55000 training images: the last 5,000 are the validation split")
+    out_dir = Path(args.out) if args.out else default_out_dir(preset)
+    check_run_folder(out_dir, args.resume)
+    options = RunOptions(
+        out_dir=out_dir,
+        data_dir=args.data_dir,
+        seed=args.seed,
+        device=args.device,
+        resume=args.resume,
+        progress=not args.quiet,
+        test=not args.no_test,
+    )
+    train_b1(preset, options)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     # here, not at the top: the trainer's imports add ~0.5 s to every `bs4nn` command (measured 0.22 -> 0.77 s)
     from bs4nn.train.trainer import train
 
+    if args.preset in B1_PRESETS:
+        return _train_b1(args)
+    given = [key for key in B1_ONLY if getattr(args, key) is not None]
+    if given:
+        raise Bs4nnError(f"--{given[0].replace('_', '-')} is an option of the B1 presets, not of {args.preset}")
     preset = get_preset(args.preset)
     if args.thetas is not None and len(args.thetas) != len(preset.thetas):
         raise Bs4nnError(f"--thetas needs {len(preset.thetas)} values for preset {preset.name}")

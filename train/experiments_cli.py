@@ -163,10 +163,36 @@ def _load_data(args: argparse.Namespace, model: AnalysedModel) -> tuple[np.ndarr
     return images, labels, meta
 
 
-def _report(args: argparse.Namespace) -> int:
+def _report_b1(args: argparse.Namespace, network, dataset: str) -> int:
+    from bs4nn.train.experiments.b1_report import analyse_b1, write_b1_report
+
+    dataset = dataset_spec(args.dataset or dataset).name
+    images, labels = load_split(dataset, args.split, args.data_dir)
+    if args.images is not None:
+        images, labels = images[: args.images], labels[: args.images]
     from bs4nn.fileio import owned_entries
     from bs4nn.train.experiments.report import WRITER
 
+    out = args.out or f"report-{Path(args.model).stem}"
+    owned_entries(out, WRITER)  # a folder the report may not replace is refused before the work
+    meta = {"model": str(args.model), "dataset": dataset, "split": args.split, "images": len(labels)}
+    data = analyse_b1(network, images, labels)
+    path = write_b1_report(network, data, out, meta)
+    spikes = ", ".join(f"{s:.3f}" for s in data.result.spikes_per_neuron())
+    print(f"{dataset} {args.split}: {len(labels)} images, accuracy {100 * data.result.accuracy(labels):.2f} % (B1)")
+    print(f"spikes per neuron per layer (input first): {spikes}")
+    print(f"report written to {path}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bs4nn.fileio import owned_entries
+    from bs4nn.train.experiments.b1_report import load_b1
+    from bs4nn.train.experiments.report import WRITER
+
+    b1 = load_b1(args.model)
+    if b1 is not None:
+        return _report_b1(args, *b1)
     model = load_model(args.model)
     out = args.out or f"report-{model.name}"
     owned_entries(out, WRITER)  # a folder the report may not replace is refused before the work

@@ -154,8 +154,10 @@ def ship_pretrained(
         "train_wall_seconds": summary.get("total_train_seconds"),
         "validation_accuracy": summary.get("validation_accuracy"),
         "validation_split": "last 5,000 of the 60,000 training images (trained on the first 55,000)",
+        "model": best.model,
         "alphas": best.alphas,
-        "alphas_rounded": [float(quantize_alpha(a)) for a in best.alphas],
+        # B1: the scales become integer ramps (train/b1_model.py), they are not rounded to two decimals
+        "alphas_rounded": [float(quantize_alpha(a)) for a in best.alphas] if best.model == "bs4nn" else None,
         "thetas": best.thetas,
         "calibration": summary.get("calibration"),
         "test": summary.get("test"),

@@ -68,9 +68,8 @@ def analyse(
     input_times = encode_images(images, network.tmax, network.imax)
     result = run_golden(network, input_times, chunk=DEFAULT_CHUNK, progress=progress)
     n_out = network.sizes[-1]
-    n_classes = max(n_out, int(labels.max()) + 1)
-    confusion = np.zeros((n_classes, n_out), np.int64)
-    np.add.at(confusion, (labels, result.decision), 1)
+    confusion = confusion_matrix(labels, result.decision, n_out)
+    n_classes = confusion.shape[0]
     spikes_until = result.spikes_until_decision
     per_class = np.bincount(labels, minlength=n_classes).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -118,7 +117,7 @@ def write_report(
         sections.append(_fig_class_means(model, data, tmp))
         sections.append(_fig_spikes(model, data, tmp))
         sections.append(_fig_potentials(model, data, tmp))
-        sections.append(_fig_confusion(data, tmp))
+        sections.append(confusion_section(data.confusion, tmp))
         sections.append(_fig_weights(model, tmp, hidden_shown))
         (tmp / REPORT_FILE).write_text("\n".join(sections))
         write_json(tmp / "report.json", {**meta, **_numbers(data, model.network.tmax)})
@@ -290,8 +289,16 @@ def _potentials_figure(
     return fig
 
 
-def _fig_confusion(data: ReportData, out: Path) -> str:
-    confusion = data.confusion
+def confusion_matrix(labels: np.ndarray, decision: np.ndarray, n_out: int) -> np.ndarray:
+    """``(n_classes, n_out)`` counts: rows the true label, columns the decision."""
+    labels = np.asarray(labels).astype(np.int64)
+    confusion = np.zeros((max(n_out, int(labels.max()) + 1), n_out), np.int64)
+    np.add.at(confusion, (labels, decision), 1)
+    return confusion
+
+
+def confusion_section(confusion: np.ndarray, out: Path) -> str:
+    """The confusion matrix as ``confusion.png`` and a Markdown table (both families' reports)."""
     fig, ax = new_figure(5.2, 4.6)
     image = ax.imshow(confusion, cmap="Blues")
     if confusion.size <= 400:
