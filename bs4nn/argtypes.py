@@ -95,3 +95,20 @@ def add_data_dir(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="folder holding mnist/ and fashion-mnist/ IDX files (default: $BS4NN_DATA, else ~/.cache/bs4nn/data)",
     )
+
+
+MODEL_HELP = (
+    "the model: a shipped name (mnist, fashion, mnist-b1, fashion-b1), a checkpoint .npz, a training run folder "
+    "or a bit-model folder; anything but a bit-model folder is exported for the run (the command says which it used)"
+)
+
+
+def add_model_argument(parser: argparse.ArgumentParser, required: bool = True, when_absent: str = "") -> None:
+    """``--model MODEL``, the one flag every command names its model with (``--manifest`` is kept as an alias)."""
+    help_text = f"{MODEL_HELP}; {when_absent}" if when_absent else MODEL_HELP
+    parser.add_argument("--model", "--manifest", dest="model", metavar="MODEL", required=required, help=help_text)
+
+
+def add_output_argument(parser: argparse.ArgumentParser, metavar: str, help_text: str, **kwargs) -> None:
+    """``-o/--output``, the one flag every command names its output with (``--out`` is kept as an alias)."""
+    parser.add_argument("-o", "--output", "--out", dest="output", metavar=metavar, help=help_text, **kwargs)

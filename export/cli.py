@@ -19,7 +19,6 @@ from bs4nn.argparsing import OneLineParser
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.exporter import (
-    SHIPPED_NAMES,
     ExportResult,
     ModelSource,
     check_model,
@@ -28,6 +27,7 @@ from bs4nn.export.exporter import (
     source_from_npy,
     verify_bit_model,
 )
+from bs4nn.export.naming import SHIPPED_NAMES
 from bs4nn.export.nirgraph import deployed_model, network_graph, source_from_nir, write_graph
 from bs4nn.fileio import sha256_path
 from bs4nn.lanes import DEFAULT_LANES, MAX_LANES
@@ -85,11 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write SOURCE (as for --to-bits, or a bit-model folder) as a NIR graph to the new file -o FILE.nir: "
         "Input -> (Linear alpha_q * B -> IF) per layer -> Output, the rest of the contract in its metadata",
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        metavar="DIR",
-        help="output folder for --to-bits / --from-npy / --from-nir: new, empty, or one bs4nn-export wrote "
+    argtypes.add_output_argument(
+        parser,
+        "DIR",
+        "output folder for --to-bits / --from-npy / --from-nir / --from-relu: new, empty, or one bs4nn-export wrote "
         "(its files are replaced, yours kept; any other folder is refused); the new .nir file for --to-nir",
     )
     parser.add_argument(

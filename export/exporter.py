@@ -14,9 +14,10 @@ the output folder as it was.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -39,26 +40,16 @@ from bs4nn.export.bitmodel import (
 from bs4nn.export.cheader import HEADER_NAME, c_header
 from bs4nn.export.layout import MemoryLayout, counter_bits, signs_from_words, time_bits
 from bs4nn.export.memfiles import MEMORY_FORMATS, memory_images, read_hex_image
+from bs4nn.export.naming import ModelName, resolve_model
 from bs4nn.fileio import owned_entries, sha256_path
 from bs4nn.lanes import DEFAULT_LANES, MAX_LANES
 from bs4nn.sim.golden import IntegerNetwork, run_golden, run_network
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images, threshold_count
-from bs4nn.train.checkpoint import PRETRAINED_DIR, load_checkpoint, run_model_path
+from bs4nn.train.checkpoint import load_checkpoint, run_model_path
 from bs4nn.train.datasets import dataset_spec, load_split
 
 FLOAT_BITS = 32
 """Bits of one float32 weight: the memory report compares the 1-bit signs with them."""
-PRETRAINED_ENV = "BS4NN_PRETRAINED"
-"""Environment variable naming another folder of ``<name>.npz`` models to use instead."""
-SHIPPED_NAMES = {
-    "mnist": "mnist",
-    "fashion": "fashion",
-    "fashion-mnist": "fashion",
-    "fmnist": "fashion",
-    "mnist-b1": "mnist-b1",
-    "fashion-b1": "fashion-b1",
-}
-"""Accepted names of the shipped models -> file stem in ``bs4nn/train/pretrained/``."""
 EVAL_SPLIT = "test"
 
 
@@ -86,26 +77,6 @@ class ModelSource:
         if kind == "npy":
             return "npy " + " ".join(entry["path"] for entry in self.origin["files"])
         return f"{kind} {self.origin.get('name') or self.origin.get('path')}"
-
-
-def shipped_model_path(name: str, root: str | os.PathLike | None = None) -> Path:
-    """File of a shipped pretrained model.
-
-    Looked for in ``root`` if given, else in ``$BS4NN_PRETRAINED`` if set (a site-wide model
-    folder, or a test's), else in the package folder ``bs4nn/train/pretrained``.
-    """
-    stem = SHIPPED_NAMES.get(name.lower())
-    if stem is None:
-        raise Bs4nnError(f"no shipped model named {name!r}; names: {', '.join(sorted(SHIPPED_NAMES))}")
-    root = root if root is not None else os.environ.get(PRETRAINED_ENV) or None
-    folder = Path(root) if root is not None else PRETRAINED_DIR
-    path = folder / f"{stem}.npz"
-    if not path.is_file():
-        raise Bs4nnError(
-            f"shipped model {name!r} is not installed ({path} is missing); "
-            "train one with 'bs4nn train' and pass its checkpoint path instead"
-        )
-    return path
 
 
 def checkpoint_path(path: str | os.PathLike) -> Path:
@@ -147,16 +118,52 @@ def source_from_checkpoint(path: str | os.PathLike, origin: Mapping[str, Any] | 
 
 
 def resolve_source(source: str, pretrained_root: str | os.PathLike | None = None) -> ModelSource:
-    """``SOURCE`` of the command line: an existing path first, else a shipped model name."""
-    if Path(source).exists():
-        return source_from_checkpoint(source)
-    if source.lower() in SHIPPED_NAMES:
-        path = shipped_model_path(source, pretrained_root)
-        return source_from_checkpoint(path, {"kind": "shipped", "name": source.lower(), "path": path.name})
-    raise Bs4nnError(
-        f"{source}: no such checkpoint file or run folder, and not a shipped model name "
-        f"({', '.join(sorted(SHIPPED_NAMES))})"
-    )
+    """``SOURCE`` of the command line, named as every command names a model (:mod:`bs4nn.export.naming`).
+
+    A bit-model folder holds no real weights, so it is no source for an export.
+    """
+    name = resolve_model(source, pretrained_root)
+    if name.is_bit_model:
+        raise Bs4nnError(f"{source}: a bit-model folder already; exporting needs the checkpoint it came from")
+    if name.shipped:
+        return source_from_checkpoint(name.path, {"kind": "shipped", "name": name.shipped, "path": name.path.name})
+    return source_from_checkpoint(name.path, {"path": source})
+
+
+def model_cache_root() -> Path:
+    """Where models named by something other than a bit-model folder are exported for the stages that need one."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bs4nn" / "models"
+
+
+def named_bit_model(text: str, cache_root: str | os.PathLike | None = None) -> tuple[BitModel, ModelName]:
+    """The bit-model folder of any model name: the folder itself, or a fresh export of the checkpoint.
+
+    The export goes to ``cache_root/<stem>-<sha256 of the checkpoint>`` and is written anew each time
+    (deterministic, well under a second without the accuracy run), so a newly shipped model is what runs.
+    """
+    name = resolve_model(text)
+    if name.is_bit_model:
+        return load_bit_model(name.path), name
+    source = resolve_source(text)
+    folder = Path(cache_root or model_cache_root()) / f"{name.stem}-{source.origin['sha256'][:16]}"
+    export_model(source, folder, evaluate_accuracy=False)
+    return load_bit_model(folder), name
+
+
+def named_model(text: str, prog: str, say: Callable[[str], None] | None = None) -> BitModel:
+    """:func:`named_bit_model`, saying on stderr what a name stood for (``PROG: model: ...``).
+
+    A path given as the model itself (a bit-model folder, a checkpoint file) needs no such line.
+    """
+    model, name = named_bit_model(text)
+    if name.was_renamed or not name.is_bit_model:
+        where = "" if name.is_bit_model else f", exported to {model.path}"
+        (say or _stderr)(f"{prog}: model: {name}{where}")
+    return model
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def load_npy_weights(path: str | os.PathLike) -> np.ndarray:

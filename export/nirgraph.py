@@ -35,8 +35,9 @@ import nir
 import numpy as np
 
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import MANIFEST, load_bit_model, quantize_alpha
+from bs4nn.export.bitmodel import load_bit_model, quantize_alpha
 from bs4nn.export.exporter import ModelSource, build_network, canonical_dataset, resolve_source
+from bs4nn.export.naming import resolve_model
 from bs4nn.fileio import sha256_path
 from bs4nn.sim.golden import IntegerNetwork
 from bs4nn.sim.semantics import CODING_RULE, IMAX, TMAX, exact_decimal
@@ -278,8 +279,9 @@ def deployed_model(source: str, pretrained_root: str | os.PathLike | None = None
     A bit-model folder gives exactly what it deploys; a checkpoint, run folder or shipped name goes
     through the one conversion of the exporter.
     """
-    folder = Path(source)
-    if folder.is_dir() and (folder / MANIFEST).is_file():
+    name = resolve_model(source, pretrained_root)
+    if name.is_bit_model:
+        folder = name.path
         model = load_bit_model(folder)
         family = model.manifest.get("model", "bs4nn")
         if family != "bs4nn":

@@ -13,7 +13,8 @@ import numpy as np
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import load_bs4nn_model, network_inputs
+from bs4nn.export.bitmodel import network_inputs, require_bs4nn
+from bs4nn.export.exporter import named_model
 from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.sim.golden import IntegerNetwork, random_network, run_golden_images
 
@@ -37,13 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument(
         "--board", default="icebreaker", choices=sorted(BOARDS), help="target board (default: icebreaker)"
     )
-    build.add_argument(
-        "--manifest",
-        metavar="DIR",
-        help="bit-model folder (bs4nn-export --to-bits); default: the shipped MNIST model, or a RANDOM 784-600-10 "
-        "network (labelled so in the report) when the shipped model is not installed",
+    argtypes.add_model_argument(
+        build,
+        required=False,
+        when_absent="default: the shipped MNIST model, or a RANDOM 784-600-10 network (labelled so in the report) "
+        "when the shipped model is not installed",
     )
-    build.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (replaced atomically)")
+    argtypes.add_output_argument(build, "OUT", "output folder (replaced atomically)", required=True)
     build.add_argument(
         "--lanes",
         type=argtypes.lanes,
@@ -68,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="classify images on a board over its UART (framed protocol, pyserial)",
         description="Send images to a board running a bs4nn bitstream and print its answers. Images come from "
-        ".npy files ((N, 28, 28) or (28, 28) uint8) and/or a dataset split. With --check, every answer is "
+        ".npy files ((N, 28, 28) or (28, 28) uint8) and/or a dataset split. With --verify, every answer is "
         "compared with the golden model of the same bit-model folder (decision, decision time, output spike "
         "times and counters).",
     )
@@ -86,7 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=argtypes.lanes,
         help="lanes of the bitstream's core (for --upload, --simulate; default: the manifest's lanes)",
     )
-    run.add_argument("--manifest", required=True, metavar="DIR", help="bit-model folder the bitstream was built from")
+    argtypes.add_model_argument(run)
     run.add_argument(
         "--baud", type=argtypes.positive_int, default=DEFAULT_BAUD, help=f"UART baud rate (default: {DEFAULT_BAUD})"
     )
@@ -94,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--split", default="test", choices=["train", "test"], help="dataset split (default: test)")
     run.add_argument("--count", type=argtypes.positive_int, default=10, help="dataset images to send (default: 10)")
     run.add_argument("--events", action="store_true", help="code the spikes on the host and send EVENTS frames")
-    run.add_argument("--check", action="store_true", help="compare every answer with the golden model")
+    run.add_argument("--verify", action="store_true", help="compare every answer with the golden model")
     run.add_argument(
         "--upload",
         action="store_true",
@@ -141,8 +142,8 @@ def _build(args: argparse.Namespace) -> int:
 
     _check_baud(args.board, args.baud)
 
-    if args.manifest:
-        model = load_bs4nn_model(args.manifest, "bs4nn build")
+    if args.model:
+        model = require_bs4nn(named_model(args.model, "bs4nn build"), "bs4nn build")
         network, info = model.network, {"source": str(model.path), "manifest": model.manifest.get("source")}
         args.lanes = args.lanes or model.lanes
     else:
@@ -151,7 +152,7 @@ def _build(args: argparse.Namespace) -> int:
     print(f"building {args.board} bitstream for {'-'.join(map(str, network.sizes))}, {args.lanes} lanes ...")
     report = build_bitstream(
         network,
-        args.out,
+        args.output,
         board=args.board,
         lanes=args.lanes,
         baud=args.baud,
@@ -163,7 +164,7 @@ def _build(args: argparse.Namespace) -> int:
     )
     measured = report["measured"]
     yosys = measured.get("yosys", {})
-    print(f"bitstream: {Path(args.out) / report['bitstream']['file']}  ({report['build_seconds']} s)")
+    print(f"bitstream: {Path(args.output) / report['bitstream']['file']}  ({report['build_seconds']} s)")
     print(
         f"yosys: {yosys.get('luts')} LUTs, {yosys.get('flip_flops')} FFs, {yosys.get('block_rams')} block RAMs, "
         f"{yosys.get('spram')} SPRAMs"
@@ -192,11 +193,11 @@ def _load_images(args: argparse.Namespace, network: IntegerNetwork) -> np.ndarra
 
 
 def _run(args: argparse.Namespace) -> int:
-    model = load_bs4nn_model(args.manifest, "bs4nn run")
+    model = require_bs4nn(named_model(args.model, "bs4nn run"), "bs4nn run")
     network = model.network
     args.lanes = args.lanes or model.lanes
     images = _load_images(args, network)
-    golden = run_golden_images(network, images) if args.check else None
+    golden = run_golden_images(network, images) if args.verify else None
     if args.simulate:
         from bs4nn.firmware.board import BoardTop
         from bs4nn.firmware.loopback import run_with_host

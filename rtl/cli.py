@@ -7,7 +7,8 @@ import json
 
 from bs4nn import argtypes
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import load_bs4nn_model
+from bs4nn.export.bitmodel import require_bs4nn
+from bs4nn.export.exporter import named_model
 from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES
 from bs4nn.fileio import atomic_write_text, refuse_folder_target
 from bs4nn.rtl.cycles import clear_cycles, worst_case_cycles
@@ -22,16 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rtl",
         help="generate the inference core's Verilog (and report its FPGA resources)",
         description="Generate the Verilog of the event-driven BS4NN core for a bit-model folder: "
-        "'bs4nn rtl --manifest DIR -o core.v'. The weights are the memories' initial contents; "
+        "'bs4nn rtl --model MODEL -o core.v'. The weights are the memories' initial contents; "
         "the thresholds and sizes are elaboration parameters. 'bs4nn rtl report' synthesises the core "
         "for iCE40 with Yosys and prints its resources per lane count.",
     )
-    rtl.add_argument("--manifest", metavar="DIR", help="bit-model folder (from bs4nn-export)")
-    rtl.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE.v",
-        help="Verilog file to write (FILE.il: Yosys RTLIL instead, which Yosys reads much faster)",
+    argtypes.add_model_argument(rtl, required=False, when_absent="required unless an action is given")
+    argtypes.add_output_argument(
+        rtl, "FILE.v", "Verilog file to write (FILE.il: Yosys RTLIL instead, which Yosys reads much faster)"
     )
     rtl.add_argument(
         "--lanes",
@@ -48,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="leave the weight memories empty: the board loads them through the weights__* port before use",
     )
     rtl.set_defaults(handler=_generate)
-    actions = rtl.add_subparsers(dest="rtl_command", metavar="ACTION")
+    actions = rtl.add_subparsers(dest="rtl_command", metavar="[report]", title="optional action")
     report = actions.add_parser(
         "report",
         help="iCE40 resources (cells, LUTs, FFs, RAM blocks) per lane count",
@@ -58,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "inside a 3-pin timing shell, whose resources are then counted too). Slow for "
         "big networks (minutes per lane count).",
     )
-    report.add_argument("--manifest", metavar="DIR", required=True, help="bit-model folder (from bs4nn-export)")
+    argtypes.add_model_argument(report)
     report.add_argument(
         "--lanes", type=argtypes.lanes, nargs="+", default=list(REPORT_LANES), help="lane counts (default 8 16 32)"
     )
@@ -73,10 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    if not args.manifest or not args.output:
-        raise Bs4nnError("bs4nn rtl needs --manifest DIR and -o FILE.v (or an action: bs4nn rtl report ...)")
+    if not args.model or not args.output:
+        raise Bs4nnError("bs4nn rtl needs --model MODEL and -o FILE.v (or the action: bs4nn rtl report ...)")
     refuse_folder_target(args.output)
-    model = load_bs4nn_model(args.manifest, "bs4nn rtl")
+    model = require_bs4nn(named_model(args.model, "bs4nn rtl"), "bs4nn rtl")
     network, lane_count = model.network, args.lanes or model.lanes
     rtlil_format = str(args.output).endswith(".il")
     text = generate_verilog(
@@ -92,7 +90,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    network = load_bs4nn_model(args.manifest, "bs4nn rtl report").network
+    network = require_bs4nn(named_model(args.model, "bs4nn rtl report"), "bs4nn rtl report").network
     reports = []
     for lanes in args.lanes:
         text = generate_verilog(network, lanes, harness=bool(args.place), rtlil_format=True)

@@ -13,7 +13,8 @@ import numpy as np
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import load_bit_model, load_bs4nn_model, network_inputs
+from bs4nn.export.bitmodel import network_inputs, require_bs4nn
+from bs4nn.export.exporter import named_model
 from bs4nn.fileio import atomic_write_bytes, refuse_folder_target, work_directory
 from bs4nn.lanes import DEFAULT_LANES
 from bs4nn.sim.b1 import B1Result, b1_summary
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "accuracy (ties broken as the hardware breaks them), mean decision time and spikes per layer "
         "up to the decision.",
     )
-    golden.add_argument("--manifest", required=True, metavar="DIR", help="bit-model folder (from bs4nn-export)")
+    argtypes.add_model_argument(golden)
     golden.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: the manifest's dataset)")
     golden.add_argument("--split", default="test", choices=["train", "test"], help="dataset split (default: test)")
     golden.add_argument(
@@ -50,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _golden(args: argparse.Namespace) -> int:
     if args.save_decisions:
         refuse_folder_target(args.save_decisions)
-    model = load_bit_model(args.manifest)
+    model = named_model(args.model, "bs4nn sim golden")
     dataset = args.dataset or model.manifest.get("dataset", "mnist")
     images, labels = load_split(dataset, args.split, args.data_dir)
     if args.images is not None:
@@ -98,18 +99,14 @@ def _register_cocotb(sim_sub: argparse._SubParsersAction) -> None:
     cocotb = sim_sub.add_parser(
         "cocotb",
         help="simulate the generated RTL core on real images and compare it spike for spike with the golden model",
-        description="Generate the core of a bit-model folder (bs4nn rtl generate), build it with Verilator or "
+        description="Generate the core of a bit-model folder (as 'bs4nn rtl --model' does), build it with Verilator or "
         "Icarus, stream images through it with cocotb and compare, for every image, every spike (layer, neuron, "
         "time), the output spike times and counters, the decision and its time with the golden model. "
         "Exit status 0 only if every image is bit-exact ('N/N bit-exact'). On a mismatch the first differing "
         "event is printed, the image's inputs (.npy) and a waveform are written, and a one-line command "
         "reproduces it.",
     )
-    cocotb.add_argument(
-        "--manifest",
-        metavar="DIR",
-        help="bit-model folder (default: the shipped MNIST model, exported on first use)",
-    )
+    argtypes.add_model_argument(cocotb)
     cocotb.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: the manifest's dataset)")
     cocotb.add_argument("--split", default="test", choices=["train", "test"], help="dataset split (default: test)")
     cocotb.add_argument(
@@ -155,30 +152,14 @@ def _register_cocotb(sim_sub: argparse._SubParsersAction) -> None:
     cocotb.set_defaults(handler=_cocotb)
 
 
-def _shipped_manifest(build_dir: str) -> str:
-    """The shipped MNIST model as a bit-model folder, exported anew each run (deterministic, < 0.1 s).
-
-    Never a cached copy: a newly shipped model must be what the regression checks.
-    """
-    from pathlib import Path
-
-    from bs4nn.export.exporter import export_model, resolve_source
-
-    folder = Path(build_dir) / "shipped-mnist-bits"
-    try:
-        export_model(resolve_source("mnist"), folder, evaluate_accuracy=False)
-    except Bs4nnError as error:
-        raise Bs4nnError(f"no --manifest given and {error}; pass --manifest DIR (a bit-model folder)") from error
-    return str(folder)
-
-
 def _cocotb(args: argparse.Namespace) -> int:
     from bs4nn.sim.regress import StreamOptions, run_regression
 
     if not 0.0 <= args.backpressure <= 1.0:
         raise Bs4nnError(f"--backpressure must lie in 0..1, got {args.backpressure}")
-    manifest = args.manifest or _shipped_manifest(args.build_dir)
-    model = load_bs4nn_model(manifest, "bs4nn sim cocotb")
+    model = named_model(args.model, "bs4nn sim cocotb")
+    require_bs4nn(model, "bs4nn sim cocotb")
+    manifest = str(model.path)
     network, lane_count = model.network, args.lanes or model.lanes
     images = labels = None
     if args.inputs:

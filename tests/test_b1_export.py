@@ -207,7 +207,9 @@ def test_report_on_a_b1_model(tmp_path, capsys, mnist_test):
     reports = []
     for model in (source, tmp_path / "bits"):
         out = tmp_path / f"report-{model.name}"
-        code, stdout, _ = run(capsys, bs4nn_cli.main, "report", str(model), "--out", str(out), "--images", "400")
+        code, stdout, _ = run(
+            capsys, bs4nn_cli.main, "report", "--model", str(model), "--out", str(out), "--images", "400"
+        )
         assert code == 0 and "(B1)" in stdout
         reports.append(json.loads((out / "report.json").read_text()))
         assert {"report.md", "confusion.png", "spike_steps.png"} <= {p.name for p in out.iterdir()}

@@ -301,15 +301,23 @@ def run_cli(*argv: str) -> int:
 def test_cli_report_and_sweeps(tmp_path, capsys):
     model_path = save_checkpoint(tmp_path / "tiny.npz", tiny_checkpoint())
     common = ["--images", "30", "--data-dir", DATA_DIR, "--quiet"]
-    assert run_cli("report", str(model_path), *common, "--out", str(tmp_path / "rep")) == 0
+    assert run_cli("report", "--model", str(model_path), *common, "--out", str(tmp_path / "rep")) == 0
     assert "accuracy" in (tmp_path / "rep" / REPORT_FILE).read_text()
     out = tmp_path / "exp"
-    assert run_cli("experiment", "threshold", str(model_path), *common, "--thetas", "0", "50", "--out", str(out)) == 0
+    assert (
+        run_cli(
+            "experiment", "threshold", "--model", str(model_path), *common, "--thetas", "0", "50", "--out", str(out)
+        )
+        == 0
+    )
     assert [row["theta"] for row in json.loads((out / "threshold.json").read_text())["rows"]] == [0.0, 50.0]
-    assert run_cli("experiment", "noise", str(model_path), *common, "--levels", "0", "25", "--out", str(out)) == 0
+    assert (
+        run_cli("experiment", "noise", "--model", str(model_path), *common, "--levels", "0", "25", "--out", str(out))
+        == 0
+    )
     assert json.loads((out / "noise.json").read_text())["rows"][1]["noise"] == 0.25
-    assert run_cli("experiment", "alpha", str(model_path), *common, "--out", str(out)) == 0
-    assert run_cli("experiment", "real-weights", str(model_path), *common, "--out", str(out)) == 0
+    assert run_cli("experiment", "alpha", "--model", str(model_path), *common, "--out", str(out)) == 0
+    assert run_cli("experiment", "real-weights", "--model", str(model_path), *common, "--out", str(out)) == 0
     assert "real W" in capsys.readouterr().out
 
 
@@ -317,13 +325,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     checkpoint = tiny_checkpoint()
     network = integer_network(checkpoint.weights, checkpoint.alphas, checkpoint.thetas, 256, 255)
     write_bit_model(network, tmp_path / "bits")
-    assert run_cli("experiment", "alpha", str(tmp_path / "bits"), "--data-dir", DATA_DIR) == 2
-    assert run_cli("report", str(tmp_path / "nothing")) == 2
+    assert run_cli("experiment", "alpha", "--model", str(tmp_path / "bits"), "--data-dir", DATA_DIR) == 2
+    assert run_cli("report", "--model", str(tmp_path / "nothing")) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("bs4nn: error: ") for line in lines)
     # a count that is not positive is refused by the argument parser, before any work
     with pytest.raises(SystemExit) as stopped:
-        run_cli("report", str(tmp_path / "bits"), "--images", "0", "--data-dir", DATA_DIR)
+        run_cli("report", "--model", str(tmp_path / "bits"), "--images", "0", "--data-dir", DATA_DIR)
     assert stopped.value.code == 2
     assert "argument --images: must be a positive integer, got 0" in capsys.readouterr().err
 

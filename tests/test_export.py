@@ -23,11 +23,11 @@ from bs4nn.export.bitmodel import SELF_DIGEST, integer_network, load_bit_model, 
 from bs4nn.export.exporter import (
     export_model,
     resolve_source,
-    shipped_model_path,
     source_from_checkpoint,
     verify_bit_model,
 )
 from bs4nn.export.layout import MemoryLayout, counter_bits, signs_from_words
+from bs4nn.export.naming import shipped_model_path
 from bs4nn.fileio import sha256_path
 from bs4nn.sim.golden import run_golden_images
 from bs4nn.train.checkpoint import Checkpoint, checkpoint_bytes, load_checkpoint, save_checkpoint
@@ -364,7 +364,7 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path, checkpoint_f
     with pytest.raises(SystemExit) as stopped:  # refused by the argument parser, before any work
         run_cli(capsys, "--to-bits", str(checkpoint_file), "-o", str(out), "--lanes", "65")
     assert stopped.value.code == 2 and "lanes must be 1..64, got 65" in capsys.readouterr().err
-    assert_clean_error(capsys, ["--to-bits", str(tmp_path / "nope.npz"), "-o", str(out)], out, "no such checkpoint")
+    assert_clean_error(capsys, ["--to-bits", str(tmp_path / "nope.npz"), "-o", str(out)], out, "no such file or folder")
     assert_clean_error(capsys, ["--to-bits", str(checkpoint_file), "-o", str(out), "--alpha", "1"], out, "--from-npy")
     assert_clean_error(capsys, ["--to-bits", str(checkpoint_file)], None, "-o DIR is required")
 

@@ -36,7 +36,7 @@ def test_bs4nn_run_talks_to_the_simulated_board(tmp_path: Path) -> None:
 
     def host(path: str) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "bs4nn.cli", "run", "--port", path, "--manifest", str(manifest)]
-        command += [str(tmp_path / "images.npy"), "--check", "--timeout", "120", "--json"]
+        command += [str(tmp_path / "images.npy"), "--verify", "--timeout", "120", "--json"]
         return subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
 
     done, _ = run_with_host(BoardTop(network, divisor=4, lanes=LANES), host)
@@ -49,7 +49,7 @@ def test_bs4nn_run_talks_to_the_simulated_board(tmp_path: Path) -> None:
 def test_bs4nn_run_simulate_needs_no_board(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     manifest = write_bit_model(tiny_network(), tmp_path / "model")
     np.save(tmp_path / "images.npy", np.random.default_rng(8).integers(0, 256, size=(2, 20), dtype=np.uint8))
-    assert main(["run", "--simulate", "--manifest", str(manifest), str(tmp_path / "images.npy"), "--check"]) == 0
+    assert main(["run", "--simulate", "--manifest", str(manifest), str(tmp_path / "images.npy"), "--verify"]) == 0
     assert "golden-model agreement: 2/2 images" in capsys.readouterr().out
 
 
@@ -66,7 +66,7 @@ def test_bs4nn_run_upload_replaces_the_model_on_the_board(tmp_path: Path) -> Non
 
     def host(path: str) -> subprocess.CompletedProcess:
         command = [sys.executable, "-m", "bs4nn.cli", "run", "--port", path, "--manifest", str(manifest), "--upload"]
-        command += [str(tmp_path / "images.npy"), "--check", "--timeout", "120", "--lanes", str(LANES)]
+        command += [str(tmp_path / "images.npy"), "--verify", "--timeout", "120", "--lanes", str(LANES)]
         return subprocess.run(command, capture_output=True, text=True, check=False, timeout=600)
 
     done, _ = run_with_host(BoardTop(built_for, divisor=4, lanes=LANES), host)

@@ -104,7 +104,7 @@ def test_report_refuses_a_folder_it_did_not_write(tmp_path: Path, capsys, bits: 
     out = tmp_path / "notes"
     out.mkdir()
     (out / "todo.md").write_text("mine")
-    result = cli(capsys, "report", str(bits), "--out", str(out), "--images", "10")
+    result = cli(capsys, "report", "--model", str(bits), "--out", str(out), "--images", "10")
     assert_refused(result, "refusing to replace")
     assert files_of(out) == {"todo.md": b"mine"}
 
@@ -327,7 +327,9 @@ def test_usage_errors_are_one_line(capsys) -> None:
     assert_refused(cli(capsys, "sim", "golden"), "--manifest", "--help")
     assert_refused(cli(capsys, "nope"), "invalid choice")
     assert_refused(cli(capsys, "--lanes", "x", entry=export_main), "expected an integer")
-    assert_refused(cli(capsys, "experiment", "threshold", "m", "--thetas", "-1"), "must be a finite number >= 0")
+    assert_refused(
+        cli(capsys, "experiment", "threshold", "--model", "m", "--thetas", "-1"), "must be a finite number >= 0"
+    )
     assert_refused(cli(capsys, "sim", "cocotb", "--seed", "-1"), "argument --seed: must be >= 0")
     assert_refused(cli(capsys, "train", "--seed", "-1"), "argument --seed: must be >= 0")
 
@@ -367,7 +369,7 @@ def test_invalid_inputs_are_refused_not_blamed_on_the_hardware(tmp_path: Path, c
     assert_refused(result, "spike times must lie in 0..16, got -3..3")
     pixels = tmp_path / "pixels.npy"
     np.save(pixels, np.full((1, 28, 28), 300, dtype=np.uint16))
-    result = cli(capsys, "run", "--simulate", "--check", "--manifest", str(bits), str(pixels))
+    result = cli(capsys, "run", "--simulate", "--verify", "--manifest", str(bits), str(pixels))
     assert_refused(result, "pixels must lie in 0..255, got 300..300")
 
 
@@ -424,13 +426,27 @@ def test_experiments_refuse_a_folder_of_the_users(tmp_path: Path, capsys, bits: 
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "noise.md").write_text("my notes on noise")
-    result = cli(capsys, "experiment", "noise", str(bits), "--out", str(mine), "--images", "5", "--quiet")
+    result = cli(capsys, "experiment", "noise", "--model", str(bits), "--out", str(mine), "--images", "5", "--quiet")
     assert_refused(result, "refusing to replace")
     assert files_of(mine) == {"noise.md": b"my notes on noise"}
     result = cli(capsys, "experiment", "bnn", "--out", str(mine), "--epochs", "1")
     assert_refused(result, "refusing to replace")
     ours = tmp_path / "ours"
-    threshold = ["experiment", "threshold", str(bits), "--out", str(ours), "--images", "5", "--thetas", "3", "--quiet"]
+    threshold = [
+        "experiment",
+        "threshold",
+        "--model",
+        str(bits),
+        "--out",
+        str(ours),
+        "--images",
+        "5",
+        "--thetas",
+        "3",
+        "--quiet",
+    ]
     assert cli(capsys, *threshold)[0] == 0
-    assert cli(capsys, "experiment", "noise", str(bits), "--out", str(ours), "--images", "5", "--quiet")[0] == 0
+    assert (
+        cli(capsys, "experiment", "noise", "--model", str(bits), "--out", str(ours), "--images", "5", "--quiet")[0] == 0
+    )
     assert {"threshold.json", "noise.json"} <= {p.name for p in ours.iterdir()}

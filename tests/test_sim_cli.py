@@ -1,11 +1,10 @@
-"""``bs4nn sim``'s default model is whatever is shipped now, never a stale export."""
+"""A model named by a shipped name runs whatever is shipped now, never a stale export."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bs4nn.export.bitmodel import load_bit_model
-from bs4nn.sim.cli import _shipped_manifest
+from bs4nn.export.exporter import named_bit_model
 from bs4nn.train.checkpoint import Checkpoint, save_checkpoint
 
 
@@ -16,11 +15,12 @@ def shipped(folder, seed: int) -> np.ndarray:
     return (weights[0] >= 0).astype(np.uint8)
 
 
-def test_default_manifest_follows_a_newly_shipped_model(tmp_path, monkeypatch):
+def test_a_shipped_name_follows_a_newly_shipped_model(tmp_path, monkeypatch):
     monkeypatch.setenv("BS4NN_PRETRAINED", str(tmp_path))
     first = shipped(tmp_path, seed=1)
-    folder = _shipped_manifest(str(tmp_path / "build"))
-    assert np.array_equal(load_bit_model(folder).network.layers[0].signs, first)
+    model, name = named_bit_model("mnist", tmp_path / "cache")
+    assert name.shipped == "mnist" and np.array_equal(model.network.layers[0].signs, first)
     second = shipped(tmp_path, seed=2)
     assert not np.array_equal(first, second)
-    assert np.array_equal(load_bit_model(_shipped_manifest(str(tmp_path / "build"))).network.layers[0].signs, second)
+    again, _ = named_bit_model("mnist", tmp_path / "cache")
+    assert np.array_equal(again.network.layers[0].signs, second) and again.path != model.path

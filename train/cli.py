@@ -70,7 +70,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         epilog=PRESETS_EPILOG,
     )
     train.add_argument("--preset", default="mnist", choices=sorted({*PRESETS, *B1_PRESETS}), help="the network")
-    train.add_argument("--out", metavar="OUTDIR", help="output folder (default: runs/PRESET)")
+    argtypes.add_output_argument(train, "OUTDIR", "output folder (default: runs/PRESET)")
     train.add_argument(
         "--epochs",
         type=preset_flag("epochs"),
@@ -254,7 +254,7 @@ def _train_b1(args: argparse.Namespace) -> int:
     preset = replace(preset, sizes=tuple(sizes), windows=tuple(windows), **changes)
     if preset.train_images > 55_000:
         raise Bs4nnError("at most 55000 training images: the last 5,000 are the validation split")
-    out_dir = Path(args.out) if args.out else default_out_dir(preset)
+    out_dir = Path(args.output) if args.output else default_out_dir(preset)
     check_run_folder(out_dir, args.resume)
     options = RunOptions(
         out_dir=out_dir,
@@ -309,7 +309,7 @@ def _train(args: argparse.Namespace) -> int:
     if twice:
         raise Bs4nnError(f"{', '.join(twice)}: given both as a flag and with --set; use one")
     preset = replace(preset, **settings).with_overrides(**flags)
-    out_dir = Path(args.out) if args.out else default_out_dir(preset)
+    out_dir = Path(args.output) if args.output else default_out_dir(preset)
     check_run_folder(out_dir, args.resume)
     options = RunOptions(
         out_dir=out_dir,

@@ -1,4 +1,4 @@
-"""``bs4nn report MODEL`` and ``bs4nn experiment {noise,threshold,alpha,real-weights,bnn}``.
+"""``bs4nn report --model MODEL`` and ``bs4nn experiment {noise,threshold,alpha,real-weights,bnn}``.
 
 Registered by ``bs4nn.cli`` (``"bs4nn.train.experiments_cli"`` in ``STAGE_CLIS``).  MODEL is a
 checkpoint ``.npz`` (everything works) or a bit-model folder (everything that does not need the
@@ -8,6 +8,7 @@ real-valued weights).  All spike data come from the golden model.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +19,7 @@ import numpy as np
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
+from bs4nn.export.naming import resolve_model
 from bs4nn.train.datasets import DATASETS, dataset_spec, load_split
 from bs4nn.train.experiments import bnn, sweeps
 from bs4nn.train.experiments.models import AnalysedModel, load_model
@@ -43,9 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "confusion matrix (Fig. 9b), real vs binary hidden weights (Fig. 6, checkpoints only) and the "
         "fraction of positive weights per layer.",
     )
-    report.add_argument("model", metavar="MODEL", help="checkpoint .npz or bit-model folder")
+    argtypes.add_model_argument(report)
     _data_options(report)
-    report.add_argument("--out", metavar="DIR", help="report folder (default: report-<model name>)")
+    argtypes.add_output_argument(report, "DIR", "report folder (default: report-<model name>)")
     report.add_argument(
         "--image", type=argtypes.non_negative_int, default=0, help="test image traced in Fig. 4 (default: 0)"
     )
@@ -71,9 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = experiment.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
     for name, text in SWEEPS.items():
         sweep = actions.add_parser(name, help=text, description=(text[0].upper() + text[1:] + ".").replace("%%", "%"))
-        sweep.add_argument("model", metavar="MODEL", help="checkpoint .npz or bit-model folder")
+        argtypes.add_model_argument(sweep)
         _data_options(sweep)
-        sweep.add_argument("--out", metavar="DIR", help="output folder (default: experiments-<model name>)")
+        argtypes.add_output_argument(sweep, "DIR", "output folder (default: experiments-<model name>)")
         if name == "noise":
             sweep.add_argument(
                 "--levels",
@@ -133,7 +135,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     baseline.add_argument("--test-images", type=argtypes.positive_int, metavar="N", help="only the first N test images")
     baseline.add_argument("--gpu", action="store_true", help="run on CuPy (needs the [gpu] extra)")
-    baseline.add_argument("--out", metavar="DIR", help="output folder (default: bnn-<dataset>)")
+    argtypes.add_output_argument(baseline, "DIR", "output folder (default: bnn-<dataset>)")
     baseline.add_argument("--quiet", action="store_true", help="no progress bar")
     add_data_dir(baseline)
     baseline.set_defaults(handler=_bnn)
@@ -173,7 +175,7 @@ def _report_b1(args: argparse.Namespace, network, dataset: str) -> int:
     from bs4nn.fileio import owned_entries
     from bs4nn.train.experiments.report import WRITER
 
-    out = args.out or f"report-{Path(args.model).stem}"
+    out = args.output or f"report-{resolve_model(args.model).stem}"
     owned_entries(out, WRITER)  # a folder the report may not replace is refused before the work
     meta = {"model": str(args.model), "dataset": dataset, "split": args.split, "images": len(labels)}
     data = analyse_b1(network, images, labels)
@@ -190,11 +192,11 @@ def _report(args: argparse.Namespace) -> int:
     from bs4nn.train.experiments.b1_report import load_b1
     from bs4nn.train.experiments.report import WRITER
 
-    b1 = load_b1(args.model)
+    b1 = load_b1(model_path(args.model))
     if b1 is not None:
         return _report_b1(args, *b1)
-    model = load_model(args.model)
-    out = args.out or f"report-{model.name}"
+    model = load_model(model_path(args.model))
+    out = args.output or f"report-{model.name}"
     owned_entries(out, WRITER)  # a folder the report may not replace is refused before the work
     images, labels, meta = _load_data(args, model)
     data = analyse(model, images, labels, image_index=args.image, steps=args.steps, progress=not args.quiet)
@@ -221,8 +223,8 @@ def _claim_folder(out: Path, write: bool = False) -> Path:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    model = load_model(args.model)
-    out = _claim_folder(Path(args.out or f"experiments-{model.name}"))
+    model = load_model(model_path(args.model))
+    out = _claim_folder(Path(args.output or f"experiments-{model.name}"))
     images, labels, meta = _load_data(args, model)
     progress = not args.quiet
     start = time.perf_counter()
@@ -260,7 +262,7 @@ def _array_module(gpu: bool) -> ModuleType:
 def _bnn(args: argparse.Namespace) -> int:
     dataset = dataset_spec(args.dataset).name
     hidden = args.hidden or [bnn.DEFAULT_HIDDEN[dataset]]
-    out = _claim_folder(Path(args.out or f"bnn-{dataset}"))
+    out = _claim_folder(Path(args.output or f"bnn-{dataset}"))
     train_images, train_labels = load_split(dataset, "train", args.data_dir)
     test_images, test_labels = load_split(dataset, "test", args.data_dir)
     if args.train_images is not None:
@@ -288,3 +290,11 @@ def _bnn(args: argparse.Namespace) -> int:
     )
     print("written: " + ", ".join(str(path) for path in written))
     return 0
+
+
+def model_path(text: str) -> Path:
+    """The file or folder a model's name stands for (:func:`bs4nn.export.naming.resolve_model`), said on stderr."""
+    name = resolve_model(text)
+    if name.was_renamed:
+        print(f"bs4nn: model: {name}", file=sys.stderr)
+    return name.path

@@ -1,4 +1,4 @@
-"""``bs4nn report MODEL``: the paper's analysis figures of one trained model, as Markdown + PNG.
+"""``bs4nn report --model MODEL``: the paper's analysis figures of one trained model, as Markdown + PNG.
 
 Figures (the paper's numbering): output firing times over the test set ordered by class
 (Fig. 2a) and their class means (Fig. 2b / 9a), spikes per layer per class up to the decision
