@@ -254,15 +254,6 @@ def _parse_reports(build_dir: Path, spec: BoardSpec) -> dict[str, Any]:
     return measured
 
 
-def is_build_folder(path: str | os.PathLike) -> bool:
-    """True for a folder this module wrote: its ``report.json`` names a board and a bitstream."""
-    try:
-        report = json.loads((Path(path) / "report.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(report, dict) and "board" in report and isinstance(report.get("bitstream"), dict)
-
-
 def tool_commands(script: str) -> tuple[str, list[tuple[str, str]]]:
     """Split Amaranth's ``build_<top>.sh`` into its set-up lines and one ``(stage, line)`` per tool.
 
