@@ -38,7 +38,6 @@ from bs4nn.sim.golden import IntegerNetwork
 
 DEFAULT_BAUD = 115_200
 TOP_NAME = "bs4nn_board"
-BITS_PER_KBIT = 1024
 NEXTPNR_REPORT = "nextpnr_report.json"
 SPRAM_DEPTH, SPRAM_WIDTH, SPRAMS = 16 * 1024, 16, 4  # iCE40UP5K: 4 x SB_SPRAM256KA (16k x 16)
 # Amaranth writes an all-zero $meminit even for a memory without initial contents, and Yosys never
@@ -67,7 +66,6 @@ class BoardSpec:
     name: str
     platform: Callable[[], Any]
     family: str  # "ice40" or "ecp5"
-    block_ram_bits: int  # one block RAM
     block_rams: int
     tools: dict[str, str]  # Amaranth's tool variable -> yowasp entry point
     block_ram_shapes: tuple[tuple[int, int], ...]  # (depth, width) configurations of one block RAM
@@ -92,11 +90,9 @@ ICE40_RAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))  # SB_RAM40_4K
 ECP5_RAM_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))  # DP16KD
 BOARDS = {
     # iCE40UP5K: 30 EBR of 4 kbit, and 4 SPRAMs of 256 kbit for weights (plan_spram_layers)
-    "icebreaker": BoardSpec(
-        "icebreaker", _icebreaker, "ice40", 4 * BITS_PER_KBIT, 30, ICE40_TOOLS, ICE40_RAM_SHAPES, 64
-    ),
+    "icebreaker": BoardSpec("icebreaker", _icebreaker, "ice40", 30, ICE40_TOOLS, ICE40_RAM_SHAPES, 64),
     # LFE5U-85F: 208 EBR of 18 kbit
-    "ulx3s-85f": BoardSpec("ulx3s-85f", _ulx3s_85f, "ecp5", 18 * BITS_PER_KBIT, 208, ECP5_TOOLS, ECP5_RAM_SHAPES, 128),
+    "ulx3s-85f": BoardSpec("ulx3s-85f", _ulx3s_85f, "ecp5", 208, ECP5_TOOLS, ECP5_RAM_SHAPES, 128),
 }
 
 
@@ -301,8 +297,8 @@ def _check_memory_mapping(build_dir: Path, spec: BoardSpec, estimated: dict[str,
     if yosys["block_rams"] > spec.block_rams or yosys["spram"] > SPRAMS:
         raise BuildStepError(
             f"yosys mapped the design to {yosys['block_rams']} block RAMs and {yosys['spram']} SPRAMs; the "
-            f"{spec.name} has {spec.block_rams} and {SPRAMS if spec.family == 'ice40' else 0} (the estimate, a lower "
-            f"bound, said {estimated['block_rams_needed_at_least']}): use fewer lanes or a smaller network"
+            f"{spec.name} has {spec.block_rams} and {SPRAMS if spec.family == 'ice40' else 0} (estimated: "
+            f"{estimated['block_rams_needed_at_least']}): use fewer lanes or a smaller network"
         )
     if yosys["spram"] < planned_sprams:
         raise BuildStepError(f"yosys used {yosys['spram']} SPRAMs where the weights need {planned_sprams}")
