@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bs4nn.export.bitmodel import write_bit_model
 from bs4nn.sim.golden import IntegerLayer, IntegerNetwork, random_network
@@ -83,7 +84,7 @@ def test_sim_cocotb_shows_images_with_rate_and_eta_on_a_terminal_only(tmp_path: 
 
 
 def test_build_shows_its_stages_on_a_terminal_and_writes_beside_the_manifest(tmp_path: Path) -> None:
-    """No -o: the bitstream goes to bits-icebreaker/ beside bits/; a second build replaces that earlier build."""
+    """No -o: the bitstream goes to bits-icebreaker/ beside bits/."""
     small_model(tmp_path / "bits")
     args = [*COMMAND, "build", "--board", "icebreaker", "--manifest", "bits"]
     status, stdout, terminal = run_with_terminal_stderr(args, tmp_path, timeout=900)
@@ -95,7 +96,16 @@ def test_build_shows_its_stages_on_a_terminal_and_writes_beside_the_manifest(tmp
     assert (tmp_path / "bits-icebreaker" / report["bitstream"]["file"]).stat().st_size > 100_000
     assert "bits-icebreaker" in stdout
 
-    again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+
+@pytest.mark.slow
+def test_a_second_build_replaces_the_earlier_one_and_shows_no_bar_in_a_pipe(tmp_path: Path) -> None:
+    small_model(tmp_path / "bits")
+    args = [*COMMAND, "build", "--board", "icebreaker", "--manifest", "bits"]
+    first = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr
+    report = json.loads((tmp_path / "bits-icebreaker" / "report.json").read_text())
+    again = subprocess.run([*args, "--early-exit"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr
     assert "\r" not in again.stderr and "icebreaker build:" not in again.stderr  # a pipe: no bar
-    assert json.loads((tmp_path / "bits-icebreaker" / "report.json").read_text())["bitstream"] == report["bitstream"]
+    replaced = json.loads((tmp_path / "bits-icebreaker" / "report.json").read_text())
+    assert replaced["early_exit"] and not report["early_exit"]
