@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="iCE40 UltraPlus: weight memories in SPRAM (1 Mbit: the full 784-600-10 net fits, at 16 lanes); "
         "SPRAM has no initial contents, so load the weights with 'bs4nn run --upload' after programming "
-        "(default: SPRAM exactly when block RAM cannot hold the weights)",
+        "(default: the largest weight memories go to SPRAM, as many as block RAM cannot hold)",
     )
     build.add_argument("--quiet", action="store_true", help="no progress bar (it is off anyway when not a terminal)")
     build.set_defaults(handler=_build)
