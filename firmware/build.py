@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits
-from bs4nn.fileio import atomic_write_text, output_directory, sha256_path
+from bs4nn.fileio import atomic_write_text, output_directory, owned_entries, sha256_path
 from bs4nn.firmware.board import BYTE_VALUES, BoardTop
 from bs4nn.sim.golden import IntegerNetwork
 
@@ -336,6 +336,7 @@ def build_bitstream(
     spec = BOARDS[board]
     if spram and spec.family != "ice40":
         raise Bs4nnError("--spram is for iCE40 UltraPlus boards (icebreaker)")
+    owned_entries(out_dir, WRITER)  # a folder the build may not replace is refused before anything else
     spram_layers = plan_spram_layers(network, lanes, spec, spram)
     if spram is None and spram_layers:
         notify(

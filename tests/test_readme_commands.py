@@ -5,7 +5,8 @@ with ``bs4nn``, ``bs4nn-export``, ``make`` or ``python tests/``), so a README ed
 the day it is made.  The cheap ones run, as written, in a scratch folder; the expensive ones
 (training, Verilator on 1,000 images, a bitstream, ``make demo``) must at least be accepted by
 their command's own parser (``make -n`` for make), with nothing changed.  Templates
-(``noise|threshold``, ``MODEL``, ``DEV``) are not commands and are left out.
+(``noise|threshold``, ``MODEL``, ``DEV``) and mentions of a command or an option (``bs4nn run``,
+``bs4nn build -o``) are not commands and are left out.
 """
 
 from __future__ import annotations
@@ -38,8 +39,14 @@ def readme_commands() -> list[str]:
     for block in re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL):
         lines += [line.split("#", 1)[0].strip() for line in block.splitlines()]
     inline = re.findall(r"(?<!`)`((?:bs4nn|bs4nn-export|make|python) [^`]+)`", text)
-    # inline code naming a command (`bs4nn run`) is not one: a bs4nn command there has an option
-    lines += [" ".join(span.split()) for span in inline if span.startswith(("make", "python")) or " -" in span]
+    # inline code naming a command (`bs4nn run`) or one of its options (`bs4nn build -o`) is not a
+    # command: a bs4nn command there has an option and does not end in one
+    inline = [" ".join(span.split()) for span in inline]
+    lines += [
+        span
+        for span in inline
+        if span.startswith(("make", "python")) or (" -" in span and not span.split()[-1].startswith("-"))
+    ]
     commands = []
     for line in lines:
         for command in (part.strip() for part in line.split("&&")):
