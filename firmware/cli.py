@@ -43,7 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="bit-model folder (bs4nn-export --to-bits); default: the shipped MNIST model, or a RANDOM 784-600-10 "
         "network (labelled so in the report) when the shipped model is not installed",
     )
-    build.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (replaced atomically)")
+    build.add_argument(
+        "-o",
+        "--out",
+        metavar="OUT",
+        help="output folder (replaced atomically); default: MANIFEST-BOARD beside the bit-model folder "
+        "(bits/ -> bits-icebreaker/; the shipped model: mnist-BOARD/), replaced only if an earlier build wrote it",
+    )
     build.add_argument(
         "--lanes",
         type=argtypes.lanes,
@@ -60,8 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="iCE40 UltraPlus: weight memories in SPRAM (1 Mbit: the full 784-600-10 net fits, at 16 lanes); "
         "SPRAM has no initial contents, so load the weights with 'bs4nn run --upload' after programming "
-        "(default: SPRAM exactly when block RAM cannot hold the weights)",
+        "(default: the largest weight memories go to SPRAM, as many as block RAM cannot hold)",
     )
+    build.add_argument("--quiet", action="store_true", help="no progress bar (it is off anyway when not a terminal)")
     build.set_defaults(handler=_build)
 
     run = subparsers.add_parser(
@@ -136,6 +143,16 @@ def _check_baud(board: str, baud: int) -> None:
         )
 
 
+def default_build_folder(manifest: str | None, board: str) -> Path:
+    """``bits/`` -> ``bits-icebreaker/`` beside it (``mnist-icebreaker/`` for the shipped model).
+
+    Like any output folder it is replaced only when an earlier build wrote it
+    (:func:`bs4nn.fileio.output_directory`): a user's folder of that name is refused.
+    """
+    source = Path(manifest).resolve() if manifest else Path.cwd() / "mnist"
+    return source.parent / f"{source.name}-{board}"
+
+
 def _build(args: argparse.Namespace) -> int:
     from bs4nn.firmware.build import build_bitstream
 
@@ -148,6 +165,8 @@ def _build(args: argparse.Namespace) -> int:
     else:
         network, info = default_network()
         args.lanes = args.lanes or DEFAULT_LANES
+    if args.out is None:
+        args.out = default_build_folder(args.manifest, args.board)
     print(f"building {args.board} bitstream for {'-'.join(map(str, network.sizes))}, {args.lanes} lanes ...")
     report = build_bitstream(
         network,
@@ -160,6 +179,7 @@ def _build(args: argparse.Namespace) -> int:
         force=args.force,
         spram=args.spram,
         notify=lambda line: print(f"bs4nn build: {line}", file=sys.stderr),
+        progress=not args.quiet,
     )
     measured = report["measured"]
     yosys = measured.get("yosys", {})
