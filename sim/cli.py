@@ -148,6 +148,9 @@ def _register_cocotb(sim_sub: argparse._SubParsersAction) -> None:
         help=f"compiled simulators, reused across runs (default: {DEFAULT_BUILD_ROOT})",
     )
     cocotb.add_argument("--json", action="store_true", help="print the summary as JSON")
+    cocotb.add_argument(
+        "--quiet", action="store_true", help="no progress bar (it is off anyway when stderr is not a terminal)"
+    )
     add_data_dir(cocotb)
     cocotb.set_defaults(handler=_cocotb)
 
@@ -195,6 +198,7 @@ def _cocotb(args: argparse.Namespace) -> int:
         build_root=args.build_dir,
         images=images,
         waves=args.waves,
+        progress=not (args.quiet or args.json),
     )
     summary = {
         "source": source,

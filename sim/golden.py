@@ -166,7 +166,8 @@ def run_network(
     decision_time = np.empty(batch, np.int32)
     spikes_until = np.empty((batch, n_layers + 1), np.int64)
     chunks = list(_chunks(order, chunk))
-    bar = tqdm(total=len(chunks), desc=desc, unit="chunk", disable=not progress)
+    # disable=None: no bar when stderr is not a terminal (a log, a pipe)
+    bar = tqdm(total=len(chunks), desc=desc, unit="chunk", disable=not progress or None)
     with ThreadPoolExecutor(max_workers=max(1, workers if xp is np else 1)) as pool:
         for rows, outputs in pool.map(work, chunks):
             for dest, value in zip(spike_times, outputs[:n_layers], strict=True):

@@ -26,19 +26,22 @@ import importlib.metadata
 import io
 import os
 import shutil
+import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.export.layout import network_weight_writes
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
 from bs4nn.lanes import DEFAULT_LANES
-from bs4nn.sim.cocotb_tb.job import JOB_ENV, NO_RESET, RESULT_ENV
+from bs4nn.sim.cocotb_tb.job import JOB_ENV, NO_RESET, PROGRESS_ENV, PROGRESS_INTERVAL_S, RESULT_ENV
 from bs4nn.sim.golden import IntegerNetwork, run_golden
 from bs4nn.sim.scoreboard import ImageResult, Mismatch, first_mismatch
 from bs4nn.sim.semantics import address_events
@@ -140,6 +143,7 @@ def build_core(
     waves: bool = False,
     toplevel: str = TOPLEVEL,
     quick_build: bool = False,
+    announce: bool = False,
 ) -> Path:
     """Compile ``verilog`` for ``simulator`` once; the folder is keyed by the sha256 of the Verilog and flags.
 
@@ -154,6 +158,8 @@ def build_core(
     stamp = build_dir / "built.ok"
     if stamp.is_file():
         return build_dir
+    if announce:
+        print(f"compiling the core for {simulator} (once per core and flags) ...", file=sys.stderr)
     with simulator_environment(simulator, quick_build):
         runner = get_runner(simulator)
         build_dir.mkdir(parents=True, exist_ok=True)
@@ -294,6 +300,40 @@ class RegressionReport:
         return line
 
 
+@contextlib.contextmanager
+def image_progress(path: Path, total: int, desc: str) -> Iterator[None]:
+    """A bar of ``total`` images (rate, ETA; stderr; off when not a terminal; none for 0) fed by
+    the testbench's count in ``path``, which a thread polls while the simulator runs in its own process.
+    """
+    if total <= 0:
+        yield
+        return
+    path.unlink(missing_ok=True)
+    bar = tqdm(total=total, desc=desc, unit="image", file=sys.stderr, disable=None)
+    stop = threading.Event()
+
+    def catch_up() -> None:
+        try:
+            done = int(path.read_text())
+        except (OSError, ValueError):  # not written yet, or caught mid-write: read it next time
+            return
+        bar.update(max(0, min(done, total) - bar.n))
+
+    def poll() -> None:
+        while not stop.wait(PROGRESS_INTERVAL_S):
+            catch_up()
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        catch_up()
+        bar.close()
+
+
 def simulate(
     build_dir: Path,
     simulator: str,
@@ -302,12 +342,17 @@ def simulate(
     waves: bool = False,
     toplevel: str = TOPLEVEL,
     testbench: str = TESTBENCH_MODULE,
+    progress_images: int = 0,
 ) -> float:
-    """Run the cocotb testbench on a built core; returns wall seconds.  Raises if the bench failed."""
+    """Run the cocotb testbench on a built core; returns wall seconds.  Raises if the bench failed.
+
+    ``progress_images``: show a bar of that many images (0: none).
+    """
     from cocotb_tools.runner import get_results, get_runner
 
     test_dir = observed.parent
-    with simulator_environment(simulator):
+    progress_file = test_dir / "progress.txt"
+    with simulator_environment(simulator), image_progress(progress_file, progress_images, simulator):
         runner = get_runner(simulator)
         start = time.perf_counter()
         try:
@@ -319,7 +364,11 @@ def simulate(
                 test_dir=test_dir,
                 waves=waves,
                 timescale=TIMESCALE,
-                extra_env={JOB_ENV: str(job.resolve()), RESULT_ENV: str(observed.resolve())},
+                extra_env={
+                    JOB_ENV: str(job.resolve()),
+                    RESULT_ENV: str(observed.resolve()),
+                    PROGRESS_ENV: str(progress_file.resolve()),
+                },
                 log_file=test_dir / "sim.log",
                 results_xml=str((test_dir / "results.xml").resolve()),
             )
@@ -352,6 +401,7 @@ def run_regression(
     failure_waves: bool = True,
     waves: bool = False,
     quick_build: bool = False,
+    progress: bool = False,
 ) -> RegressionReport:
     """Stream ``input_times`` ``(n, n_in)`` through the core of ``manifest`` and score every image.
 
@@ -361,7 +411,8 @@ def run_regression(
     manifest's own); passing a different one is how a deliberately wrong core is shown to be caught.  On the first
     mismatch, its inputs (``.npy``), the pixels if ``images`` is given, and a waveform of that
     image alone are written under ``work_dir/failure``.  ``waves`` records the whole run;
-    ``quick_build`` compiles Verilator's C++ unoptimised (faster builds for small networks).
+    ``quick_build`` compiles Verilator's C++ unoptimised (faster builds for small networks);
+    ``progress`` shows a bar of the images simulated (rate, ETA) on stderr when it is a terminal.
     """
     manifest = Path(manifest)
     model = load_bit_model(manifest)
@@ -384,13 +435,15 @@ def run_regression(
     work_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     verilog = generate_core(manifest, lanes, work_dir / "core.v")
-    build_dir = build_core(verilog, simulator, build_root, waves=waves, quick_build=quick_build)
+    build_dir = build_core(verilog, simulator, build_root, waves=waves, quick_build=quick_build, announce=progress)
     build_seconds = time.perf_counter() - start
 
     job, observed_path = work_dir / "job.npz", work_dir / "observed.npz"
     observed_path.unlink(missing_ok=True)
     write_job(job, manifest, lanes, input_times, network.tmax, options)
-    seconds = simulate(build_dir, simulator, job, observed_path, waves=waves)
+    seconds = simulate(
+        build_dir, simulator, job, observed_path, waves=waves, progress_images=len(input_times) if progress else 0
+    )
     observed, raw = read_observed(observed_path)
     golden = run_golden(network, input_times)
     layer_sizes = network.sizes[1:]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 import cocotb
 import numpy as np
@@ -27,7 +28,14 @@ from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.fileio import atomic_write_bytes
 from bs4nn.rtl.cycles import worst_case_cycles
 from bs4nn.rtl.params import CoreParams
-from bs4nn.sim.cocotb_tb.job import CLOCK_PERIOD_NS, JOB_ENV, NO_RESET, RESULT_ENV
+from bs4nn.sim.cocotb_tb.job import (
+    CLOCK_PERIOD_NS,
+    JOB_ENV,
+    NO_RESET,
+    PROGRESS_ENV,
+    PROGRESS_INTERVAL_S,
+    RESULT_ENV,
+)
 
 RESET_CYCLES = 2
 WATCHDOG_MARGIN = 4
@@ -150,6 +158,24 @@ class Bench:
         return payload, first_spike
 
 
+class ProgressFile:
+    """Finished images, for the host's progress bar: one number, rewritten at most every 0.25 s.
+
+    The simulator runs in another process than ``bs4nn sim cocotb``; a file is the simplest
+    channel (the host polls it, and a half-written number is just read again later).
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path, self.last = path, 0.0
+
+    def report(self, done: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.path and (final or now - self.last >= PROGRESS_INTERVAL_S):
+            with open(self.path, "w") as handle:
+                handle.write(f"{done}\n")
+            self.last = now
+
+
 def _load_job() -> dict[str, np.ndarray]:
     with np.load(os.environ[JOB_ENV]) as data:
         return {name: data[name] for name in data.files}
@@ -181,6 +207,7 @@ async def stream_images(dut) -> None:
     spike_slices: list[tuple[int, int]] = []
     cycles: list[int] = []
     timed_out = False
+    progress = ProgressFile(os.environ.get(PROGRESS_ENV))
     for index in range(n_images):
         image_events = events[offsets[index] : offsets[index + 1]]
         reset_after = int(job["reset_after_events"][index])
@@ -195,6 +222,8 @@ async def stream_images(dut) -> None:
         cycles.append(round((get_sim_time("ns") - start) / CLOCK_PERIOD_NS))
         results.append(params.decode_result(payload))
         spike_slices.append((first_spike, len(bench.monitor.events)))
+        progress.report(index + 1)
+    progress.report(len(results), final=True)
     _write_observed(results, bench.monitor.events, spike_slices, cycles, params, timed_out)
 
 
