@@ -136,6 +136,8 @@ class RunState:
     alphas: list[float]
     thetas: list[float]
     extras: dict[str, Array]  # the rule's extra parameters (``TrainingRule.extra_parameters``), (1,) float32 each
+    biases: list[Array]  # per layer (n_out,) float32 (``TrainingRule.layer_biases``); else empty
+    log_scales: list[Array]  # per layer (1,) float32, alpha = exp(s) (``TrainingRule.scales_by_optimiser``); else empty
     phase: str  # "train", then "readout" in the readout epochs
     history: list[dict[str, Any]]  # one metrics row per epoch so far
     next_epoch: int
@@ -166,11 +168,13 @@ def load_training_data(preset: Preset, options: RunOptions, xp: ModuleType) -> T
 
 def start_state(preset: Preset, options: RunOptions, signature: dict, log: Callable[[str], None]) -> RunState:
     """A fresh run's state (the preset's initial weights), or the one ``--resume`` reads back."""
-    extras = {name: np.array([getattr(preset, name)], dtype=WEIGHT_DTYPE) for name in preset.rule.extra_parameters}
+    rule = preset.rule
+    extras = {name: np.array([getattr(preset, name)], dtype=WEIGHT_DTYPE) for name in rule.extra_parameters}
     if not options.resume:
         weights = initial_weights(preset, options.seed)
         alphas, thetas = [float(a) for a in preset.alphas], [float(t) for t in preset.thetas]
-        return RunState(weights, alphas, thetas, extras, "train", [], 1, {})
+        biases = [np.zeros(n, dtype=WEIGHT_DTYPE) for n in preset.sizes[1:]] if rule.layer_biases else []
+        return RunState(weights, alphas, thetas, extras, biases, log_scales(alphas, rule), "train", [], 1, {})
     latest = Path(options.out_dir) / "checkpoint.npz"
     checkpoint = load_checkpoint(latest)
     if checkpoint.hyperparameters.get("run") != signature:
@@ -184,16 +188,26 @@ def start_state(preset: Preset, options: RunOptions, signature: dict, log: Calla
     saved = checkpoint.state
     extras = {name: np.asarray(saved.get(name, value), dtype=WEIGHT_DTYPE) for name, value in extras.items()}
     log(f"resuming {latest} after epoch {checkpoint.epoch}")
+    scales = [np.asarray(saved[f"log_scale_{i}"], dtype=WEIGHT_DTYPE) for i in range(len(checkpoint.weights))]
     return RunState(
         weights=[np.asarray(w, dtype=WEIGHT_DTYPE) for w in checkpoint.weights],
         alphas=[float(a) for a in checkpoint.alphas],
         thetas=[float(t) for t in checkpoint.thetas],
         extras=extras,
+        biases=[np.asarray(b, dtype=WEIGHT_DTYPE) for b in checkpoint.biases] if rule.layer_biases else [],
+        log_scales=scales if rule.scales_by_optimiser else [],
         phase=phase,
         history=list(checkpoint.metrics),
         next_epoch=checkpoint.epoch + 1,
         saved=saved,
     )
+
+
+def log_scales(alphas: Sequence[float], rule: TrainingRule) -> list[np.ndarray]:
+    """The optimiser's log-scales ``s = log(alpha)`` of a rule with ``scales_by_optimiser``; else none."""
+    if not rule.scales_by_optimiser:
+        return []
+    return [np.array([math.log(alpha)], dtype=WEIGHT_DTYPE) for alpha in alphas]
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,17 +238,24 @@ def step(run: Run, epoch: Epoch, result: BatchResult, batch_size: int) -> None:
     grads = [grad + decay * weight for grad, weight in zip(result.weight_grads, trained, strict=True)]
     if epoch.phase == "readout":
         state.weights[epoch.trained] = run.readout_optimizer.step(trained, grads, epoch.eta)
-    else:  # the preset's optimiser steps the weights and the rule's extra parameters together
+    else:  # the preset's optimiser steps weights, log-scales, biases and extra parameters together
         names = list(state.extras)
         extra_grads = [xp.asarray([result.extra_grads[name]], dtype=WEIGHT_DTYPE) for name in names]
-        params = [*state.weights, *(state.extras[name] for name in names)]
-        updated = run.optimizer.step(params, [*grads, *extra_grads], epoch.eta)
-        state.weights[:] = updated[: len(state.weights)]
-        for name, value in zip(names, updated[len(state.weights) :], strict=True):
-            state.extras[name] = value.astype(WEIGHT_DTYPE)
+        scale_grads = [xp.asarray([g], dtype=WEIGHT_DTYPE) for g in result.alpha_grads] if state.log_scales else []
+        params = [*state.weights, *state.log_scales, *state.biases, *(state.extras[name] for name in names)]
+        updated = run.optimizer.step(params, [*grads, *scale_grads, *result.bias_grads, *extra_grads], epoch.eta)
+        updated = [value.astype(WEIGHT_DTYPE) for value in updated]
+        n_weights, n_scales, n_biases = len(state.weights), len(state.log_scales), len(state.biases)
+        state.weights[:] = updated[:n_weights]
+        state.log_scales[:] = updated[n_weights : n_weights + n_scales]
+        state.biases[:] = updated[n_weights + n_scales : n_weights + n_scales + n_biases]
+        for name, value in zip(names, updated[n_weights + n_scales + n_biases :], strict=True):
+            state.extras[name] = value
     state.weights[:] = [weight.astype(WEIGHT_DTYPE, copy=False) for weight in state.weights]
     clip_proxy_weights(state.weights, run.clips, xp)
-    if run.options.binary and epoch.phase == "train":
+    if state.log_scales:
+        state.alphas = [math.exp(float(s[0])) for s in state.log_scales]
+    elif run.options.binary and epoch.phase == "train":
         state.alphas = [
             max(MIN_ALPHA, a - epoch.mu * g / batch_size) for a, g in zip(state.alphas, result.alpha_grads, strict=True)
         ]
@@ -271,6 +292,7 @@ def run_epoch(run: Run, epoch: Epoch) -> tuple[dict[str, float], float]:
             state.thetas[epoch.trained],
             binary=options.binary,
             extras={name: float(value[0]) for name, value in state.extras.items()},
+            biases=state.biases[epoch.trained],
         )
         batch = Batch(in_times, run.data.labels[rows], masks)
         result = parallel_batch_gradients(run.pool, epoch.rule, batch, params, epoch.rule_options, xp)
@@ -325,6 +347,7 @@ def save_epoch(run: Run, epoch: Epoch, weights: list[np.ndarray], row: dict[str,
     state, preset, options = run.state, run.preset, run.options
     saved = {"learning_rates": np.array([epoch.eta, epoch.mu])}
     saved.update({name: to_numpy(value) for name, value in state.extras.items()})
+    saved.update({f"log_scale_{i}": to_numpy(value) for i, value in enumerate(state.log_scales)})
     if epoch.phase == "train":
         saved.update(run.optimizer.state_arrays("optimizer"))
     else:
@@ -343,6 +366,9 @@ def save_epoch(run: Run, epoch: Epoch, weights: list[np.ndarray], row: dict[str,
         hyperparameters={"run": run.signature, "phase": epoch.phase, "train_epochs": preset.epochs},
         metrics=state.history,
         state=saved,
+        model=preset.rule.model,
+        biases=[to_numpy(b).astype(WEIGHT_DTYPE) for b in state.biases],
+        weight_bits=getattr(preset, "weight_bits", 1),
     )
     # best.npz first: a kill between the two writes then re-runs this epoch, never loses a best.
     if row["validation_accuracy"] > run.best_accuracy:
@@ -393,17 +419,21 @@ def start_run(preset: Preset, options: RunOptions, log: Callable[[str], None]) -
     state = start_state(preset, options, signature, log)
     state.weights = [xp.asarray(w) for w in state.weights]
     state.extras = {name: xp.asarray(value) for name, value in state.extras.items()}
+    state.biases = [xp.asarray(b) for b in state.biases]
+    state.log_scales = [xp.asarray(s) for s in state.log_scales]
     clips = effective_weight_clip(preset, options.binary)
     clip_proxy_weights(state.weights, clips, xp)
-    optimizer = make_optimizer(preset.optimizer, [*state.weights, *state.extras.values()], xp)
+    learned = [*state.weights, *state.log_scales, *state.biases, *state.extras.values()]
+    optimizer = make_optimizer(preset.optimizer, learned, xp)
     readout_optimizer = Adam(state.weights[-1:], xp)
     if options.resume and state.phase == "train":
         optimizer.load_state(state.saved, "optimizer")
     elif options.resume:
         readout_optimizer.load_state(state.saved, "readout_optimizer")
-    probe = data.times[: min(256, data.times.shape[0])].astype(xp.int32)
-    probe_times, _ = forward(probe, state.weights, state.alphas, state.thetas, preset.tmax, options.binary, xp)
-    check_not_silent(probe_times, preset.tmax, "initial network" if state.next_epoch == 1 else "resumed network")
+    if preset.rule.probes_silence:
+        probe = data.times[: min(256, data.times.shape[0])].astype(xp.int32)
+        probe_times, _ = forward(probe, state.weights, state.alphas, state.thetas, preset.tmax, options.binary, xp)
+        check_not_silent(probe_times, preset.tmax, "initial network" if state.next_epoch == 1 else "resumed network")
     return Run(
         preset=preset,
         options=options,

@@ -51,6 +51,7 @@ class Parameters:
     thetas: Sequence[float]  # per layer firing threshold
     binary: bool = True  # False: S4NN mode, real weights, threshold theta itself
     extras: Mapping[str, float] = field(default_factory=dict)  # the rule's ``extra_parameters``, by name
+    biases: Sequence[Array] = ()  # per layer (n_out,) float32, for a rule with ``layer_biases``; else empty
 
 
 @dataclass
@@ -65,6 +66,7 @@ class BatchResult:
     trained: int  # samples that took part
     silent: int  # samples skipped (no gradient path, e.g. a hidden layer without any spike)
     extra_grads: dict[str, float] = field(default_factory=dict)  # dL/d(extra parameter), by name
+    bias_grads: list[Array] = field(default_factory=list)  # per layer dL/d(bias) (``layer_biases`` rules)
 
     def plus(self, other: BatchResult) -> BatchResult:
         """The sums of two disjoint parts of a batch (the loop's two halves)."""
@@ -77,6 +79,7 @@ class BatchResult:
             trained=self.trained + other.trained,
             silent=self.silent + other.silent,
             extra_grads={name: value + other.extra_grads[name] for name, value in self.extra_grads.items()},
+            bias_grads=[a + b for a, b in zip(self.bias_grads, other.bias_grads, strict=True)],
         )
 
 
@@ -100,6 +103,16 @@ class TrainingRule(Protocol):
     * ``loss_title``: what the ``loss`` column measures (metrics plot title).
     * ``figures_from_forward``: ``output_time_sum``/``correct`` come from the exact forward pass
       (the race the hardware runs), not from a readout of the rule's own.
+    * ``model``: the network family the rule trains, the checkpoint's ``model`` (``"bs4nn"``,
+      ``"b1"``); what the loop does per family is read from the attributes below, never the name.
+    * ``layer_biases``: the rule learns a bias per neuron (``Parameters.biases``,
+      ``BatchResult.bias_grads``); the loop starts them at 0, steps them with the preset's
+      optimiser and checkpoints them (``Checkpoint.biases``).
+    * ``scales_by_optimiser``: the per-layer scales are ``alpha = exp(s)`` with the log-scale ``s``
+      stepped by the preset's optimiser (``alpha_grads`` are then dL/ds); otherwise the loop steps
+      the alphas themselves by SGD at rate ``mu`` (the paper's BS4NN update).
+    * ``probes_silence``: the loop refuses, at the start, a network whose probe images reach no
+      output spike (BS4NN's race has no gradient path then).
     """
 
     name: ClassVar[str]
@@ -108,6 +121,10 @@ class TrainingRule(Protocol):
     extra_parameters: ClassVar[tuple[str, ...]]
     loss_title: ClassVar[str]
     figures_from_forward: ClassVar[bool]
+    model: ClassVar[str]
+    layer_biases: ClassVar[bool]
+    scales_by_optimiser: ClassVar[bool]
+    probes_silence: ClassVar[bool]
 
     def batch_gradients(self, batch: Batch, params: Parameters, options: Any, xp: ModuleType) -> BatchResult:
         """Forward, loss and backward of one mini-batch (no update): gradients summed over it.
@@ -117,3 +134,13 @@ class TrainingRule(Protocol):
         loop (``train/epochs.py``, drawn from ``(seed, epoch, ...)``).
         """
         ...
+
+
+class Bs4nnFamily:
+    """What every BS4NN rule declares alike (a base class of theirs): binary/real weights with an
+    alpha per layer stepped by SGD, no biases, the silent-network probe at the start."""
+
+    model: ClassVar[str] = "bs4nn"
+    layer_biases: ClassVar[bool] = False
+    scales_by_optimiser: ClassVar[bool] = False
+    probes_silence: ClassVar[bool] = True
