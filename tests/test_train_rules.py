@@ -76,5 +76,5 @@ def test_a_rule_added_to_the_registry_trains_through_the_loop(
         assert (out / "learning_curves.png").is_file()
     for ours, theirs in zip(weights["temporal"], weights[CopiedTemporalRule.name], strict=True):
         np.testing.assert_array_equal(ours, theirs)
-    with pytest.raises(Bs4nnError, match="hidden_dropout is a snapshot-ce option, not copied-temporal's"):
+    with pytest.raises(Bs4nnError, match="hidden_dropout is a snapshot-ce, b1 option, not copied-temporal's"):
         dataclasses.replace(base, backward=CopiedTemporalRule.name, hidden_dropout=0.2)
