@@ -118,6 +118,7 @@ def run_bs4nn(capsys, *argv: str) -> tuple[int, str, str]:
         (["--thetas", "3", "4"], "--thetas is a BS4NN option"),
         (["--set", "weight_bits=3"], "b1: b-bit weights are quantised on their mean magnitude; set weight_clip=None"),
         (["--set", "windows=(0,)"], "windows must be positive integers"),
+        (["--set", "readout_epochs=2"], "b1: readout_epochs and calibrate_thresholds are BS4NN steps"),
     ],
 )
 def test_train_cli_refuses_bad_b1_options(tmp_path, capsys, flags, message):

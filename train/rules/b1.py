@@ -80,6 +80,8 @@ class B1Rule:
 
     def check_preset(self, preset: Any) -> None:
         """Refuse settings the B1 rule cannot train (one error line); its options check the rest."""
+        if preset.readout_epochs or preset.calibrate_thresholds:  # both act on BS4NN thresholds
+            raise Bs4nnError("b1: readout_epochs and calibrate_thresholds are BS4NN steps; B1 has no thresholds")
         if preset.weight_bits > 1 and preset.weight_clip is not None:
             raise Bs4nnError("b1: b-bit weights are quantised on their mean magnitude; set weight_clip=None")
 
