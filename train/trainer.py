@@ -190,14 +190,17 @@ def start_state(preset: Preset, options: RunOptions, signature: dict, log: Calla
     saved = checkpoint.state
     extras = {name: np.asarray(saved.get(name, value), dtype=WEIGHT_DTYPE) for name, value in extras.items()}
     log(f"resuming {latest} after epoch {checkpoint.epoch}")
-    scales = [np.asarray(saved[f"log_scale_{i}"], dtype=WEIGHT_DTYPE) for i in range(len(checkpoint.weights))]
+    n_scales = len(checkpoint.weights) if rule.scales_by_optimiser else 0
+    if any(f"log_scale_{i}" not in saved for i in range(n_scales)):
+        raise Bs4nnError(f"{latest}: lacks the log-scales of its layers; it cannot be resumed exactly")
+    scales = [np.asarray(saved[f"log_scale_{i}"], dtype=WEIGHT_DTYPE) for i in range(n_scales)]
     return RunState(
         weights=[np.asarray(w, dtype=WEIGHT_DTYPE) for w in checkpoint.weights],
         alphas=[float(a) for a in checkpoint.alphas],
         thetas=[float(t) for t in checkpoint.thetas],
         extras=extras,
         biases=[np.asarray(b, dtype=WEIGHT_DTYPE) for b in checkpoint.biases] if rule.layer_biases else [],
-        log_scales=scales if rule.scales_by_optimiser else [],
+        log_scales=scales,
         phase=phase,
         history=list(checkpoint.metrics),
         next_epoch=checkpoint.epoch + 1,
