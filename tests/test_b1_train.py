@@ -11,11 +11,11 @@ import pytest
 from bs4nn import cli as bs4nn_cli
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.b1_model import B1Shape, Parameters, backward, forward, initial_parameters
-from bs4nn.train.b1_presets import B1_PRESETS
-from bs4nn.train.b1_train import train_b1
 from bs4nn.train.checkpoint import load_checkpoint
 from bs4nn.train.finish import ship_pretrained
+from bs4nn.train.presets import PRESETS
 from bs4nn.train.run import RunOptions
+from bs4nn.train.trainer import train
 
 
 def loss_of(params: Parameters, times, labels, shape, penalty=0.0) -> float:
@@ -60,13 +60,14 @@ def test_activity_penalty_lowers_the_hidden_spikes(mnist_test):
 
 def test_two_epochs_on_2000_images_learn(tmp_path):
     """tiny-b1: 784-64-10, 2 epochs on 2,000 MNIST images, validated on 1,000 others."""
-    summary = train_b1(B1_PRESETS["tiny-b1"], RunOptions(out_dir=tmp_path, progress=False), log=lambda _: None)
+    options = RunOptions(out_dir=tmp_path, progress=False, threads=1)
+    summary = train(PRESETS["tiny-b1"], options, log=lambda _: None)
     assert summary["validation_accuracy"] >= 0.80
     assert summary["test"]["accuracy"] >= 0.78
     history = json.loads((tmp_path / "metrics.json").read_text())
     assert history[1]["loss"] < history[0]["loss"]
     best = load_checkpoint(tmp_path / "best.npz")
-    assert best.model == "b1" and best.state == {} and len(best.biases) == 2
+    assert best.model == "b1" and len(best.biases) == 2 and best.thetas == [8.0, 0.0]
     shipped = ship_pretrained(tmp_path, "tiny-b1", "bs4nn train --preset tiny-b1", dest_dir=tmp_path / "pretrained")
     info = json.loads(shipped.with_suffix(".json").read_text())
     assert info["model"] == "b1" and info["test"]["accuracy"] == summary["test"]["accuracy"]
@@ -83,16 +84,14 @@ def stop_after_first_epoch(line: str) -> None:
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    preset = replace(
-        B1_PRESETS["tiny-b1"], train_images=600, validation_images=200, activity_penalty=0.01, shift_pixels=1
-    )
+    preset = replace(PRESETS["tiny-b1"], train_images=600, validation_images=200, activity_penalty=0.01, shift_pixels=1)
     whole = tmp_path / "whole"
-    train_b1(preset, RunOptions(out_dir=whole, progress=False, test=False), log=lambda _: None)
+    train(preset, RunOptions(out_dir=whole, progress=False, test=False), log=lambda _: None)
     parts = tmp_path / "parts"
     with pytest.raises(InterruptedRunError):
-        train_b1(preset, RunOptions(out_dir=parts, progress=False, test=False), log=stop_after_first_epoch)
+        train(preset, RunOptions(out_dir=parts, progress=False, test=False), log=stop_after_first_epoch)
     assert load_checkpoint(parts / "checkpoint.npz").epoch == 1
-    train_b1(preset, RunOptions(out_dir=parts, progress=False, test=False, resume=True), log=lambda _: None)
+    train(preset, RunOptions(out_dir=parts, progress=False, test=False, resume=True), log=lambda _: None)
     first, second = load_checkpoint(whole / "checkpoint.npz"), load_checkpoint(parts / "checkpoint.npz")
     for a, b in zip([*first.weights, *first.biases], [*second.weights, *second.biases], strict=True):
         assert np.array_equal(a, b)
@@ -103,7 +102,10 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 
 def run_bs4nn(capsys, *argv: str) -> tuple[int, str, str]:
-    code = bs4nn_cli.main(list(argv))
+    try:
+        code = bs4nn_cli.main(list(argv))
+    except SystemExit as stop:  # argparse's refusals (one line, exit 2)
+        code = stop.code
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -114,7 +116,9 @@ def run_bs4nn(capsys, *argv: str) -> tuple[int, str, str]:
         (["--weight-bits", "9"], "weight_bits must be in 1..8"),
         (["--windows", "8", "8"], "--windows needs one window per hidden layer (1)"),
         (["--thetas", "3", "4"], "--thetas is a BS4NN option"),
-        (["--set", "eta=0.1"], "--set is not available for the B1 presets"),
+        (["--set", "weight_bits=3"], "b1: b-bit weights are quantised on their mean magnitude; set weight_clip=None"),
+        (["--set", "windows=(0,)"], "windows must be positive integers"),
+        (["--set", "readout_epochs=2"], "b1: readout_epochs and calibrate_thresholds are BS4NN steps"),
     ],
 )
 def test_train_cli_refuses_bad_b1_options(tmp_path, capsys, flags, message):
@@ -133,10 +137,15 @@ def test_train_cli_any_hidden_layers_and_weight_bits(tmp_path, capsys):
     code, out, _ = run_bs4nn(
         capsys, "train", "--preset", "tiny-b1", "--out", str(tmp_path), "--hidden", "24", "16", "--windows", "8", "4",
         "--weight-bits", "3", "--epochs", "1", "--train-images", "500", "--quiet", "--no-test",
+        "--set", "activity_penalty=0.3", "--plot",
     )  # fmt: skip
     assert code == 0 and "epoch 1:" in out
     best = load_checkpoint(tmp_path / "best.npz")
     assert best.sizes == [784, 24, 16, 10] and best.weight_bits == 3 and best.thetas == [8.0, 4.0, 0.0]
+    assert best.hyperparameters["run"]["preset"]["activity_penalty"] == 0.3
+    header, row = (tmp_path / "metrics.csv").read_text().splitlines()[:2]
+    assert header.endswith("train_penalty,train_spikes_per_neuron,validation_spikes_per_neuron")
+    assert row.startswith("1,train,") and (tmp_path / "learning_curves.png").is_file()
 
 
 def test_hidden_dropout_silences_the_dropped_neurons(mnist_test):

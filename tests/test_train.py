@@ -463,7 +463,10 @@ def test_cli_help_and_bad_arguments(tmp_path: Path, capsys) -> None:
 
 def test_presets_are_consistent() -> None:
     for preset in PRESETS.values():
-        assert len(preset.thetas) == len(preset.sizes) - 1
+        if preset.rule.model == "bs4nn":
+            assert len(preset.thetas) == len(preset.sizes) - 1 and not preset.windows
+        else:  # B1: a window per hidden layer, its scales and windows come from the rule
+            assert len(preset.windows) == len(preset.sizes) - 2 and not preset.thetas
     assert get_preset("mnist-paper").thetas == (100.0, 100.0)
     assert get_preset("mnist-paper").target_rule == "eq6" and get_preset("mnist-temporal").target_rule == "hardware"
     # the shipped presets are the snapshot-ce ones; what they train and deploy is the paper's architecture

@@ -91,10 +91,10 @@ def test_dropout_outside_snapshot_ce_and_bad_rates_are_refused() -> None:
     for rate in (-0.1, 1.0):
         with pytest.raises(Bs4nnError, match=r"hidden_dropout must be in \[0, 1\)"):
             preset.with_overrides(hidden_dropout=rate)
-    with pytest.raises(Bs4nnError, match="hidden_dropout is a snapshot-ce option"):
+    with pytest.raises(Bs4nnError, match="hidden_dropout is a snapshot-ce, b1 option"):
         get_preset("tiny").with_overrides(hidden_dropout=0.2)
     in_times, weights = _hand_case()
-    with pytest.raises(Bs4nnError, match="hidden dropout is a snapshot-ce option"):
+    with pytest.raises(Bs4nnError, match="hidden dropout is a snapshot-ce, b1 option"):
         batch_gradients(
             RULES["snapshot"],
             Batch(in_times, np.array([1]), [np.ones((1, 2), np.float32)]),

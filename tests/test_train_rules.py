@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from bs4nn.errors import Bs4nnError
-from bs4nn.train.checkpoint import load_checkpoint
+from bs4nn.train.checkpoint import MODELS, load_checkpoint
 from bs4nn.train.presets import BACKWARDS, Preset, get_preset
 from bs4nn.train.rules import RULES, Batch, BatchResult, Parameters, get_rule
+from bs4nn.train.rules.base import Bs4nnFamily
 from bs4nn.train.rules.temporal import TemporalOptions, temporal_gradients
 from bs4nn.train.run import RunOptions
 from bs4nn.train.trainer import train
@@ -30,6 +31,8 @@ def test_every_registered_rule_keeps_the_protocol(name: str) -> None:
     assert {field.name for field in options} <= PRESET_FIELDS  # built from the preset, so --set and --resume work
     assert isinstance(rule.binary_only, bool) and isinstance(rule.figures_from_forward, bool)
     assert set(rule.extra_parameters) <= PRESET_FIELDS and rule.loss_title
+    assert rule.model in MODELS
+    assert all(isinstance(flag, bool) for flag in (rule.layer_biases, rule.scales_by_optimiser, rule.probes_silence))
     with pytest.raises(Bs4nnError, match="unknown backward 'nope'"):
         get_rule("nope")
 
@@ -41,7 +44,7 @@ class CopiedOptions:
     target_rule: str = "eq6"
 
 
-class CopiedTemporalRule:
+class CopiedTemporalRule(Bs4nnFamily):
     """A rule registered only here, with its own options type: the temporal gradients under another name."""
 
     name: ClassVar[str] = "copied-temporal"
@@ -73,5 +76,5 @@ def test_a_rule_added_to_the_registry_trains_through_the_loop(
         assert (out / "learning_curves.png").is_file()
     for ours, theirs in zip(weights["temporal"], weights[CopiedTemporalRule.name], strict=True):
         np.testing.assert_array_equal(ours, theirs)
-    with pytest.raises(Bs4nnError, match="hidden_dropout is a snapshot-ce option, not copied-temporal's"):
+    with pytest.raises(Bs4nnError, match="hidden_dropout is a snapshot-ce, b1 option, not copied-temporal's"):
         dataclasses.replace(base, backward=CopiedTemporalRule.name, hidden_dropout=0.2)

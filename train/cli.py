@@ -11,10 +11,9 @@ from typing import Any
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.train.b1_presets import B1_PRESETS
 from bs4nn.train.checkpoint import check_run_folder
 from bs4nn.train.datasets import DATASETS, check_dataset, data_root
-from bs4nn.train.presets import BACKWARDS, PRESETS, TARGET_RULES, get_preset, parse_field, parse_settings
+from bs4nn.train.presets import BACKWARDS, PRESETS, TARGET_RULES, Preset, get_preset, parse_field, parse_settings
 from bs4nn.train.run import RunOptions, default_out_dir
 
 
@@ -49,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 PRESETS_EPILOG = (
     "presets: "
-    + "; ".join(f"{name} ({p.dataset}, {'-'.join(map(str, p.sizes))})" for name, p in {**PRESETS, **B1_PRESETS}.items())
+    + "; ".join(f"{name} ({p.dataset}, {'-'.join(map(str, p.sizes))})" for name, p in PRESETS.items())
     + ". The -b1 presets train B1 networks (a time-to-first-spike network equivalent to a ReLU network, "
     "Stanojevic et al. 2024; train/B1.md) with Adam, softmax cross-entropy and an activity penalty."
 )
@@ -62,14 +61,16 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         description="Train a BS4NN preset with binary weights: mnist and fashion (the shipped models) with the "
         "snapshot-ce rule (mnist on training images shifted by up to a pixel, fashion with hidden dropout), "
         "mnist-temporal and mnist-paper with the paper's relative temporal targets and S4NN-style "
-        "backward (Table 1). Trains on the first 55,000 training images, selects the model on the last 5,000 "
+        "backward (Table 1); mnist-b1 and fashion-b1 train B1 networks (the b1 rule, train/B1.md) through the "
+        "same loop, so --set, --plot, --resume and the metrics files work alike. "
+        "Trains on the first 55,000 training images, selects the model on the last 5,000 "
         "(validation), and scores the selected model on the test split with the golden model (alphas rounded "
         "to two decimals, hardware tie rule). Writes OUTDIR/checkpoint.npz (latest, for --resume), "
         "OUTDIR/best.npz (best validation accuracy), OUTDIR/calibrated.npz (best.npz with each layer's threshold "
         "chosen on validation, for presets that calibrate), metrics.csv/.json and summary.json.",
         epilog=PRESETS_EPILOG,
     )
-    train.add_argument("--preset", default="mnist", choices=sorted({*PRESETS, *B1_PRESETS}), help="the network")
+    train.add_argument("--preset", default="mnist", choices=sorted(PRESETS), help="the network")
     argtypes.add_output_argument(train, "OUTDIR", "output folder (default: runs/PRESET)")
     train.add_argument(
         "--epochs",
@@ -200,7 +201,7 @@ def add_b1_arguments(train: argparse.ArgumentParser) -> None:
     """The flags of the -b1 presets only."""
     b1 = train.add_argument_group("B1 presets (mnist-b1, fashion-b1)")
     b1.add_argument(
-        "--weight-bits", type=argtypes.positive_int, metavar="B", help="weight width 1..8 (1: +1/-1; default 1)"
+        "--weight-bits", type=preset_flag("weight_bits"), metavar="B", help="weight width 1..8 (1: +1/-1; default 1)"
     )
     b1.add_argument(
         "--hidden", type=argtypes.positive_int, nargs="+", metavar="N", help="hidden layer sizes (any number)"
@@ -223,62 +224,37 @@ BS4NN_ONLY = (
 )  # fmt: skip
 
 
-def _train_b1(args: argparse.Namespace) -> int:
-    from bs4nn.train.b1_train import train_b1
-
+def b1_architecture(args: argparse.Namespace, preset: Preset) -> Preset:
+    """``preset`` with the flags of the B1 presets applied (``--hidden``, ``--windows``,
+    ``--weight-bits``, ``--activity-penalty``); the BS4NN presets refuse them, and the B1 presets
+    the BS4NN knobs (a preset with hidden windows is a B1 network)."""
+    if not preset.windows:
+        given = [key for key in B1_ONLY if getattr(args, key) is not None]
+        if given:
+            raise Bs4nnError(f"--{given[0].replace('_', '-')} is an option of the B1 presets, not of {preset.name}")
+        return preset
     given = [key for key in BS4NN_ONLY if getattr(args, key) is not None] + ["real_weights"] * args.real_weights
     if given:
-        raise Bs4nnError(f"--{given[0].replace('_', '-')} is a BS4NN option; preset {args.preset} is a B1 network")
-    preset = B1_PRESETS[args.preset]
+        raise Bs4nnError(f"--{given[0].replace('_', '-')} is a BS4NN option; preset {preset.name} is a B1 network")
     sizes = preset.sizes if args.hidden is None else (preset.sizes[0], *args.hidden, preset.sizes[-1])
     windows = args.windows or preset.windows
     if args.hidden is not None and args.windows is None:
         windows = (preset.windows[0],) * len(args.hidden)
     if len(windows) != len(sizes) - 2:
         raise Bs4nnError(f"--windows needs one window per hidden layer ({len(sizes) - 2})")
-    flags = dict(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        train_images=args.train_images,
-        eta=args.eta,
-        shift_pixels=args.shift_pixels,
-        weight_bits=args.weight_bits,
-        activity_penalty=args.activity_penalty,
-        hidden_dropout=args.hidden_dropout,
-    )
-    if args.settings or args.plot:
-        raise Bs4nnError(
-            f"{'--set' if args.settings else '--plot'} is not available for the B1 presets yet; use their flags"
-        )
-    changes = {key: value for key, value in flags.items() if value is not None}
-    preset = replace(preset, sizes=tuple(sizes), windows=tuple(windows), **changes)
-    if preset.train_images > 55_000:
-        raise Bs4nnError("at most 55000 training images: the last 5,000 are the validation split")
-    out_dir = Path(args.output) if args.output else default_out_dir(preset)
-    check_run_folder(out_dir, args.resume)
-    options = RunOptions(
-        out_dir=out_dir,
-        data_dir=args.data_dir,
-        seed=args.seed,
-        device=args.device,
-        resume=args.resume,
-        progress=not args.quiet,
-        test=not args.no_test,
-    )
-    train_b1(preset, options)
-    return 0
+    weight_bits = preset.weight_bits if args.weight_bits is None else args.weight_bits
+    clip = (1.0,) * (len(sizes) - 1) if weight_bits == 1 else None  # b-bit weights are quantised, not clipped
+    changes = dict(sizes=tuple(sizes), windows=tuple(windows), weight_bits=weight_bits, weight_clip=clip)
+    if args.activity_penalty is not None:
+        changes["activity_penalty"] = args.activity_penalty
+    return replace(preset, **changes)
 
 
 def _train(args: argparse.Namespace) -> int:
     # here, not at the top: the trainer's imports add ~0.5 s to every `bs4nn` command (measured 0.22 -> 0.77 s)
     from bs4nn.train.trainer import train
 
-    if args.preset in B1_PRESETS:
-        return _train_b1(args)
-    given = [key for key in B1_ONLY if getattr(args, key) is not None]
-    if given:
-        raise Bs4nnError(f"--{given[0].replace('_', '-')} is an option of the B1 presets, not of {args.preset}")
-    preset = get_preset(args.preset)
+    preset = b1_architecture(args, get_preset(args.preset))
     if args.thetas is not None and len(args.thetas) != len(preset.thetas):
         raise Bs4nnError(f"--thetas needs {len(preset.thetas)} values for preset {preset.name}")
     if args.weight_clip is not None and len(args.weight_clip) != len(preset.thetas):

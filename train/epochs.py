@@ -97,6 +97,19 @@ def keep_masks(
 
 
 def learning_rates(preset: Preset, epoch: int) -> tuple[float, float]:
-    """``(eta, mu)`` of a 1-based epoch: x decay_factor every decay_every epochs."""
+    """``(eta, mu)`` of a 1-based epoch: x decay_factor every decay_every epochs (``lr_schedule``
+    ``step``), or the cosine's value at the epoch's start (``cosine``, which moves every batch)."""
+    if preset.lr_schedule == "cosine":
+        return batch_learning_rate(preset, epoch, preset.eta, 0, 1), preset.mu
     factor = preset.decay_factor ** ((epoch - 1) // preset.decay_every)
     return preset.eta * factor, preset.mu * factor
+
+
+def batch_learning_rate(preset: Preset, epoch: int, eta: float, batch: int, n_batches: int) -> float:
+    """The rate of batch ``batch`` of ``n_batches`` in a 1-based epoch whose rate is ``eta``: ``eta``
+    itself, or (``lr_schedule`` ``cosine``) a half cosine from ``preset.eta`` to 0 over the preset's
+    epochs, a function of the position alone (so ``--resume`` continues it; ``--epochs`` stretches it)."""
+    if preset.lr_schedule != "cosine":
+        return eta
+    progress = min(1.0, (epoch - 1 + batch / n_batches) / preset.epochs)
+    return preset.eta * 0.5 * (1 + math.cos(math.pi * progress))

@@ -20,7 +20,7 @@ from bs4nn.fileio import atomic_write_text
 from bs4nn.train.calibration import READOUT_COUNT_SCALES, calibrate_thresholds
 from bs4nn.train.checkpoint import PRETRAINED_DIR, Checkpoint, load_checkpoint, run_model_path, save_checkpoint
 from bs4nn.train.datasets import load_split
-from bs4nn.train.metrics import evaluate, plot_metrics
+from bs4nn.train.metrics import plot_metrics
 from bs4nn.train.network import LabelledImages, ProxyNetwork
 from bs4nn.train.presets import Preset
 from bs4nn.train.run import RunOptions, split_data
@@ -56,7 +56,12 @@ def finish_run(preset: Preset, options: RunOptions, history: list[dict[str, Any]
     out_dir = Path(options.out_dir)
     if options.plot and history:
         log(f"learning curves: {plot_metrics(out_dir, history, preset.rule.loss_title)}")
-    summary: dict[str, Any] = {"preset": preset.name, "seed": options.seed, "binary": options.binary}
+    summary: dict[str, Any] = {
+        "preset": preset.name,
+        "model": preset.rule.model,
+        "seed": options.seed,
+        "binary": options.binary,
+    }
     best_path = out_dir / "best.npz"
     if not best_path.is_file():
         return summary
@@ -73,16 +78,11 @@ def finish_run(preset: Preset, options: RunOptions, history: list[dict[str, Any]
         model = calibrate_run(preset, options, best, summary, log)
     if options.test:
         test_split = LabelledImages(*load_split(preset.dataset, "test", options.data_dir))
-        test = evaluate(checkpoint_network(model), test_split)
+        test = preset.rule.evaluate(model, test_split)  # the rule family's golden model
         summary["test"] = test
         log(
             f"best epoch {best.epoch}: validation {100 * summary['validation_accuracy']:.2f} %, "
-            f"test {100 * test['accuracy']:.2f} % ({test['scored_by']}), mean decision time "
-            f"{test['mean_decision_time']:.1f}, spikes per layer up to the decision "
-            f"{', '.join(f'{v:.1f}' for v in test['mean_spikes_until_decision'])}; "
-            f"{test['tied_decisions']} test images decided by the tie rule (scored as the hardware "
-            f"breaks them; {100 * test['accuracy_ties_lenient']:.2f} % if such ties counted as correct, "
-            "the authors' scoring)"
+            f"test {100 * test['accuracy']:.2f} % {preset.rule.test_line(test)}"
         )
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -70,9 +70,10 @@ METRIC_FIELDS = (
 )
 
 
-def write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
+def write_metrics(out_dir: Path, history: list[dict[str, Any]], rule_fields: tuple[str, ...] = ()) -> None:
+    """``metrics.csv`` (the columns of every rule, then the rule's own ``metric_fields``) and ``metrics.json``."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=(*METRIC_FIELDS, *rule_fields), extrasaction="ignore")
     writer.writeheader()
     for row in history:
         writer.writerow({key: json.dumps(value) if isinstance(value, list) else value for key, value in row.items()})
@@ -100,7 +101,8 @@ def plot_metrics(out_dir: Path, history: list[dict[str, Any]], loss_title: str) 
     axes[1].legend()
     first_outputs = [row["train_mean_output_time"] for row in history]  # None under snapshot-ce
     axes[2].plot(epochs, [math.nan if t is None else t for t in first_outputs], marker="o", label="train first output")
-    axes[2].plot(epochs, [row["validation_mean_decision_time"] for row in history], marker="o", label="val decision")
+    decisions = [row.get("validation_mean_decision_time", math.nan) for row in history]  # none for B1: fixed latency
+    axes[2].plot(epochs, decisions, marker="o", label="val decision")
     axes[2].set(title="mean output spike time (steps)", xlabel="epoch")
     axes[2].legend()
     readout = [row["epoch"] for row in history if row.get("phase") == "readout"]

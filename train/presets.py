@@ -22,8 +22,9 @@ BACKWARDS = tuple(RULES)
 """The training rules a preset may name (``backward``): the registry's, ``train/rules/__init__.py``."""
 
 
-MAX_COUNT = 2**31
-"""Threshold counts (theta / alpha) must fit the trainer's int32 counters."""
+LR_SCHEDULES = ("step", "cosine")
+"""``step``: the rates x ``decay_factor`` every ``decay_every`` epochs; ``cosine``: ``eta`` decays to 0
+over the ``epochs`` along a half cosine, batch by batch (the B1 presets)."""
 
 
 def _positive_int(value: Any) -> bool:
@@ -44,6 +45,11 @@ def _non_negative_number(value: Any) -> bool:
 
 def _all(rule: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda values: isinstance(values, tuple) and len(values) > 0 and all(rule(v) for v in values)
+
+
+def _each(rule: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    """Like ``_all`` but empty allowed: fields that a rule family does without (B1: alphas, thetas)."""
+    return lambda values: isinstance(values, tuple) and all(rule(v) for v in values)
 
 
 def _init_range(pair: Any) -> bool:
@@ -72,13 +78,16 @@ FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "readout_eta": (_positive_number, "a positive number"),
     "weight_decay": (_non_negative_number, "a number >= 0"),
     "hidden_dropout": (lambda v: _non_negative_number(v) and v < 1, "in [0, 1)"),
-    "alphas": (_all(_positive_number), "positive numbers, one per layer"),
-    "thetas": (_all(_positive_number), "positive numbers, one per layer"),
-    "init_ranges": (_all(_init_range), "(low, high) pairs with low < high, one per layer"),
+    "alphas": (_each(_positive_number), "positive numbers, one per layer"),
+    "thetas": (_each(_positive_number), "positive numbers, one per layer"),
+    "init_ranges": (_each(_init_range), "(low, high) pairs with low < high, one per layer"),
     "weight_clip": (
         lambda v: v is None or _all(lambda c: c is None or _positive_number(c))(v),
         "positive numbers or None, one per layer (or None)",
     ),
+    "windows": (_each(_positive_int), "positive integers, one per hidden layer"),
+    "weight_bits": (lambda v: _positive_int(v) and v <= 8, "in 1..8"),
+    "activity_penalty": (_non_negative_number, "a number >= 0"),
 }
 """The range of each numeric field: the one check that presets, the named flags of ``bs4nn
 train`` (:func:`parse_field`) and ``--set`` (:func:`parse_setting`) all go through."""
@@ -138,7 +147,11 @@ class Preset:
     readout_eta: float = 3e-4  # Adam learning rate of those epochs
     shift_pixels: int = 0  # augmentation: each training image moved by up to this many pixels per axis, per epoch
     mirror_images: bool = False  # augmentation: each training image mirrored left-right with probability 1/2, per epoch
-    hidden_dropout: float = 0.0  # snapshot-ce: fraction of hidden neurons silenced per training image and batch
+    hidden_dropout: float = 0.0  # snapshot-ce, b1: fraction of hidden neurons silenced per training image and batch
+    windows: tuple[int, ...] = ()  # b1: per hidden layer, its window in steps
+    weight_bits: int = 1  # b1: weight width (1: +1/-1, 2..8: two's complement)
+    activity_penalty: float = 0.0  # b1: lambda of the mean hidden value (in steps)
+    lr_schedule: str = "step"  # one of LR_SCHEDULES
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -148,8 +161,6 @@ class Preset:
             except Bs4nnError as error:
                 raise Bs4nnError(f"preset {self.name}: {error}") from None
         n_layers = len(self.sizes) - 1
-        if not (len(self.init_ranges) == len(self.alphas) == len(self.thetas) == n_layers):
-            raise Bs4nnError(f"preset {self.name}: {n_layers} layers need as many init ranges, alphas and thetas")
         if self.target_rule not in TARGET_RULES:
             raise Bs4nnError(
                 f"preset {self.name}: target_rule must be one of {', '.join(TARGET_RULES)}, not {self.target_rule!r}"
@@ -163,15 +174,14 @@ class Preset:
         if self.hidden_dropout and not uses_dropout(self.rule):
             dropout_rules = ", ".join(name for name, rule in RULES.items() if uses_dropout(rule))
             raise Bs4nnError(f"preset {self.name}: hidden_dropout is a {dropout_rules} option, not {self.backward}'s")
-        for index, (alpha, theta) in enumerate(zip(self.alphas, self.thetas, strict=True)):
-            if theta / alpha >= MAX_COUNT:
-                raise Bs4nnError(
-                    f"preset {self.name}: layer {index} needs a count of theta / alpha = {theta / alpha:.3g}, "
-                    f"beyond what a counter holds ({MAX_COUNT}): lower theta or raise alpha"
-                )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise Bs4nnError(
+                f"preset {self.name}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}"
+            )
         if self.weight_clip is not None and len(self.weight_clip) != n_layers:
             raise Bs4nnError(f"preset {self.name}: {n_layers} layers need as many weight clips (or none)")
         try:
+            self.rule.check_preset(self)  # the rule family's requirements (BS4NN: one alpha and theta per layer)
             self.rule_options()  # the rule's own requirements (e.g. snapshot-ce's snapshot steps)
         except Bs4nnError as error:
             raise Bs4nnError(f"preset {self.name}: {error}") from None
@@ -201,6 +211,7 @@ class Preset:
         values["alphas"] = list(self.alphas)
         values["thetas"] = list(self.thetas)
         values["snapshot_steps"] = list(self.snapshot_steps)
+        values["windows"] = list(self.windows)
         if self.weight_clip is not None:
             values["weight_clip"] = list(self.weight_clip)
         return values
@@ -322,7 +333,46 @@ _FASHION = replace(
     hidden_dropout=0.2,
 )
 
+# B1 networks (train/B1.md): the ReLU-equivalent rule, Adam with a cosine decay to 0, proxies
+# of 1-bit layers in [-1, 1]; MNIST on images shifted by up to a pixel.  Shipped: mnist-b1
+# 98.55 %, fashion-b1 88.51 % (README, "B1 networks").
+_B1 = Preset(
+    name="mnist-b1",
+    dataset="mnist",
+    sizes=(784, 600, 10),
+    init_ranges=(),
+    alphas=(),
+    thetas=(),
+    backward="b1",
+    optimizer="adam",
+    eta=2e-3,
+    mu=0.0,
+    weight_decay=0.0,
+    epochs=60,
+    batch_size=100,
+    lr_schedule="cosine",
+    weight_clip=(1.0, 1.0),
+    windows=(16,),
+    activity_penalty=0.05,
+    shift_pixels=1,
+)
+
 PRESETS: dict[str, Preset] = {
+    "mnist-b1": _B1,
+    "fashion-b1": replace(
+        _B1, name="fashion-b1", dataset="fashion-mnist", sizes=(784, 1000, 10), activity_penalty=0.02, shift_pixels=0
+    ),
+    "tiny-b1": replace(
+        _B1,
+        name="tiny-b1",
+        sizes=(784, 64, 10),
+        windows=(8,),
+        epochs=2,
+        train_images=2_000,
+        validation_images=1_000,
+        activity_penalty=0.0,
+        shift_pixels=0,
+    ),
     "mnist": _MNIST,
     "fashion": _FASHION,
     # fashion with the paper's two hidden layers of 600 (both at count 25), 50 epochs: validation

@@ -65,6 +65,10 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
         "shift_pixels",
         "mirror_images",
         "hidden_dropout",
+        "windows",
+        "weight_bits",
+        "activity_penalty",
+        "lr_schedule",
     ):
         if getattr(preset, key) == PRESET_DEFAULTS[key]:
             settings.pop(key)

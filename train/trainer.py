@@ -31,9 +31,16 @@ from tqdm import tqdm
 from bs4nn.errors import Bs4nnError
 from bs4nn.sim.semantics import Array, encode_images, to_numpy
 from bs4nn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from bs4nn.train.epochs import epoch_batches, epoch_moves, keep_masks, learning_rates, move_images
+from bs4nn.train.epochs import (
+    batch_learning_rate,
+    epoch_batches,
+    epoch_moves,
+    keep_masks,
+    learning_rates,
+    move_images,
+)
 from bs4nn.train.finish import choose_readout_count, finish_run
-from bs4nn.train.metrics import evaluate, plot_metrics, write_metrics
+from bs4nn.train.metrics import plot_metrics, write_metrics
 from bs4nn.train.network import (
     WEIGHT_DTYPE,
     LabelledImages,
@@ -92,12 +99,8 @@ def parallel_batch_gradients(
 
 
 def initial_weights(preset: Preset, seed: int) -> list[np.ndarray]:
-    """Proxy weights drawn from the preset's ``init_ranges``, a function of the seed alone."""
-    rng = np.random.default_rng([seed, 0xB54])
-    return [
-        rng.uniform(low, high, size=(n_out, n_in)).astype(WEIGHT_DTYPE)
-        for (low, high), n_in, n_out in zip(preset.init_ranges, preset.sizes[:-1], preset.sizes[1:], strict=True)
-    ]
+    """The preset's initial proxy weights, a function of the seed alone (its rule family draws them)."""
+    return preset.rule.initial_parameters(preset, seed)[0]
 
 
 def clip_proxy_weights(weights: Sequence[Array], clips: Sequence[float | None] | None, xp: ModuleType = np) -> None:
@@ -136,6 +139,8 @@ class RunState:
     alphas: list[float]
     thetas: list[float]
     extras: dict[str, Array]  # the rule's extra parameters (``TrainingRule.extra_parameters``), (1,) float32 each
+    biases: list[Array]  # per layer (n_out,) float32 (``TrainingRule.layer_biases``); else empty
+    log_scales: list[Array]  # per layer (1,) float32, alpha = exp(s) (``TrainingRule.scales_by_optimiser``); else empty
     phase: str  # "train", then "readout" in the readout epochs
     history: list[dict[str, Any]]  # one metrics row per epoch so far
     next_epoch: int
@@ -166,11 +171,12 @@ def load_training_data(preset: Preset, options: RunOptions, xp: ModuleType) -> T
 
 def start_state(preset: Preset, options: RunOptions, signature: dict, log: Callable[[str], None]) -> RunState:
     """A fresh run's state (the preset's initial weights), or the one ``--resume`` reads back."""
-    extras = {name: np.array([getattr(preset, name)], dtype=WEIGHT_DTYPE) for name in preset.rule.extra_parameters}
+    rule = preset.rule
+    extras = {name: np.array([getattr(preset, name)], dtype=WEIGHT_DTYPE) for name in rule.extra_parameters}
     if not options.resume:
-        weights = initial_weights(preset, options.seed)
-        alphas, thetas = [float(a) for a in preset.alphas], [float(t) for t in preset.thetas]
-        return RunState(weights, alphas, thetas, extras, "train", [], 1, {})
+        weights, alphas, thetas = rule.initial_parameters(preset, options.seed)
+        biases = [np.zeros(n, dtype=WEIGHT_DTYPE) for n in preset.sizes[1:]] if rule.layer_biases else []
+        return RunState(weights, alphas, thetas, extras, biases, log_scales(alphas, rule), "train", [], 1, {})
     latest = Path(options.out_dir) / "checkpoint.npz"
     checkpoint = load_checkpoint(latest)
     if checkpoint.hyperparameters.get("run") != signature:
@@ -184,16 +190,29 @@ def start_state(preset: Preset, options: RunOptions, signature: dict, log: Calla
     saved = checkpoint.state
     extras = {name: np.asarray(saved.get(name, value), dtype=WEIGHT_DTYPE) for name, value in extras.items()}
     log(f"resuming {latest} after epoch {checkpoint.epoch}")
+    n_scales = len(checkpoint.weights) if rule.scales_by_optimiser else 0
+    if any(f"log_scale_{i}" not in saved for i in range(n_scales)):
+        raise Bs4nnError(f"{latest}: lacks the log-scales of its layers; it cannot be resumed exactly")
+    scales = [np.asarray(saved[f"log_scale_{i}"], dtype=WEIGHT_DTYPE) for i in range(n_scales)]
     return RunState(
         weights=[np.asarray(w, dtype=WEIGHT_DTYPE) for w in checkpoint.weights],
         alphas=[float(a) for a in checkpoint.alphas],
         thetas=[float(t) for t in checkpoint.thetas],
         extras=extras,
+        biases=[np.asarray(b, dtype=WEIGHT_DTYPE) for b in checkpoint.biases] if rule.layer_biases else [],
+        log_scales=scales,
         phase=phase,
         history=list(checkpoint.metrics),
         next_epoch=checkpoint.epoch + 1,
         saved=saved,
     )
+
+
+def log_scales(alphas: Sequence[float], rule: TrainingRule) -> list[np.ndarray]:
+    """The optimiser's log-scales ``s = log(alpha)`` of a rule with ``scales_by_optimiser``; else none."""
+    if not rule.scales_by_optimiser:
+        return []
+    return [np.array([math.log(alpha)], dtype=WEIGHT_DTYPE) for alpha in alphas]
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,25 +235,32 @@ class Epoch:
     moves: Array | None  # augmentation, per training image (train phase only)
 
 
-def step(run: Run, epoch: Epoch, result: BatchResult, batch_size: int) -> None:
+def step(run: Run, epoch: Epoch, result: BatchResult, batch_size: int, eta: float) -> None:
     """Apply one batch's gradients: the optimiser step, the clips, the alphas."""
     state, preset, xp = run.state, run.preset, run.xp
     trained = state.weights[epoch.trained]
-    decay = preset.weight_decay * result.trained
+    decay = preset.weight_decay * (1 if epoch.rule.mean_gradients else result.trained)
     grads = [grad + decay * weight for grad, weight in zip(result.weight_grads, trained, strict=True)]
     if epoch.phase == "readout":
         state.weights[epoch.trained] = run.readout_optimizer.step(trained, grads, epoch.eta)
-    else:  # the preset's optimiser steps the weights and the rule's extra parameters together
+    else:  # the preset's optimiser steps weights, log-scales, biases and extra parameters together
         names = list(state.extras)
         extra_grads = [xp.asarray([result.extra_grads[name]], dtype=WEIGHT_DTYPE) for name in names]
-        params = [*state.weights, *(state.extras[name] for name in names)]
-        updated = run.optimizer.step(params, [*grads, *extra_grads], epoch.eta)
-        state.weights[:] = updated[: len(state.weights)]
-        for name, value in zip(names, updated[len(state.weights) :], strict=True):
-            state.extras[name] = value.astype(WEIGHT_DTYPE)
+        scale_grads = [xp.asarray([g], dtype=WEIGHT_DTYPE) for g in result.alpha_grads] if state.log_scales else []
+        params = [*state.weights, *state.log_scales, *state.biases, *(state.extras[name] for name in names)]
+        updated = run.optimizer.step(params, [*grads, *scale_grads, *result.bias_grads, *extra_grads], eta)
+        updated = [value.astype(WEIGHT_DTYPE) for value in updated]
+        n_weights, n_scales, n_biases = len(state.weights), len(state.log_scales), len(state.biases)
+        state.weights[:] = updated[:n_weights]
+        state.log_scales[:] = updated[n_weights : n_weights + n_scales]
+        state.biases[:] = updated[n_weights + n_scales : n_weights + n_scales + n_biases]
+        for name, value in zip(names, updated[n_weights + n_scales + n_biases :], strict=True):
+            state.extras[name] = value
     state.weights[:] = [weight.astype(WEIGHT_DTYPE, copy=False) for weight in state.weights]
     clip_proxy_weights(state.weights, run.clips, xp)
-    if run.options.binary and epoch.phase == "train":
+    if state.log_scales:
+        state.alphas = [math.exp(float(s[0])) for s in state.log_scales]
+    elif run.options.binary and epoch.phase == "train":
         state.alphas = [
             max(MIN_ALPHA, a - epoch.mu * g / batch_size) for a, g in zip(state.alphas, result.alpha_grads, strict=True)
         ]
@@ -246,6 +272,8 @@ def run_epoch(run: Run, epoch: Epoch) -> tuple[dict[str, float], float]:
     batches = epoch_batches(options.seed, epoch.number, run.data.spike_counts, preset.batch_size, preset.bucket_batches)
     dropout = bool(preset.hidden_dropout) and epoch.phase == "train"  # the preset allows it only where the rule has it
     totals = {"loss": 0.0, "correct": 0, "time": 0.0, "trained": 0, "silent": 0, "seen": 0, "events": 0}
+    figures: dict[str, Any] = {}
+    pool = None if epoch.rule.mean_gradients else run.pool  # halves of a mean are not its sums
     started = time.perf_counter()
     bar = tqdm(
         batches,
@@ -271,12 +299,14 @@ def run_epoch(run: Run, epoch: Epoch) -> tuple[dict[str, float], float]:
             state.thetas[epoch.trained],
             binary=options.binary,
             extras={name: float(value[0]) for name, value in state.extras.items()},
+            biases=state.biases[epoch.trained],
         )
         batch = Batch(in_times, run.data.labels[rows], masks)
-        result = parallel_batch_gradients(run.pool, epoch.rule, batch, params, epoch.rule_options, xp)
+        result = parallel_batch_gradients(pool, epoch.rule, batch, params, epoch.rule_options, xp)
         where = f"epoch {epoch.number}, batch {batch_index}"
-        check_finite(result.weight_grads, result.alpha_grads, where, xp)
-        step(run, epoch, result, len(rows_np))
+        check_finite([*result.weight_grads, *result.bias_grads], result.alpha_grads, where, xp)
+        eta = batch_learning_rate(preset, epoch.number, epoch.eta, batch_index, len(batches))
+        step(run, epoch, result, len(rows_np), eta)
         check_finite(state.weights, state.alphas, where, xp)
         totals["loss"] += result.loss
         totals["correct"] += result.correct
@@ -285,13 +315,14 @@ def run_epoch(run: Run, epoch: Epoch) -> tuple[dict[str, float], float]:
         totals["silent"] += result.silent
         totals["seen"] += in_times.shape[0]
         totals["events"] += int((in_times < preset.tmax).sum()) * result.weight_grads[0].shape[0]
+        figures = {name: figures.get(name, 0) + value for name, value in result.figures.items()}
         seen = totals["seen"]
         postfix = {"loss": f"{totals['loss'] / seen:.4f}", "acc": f"{100 * totals['correct'] / seen:.2f}"}
         if not math.isnan(totals["time"]):
             postfix["t_out"] = f"{totals['time'] / seen:.1f}"
         bar.set_postfix(postfix)
     bar.close()
-    return totals, time.perf_counter() - started
+    return {**totals, "figures": figures}, time.perf_counter() - started
 
 
 def epoch_row(run: Run, epoch: Epoch, totals: dict[str, float], seconds: float, validation: dict) -> dict[str, Any]:
@@ -307,29 +338,30 @@ def epoch_row(run: Run, epoch: Epoch, totals: dict[str, float], seconds: float, 
         "train_mean_output_time": None if math.isnan(totals["time"]) else totals["time"] / n_train,
         "silent_samples": totals["silent"],
         "validation_accuracy": validation["accuracy"],
-        "validation_mean_decision_time": validation["mean_decision_time"],
-        "validation_spikes_until_decision": validation["mean_spikes_until_decision"],
-        "validation_tie_rate": validation["tied_decisions"] / validation["images"],
+        **epoch.rule.validation_row(validation),
         "alphas": list(state.alphas),
-        "threshold_counts": validation["threshold_counts"] if run.options.binary else None,
+        "threshold_counts": validation.get("threshold_counts") if run.options.binary else None,
         "train_seconds": seconds,
         "synaptic_events_per_second": totals["events"] / seconds,
     }
+    for name, value in totals["figures"].items():  # the rule's own sums (B1: penalty, hidden spikes)
+        row[f"train_{name}"] = (value / n_train).tolist()
     for name, value in state.extras.items():
         row[name] = float(value[0])
     return row
 
 
-def save_epoch(run: Run, epoch: Epoch, weights: list[np.ndarray], row: dict[str, Any]) -> None:
-    """``best.npz`` (if the validation accuracy is the best so far), ``checkpoint.npz``, the metrics."""
+def epoch_checkpoint(run: Run, epoch: Epoch, weights: list[np.ndarray]) -> Checkpoint:
+    """Everything the run holds after ``epoch`` (its metrics list grows with the epoch's row)."""
     state, preset, options = run.state, run.preset, run.options
     saved = {"learning_rates": np.array([epoch.eta, epoch.mu])}
     saved.update({name: to_numpy(value) for name, value in state.extras.items()})
+    saved.update({f"log_scale_{i}": to_numpy(value) for i, value in enumerate(state.log_scales)})
     if epoch.phase == "train":
         saved.update(run.optimizer.state_arrays("optimizer"))
     else:
         saved.update(run.readout_optimizer.state_arrays("readout_optimizer"))
-    checkpoint = Checkpoint(
+    return Checkpoint(
         sizes=list(preset.sizes),
         weights=weights,
         alphas=list(state.alphas),
@@ -343,13 +375,21 @@ def save_epoch(run: Run, epoch: Epoch, weights: list[np.ndarray], row: dict[str,
         hyperparameters={"run": run.signature, "phase": epoch.phase, "train_epochs": preset.epochs},
         metrics=state.history,
         state=saved,
+        model=preset.rule.model,
+        biases=[to_numpy(b).astype(WEIGHT_DTYPE) for b in state.biases],
+        weight_bits=preset.weight_bits,
     )
+
+
+def save_epoch(run: Run, checkpoint: Checkpoint, row: dict[str, Any]) -> None:
+    """``best.npz`` (if the validation accuracy is the best so far), ``checkpoint.npz``, the metrics."""
+    state, preset, options = run.state, run.preset, run.options
     # best.npz first: a kill between the two writes then re-runs this epoch, never loses a best.
     if row["validation_accuracy"] > run.best_accuracy:
         run.best_accuracy = row["validation_accuracy"]
         save_checkpoint(run.out_dir / "best.npz", checkpoint)
     save_checkpoint(run.out_dir / "checkpoint.npz", checkpoint)
-    write_metrics(run.out_dir, state.history)
+    write_metrics(run.out_dir, state.history, preset.rule.metric_fields)
     if options.plot:
         plot_metrics(run.out_dir, state.history, preset.rule.loss_title)
 
@@ -393,17 +433,21 @@ def start_run(preset: Preset, options: RunOptions, log: Callable[[str], None]) -
     state = start_state(preset, options, signature, log)
     state.weights = [xp.asarray(w) for w in state.weights]
     state.extras = {name: xp.asarray(value) for name, value in state.extras.items()}
+    state.biases = [xp.asarray(b) for b in state.biases]
+    state.log_scales = [xp.asarray(s) for s in state.log_scales]
     clips = effective_weight_clip(preset, options.binary)
     clip_proxy_weights(state.weights, clips, xp)
-    optimizer = make_optimizer(preset.optimizer, [*state.weights, *state.extras.values()], xp)
+    learned = [*state.weights, *state.log_scales, *state.biases, *state.extras.values()]
+    optimizer = make_optimizer(preset.optimizer, learned, xp)
     readout_optimizer = Adam(state.weights[-1:], xp)
     if options.resume and state.phase == "train":
         optimizer.load_state(state.saved, "optimizer")
     elif options.resume:
         readout_optimizer.load_state(state.saved, "readout_optimizer")
-    probe = data.times[: min(256, data.times.shape[0])].astype(xp.int32)
-    probe_times, _ = forward(probe, state.weights, state.alphas, state.thetas, preset.tmax, options.binary, xp)
-    check_not_silent(probe_times, preset.tmax, "initial network" if state.next_epoch == 1 else "resumed network")
+    if preset.rule.probes_silence:
+        probe = data.times[: min(256, data.times.shape[0])].astype(xp.int32)
+        probe_times, _ = forward(probe, state.weights, state.alphas, state.thetas, preset.tmax, options.binary, xp)
+        check_not_silent(probe_times, preset.tmax, "initial network" if state.next_epoch == 1 else "resumed network")
     return Run(
         preset=preset,
         options=options,
@@ -465,12 +509,11 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
     for number in range(state.next_epoch, run.total_epochs + 1):
         epoch = plan_epoch(run, number)
         totals, seconds = run_epoch(run, epoch)
-        weights = [to_numpy(w).astype(WEIGHT_DTYPE) for w in state.weights]
-        network = ProxyNetwork(weights, state.alphas, state.thetas, preset.tmax, preset.imax, options.binary)
-        validation = evaluate(network, run.data.validation)
+        checkpoint = epoch_checkpoint(run, epoch, [to_numpy(w).astype(WEIGHT_DTYPE) for w in state.weights])
+        validation = epoch.rule.evaluate(checkpoint, run.data.validation)
         row = epoch_row(run, epoch, totals, seconds, validation)
         state.history.append(row)
-        save_epoch(run, epoch, weights, row)
+        save_epoch(run, checkpoint, row)
         log(
             f"epoch {number}{' (readout)' if epoch.phase == 'readout' else ''}: loss {row['loss']:.4f}, "
             f"train {100 * row['train_accuracy']:.2f} %, "

@@ -17,10 +17,10 @@ from threadpoolctl import threadpool_limits
 
 from bs4nn.sim.b1 import run_b1
 from bs4nn.sim.semantics import encode_images
-from bs4nn.train.b1_model import Parameters, b1_network, backward, forward, initial_parameters
-from bs4nn.train.b1_presets import B1_PRESETS
+from bs4nn.train.b1_model import B1Shape, Parameters, b1_network, backward, forward, initial_parameters
 from bs4nn.train.datasets import load_split
 from bs4nn.train.optimizers import Adam
+from bs4nn.train.presets import PRESETS
 
 TRAIN_IMAGES = 55_000
 
@@ -34,12 +34,12 @@ def main() -> None:
     print("| preset | weight bits | train images/s | s per epoch (wall) | s per epoch (CPU) | golden images/s |")
     print("|---|---|---|---|---|---|")
     for name in args.presets:
-        preset = B1_PRESETS[name]
+        preset = PRESETS[name]
         images, labels = load_split(preset.dataset, "train")
         times = encode_images(images[: args.images], preset.tmax, preset.imax)
         labels = labels[: args.images].astype(np.int64)
         for bits in args.bits:
-            shape = preset.shape.__class__(preset.sizes, preset.tmax, preset.windows, bits)
+            shape = B1Shape(preset.sizes, preset.tmax, preset.windows, bits)
             params = initial_parameters(shape, 0)
             optimizer = Adam(params.arrays())
             with threadpool_limits(limits=1, user_api="blas"):

@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.train.rules.b1 import B1Rule
 from bs4nn.train.rules.base import Batch, BatchResult, Parameters, TrainingRule
 from bs4nn.train.rules.snapshot import SnapshotRule
 from bs4nn.train.rules.snapshot_ce import SnapshotCeRule
@@ -24,6 +25,7 @@ RULES: dict[str, TrainingRule] = {
         TemporalRule(),  # the paper's S4NN backward on spike times (eqs. 5-16)
         SnapshotRule(),  # a hinge on the output counters at the decision step
         SnapshotCeRule(),  # cross-entropy on counters summed over snapshot steps (the shipped models)
+        B1Rule(),  # B1 networks: the ReLU network they are equivalent to (train/B1.md)
     )
 }
 

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, ClassVar, Protocol
 
+import numpy as np
+
+from bs4nn.errors import Bs4nnError
 from bs4nn.sim.semantics import Array
 
 
@@ -51,6 +54,7 @@ class Parameters:
     thetas: Sequence[float]  # per layer firing threshold
     binary: bool = True  # False: S4NN mode, real weights, threshold theta itself
     extras: Mapping[str, float] = field(default_factory=dict)  # the rule's ``extra_parameters``, by name
+    biases: Sequence[Array] = ()  # per layer (n_out,) float32, for a rule with ``layer_biases``; else empty
 
 
 @dataclass
@@ -65,6 +69,8 @@ class BatchResult:
     trained: int  # samples that took part
     silent: int  # samples skipped (no gradient path, e.g. a hidden layer without any spike)
     extra_grads: dict[str, float] = field(default_factory=dict)  # dL/d(extra parameter), by name
+    bias_grads: list[Array] = field(default_factory=list)  # per layer dL/d(bias) (``layer_biases`` rules)
+    figures: dict[str, np.ndarray] = field(default_factory=dict)  # the rule's own sums, metrics ``train_NAME``
 
     def plus(self, other: BatchResult) -> BatchResult:
         """The sums of two disjoint parts of a batch (the loop's two halves)."""
@@ -77,6 +83,8 @@ class BatchResult:
             trained=self.trained + other.trained,
             silent=self.silent + other.silent,
             extra_grads={name: value + other.extra_grads[name] for name, value in self.extra_grads.items()},
+            bias_grads=[a + b for a, b in zip(self.bias_grads, other.bias_grads, strict=True)],
+            figures={name: value + other.figures[name] for name, value in self.figures.items()},
         )
 
 
@@ -100,6 +108,26 @@ class TrainingRule(Protocol):
     * ``loss_title``: what the ``loss`` column measures (metrics plot title).
     * ``figures_from_forward``: ``output_time_sum``/``correct`` come from the exact forward pass
       (the race the hardware runs), not from a readout of the rule's own.
+    * ``model``: the network family the rule trains, the checkpoint's ``model`` (``"bs4nn"``,
+      ``"b1"``); what the loop does per family is read from the attributes below, never the name.
+    * ``layer_biases``: the rule learns a bias per neuron (``Parameters.biases``,
+      ``BatchResult.bias_grads``); the loop starts them at 0, steps them with the preset's
+      optimiser and checkpoints them (``Checkpoint.biases``).
+    * ``scales_by_optimiser``: the per-layer scales are ``alpha = exp(s)`` with the log-scale ``s``
+      stepped by the preset's optimiser (``alpha_grads`` are then dL/ds); otherwise the loop steps
+      the alphas themselves by SGD at rate ``mu`` (the paper's BS4NN update).
+    * ``probes_silence``: the loop refuses, at the start, a network whose probe images reach no
+      output spike (BS4NN's race has no gradient path then).
+    * ``mean_gradients``: the gradients are of the batch mean, not sums (B1): the loop then never
+      splits the batch over two threads and scales no decay by the batch.
+    * ``metric_fields``: the rule's own columns of ``metrics.csv`` (from ``BatchResult.figures``
+      and ``validation_row``).
+
+    Methods besides ``batch_gradients`` (the family's, ``Bs4nnFamily`` for the BS4NN rules):
+    ``check_preset(preset)`` refuses what the rule cannot train; ``initial_parameters(preset,
+    seed)`` gives the starting weights, alphas and thetas; ``evaluate(checkpoint, data)`` scores a
+    model by its family's golden model (validation, test); ``validation_row(validation)`` and
+    ``test_line(test)`` are its figures in the metrics and the log.
     """
 
     name: ClassVar[str]
@@ -108,6 +136,22 @@ class TrainingRule(Protocol):
     extra_parameters: ClassVar[tuple[str, ...]]
     loss_title: ClassVar[str]
     figures_from_forward: ClassVar[bool]
+    model: ClassVar[str]
+    layer_biases: ClassVar[bool]
+    scales_by_optimiser: ClassVar[bool]
+    probes_silence: ClassVar[bool]
+    mean_gradients: ClassVar[bool]
+    metric_fields: ClassVar[tuple[str, ...]]
+
+    def check_preset(self, preset: Any) -> None: ...
+
+    def initial_parameters(self, preset: Any, seed: int) -> tuple[list[np.ndarray], list[float], list[float]]: ...
+
+    def evaluate(self, checkpoint: Any, data: Any) -> dict[str, Any]: ...
+
+    def validation_row(self, validation: dict[str, Any]) -> dict[str, Any]: ...
+
+    def test_line(self, test: dict[str, Any]) -> str: ...
 
     def batch_gradients(self, batch: Batch, params: Parameters, options: Any, xp: ModuleType) -> BatchResult:
         """Forward, loss and backward of one mini-batch (no update): gradients summed over it.
@@ -117,3 +161,67 @@ class TrainingRule(Protocol):
         loop (``train/epochs.py``, drawn from ``(seed, epoch, ...)``).
         """
         ...
+
+
+MAX_COUNT = 2**31
+"""Threshold counts (theta / alpha) must fit the trainer's int32 counters."""
+
+
+class Bs4nnFamily:
+    """What every BS4NN rule declares and does alike (a base class of theirs): binary or real
+    weights drawn from the preset's ``init_ranges``, an alpha per layer stepped by SGD, no biases,
+    gradients summed over the batch, the silent-network probe at the start, validation and the
+    test score by the BS4NN golden model."""
+
+    model: ClassVar[str] = "bs4nn"
+    layer_biases: ClassVar[bool] = False
+    scales_by_optimiser: ClassVar[bool] = False
+    probes_silence: ClassVar[bool] = True
+    mean_gradients: ClassVar[bool] = False
+    metric_fields: ClassVar[tuple[str, ...]] = ()
+
+    def check_preset(self, preset: Any) -> None:
+        """One init range, alpha and theta per layer, and counts that fit the counters."""
+        n_layers = len(preset.sizes) - 1
+        if not (len(preset.init_ranges) == len(preset.alphas) == len(preset.thetas) == n_layers):
+            raise Bs4nnError(f"{n_layers} layers need as many init ranges, alphas and thetas")
+        for index, (alpha, theta) in enumerate(zip(preset.alphas, preset.thetas, strict=True)):
+            if theta / alpha >= MAX_COUNT:
+                raise Bs4nnError(
+                    f"layer {index} needs a count of theta / alpha = {theta / alpha:.3g}, "
+                    f"beyond what a counter holds ({MAX_COUNT}): lower theta or raise alpha"
+                )
+
+    def initial_parameters(self, preset: Any, seed: int) -> tuple[list[np.ndarray], list[float], list[float]]:
+        """Proxy weights drawn from the preset's ``init_ranges`` (a function of the seed alone), its alphas, thetas."""
+        rng = np.random.default_rng([seed, 0xB54])
+        weights = [
+            rng.uniform(low, high, size=(n_out, n_in)).astype(np.float32)
+            for (low, high), n_in, n_out in zip(preset.init_ranges, preset.sizes[:-1], preset.sizes[1:], strict=True)
+        ]
+        return weights, [float(a) for a in preset.alphas], [float(t) for t in preset.thetas]
+
+    def evaluate(self, checkpoint: Any, data: Any) -> dict[str, Any]:
+        """The BS4NN golden model on the exported integer network (real weights: the float forward)."""
+        from bs4nn.train.metrics import evaluate  # here: the golden model's imports stay off `bs4nn --help`
+        from bs4nn.train.network import ProxyNetwork
+
+        c = checkpoint
+        return evaluate(ProxyNetwork(c.weights, c.alphas, c.thetas, c.tmax, c.imax, c.binary), data)
+
+    def validation_row(self, validation: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "validation_mean_decision_time": validation["mean_decision_time"],
+            "validation_spikes_until_decision": validation["mean_spikes_until_decision"],
+            "validation_tie_rate": validation["tied_decisions"] / validation["images"],
+        }
+
+    def test_line(self, test: dict[str, Any]) -> str:
+        return (
+            f"({test['scored_by']}), mean decision time "
+            f"{test['mean_decision_time']:.1f}, spikes per layer up to the decision "
+            f"{', '.join(f'{v:.1f}' for v in test['mean_spikes_until_decision'])}; "
+            f"{test['tied_decisions']} test images decided by the tie rule (scored as the hardware "
+            f"breaks them; {100 * test['accuracy_ties_lenient']:.2f} % if such ties counted as correct, "
+            "the authors' scoring)"
+        )

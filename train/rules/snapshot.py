@@ -17,7 +17,7 @@ import numpy as np
 
 from bs4nn.sim.semantics import Array
 from bs4nn.train.network import binary_weights, layer_thresholds
-from bs4nn.train.rules.base import Batch, BatchResult, Parameters
+from bs4nn.train.rules.base import Batch, BatchResult, Bs4nnFamily, Parameters
 from bs4nn.train.rules.temporal import exact_race, normalise_rows
 
 
@@ -78,7 +78,7 @@ def snapshot_gradients(
     return weight_grads, loss
 
 
-class SnapshotRule:
+class SnapshotRule(Bs4nnFamily):
     """A hinge on the output counters at the decision step, straight through the signs."""
 
     name: ClassVar[str] = "snapshot"

@@ -18,7 +18,7 @@ import numpy as np
 from bs4nn.errors import Bs4nnError
 from bs4nn.sim.semantics import Array
 from bs4nn.train.network import binary_weights, layer_thresholds
-from bs4nn.train.rules.base import Batch, BatchResult, Parameters
+from bs4nn.train.rules.base import Batch, BatchResult, Bs4nnFamily, Parameters
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def snapshot_ce_gradients(
     return weight_grads, scale_grad, loss, correct
 
 
-class SnapshotCeRule:
+class SnapshotCeRule(Bs4nnFamily):
     """Cross-entropy on the summed snapshot counters; learns a readout scale besides the weights."""
 
     name: ClassVar[str] = "snapshot-ce"

@@ -26,7 +26,7 @@ import numpy as np
 from bs4nn.errors import Bs4nnError
 from bs4nn.sim.semantics import Array, decide
 from bs4nn.train.network import binary_weights, forward
-from bs4nn.train.rules.base import Batch, BatchResult, Parameters
+from bs4nn.train.rules.base import Batch, BatchResult, Bs4nnFamily, Parameters
 
 TARGET_RULES = ("eq6", "hardware")
 """The correct output's target (:func:`relative_targets`): ``eq6``, the paper's eq. (6) as
@@ -185,7 +185,7 @@ def temporal_gradients(batch: Batch, params: Parameters, options: TemporalOption
     return BatchResult(weight_grads=weight_grads, alpha_grads=alpha_grads, loss=loss, **figures)
 
 
-class TemporalRule:
+class TemporalRule(Bs4nnFamily):
     """The paper's S4NN backward on spike times (``mnist-temporal``, ``mnist-paper``, ``tiny``)."""
 
     name: ClassVar[str] = "temporal"
