@@ -13,10 +13,10 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 
-from bs4nn import __version__
 from bs4nn.argparsing import EXIT_USAGE, OneLineParser
 from bs4nn.errors import Bs4nnError
 from bs4nn.fileio import describe_os_error
+from bs4nn.version import __version__
 
 STAGE_CLIS = (
     "bs4nn.train.cli",

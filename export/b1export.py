@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from bs4nn import __version__
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import write_bit_model
 from bs4nn.export.exporter import (
@@ -38,6 +37,7 @@ from bs4nn.lanes import DEFAULT_LANES, MAX_LANES
 from bs4nn.sim.b1 import B1Network, run_b1
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images
 from bs4nn.train.b1_model import B1Shape, b1_network, integer_weights, weight_step
+from bs4nn.version import __version__
 
 CALIBRATION_IMAGES = 2_000
 """--from-relu: training images whose hidden activations set each hidden layer's step size."""

@@ -14,10 +14,9 @@ the output folder as it was.
 from __future__ import annotations
 
 import os
-import sys
 import time
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -25,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from bs4nn import __version__
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import (
     MANIFEST,
@@ -40,13 +38,14 @@ from bs4nn.export.bitmodel import (
 from bs4nn.export.cheader import HEADER_NAME, c_header
 from bs4nn.export.layout import MemoryLayout, counter_bits, signs_from_words, time_bits
 from bs4nn.export.memfiles import MEMORY_FORMATS, memory_images, read_hex_image
-from bs4nn.export.naming import ModelName, resolve_model
+from bs4nn.export.naming import resolve_model
 from bs4nn.fileio import owned_entries, sha256_path
 from bs4nn.lanes import DEFAULT_LANES, MAX_LANES
 from bs4nn.sim.golden import IntegerNetwork, run_golden, run_network
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images, threshold_count
 from bs4nn.train.checkpoint import load_checkpoint, run_model_path
 from bs4nn.train.datasets import dataset_spec, load_split
+from bs4nn.version import __version__
 
 FLOAT_BITS = 32
 """Bits of one float32 weight: the memory report compares the 1-bit signs with them."""
@@ -128,42 +127,6 @@ def resolve_source(source: str, pretrained_root: str | os.PathLike | None = None
     if name.shipped:
         return source_from_checkpoint(name.path, {"kind": "shipped", "name": name.shipped, "path": name.path.name})
     return source_from_checkpoint(name.path, {"path": source})
-
-
-def model_cache_root() -> Path:
-    """Where models named by something other than a bit-model folder are exported for the stages that need one."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bs4nn" / "models"
-
-
-def named_bit_model(text: str, cache_root: str | os.PathLike | None = None) -> tuple[BitModel, ModelName]:
-    """The bit-model folder of any model name: the folder itself, or a fresh export of the checkpoint.
-
-    The export goes to ``cache_root/<stem>-<sha256 of the checkpoint>`` and is written anew each time
-    (deterministic, well under a second without the accuracy run), so a newly shipped model is what runs.
-    """
-    name = resolve_model(text)
-    if name.is_bit_model:
-        return load_bit_model(name.path), name
-    source = resolve_source(text)
-    folder = Path(cache_root or model_cache_root()) / f"{name.stem}-{source.origin['sha256'][:16]}"
-    export_model(source, folder, evaluate_accuracy=False)
-    return load_bit_model(folder), name
-
-
-def named_model(text: str, prog: str, say: Callable[[str], None] | None = None) -> BitModel:
-    """:func:`named_bit_model`, saying on stderr what a name stood for (``PROG: model: ...``).
-
-    A path given as the model itself (a bit-model folder, a checkpoint file) needs no such line.
-    """
-    model, name = named_bit_model(text)
-    if name.was_renamed or not name.is_bit_model:
-        where = "" if name.is_bit_model else f", exported to {model.path}"
-        (say or _stderr)(f"{prog}: model: {name}{where}")
-    return model
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 def load_npy_weights(path: str | os.PathLike) -> np.ndarray:

@@ -8,8 +8,8 @@ import json
 from bs4nn import argtypes
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import require_bs4nn
-from bs4nn.export.exporter import named_model
 from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES
+from bs4nn.export.models import named_model
 from bs4nn.fileio import atomic_write_text, refuse_folder_target
 from bs4nn.rtl.cycles import clear_cycles, worst_case_cycles
 from bs4nn.rtl.generate import TOP, generate_verilog, synthesize_ice40

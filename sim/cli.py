@@ -14,7 +14,7 @@ from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import network_inputs, require_bs4nn
-from bs4nn.export.exporter import named_model
+from bs4nn.export.models import named_model
 from bs4nn.fileio import atomic_write_bytes, refuse_folder_target, work_directory
 from bs4nn.lanes import DEFAULT_LANES
 from bs4nn.sim.b1 import B1Result, b1_summary

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bs4nn.export.exporter import named_bit_model
+from bs4nn.export.models import named_bit_model
 from bs4nn.train.checkpoint import Checkpoint, save_checkpoint
 
 
