@@ -17,6 +17,7 @@ from typing import Any
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import quantize_alpha
 from bs4nn.fileio import atomic_write_text
+from bs4nn.sim.golden import decision_line
 from bs4nn.train.calibration import READOUT_COUNT_SCALES, calibrate_thresholds
 from bs4nn.train.checkpoint import PRETRAINED_DIR, Checkpoint, load_checkpoint, run_model_path, save_checkpoint
 from bs4nn.train.datasets import load_split
@@ -77,9 +78,7 @@ def finish_run(preset: Preset, options: RunOptions, history: list[dict[str, Any]
         summary["test"] = test
         log(
             f"best epoch {best.epoch}: validation {100 * summary['validation_accuracy']:.2f} %, "
-            f"test {100 * test['accuracy']:.2f} % ({test['scored_by']}), mean decision time "
-            f"{test['mean_decision_time']:.1f}, spikes per layer up to the decision "
-            f"{', '.join(f'{v:.1f}' for v in test['mean_spikes_until_decision'])}; "
+            f"test {100 * test['accuracy']:.2f} % ({test['scored_by']}); {decision_line(test)}; "
             f"{test['tied_decisions']} test images decided by the tie rule (scored as the hardware "
             f"breaks them; {100 * test['accuracy_ties_lenient']:.2f} % if such ties counted as correct, "
             "the authors' scoring)"

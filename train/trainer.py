@@ -310,6 +310,8 @@ def epoch_row(run: Run, epoch: Epoch, totals: dict[str, float], seconds: float, 
         "validation_mean_decision_time": validation["mean_decision_time"],
         "validation_spikes_until_decision": validation["mean_spikes_until_decision"],
         "validation_tie_rate": validation["tied_decisions"] / validation["images"],
+        "validation_first_spike_decisions": validation["first_spike_decisions"],
+        "validation_p95_decision_time": validation["p95_decision_time"],
         "alphas": list(state.alphas),
         "threshold_counts": validation["threshold_counts"] if run.options.binary else None,
         "train_seconds": seconds,
@@ -474,7 +476,9 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
         log(
             f"epoch {number}{' (readout)' if epoch.phase == 'readout' else ''}: loss {row['loss']:.4f}, "
             f"train {100 * row['train_accuracy']:.2f} %, "
-            f"validation {100 * row['validation_accuracy']:.2f} % ({validation['scored_by']}), "
+            f"validation {100 * row['validation_accuracy']:.2f} % ({validation['scored_by']}; "
+            f"{100 * row['validation_first_spike_decisions']:.1f} % by a first spike, mean decision step "
+            f"{row['validation_mean_decision_time']:.1f}), "
             f"{seconds:.1f} s, alphas {', '.join(f'{a:.3f}' for a in state.alphas)}"
         )
     if run.pool is not None:
