@@ -191,6 +191,34 @@ def test_snapshot_gradients_hand_computed() -> None:
     assert loss == 0 and not grads[0].any() and not grads[1].any()
 
 
+def test_snapshot_decision_deadline_moves_the_snapshot_of_late_decisions_only() -> None:
+    # one layer, 3 inputs -> 2 outputs (signs + + - / - - +), count 2, margin 0, label 0
+    in_times = np.array([[0, 3, 10], [0, 3, 10]])
+    out_times = np.array([[TMAX, TMAX], [2, TMAX]])  # image 0: no output spike (fallback); image 1: decided at 2
+    weights = [np.array([[0.5, 0.5, -0.5], [-0.5, -0.5, 0.5]], dtype=np.float32)]
+
+    def hinge(deadline: int | None):
+        return snapshot_gradients(
+            [in_times, out_times], np.array([TMAX, 2]), np.array([0, 0]), weights, [2], np.array([True, True]),
+            tmax=TMAX, count_margin=0, surrogate_width=1.0, decision_deadline=deadline,
+        )  # fmt: skip
+
+    # no deadline: image 0 is seen at tmax - 1 (all 3 inputs: counters 1, -1: the label is 1 short);
+    # image 1 at step 2 (input 0 only: counters 1, -1: 1 short)
+    grads, loss = hinge(None)
+    assert loss == 2.0 and grads[0].tolist() == [[-2.0, -1.0, -1.0], [0.0, 0.0, 0.0]]
+    assert hinge(TMAX)[1] == loss and (hinge(TMAX)[0][0] == grads[0]).all()
+    # deadline 6: image 0 is seen at step 5 (inputs 0 and 1: counters 2, -2: nothing to do); image 1 as before
+    grads, loss = hinge(6)
+    assert loss == 1.0 and grads[0].tolist() == [[-1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    # deadline 2: both at step 1 (input 0 only)
+    grads, loss = hinge(2)
+    assert loss == 2.0 and grads[0].tolist() == [[-2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    for bad in (0, TMAX + 1):
+        with pytest.raises(Bs4nnError, match=r"decision_deadline must be in 1\.\.tmax"):
+            _tiny(backward="snapshot", decision_deadline=bad)
+
+
 def test_snapshot_backward_learns_and_keeps_the_alphas(tmp_path: Path, data_dir: Path) -> None:
     preset = _tiny(backward="snapshot", train_images=2000, validation_images=500, calibrate_thresholds=False)
     train(preset, RunOptions(out_dir=tmp_path, data_dir=str(data_dir), progress=False, test=False), log=lambda _: None)

@@ -131,6 +131,7 @@ class Preset:
     backward: str = "temporal"  # the training rule: one of BACKWARDS (train/rules/)
     count_margin: int = 4  # snapshot backward: counts by which the outputs must clear their threshold
     surrogate_width: float = 40.0  # snapshot backward: half-width (counts) of the hidden surrogate
+    decision_deadline: int = 256  # snapshot hinge (and readout epochs): snapshot no later than this step - 1
     optimizer: str = "sgd"  # one of OPTIMIZERS; eta is its learning rate
     snapshot_steps: tuple[int, ...] = ()  # snapshot-ce: the steps s whose "spiked by s" bits are trained on
     readout_scale: float = 0.05  # snapshot-ce: initial scale of the summed output counters (learned)

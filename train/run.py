@@ -65,6 +65,7 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
         "shift_pixels",
         "mirror_images",
         "hidden_dropout",
+        "decision_deadline",
     ):
         if getattr(preset, key) == PRESET_DEFAULTS[key]:
             settings.pop(key)
