@@ -214,9 +214,10 @@ def test_snapshot_decision_deadline_moves_the_snapshot_of_late_decisions_only() 
     # deadline 2: both at step 1 (input 0 only)
     grads, loss = hinge(2)
     assert loss == 2.0 and grads[0].tolist() == [[-2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
-    for bad in (0, TMAX + 1):
-        with pytest.raises(Bs4nnError, match=r"decision_deadline must be in 1\.\.tmax"):
-            _tiny(backward="snapshot", decision_deadline=bad)
+    with pytest.raises(Bs4nnError, match="decision_deadline must be a positive integer"):
+        _tiny(backward="snapshot", decision_deadline=0)
+    with pytest.raises(Bs4nnError, match=r"decision_deadline must be in 1\.\.tmax"):
+        _tiny(backward="snapshot", decision_deadline=TMAX + 1)
 
 
 def test_snapshot_backward_learns_and_keeps_the_alphas(tmp_path: Path, data_dir: Path) -> None:
@@ -556,3 +557,25 @@ def test_cli_augmentation_options_reach_the_run(tmp_path: Path, capsys, data_dir
     assert code == 2 and "--shift-pixels" in err
     code, _, err = _cli(["train", "--preset", "tiny-ce", "--hidden-dropout", "1"], capsys)
     assert code == 2 and "--hidden-dropout" in err and "[0, 1)" in err
+
+
+def test_calibration_within_a_decision_step_budget(data_dir: Path) -> None:
+    """The shipped MNIST model's output count, chosen on 500 validation images for accuracy alone and
+    for the most accurate count whose mean decision step is within a budget below it."""
+    from bs4nn.train.calibration import BUDGET_COUNT_SCALES, calibrate_thresholds
+    from bs4nn.train.finish import checkpoint_network
+
+    network = checkpoint_network(load_checkpoint(Path(__file__).parents[1] / "train/pretrained/mnist.npz"))
+    images, labels = split_data(get_preset("mnist"), str(data_dir))["validation"]
+    data = LabelledImages(images[:500], labels[:500])
+    free = calibrate_thresholds(network, data, scales=BUDGET_COUNT_SCALES, layers=[1])
+    budget = free.mean_decision_time - 20
+    early = calibrate_thresholds(network, data, scales=BUDGET_COUNT_SCALES, layers=[1], max_mean_decision_time=budget)
+    assert early.mean_decision_time <= budget and early.counts[1] < free.counts[1]
+    within = [row for row in early.tried if row["mean_decision_time"] <= budget]
+    assert within and early.accuracy == max(row["accuracy"] for row in within)  # the most accurate in the budget
+    assert early.accuracy < free.accuracy  # here deciding earlier costs accuracy
+    rescored = evaluate(dataclasses.replace(network, thetas=early.thetas), data)
+    assert (rescored["accuracy"], rescored["mean_decision_time"]) == (early.accuracy, early.mean_decision_time)
+    with pytest.raises(Bs4nnError, match="decision_step_budget must be a positive integer"):
+        get_preset("mnist").with_overrides(decision_step_budget=0)

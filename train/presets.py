@@ -63,6 +63,8 @@ FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "readout_epochs": (_non_negative_int, "an integer >= 0"),
     "shift_pixels": (_non_negative_int, "an integer >= 0"),
     "count_margin": (_non_negative_int, "an integer >= 0"),
+    "decision_deadline": (_positive_int, "a positive integer (a step; tmax: no deadline)"),
+    "decision_step_budget": (_positive_int, "a positive integer (a step; tmax: no budget)"),
     "eta": (_positive_number, "a positive number"),
     "mu": (_non_negative_number, "a number >= 0 (0: alphas fixed)"),
     "gamma": (_positive_number, "a positive number"),
@@ -132,6 +134,7 @@ class Preset:
     count_margin: int = 4  # snapshot backward: counts by which the outputs must clear their threshold
     surrogate_width: float = 40.0  # snapshot backward: half-width (counts) of the hidden surrogate
     decision_deadline: int = 256  # snapshot hinge (and readout epochs): snapshot no later than this step - 1
+    decision_step_budget: int = 256  # calibration: most accurate counts with a validation mean decision step <= this
     optimizer: str = "sgd"  # one of OPTIMIZERS; eta is its learning rate
     snapshot_steps: tuple[int, ...] = ()  # snapshot-ce: the steps s whose "spiked by s" bits are trained on
     readout_scale: float = 0.05  # snapshot-ce: initial scale of the summed output counters (learned)
@@ -172,6 +175,11 @@ class Preset:
                 )
         if self.weight_clip is not None and len(self.weight_clip) != n_layers:
             raise Bs4nnError(f"preset {self.name}: {n_layers} layers need as many weight clips (or none)")
+        if self.decision_step_budget > self.tmax:
+            raise Bs4nnError(
+                f"preset {self.name}: decision_step_budget must be at most tmax ({self.tmax}), "
+                f"got {self.decision_step_budget}"
+            )
         try:
             self.rule_options()  # the rule's own requirements (e.g. snapshot-ce's snapshot steps)
         except Bs4nnError as error:
