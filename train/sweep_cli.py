@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="hyperparameter sweep of a preset on Ray Tune (this machine, or a Ray cluster with --address)",
         description="Train every combination of --grid values (preset fields, as bs4nn train --set reads them) "
         "and --seeds with Ray Tune: on a Ray started here on this machine's CPUs (default), or on a running Ray "
-        "cluster with --address (the same trials; every node needs bs4nn and the datasets at the same path). "
+        "cluster with --address (the same trials; every node needs bs4nn and the datasets at the same path, and "
+        "writes the runs it trains under the same OUT path). "
         "Each trial is one bs4nn train run scored on the validation split by the golden model (never the test "
         "split). Writes OUT/sweep.md (one table: validation accuracy, share of first-spike decisions, mean and "
         "95th-percentile decision step, and the bs4nn train command that reproduces each row), OUT/sweep.json, "
