@@ -389,6 +389,20 @@ def test_epoch_batches_are_a_seeded_permutation() -> None:
     assert not np.array_equal(np.concatenate(batches), np.concatenate(epoch_batches(7, 4, counts, 32)))
 
 
+def test_epoch_batches_with_replacement_draw_online_samples() -> None:
+    """Batch size 1, drawn with replacement (the paper's online updates): seeded, repeats, about 1/e missed."""
+    counts = np.zeros(5000, np.int64)
+    drawn = np.concatenate(epoch_batches(7, 3, counts, 1, with_replacement=True))
+    assert len(drawn) == 5000 and drawn.min() >= 0 and drawn.max() < 5000
+    missed = 1 - len(np.unique(drawn)) / 5000
+    assert abs(missed - np.exp(-1)) < 0.02  # 0.368 expected; a permutation misses none
+    again = np.concatenate(epoch_batches(7, 3, counts, 1, with_replacement=True))
+    assert np.array_equal(drawn, again)
+    assert not np.array_equal(drawn, np.concatenate(epoch_batches(7, 4, counts, 1, with_replacement=True)))
+    preset = dataclasses.replace(get_preset("mnist-temporal"), **dict([parse_setting("sample_with_replacement=True")]))
+    assert preset.sample_with_replacement is True
+
+
 # ---------------------------------------------------------------- errors and CLI
 
 
@@ -579,3 +593,17 @@ def test_calibration_within_a_decision_step_budget(data_dir: Path) -> None:
     assert (rescored["accuracy"], rescored["mean_decision_time"]) == (early.accuracy, early.mean_decision_time)
     with pytest.raises(Bs4nnError, match="decision_step_budget must be a positive integer"):
         get_preset("mnist").with_overrides(decision_step_budget=0)
+
+
+def test_training_with_replacement_differs_and_resumes_as_one_run(tmp_path: Path, data_dir: Path) -> None:
+    preset = _tiny(train_images=640, validation_images=200, epochs=2, calibrate_thresholds=False)
+    drawn = dataclasses.replace(preset, sample_with_replacement=True)
+    quiet = {"data_dir": str(data_dir), "progress": False, "test": False}
+    train(preset, RunOptions(out_dir=tmp_path / "perm", **quiet), log=lambda _: None)
+    train(drawn, RunOptions(out_dir=tmp_path / "drawn", **quiet), log=lambda _: None)
+    train(dataclasses.replace(drawn, epochs=1), RunOptions(out_dir=tmp_path / "split", **quiet), log=lambda _: None)
+    train(drawn, RunOptions(out_dir=tmp_path / "split", resume=True, **quiet), log=lambda _: None)
+    runs = ("perm", "drawn", "split")
+    weights = {name: load_checkpoint(tmp_path / name / "checkpoint.npz").weights[0] for name in runs}
+    assert not np.array_equal(weights["perm"], weights["drawn"])
+    assert weights["drawn"].tobytes() == weights["split"].tobytes()

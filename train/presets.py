@@ -124,6 +124,7 @@ class Preset:
     decay_every: int = 10  # learning rates x decay_factor every decay_every epochs
     decay_factor: float = 0.7
     bucket_batches: int = 1  # >1: group samples of similar spike count into batches (faster, biased)
+    sample_with_replacement: bool = False  # each epoch's samples drawn with replacement (the paper's online updates)
     tmax: int = 256
     imax: int = 255
     train_images: int = 55_000  # first N training images; the last 5,000 are the validation split

@@ -67,6 +67,7 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
         "mirror_images",
         "hidden_dropout",
         "decision_deadline",
+        "sample_with_replacement",
     ):
         if getattr(preset, key) == PRESET_DEFAULTS[key]:
             settings.pop(key)

@@ -243,7 +243,14 @@ def step(run: Run, epoch: Epoch, result: BatchResult, batch_size: int) -> None:
 def run_epoch(run: Run, epoch: Epoch) -> tuple[dict[str, float], float]:
     """Every mini-batch of one epoch: gradients, update, running figures; returns the totals and seconds."""
     state, preset, options, xp = run.state, run.preset, run.options, run.xp
-    batches = epoch_batches(options.seed, epoch.number, run.data.spike_counts, preset.batch_size, preset.bucket_batches)
+    batches = epoch_batches(
+        options.seed,
+        epoch.number,
+        run.data.spike_counts,
+        preset.batch_size,
+        preset.bucket_batches,
+        preset.sample_with_replacement,
+    )
     dropout = bool(preset.hidden_dropout) and epoch.phase == "train"  # the preset allows it only where the rule has it
     totals = {"loss": 0.0, "correct": 0, "time": 0.0, "trained": 0, "silent": 0, "seen": 0, "events": 0}
     started = time.perf_counter()
