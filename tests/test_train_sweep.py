@@ -57,7 +57,7 @@ def test_bad_sweeps_are_one_line_before_ray_starts(tmp_path: Path, capsys) -> No
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "keep.txt").write_text("the user's")
     assert bs4nn_main(["sweep", "--preset", "tiny-ce", *TINY, "--out", str(tmp_path / "old")]) == 2
-    assert "exists and is not empty" in capsys.readouterr().err
+    assert "folder not written by bs4nn sweep; refusing" in capsys.readouterr().err
     assert (tmp_path / "old" / "keep.txt").read_text() == "the user's"
     assert bs4nn_main(["sweep", "--preset", "tiny-ce", "--grid", "eta=[0.1, -]", "--out", str(tmp_path / "n")]) == 2
     err = capsys.readouterr().err
@@ -79,6 +79,7 @@ def test_tiny_sweep_on_local_ray_and_each_row_reproduced(tmp_path: Path, data_di
     for row in rows:
         assert f"`{row['command']}`" in table and row["command"] in printed
         assert 0 < row["validation_accuracy"] <= 1 and 0 <= row["validation_first_spike_decisions"] <= 1
+    assert bs4nn_main(argv) == 2 and "holds a finished sweep" in capsys.readouterr().err
     # the command of the second row, run by hand, trains the same model and scores the same on validation
     again = tmp_path / "again"
     command = [*shlex.split(rows[1]["command"])[1:], "--out", str(again), "--no-test", "--quiet"]

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bs4nn.errors import Bs4nnError
-from bs4nn.fileio import atomic_write_text
+from bs4nn.fileio import atomic_write_text, work_directory
 from bs4nn.sim.golden import decision_line
 from bs4nn.train.checkpoint import load_checkpoint, run_model_path
 from bs4nn.train.presets import Preset, get_preset, parse_setting
@@ -31,6 +31,7 @@ RESULTS_FILE = "sweep.json"
 TABLE_FILE = "sweep.md"
 PLOT_FILE = "pareto.png"
 METRIC = "validation_accuracy"
+WRITER = "bs4nn sweep"  # the owner of its output folders (bs4nn.fileio.work_directory)
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,14 @@ def _ray_trial(config: dict[str, Any]) -> None:
     tune.report(run_trial(config))
 
 
+def claim_sweep_folder(out_dir: Path) -> Path:
+    """``out_dir`` as this sweep's folder (:func:`bs4nn.fileio.work_directory`): new, empty, or an
+    unfinished sweep's (its trials train again); a finished sweep's or anyone else's is refused."""
+    if (out_dir / RESULTS_FILE).exists():
+        raise Bs4nnError(f"{out_dir}: holds a finished sweep ({RESULTS_FILE}); give a new --out")
+    return work_directory(out_dir, WRITER)
+
+
 def run_sweep(
     plan: SweepPlan,
     out_dir: Path,
@@ -180,8 +189,7 @@ def run_sweep(
     with ``cpus`` CPUs (default: all of this machine's).  Ray schedules the trials, one per
     ``cpus_per_trial`` CPUs; the training threads of a trial are those CPUs (at most 2).
     """
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise Bs4nnError(f"{out_dir}: exists and is not empty; a sweep writes a new folder (choose another --out)")
+    claim_sweep_folder(out_dir)
     import ray  # here: importing Ray takes seconds
     from ray import tune
 
