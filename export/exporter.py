@@ -41,7 +41,7 @@ from bs4nn.export.memfiles import MEMORY_FORMATS, memory_images, read_hex_image
 from bs4nn.export.naming import resolve_model
 from bs4nn.fileio import owned_entries, sha256_path
 from bs4nn.lanes import DEFAULT_LANES, MAX_LANES
-from bs4nn.sim.golden import IntegerNetwork, run_golden, run_network
+from bs4nn.sim.golden import IntegerNetwork, decision_statistics, run_golden, run_network
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images, threshold_count
 from bs4nn.train.checkpoint import load_checkpoint, run_model_path
 from bs4nn.train.datasets import dataset_spec, load_split
@@ -277,8 +277,7 @@ def evaluate(
         "images": len(labels),
         "correct": correct,
         "test_accuracy": correct / len(labels) if len(labels) else 0.0,
-        "mean_decision_time": float(result.decision_time.mean()) if len(labels) else 0.0,
-        "no_output_spike": int((result.decision_time >= network.tmax).sum()),
+        **(decision_statistics(result, network.tmax) if len(labels) else {"mean_decision_time": 0.0}),
         "seconds": round(time.perf_counter() - start, 3),
     }
 

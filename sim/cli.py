@@ -18,7 +18,7 @@ from bs4nn.export.models import named_model
 from bs4nn.fileio import atomic_write_bytes, refuse_folder_target, work_directory
 from bs4nn.lanes import DEFAULT_LANES
 from bs4nn.sim.b1 import B1Result, b1_summary
-from bs4nn.sim.golden import golden_summary, run_model_images
+from bs4nn.sim.golden import decision_line, golden_summary, run_model_images
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.datasets import load_split
 
@@ -32,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "golden",
         help="accuracy of exactly what the hardware runs (the integer golden model)",
         description="Run the bit-exact golden model of a bit-model folder on a dataset split and report "
-        "accuracy (ties broken as the hardware breaks them), mean decision time and spikes per layer "
-        "up to the decision.",
+        "accuracy (ties broken as the hardware breaks them), the share of images decided by a first output "
+        "spike (the rest by the largest counter at tmax), the mean and 95th-percentile decision step and "
+        "the spikes per layer up to the decision.",
     )
     argtypes.add_model_argument(golden)
     golden.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: the manifest's dataset)")
@@ -80,15 +81,12 @@ def _golden(args: argparse.Namespace) -> int:
         print(f"decision at step {summary['decision_latency']}; {summary['images_per_second']:.0f} images/s")
     else:
         print(f"{dataset} {args.split}: {summary['images']} images, accuracy {100 * summary['accuracy']:.2f} %")
-        decided = f"mean decision time {summary['mean_decision_time']:.1f} steps"
-        print(f"{decided}, images with no output spike: {summary['no_output_spike']}")
+        print(decision_line(summary))
         print(
             f"decided by the tie rule: {summary['tied_decisions']} images; accuracy if ties that include the"
             f" label counted as correct (the authors' scoring, for comparison only): "
             f"{100 * summary['accuracy_ties_lenient']:.2f} %"
         )
-        layers = ", ".join(f"{v:.1f}" for v in summary["mean_spikes_until_decision"])
-        print(f"mean spikes per layer up to the decision (input first): {layers}")
         print(f"{summary['images_per_second']:.0f} images/s")
     return 0
 

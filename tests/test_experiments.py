@@ -21,7 +21,15 @@ from hypothesis import strategies as st
 from bs4nn.cli import run
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import integer_network, write_bit_model
-from bs4nn.sim.golden import IntegerLayer, IntegerNetwork, run_golden, run_golden_images, run_network
+from bs4nn.sim.golden import (
+    IntegerLayer,
+    IntegerNetwork,
+    decision_line,
+    decision_statistics,
+    run_golden,
+    run_golden_images,
+    run_network,
+)
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train import experiments_cli
 from bs4nn.train.checkpoint import Checkpoint, save_checkpoint
@@ -106,6 +114,10 @@ def test_report_files(mnist_test, tmp_path):
     numbers = json.loads((path.parent / "report.json").read_text())
     assert numbers["confusion"] == data.confusion.tolist()
     assert numbers["trace_steps"] == [10, 100, 200]
+    decisions = decision_statistics(data.result, model.network.tmax)
+    assert {key: numbers[key] for key in decisions} == decisions
+    share = f"| decided by a first output spike | {100 * decisions['first_spike_decisions']:.1f} % |"
+    assert share in text and f"/ {decisions['p95_decision_time']:.0f} |" in text
 
 
 def test_report_of_a_bit_model_folder_has_no_real_weights(mnist_test, tmp_path):
@@ -303,6 +315,8 @@ def test_cli_report_and_sweeps(tmp_path, capsys):
     common = ["--images", "30", "--data-dir", DATA_DIR, "--quiet"]
     assert run_cli("report", "--model", str(model_path), *common, "--out", str(tmp_path / "rep")) == 0
     assert "accuracy" in (tmp_path / "rep" / REPORT_FILE).read_text()
+    report_json = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert decision_line(report_json) in capsys.readouterr().out
     out = tmp_path / "exp"
     assert (
         run_cli(

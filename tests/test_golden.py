@@ -8,7 +8,16 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bs4nn.sim.golden import IntegerLayer, IntegerNetwork, random_network, run_golden, trace_potentials
+from bs4nn.sim.golden import (
+    IntegerLayer,
+    IntegerNetwork,
+    decision_line,
+    decision_statistics,
+    golden_summary,
+    random_network,
+    run_golden,
+    trace_potentials,
+)
 
 
 def reference_run(network: IntegerNetwork, input_times: np.ndarray):
@@ -111,3 +120,27 @@ def test_tied_decisions_and_the_authors_lenient_score():
     labels = np.array([1, 2, 1])
     assert result.accuracy(labels) == 1 / 3  # honest: the label-2 tie is lost
     assert result.accuracy_ties_lenient(labels, network.tmax) == 2 / 3  # the tie counted as correct
+
+
+def test_decision_statistics_of_a_known_network():
+    """One input per output, each output fires at its input's step (count 1); 20 images.
+
+    Image k (k = 0..18) spikes its input at step k + 1, so its first output spike decides at k + 1;
+    image 19 has no input spike, so nothing fires and the largest counter decides at tmax.
+    """
+    tmax = 32
+    network = IntegerNetwork((IntegerLayer(np.eye(2, dtype=np.uint8), 1),), tmax=tmax)
+    times = np.full((20, 2), tmax)
+    times[:19, 0] = np.arange(1, 20)
+    result = run_golden(network, times)
+    figures = decision_statistics(result, tmax)
+    assert figures["first_spike_decisions"] == 19 / 20
+    assert figures["no_output_spike"] == 1
+    assert figures["mean_decision_time"] == (sum(range(1, 20)) + tmax) / 20
+    assert figures["p95_decision_time"] == 19  # 19 of 20 images (95 %) are decided by step 19
+    assert figures["mean_spikes_until_decision"] == [19 / 20, 19 / 20]
+    line = decision_line(figures)
+    assert "first-spike decisions 95.0 % (1 by the largest counter at tmax)" in line
+    assert "mean 11.1, 95th percentile 19" in line and "(input first) 0.9, 0.9" in line
+    summary = golden_summary(result, np.zeros(20, np.int64), tmax, 1.0)
+    assert {key: summary[key] for key in figures} == figures  # every report quotes the same figures

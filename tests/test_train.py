@@ -191,6 +191,35 @@ def test_snapshot_gradients_hand_computed() -> None:
     assert loss == 0 and not grads[0].any() and not grads[1].any()
 
 
+def test_snapshot_decision_deadline_moves_the_snapshot_of_late_decisions_only() -> None:
+    # one layer, 3 inputs -> 2 outputs (signs + + - / - - +), count 2, margin 0, label 0
+    in_times = np.array([[0, 3, 10], [0, 3, 10]])
+    out_times = np.array([[TMAX, TMAX], [2, TMAX]])  # image 0: no output spike (fallback); image 1: decided at 2
+    weights = [np.array([[0.5, 0.5, -0.5], [-0.5, -0.5, 0.5]], dtype=np.float32)]
+
+    def hinge(deadline: int | None):
+        return snapshot_gradients(
+            [in_times, out_times], np.array([TMAX, 2]), np.array([0, 0]), weights, [2], np.array([True, True]),
+            tmax=TMAX, count_margin=0, surrogate_width=1.0, decision_deadline=deadline,
+        )  # fmt: skip
+
+    # no deadline: image 0 is seen at tmax - 1 (all 3 inputs: counters 1, -1: the label is 1 short);
+    # image 1 at step 2 (input 0 only: counters 1, -1: 1 short)
+    grads, loss = hinge(None)
+    assert loss == 2.0 and grads[0].tolist() == [[-2.0, -1.0, -1.0], [0.0, 0.0, 0.0]]
+    assert hinge(TMAX)[1] == loss and (hinge(TMAX)[0][0] == grads[0]).all()
+    # deadline 6: image 0 is seen at step 5 (inputs 0 and 1: counters 2, -2: nothing to do); image 1 as before
+    grads, loss = hinge(6)
+    assert loss == 1.0 and grads[0].tolist() == [[-1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    # deadline 2: both at step 1 (input 0 only)
+    grads, loss = hinge(2)
+    assert loss == 2.0 and grads[0].tolist() == [[-2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    with pytest.raises(Bs4nnError, match="decision_deadline must be a positive integer"):
+        _tiny(backward="snapshot", decision_deadline=0)
+    with pytest.raises(Bs4nnError, match=r"decision_deadline must be in 1\.\.tmax"):
+        _tiny(backward="snapshot", decision_deadline=TMAX + 1)
+
+
 def test_snapshot_backward_learns_and_keeps_the_alphas(tmp_path: Path, data_dir: Path) -> None:
     preset = _tiny(backward="snapshot", train_images=2000, validation_images=500, calibrate_thresholds=False)
     train(preset, RunOptions(out_dir=tmp_path, data_dir=str(data_dir), progress=False, test=False), log=lambda _: None)
@@ -358,6 +387,20 @@ def test_epoch_batches_are_a_seeded_permutation() -> None:
     assert all(np.all(np.diff(counts[batch]) >= 0) for batch in bucketed)
     assert all(np.array_equal(a, b) for a, b in zip(batches, epoch_batches(7, 3, counts, 32), strict=True))
     assert not np.array_equal(np.concatenate(batches), np.concatenate(epoch_batches(7, 4, counts, 32)))
+
+
+def test_epoch_batches_with_replacement_draw_online_samples() -> None:
+    """Batch size 1, drawn with replacement (the paper's online updates): seeded, repeats, about 1/e missed."""
+    counts = np.zeros(5000, np.int64)
+    drawn = np.concatenate(epoch_batches(7, 3, counts, 1, with_replacement=True))
+    assert len(drawn) == 5000 and drawn.min() >= 0 and drawn.max() < 5000
+    missed = 1 - len(np.unique(drawn)) / 5000
+    assert abs(missed - np.exp(-1)) < 0.02  # 0.368 expected; a permutation misses none
+    again = np.concatenate(epoch_batches(7, 3, counts, 1, with_replacement=True))
+    assert np.array_equal(drawn, again)
+    assert not np.array_equal(drawn, np.concatenate(epoch_batches(7, 4, counts, 1, with_replacement=True)))
+    preset = dataclasses.replace(get_preset("mnist-temporal"), **dict([parse_setting("sample_with_replacement=True")]))
+    assert preset.sample_with_replacement is True
 
 
 # ---------------------------------------------------------------- errors and CLI
@@ -531,3 +574,39 @@ def test_cli_augmentation_options_reach_the_run(tmp_path: Path, capsys, data_dir
     assert code == 2 and "--shift-pixels" in err
     code, _, err = _cli(["train", "--preset", "tiny-ce", "--hidden-dropout", "1"], capsys)
     assert code == 2 and "--hidden-dropout" in err and "[0, 1)" in err
+
+
+def test_calibration_within_a_decision_step_budget(data_dir: Path) -> None:
+    """The shipped MNIST model's output count, chosen on 500 validation images for accuracy alone and
+    for the most accurate count whose mean decision step is within a budget below it."""
+    from bs4nn.train.calibration import BUDGET_COUNT_SCALES, calibrate_thresholds
+    from bs4nn.train.finish import checkpoint_network
+
+    network = checkpoint_network(load_checkpoint(Path(__file__).parents[1] / "train/pretrained/mnist.npz"))
+    images, labels = split_data(get_preset("mnist"), str(data_dir))["validation"]
+    data = LabelledImages(images[:500], labels[:500])
+    free = calibrate_thresholds(network, data, scales=BUDGET_COUNT_SCALES, layers=[1])
+    budget = free.mean_decision_time - 20
+    early = calibrate_thresholds(network, data, scales=BUDGET_COUNT_SCALES, layers=[1], max_mean_decision_time=budget)
+    assert early.mean_decision_time <= budget and early.counts[1] < free.counts[1]
+    within = [row for row in early.tried if row["mean_decision_time"] <= budget]
+    assert within and early.accuracy == max(row["accuracy"] for row in within)  # the most accurate in the budget
+    assert early.accuracy < free.accuracy  # here deciding earlier costs accuracy
+    rescored = evaluate(dataclasses.replace(network, thetas=early.thetas), data)
+    assert (rescored["accuracy"], rescored["mean_decision_time"]) == (early.accuracy, early.mean_decision_time)
+    with pytest.raises(Bs4nnError, match="decision_step_budget must be a positive integer"):
+        get_preset("mnist").with_overrides(decision_step_budget=0)
+
+
+def test_training_with_replacement_differs_and_resumes_as_one_run(tmp_path: Path, data_dir: Path) -> None:
+    preset = _tiny(train_images=640, validation_images=200, epochs=2, calibrate_thresholds=False)
+    drawn = dataclasses.replace(preset, sample_with_replacement=True)
+    quiet = {"data_dir": str(data_dir), "progress": False, "test": False}
+    train(preset, RunOptions(out_dir=tmp_path / "perm", **quiet), log=lambda _: None)
+    train(drawn, RunOptions(out_dir=tmp_path / "drawn", **quiet), log=lambda _: None)
+    train(dataclasses.replace(drawn, epochs=1), RunOptions(out_dir=tmp_path / "split", **quiet), log=lambda _: None)
+    train(drawn, RunOptions(out_dir=tmp_path / "split", resume=True, **quiet), log=lambda _: None)
+    runs = ("perm", "drawn", "split")
+    weights = {name: load_checkpoint(tmp_path / name / "checkpoint.npz").weights[0] for name in runs}
+    assert not np.array_equal(weights["perm"], weights["drawn"])
+    assert weights["drawn"].tobytes() == weights["split"].tobytes()

@@ -20,6 +20,7 @@ from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.naming import resolve_model
+from bs4nn.sim.golden import decision_line, decision_statistics
 from bs4nn.train.datasets import DATASETS, dataset_spec, load_split
 from bs4nn.train.experiments import bnn, sweeps
 from bs4nn.train.experiments.models import AnalysedModel, load_model
@@ -202,6 +203,7 @@ def _report(args: argparse.Namespace) -> int:
     data = analyse(model, images, labels, image_index=args.image, steps=args.steps, progress=not args.quiet)
     path = write_report(model, data, out, meta, hidden_shown=args.hidden)
     print(f"{meta['dataset']} {args.split}: {len(labels)} images, accuracy {100 * data.accuracy:.2f} %")
+    print(decision_line(decision_statistics(data.result, model.network.tmax)))
     print(f"report written to {path}")
     return 0
 

@@ -17,7 +17,12 @@ from typing import Any
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import quantize_alpha
 from bs4nn.fileio import atomic_write_text
-from bs4nn.train.calibration import READOUT_COUNT_SCALES, calibrate_thresholds
+from bs4nn.train.calibration import (
+    BUDGET_COUNT_SCALES,
+    COUNT_SCALES,
+    READOUT_COUNT_SCALES,
+    calibrate_thresholds,
+)
 from bs4nn.train.checkpoint import PRETRAINED_DIR, Checkpoint, load_checkpoint, run_model_path, save_checkpoint
 from bs4nn.train.datasets import load_split
 from bs4nn.train.metrics import plot_metrics
@@ -107,7 +112,9 @@ def calibrate_run(
         # a rule without the exact race never trained the output threshold: search it widely first, as the
         # readout epochs do
         network = replace(network, thetas=choose_readout_count(network, validation, log))
-    calibration = calibrate_thresholds(network, validation)
+    budget = preset.decision_step_budget if preset.decision_step_budget < preset.tmax else None
+    scales = COUNT_SCALES if budget is None else BUDGET_COUNT_SCALES
+    calibration = calibrate_thresholds(network, validation, scales=scales, max_mean_decision_time=budget)
     figures = {key: value for key, value in calibration.as_dict().items() if key != "tried"}
     figures["seconds"] = time.perf_counter() - started
     model = replace(
@@ -120,7 +127,8 @@ def calibrate_run(
     log(
         f"thresholds calibrated on validation: counts {calibration.trained_counts} -> {calibration.counts}, "
         f"validation {100 * calibration.trained_accuracy:.2f} % -> {100 * calibration.accuracy:.2f} % "
-        f"({figures['seconds']:.0f} s)"
+        f"at mean decision step {calibration.mean_decision_time:.1f}"
+        f"{'' if budget is None else f' (budget {budget})'} ({figures['seconds']:.0f} s)"
     )
     return model
 

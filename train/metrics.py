@@ -62,6 +62,8 @@ METRIC_FIELDS = (
     "validation_mean_decision_time",
     "validation_spikes_until_decision",
     "validation_tie_rate",
+    "validation_first_spike_decisions",
+    "validation_p95_decision_time",
     "alphas",
     "threshold_counts",
     "readout_scale",

@@ -69,6 +69,8 @@ FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "readout_epochs": (_non_negative_int, "an integer >= 0"),
     "shift_pixels": (_non_negative_int, "an integer >= 0"),
     "count_margin": (_non_negative_int, "an integer >= 0"),
+    "decision_deadline": (_positive_int, "a positive integer (a step; tmax: no deadline)"),
+    "decision_step_budget": (_positive_int, "a positive integer (a step; tmax: no budget)"),
     "eta": (_positive_number, "a positive number"),
     "mu": (_non_negative_number, "a number >= 0 (0: alphas fixed)"),
     "gamma": (_positive_number, "a positive number"),
@@ -131,6 +133,7 @@ class Preset:
     decay_every: int = 10  # learning rates x decay_factor every decay_every epochs
     decay_factor: float = 0.7
     bucket_batches: int = 1  # >1: group samples of similar spike count into batches (faster, biased)
+    sample_with_replacement: bool = False  # each epoch's samples drawn with replacement (the paper's online updates)
     tmax: int = 256
     imax: int = 255
     train_images: int = 55_000  # first N training images; the last 5,000 are the validation split
@@ -140,6 +143,8 @@ class Preset:
     backward: str = "temporal"  # the training rule: one of BACKWARDS (train/rules/)
     count_margin: int = 4  # snapshot backward: counts by which the outputs must clear their threshold
     surrogate_width: float = 40.0  # snapshot backward: half-width (counts) of the hidden surrogate
+    decision_deadline: int = 256  # snapshot hinge (and readout epochs): snapshot no later than this step - 1
+    decision_step_budget: int = 256  # calibration: most accurate counts with a validation mean decision step <= this
     optimizer: str = "sgd"  # one of OPTIMIZERS; eta is its learning rate
     snapshot_steps: tuple[int, ...] = ()  # snapshot-ce: the steps s whose "spiked by s" bits are trained on
     readout_scale: float = 0.05  # snapshot-ce: initial scale of the summed output counters (learned)
@@ -180,6 +185,11 @@ class Preset:
             )
         if self.weight_clip is not None and len(self.weight_clip) != n_layers:
             raise Bs4nnError(f"preset {self.name}: {n_layers} layers need as many weight clips (or none)")
+        if self.decision_step_budget > self.tmax:
+            raise Bs4nnError(
+                f"preset {self.name}: decision_step_budget must be at most tmax ({self.tmax}), "
+                f"got {self.decision_step_budget}"
+            )
         try:
             self.rule.check_preset(self)  # the rule family's requirements (BS4NN: one alpha and theta per layer)
             self.rule_options()  # the rule's own requirements (e.g. snapshot-ce's snapshot steps)

@@ -269,7 +269,14 @@ def step(run: Run, epoch: Epoch, result: BatchResult, batch_size: int, eta: floa
 def run_epoch(run: Run, epoch: Epoch) -> tuple[dict[str, float], float]:
     """Every mini-batch of one epoch: gradients, update, running figures; returns the totals and seconds."""
     state, preset, options, xp = run.state, run.preset, run.options, run.xp
-    batches = epoch_batches(options.seed, epoch.number, run.data.spike_counts, preset.batch_size, preset.bucket_batches)
+    batches = epoch_batches(
+        options.seed,
+        epoch.number,
+        run.data.spike_counts,
+        preset.batch_size,
+        preset.bucket_batches,
+        preset.sample_with_replacement,
+    )
     dropout = bool(preset.hidden_dropout) and epoch.phase == "train"  # the preset allows it only where the rule has it
     totals = {"loss": 0.0, "correct": 0, "time": 0.0, "trained": 0, "silent": 0, "seen": 0, "events": 0}
     figures: dict[str, Any] = {}
@@ -517,7 +524,9 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
         log(
             f"epoch {number}{' (readout)' if epoch.phase == 'readout' else ''}: loss {row['loss']:.4f}, "
             f"train {100 * row['train_accuracy']:.2f} %, "
-            f"validation {100 * row['validation_accuracy']:.2f} % ({validation['scored_by']}), "
+            f"validation {100 * row['validation_accuracy']:.2f} % ({validation['scored_by']}; "
+            f"{100 * row['validation_first_spike_decisions']:.1f} % by a first spike, mean decision step "
+            f"{row['validation_mean_decision_time']:.1f}), "
             f"{seconds:.1f} s, alphas {', '.join(f'{a:.3f}' for a in state.alphas)}"
         )
     if run.pool is not None:

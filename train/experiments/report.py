@@ -21,7 +21,7 @@ import numpy as np
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.fileio import output_directory
-from bs4nn.sim.golden import GoldenResult, IntegerNetwork, run_golden, trace_potentials
+from bs4nn.sim.golden import GoldenResult, IntegerNetwork, decision_statistics, run_golden, trace_potentials
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.experiments.models import AnalysedModel, positive_fractions
 from bs4nn.train.experiments.plots import markdown_table, new_figure, plt, save_figure, write_json
@@ -125,13 +125,10 @@ def write_report(
 
 
 def _numbers(data: ReportData, tmax: int) -> dict[str, Any]:
-    result = data.result
     return {
         "images": len(data.labels),
         "accuracy": data.accuracy,
-        "mean_decision_time": float(result.decision_time.mean()),
-        "no_output_spike": int((result.decision_time >= tmax).sum()),
-        "mean_spikes_until_decision": data.spikes_until.mean(axis=0).tolist(),
+        **decision_statistics(data.result, tmax),
         "confusion": data.confusion.tolist(),
         "class_mean_times": np.where(np.isnan(data.class_mean_times), None, data.class_mean_times).tolist(),
         "spikes_per_class": np.where(np.isnan(data.spikes_per_class), None, data.spikes_per_class).tolist(),
@@ -143,9 +140,8 @@ def _numbers(data: ReportData, tmax: int) -> dict[str, Any]:
 
 def _header(model: AnalysedModel, data: ReportData, meta: dict[str, Any]) -> str:
     network = model.network
-    result = data.result
-    spikes = ", ".join(f"{v:.1f}" for v in data.spikes_until.mean(axis=0))
-    no_spike = int((result.decision_time >= network.tmax).sum())
+    decisions = decision_statistics(data.result, network.tmax)
+    spikes = ", ".join(f"{v:.1f}" for v in decisions["mean_spikes_until_decision"])
     rows = [
         ["model", f"`{meta['model']}`"],
         ["architecture", "-".join(str(n) for n in network.sizes)],
@@ -153,8 +149,12 @@ def _header(model: AnalysedModel, data: ReportData, meta: dict[str, Any]) -> str
         ["tmax / imax", f"{network.tmax} / {network.imax}"],
         ["data", f"{model.dataset} {meta.get('split', '')}, {len(data.labels)} images"],
         ["accuracy (golden model)", f"{100 * data.accuracy:.2f} %"],
-        ["mean decision time", f"{result.decision_time.mean():.1f} steps"],
-        ["images with no output spike", str(no_spike)],
+        ["decided by a first output spike", f"{100 * decisions['first_spike_decisions']:.1f} %"],
+        [
+            "decision step: mean / 95th percentile",
+            f"{decisions['mean_decision_time']:.1f} / {decisions['p95_decision_time']:.0f}",
+        ],
+        ["images with no output spike (largest counter at tmax)", str(decisions["no_output_spike"])],
         ["mean spikes up to the decision (input first)", spikes],
     ]
     positive = [[f"layer {i}", f"{100 * f:.1f} %"] for i, f in enumerate(data.positive_fractions)]

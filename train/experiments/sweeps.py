@@ -17,7 +17,7 @@ import numpy as np
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import integer_network, quantize_alpha
 from bs4nn.fileio import atomic_write_text
-from bs4nn.sim.golden import GoldenResult, run_golden, run_golden_images, run_network
+from bs4nn.sim.golden import GoldenResult, decision_statistics, run_golden, run_golden_images, run_network
 from bs4nn.sim.semantics import encode_images, threshold_count
 from bs4nn.train.experiments.models import AnalysedModel
 from bs4nn.train.experiments.plots import markdown_table, new_figure, save_figure, write_json
@@ -33,11 +33,7 @@ measured 2-3x faster than 256 on noisy MNIST images (tests/benchmarks/bench_expe
 
 def summarize(result: GoldenResult, labels: np.ndarray, tmax: int) -> dict[str, float]:
     """Accuracy and speed of one golden run: what every sweep row quotes."""
-    return {
-        "accuracy": result.accuracy(labels),
-        "mean_decision_time": float(result.decision_time.mean()),
-        "no_output_spike": int((result.decision_time >= tmax).sum()),
-    }
+    return {"accuracy": result.accuracy(labels), **decision_statistics(result, tmax)}
 
 
 # --------------------------------------------------------------------------------------------

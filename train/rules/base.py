@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.sim.golden import decision_line
 from bs4nn.sim.semantics import Array
 
 
@@ -214,13 +215,13 @@ class Bs4nnFamily:
             "validation_mean_decision_time": validation["mean_decision_time"],
             "validation_spikes_until_decision": validation["mean_spikes_until_decision"],
             "validation_tie_rate": validation["tied_decisions"] / validation["images"],
+            "validation_first_spike_decisions": validation["first_spike_decisions"],
+            "validation_p95_decision_time": validation["p95_decision_time"],
         }
 
     def test_line(self, test: dict[str, Any]) -> str:
         return (
-            f"({test['scored_by']}), mean decision time "
-            f"{test['mean_decision_time']:.1f}, spikes per layer up to the decision "
-            f"{', '.join(f'{v:.1f}' for v in test['mean_spikes_until_decision'])}; "
+            f"({test['scored_by']}); {decision_line(test)}; "
             f"{test['tied_decisions']} test images decided by the tie rule (scored as the hardware "
             f"breaks them; {100 * test['accuracy_ties_lenient']:.2f} % if such ties counted as correct, "
             "the authors' scoring)"

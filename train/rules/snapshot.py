@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bs4nn.errors import Bs4nnError
 from bs4nn.sim.semantics import Array
 from bs4nn.train.network import binary_weights, layer_thresholds
 from bs4nn.train.rules.base import Batch, BatchResult, Bs4nnFamily, Parameters
@@ -28,6 +29,11 @@ class SnapshotOptions:
     tmax: int
     count_margin: int = 4  # counts by which the outputs must clear their threshold
     surrogate_width: float = 40.0  # half-width (counts) of the hidden surrogate
+    decision_deadline: int = 256  # the hinge looks no later than step decision_deadline - 1 (tmax: no deadline)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.decision_deadline <= self.tmax:
+            raise Bs4nnError(f"decision_deadline must be in 1..tmax ({self.tmax}), not {self.decision_deadline}")
 
 
 def snapshot_gradients(
@@ -41,6 +47,7 @@ def snapshot_gradients(
     tmax: int,
     count_margin: int,
     surrogate_width: float,
+    decision_deadline: int | None = None,
     xp: ModuleType = np,
 ) -> tuple[list[Array], float]:
     """Weight gradients of a hinge on the output counters at the decision step (``backward="snapshot"``).
@@ -56,8 +63,14 @@ def snapshot_gradients(
     hidden layers through a triangular surrogate of ``[counter >= count]`` of half-width
     ``surrogate_width`` counts.  Deltas are normalised per sample and layer, as in eq. (12).
     Returns the per-layer gradients summed over the batch and the hinge loss (in counts).
+
+    ``decision_deadline`` D (early first-spike decisions): the snapshot is taken no later than step
+    ``D - 1``, so a sample decided late, or by the fallback at ``tmax``, is trained as if it had to
+    be decided by a first spike of the correct output by ``D - 1`` with the margin: its counter is
+    pushed up there and the others' down.  ``D = tmax`` (default) is the decision step itself.
     """
-    snapshot = xp.minimum(decision_time, tmax - 1)[:, None]
+    last = tmax if decision_deadline is None else decision_deadline
+    snapshot = xp.minimum(decision_time, last - 1)[:, None]
     fired = [(layer_times <= snapshot).astype(xp.float32) for layer_times in times]
     signs = [binary_weights(weight, xp).astype(xp.float32) for weight in weights]
     counters = [fired[layer] @ signs[layer].T for layer in range(len(weights))]
@@ -100,6 +113,7 @@ class SnapshotRule(Bs4nnFamily):
             tmax=options.tmax,
             count_margin=options.count_margin,
             surrogate_width=options.surrogate_width,
+            decision_deadline=options.decision_deadline,
             xp=xp,
         )
         return BatchResult(weight_grads=weight_grads, alpha_grads=[0.0] * len(params.weights), loss=loss, **figures)
