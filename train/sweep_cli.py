@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sweep.add_argument(
         "--seeds", type=int, nargs="+", default=[0], metavar="S", help="seeds of every combination (default: 0)"
     )
-    sweep.add_argument("--out", metavar="DIR", help="new output folder (default: sweeps/PRESET)")
+    argtypes.add_output_argument(sweep, "DIR", "new output folder (default: sweeps/PRESET)")
     sweep.add_argument(
         "--address",
         metavar="HOST:PORT",
@@ -72,7 +72,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from bs4nn.train.sweep import make_plan, row_line, run_sweep, write_results
 
     plan = make_plan(args.preset, args.settings, args.grid, args.seeds)
-    out_dir = Path(args.out or f"sweeps/{args.preset}")
+    out_dir = Path(args.output or f"sweeps/{args.preset}")
     print(f"sweep of {plan.preset}: {len(plan.trials())} trials on Ray ({args.address or 'started here'})")
     rows = run_sweep(
         plan, out_dir, data_dir=args.data_dir, address=args.address, cpus=args.cpus, cpus_per_trial=args.cpus_per_trial
