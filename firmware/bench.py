@@ -28,7 +28,7 @@ from bs4nn.firmware.build import BOARDS, build_bitstream
 from bs4nn.firmware.pixel_coder import sort_cycles
 from bs4nn.rtl.cycles import predicted_cycles
 from bs4nn.rtl.params import CoreParams
-from bs4nn.sim.golden import run_golden
+from bs4nn.sim.golden import GoldenResult, run_golden
 from bs4nn.sim.regress import RegressionReport, StreamOptions, run_regression
 
 WRITER = "bs4nn bench hw"  # the owner of its output folders (bs4nn.fileio.output_directory)
@@ -89,7 +89,9 @@ def bench_hardware(
     return bench
 
 
-def bench_record(build: dict[str, Any], regression: RegressionReport, params: CoreParams, golden) -> dict[str, Any]:
+def bench_record(
+    build: dict[str, Any], regression: RegressionReport, params: CoreParams, golden: GoldenResult
+) -> dict[str, Any]:
     """``bench.json``: the build's and the simulation's measurements, then the formulas' figures."""
     fmax = min(clock["achieved"] for clock in build["measured"]["fmax_mhz"].values())
     cycles = [int(c) for c in regression.cycles]
