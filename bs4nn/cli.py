@@ -26,6 +26,7 @@ STAGE_CLIS = (
     "bs4nn.sim.cli",
     "bs4nn.rtl.cli",
     "bs4nn.firmware.cli",
+    "bs4nn.firmware.bench_cli",
 )
 EXIT_TERMINATED = 143
 

@@ -35,6 +35,7 @@ from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits
 from bs4nn.fileio import atomic_write_text, output_directory, owned_entries, sha256_path
 from bs4nn.firmware.board import BoardTop
 from bs4nn.firmware.protocol import BYTE_VALUES, DEFAULT_BAUD
+from bs4nn.firmware.uart import uart_rate
 from bs4nn.sim.golden import IntegerNetwork
 
 TOP_NAME = "bs4nn_board"
@@ -117,7 +118,7 @@ class PlatformTop(Elaboratable):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        divisor = round(platform.default_clk_frequency / self.baud)
+        divisor = uart_rate(platform.default_clk_frequency, self.baud).divisor
         m.submodules.board = board = BoardTop(
             self.network, divisor=divisor, lanes=self.lanes, early_exit=self.early_exit, weight_init=self.weight_init
         )

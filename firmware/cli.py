@@ -16,16 +16,17 @@ from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import network_inputs, require_bs4nn
 from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.export.models import named_model
+from bs4nn.firmware.protocol import DEFAULT_BAUD
 from bs4nn.sim.golden import IntegerNetwork, random_network, run_golden_images
 
 FALLBACK_SIZES = [784, 600, 10]
 FALLBACK_THRESHOLDS = [20, 5]
-SIMULATED_DIVISOR = 4  # clock cycles per UART bit in the simulated board: the fastest it allows
+SIMULATED_DIVISOR = 4  # clock cycles per UART bit in the simulated board unless --baud: the fastest it allows
 SIMULATED_TIMEOUT_S = 3600.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from bs4nn.firmware.build import BOARDS, DEFAULT_BAUD
+    from bs4nn.firmware.build import BOARDS
 
     build = subparsers.add_parser(
         "build",
@@ -56,7 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"counters updated per cycle (default: the manifest's lanes, else {DEFAULT_LANES})",
     )
     build.add_argument(
-        "--baud", type=argtypes.positive_int, default=DEFAULT_BAUD, help=f"UART baud rate (default: {DEFAULT_BAUD})"
+        "--baud",
+        type=argtypes.positive_int,
+        default=DEFAULT_BAUD,
+        help=f"UART baud rate, up to 3,000,000 where the board's clock divides it to within 2 %% "
+        f"(icebreaker 12 MHz: 3,000,000; ulx3s-85f 25 MHz: 1,000,000) (default: {DEFAULT_BAUD})",
     )
     build.add_argument("--early-exit", action="store_true", help="stop each image at the first output spike")
     build.add_argument("--force", action="store_true", help="build even if the memory estimate says it will not fit")
@@ -95,7 +100,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     argtypes.add_model_argument(run)
     run.add_argument(
-        "--baud", type=argtypes.positive_int, default=DEFAULT_BAUD, help=f"UART baud rate (default: {DEFAULT_BAUD})"
+        "--baud",
+        type=argtypes.positive_int,
+        help=f"UART baud rate, up to 3,000,000 where the board's clock divides it (checked against --board's clock; "
+        f"default: {DEFAULT_BAUD}; with --simulate the simulated board runs at this rate of --board's clock, "
+        "default: its fastest, 4 clock cycles per bit)",
+    )
+    run.add_argument(
+        "--board",
+        default="icebreaker",
+        choices=sorted(BOARDS),
+        help="the board's clock checks --baud and clocks the simulated board (default: icebreaker)",
     )
     run.add_argument("--dataset", help="also send images of this dataset (mnist, fashion-mnist)")
     run.add_argument("--split", default="test", choices=["train", "test"], help="dataset split (default: test)")
@@ -130,17 +145,13 @@ def default_network() -> tuple[IntegerNetwork, dict]:
         return network, {"source": "RANDOM network (shipped mnist model not installed)", "seed": 0}
 
 
-def _check_baud(board: str, baud: int) -> None:
-    """The UART needs at least MIN_DIVISOR clock cycles per bit: refuse a rate the board's clock cannot make."""
+def _check_baud(board: str, baud: int):
+    """The board's UART rate for ``baud`` (:func:`~bs4nn.firmware.uart.uart_rate`): a rate its clock
+    cannot make within the tolerance is refused before any work."""
     from bs4nn.firmware.build import BOARDS
-    from bs4nn.firmware.uart import MIN_DIVISOR
+    from bs4nn.firmware.uart import uart_rate
 
-    clock_hz = BOARDS[board].platform().default_clk_frequency
-    if round(clock_hz / baud) < MIN_DIVISOR:
-        raise Bs4nnError(
-            f"--baud {baud} is too fast for {board}'s {clock_hz / 1e6:g} MHz clock "
-            f"(at most {int(clock_hz // MIN_DIVISOR):,} baud: {MIN_DIVISOR} clock cycles per bit)"
-        )
+    return uart_rate(BOARDS[board].platform().default_clk_frequency, baud, board)
 
 
 def default_build_folder(model: str | None, board: str) -> Path:
@@ -213,6 +224,8 @@ def _load_images(args: argparse.Namespace, network: IntegerNetwork) -> np.ndarra
 
 
 def _run(args: argparse.Namespace) -> int:
+    divisor = SIMULATED_DIVISOR if args.baud is None else _check_baud(args.board, args.baud).divisor
+    args.baud = args.baud or DEFAULT_BAUD
     model = require_bs4nn(named_model(args.model, "bs4nn run"), "bs4nn run")
     network = model.network
     args.lanes = args.lanes or model.lanes
@@ -222,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
         from bs4nn.firmware.board import BoardTop
         from bs4nn.firmware.loopback import run_with_host
 
-        board = BoardTop(network, divisor=SIMULATED_DIVISOR, lanes=args.lanes)
+        board = BoardTop(network, divisor=divisor, lanes=args.lanes)
         simulated = run_with_host(board, lambda path: _talk(args, path, network, images, golden, SIMULATED_TIMEOUT_S))
         mismatches = simulated[0]
     else:

@@ -20,6 +20,16 @@ from bs4nn.rtl.params import CoreParams
 from bs4nn.sim.semantics import encode_images
 
 
+def sort_cycles(input_times: np.ndarray, tmax: int) -> np.ndarray:
+    """Cycles per image (``(batch,)`` int64) of the counting sort, ``start`` to ``done``: the
+    prefix pass (2 a step) and the scatter (3 a spiking pixel, 2 a black one).  The board's
+    coder runs this before the core sees an image's first event, so it bounds the board's rate
+    apart from the core's (``bs4nn bench hw`` reports both); ``clear`` adds ``tmax`` more."""
+    times = np.asarray(input_times).reshape(len(input_times), -1)
+    spiking = (times < tmax).sum(axis=1)
+    return (2 * tmax + 2 * times.shape[1] + spiking).astype(np.int64)
+
+
 def pixel_time_table(tmax: int, imax: int) -> list[int]:
     """ROM contents: the spike time of every byte value; bit ``time_bits`` set = above imax (bad)."""
     values = np.arange(BYTE_VALUES)

@@ -5,13 +5,66 @@ of each bit after a two-flop synchroniser, and flags a missing stop bit as a fra
 """
 # ruff: noqa: SIM117  # (nested m.If / m.State blocks are the Amaranth idiom; merging them changes Elif scoping)
 
+from dataclasses import dataclass
+
 from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from bs4nn.errors import Bs4nnError
+
 DATA_BITS = 8
 MIN_DIVISOR = 4  # the receiver needs a few cycles per bit to find the middle
+
+
+MAX_RATE_ERROR = 0.02
+"""Largest mismatch between the asked baud rate and ``clock / divisor``: an 8N1 receiver that
+samples mid-bit tolerates about 4.5 % in total by its stop bit, shared by both ends of the link,
+so each end keeps to half of it (the receiver here is checked at this bound in simulation)."""
+
+
+@dataclass(frozen=True)
+class UartRate:
+    """The rate a UART of this module makes at a clock: its divisor and how far it is off."""
+
+    clock_hz: float
+    baud: int
+    divisor: int
+
+    @property
+    def actual_baud(self) -> float:
+        return self.clock_hz / self.divisor
+
+    @property
+    def error(self) -> float:
+        """Relative error of the actual rate (positive: faster than asked)."""
+        return self.actual_baud / self.baud - 1
+
+
+def uart_rate(clock_hz: float, baud: int, where: str = "the board") -> UartRate:
+    """The divisor for ``baud`` at ``clock_hz``; a rate the clock cannot make is a :class:`Bs4nnError`."""
+    divisor = round(clock_hz / baud)
+    if divisor < MIN_DIVISOR:
+        raise Bs4nnError(
+            f"--baud {baud} is too fast for {where}'s {clock_hz / 1e6:g} MHz clock "
+            f"(at most {int(clock_hz // MIN_DIVISOR):,} baud: {MIN_DIVISOR} clock cycles per bit)"
+        )
+    rate = UartRate(clock_hz, baud, divisor)
+    if abs(rate.error) > MAX_RATE_ERROR:
+        raise Bs4nnError(
+            f"--baud {baud} is {100 * abs(rate.error):.1f} % off at {where}'s {clock_hz / 1e6:g} MHz clock "
+            f"({clock_hz / 1e6:g} MHz / {divisor} = {rate.actual_baud:,.0f} baud; at most "
+            f"{100 * MAX_RATE_ERROR:g} %): choose a rate that divides the clock, such as {_exact_rates(clock_hz)}"
+        )
+    return rate
+
+
+def _exact_rates(clock_hz: float) -> str:
+    """A few standard rates that the clock divides exactly, fastest first, for the error message."""
+    standard = (3_000_000, 2_000_000, 1_000_000, 500_000, 250_000, 115_200)
+    exact = [b for b in standard if clock_hz / b >= MIN_DIVISOR and abs(clock_hz / round(clock_hz / b) / b - 1) < 1e-3]
+    return ", ".join(f"{b:,}" for b in exact[:3]) or "115,200"
 
 
 def _check_divisor(divisor: int) -> int:

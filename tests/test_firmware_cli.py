@@ -53,6 +53,28 @@ def test_bs4nn_run_simulate_needs_no_board(tmp_path: Path, capsys: pytest.Captur
     assert "golden-model agreement: 2/2 images" in capsys.readouterr().out
 
 
+def test_bs4nn_run_simulates_the_board_at_3_mbaud(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--baud 3000000 at the iCEBreaker's 12 MHz: the simulated board's UART divides its clock by 4."""
+    manifest = write_bit_model(tiny_network(), tmp_path / "model")
+    np.save(tmp_path / "images.npy", np.random.default_rng(9).integers(0, 256, size=(1, 20), dtype=np.uint8))
+    command = ["run", "--simulate", "--baud", "3000000", "--board", "icebreaker", "--manifest", str(manifest)]
+    assert main([*command, str(tmp_path / "images.npy"), "--verify"]) == 0
+    assert "golden-model agreement: 1/1 images" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["build", "run"])
+def test_a_baud_rate_the_board_clock_cannot_make_is_refused(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """3 Mbaud from the ULX3S's 25 MHz clock would be 4.2 % off (25 MHz / 8): one line, exit 2, no work."""
+    manifest = write_bit_model(tiny_network(), tmp_path / "model")
+    where = ["-o", str(tmp_path / "out")] if command == "build" else ["--simulate", "--verify"]
+    assert main([command, "--board", "ulx3s-85f", "--baud", "3000000", "--manifest", str(manifest), *where]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "4.2 % off" in err and "1,000,000" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_bs4nn_run_upload_replaces_the_model_on_the_board(tmp_path: Path) -> None:
     """Board built for one network; ``--upload`` writes another's signs; answers follow the new one."""
     built_for = tiny_network()

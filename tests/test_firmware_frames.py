@@ -28,7 +28,7 @@ from bs4nn.firmware.protocol import (
     weight_fields,
     weight_frame,
 )
-from bs4nn.firmware.uart import UARTRx, UARTTx
+from bs4nn.firmware.uart import MAX_RATE_ERROR, UARTRx, UARTTx, uart_rate
 from bs4nn.sim.semantics import address_events
 
 DIVISOR = 4
@@ -213,3 +213,66 @@ def test_sender_through_uart_matches_reference(payload: bytes, frame_type: int) 
     sim.add_process(monitor)
     sim.run()
     assert bytes(received) == encode_frame(frame_type, payload)
+
+
+def receive_from_host(divisor: int, bit_cycles: float, data: bytes, phase: float) -> tuple[bytes, int]:
+    """Drive UARTRx with a host whose bit lasts ``bit_cycles`` board clocks (back-to-back 8N1
+    frames, edges at the nearest cycle); return the bytes received and the framing errors."""
+    bits = [bit for value in data for bit in (0, *((value >> i) & 1 for i in range(8)), 1)]
+    edges = [round(phase + k * bit_cycles) for k in range(len(bits) + 1)]
+    rx = UARTRx(divisor)
+    received, errors = [], []
+
+    async def bench(ctx) -> None:
+        await ctx.tick().repeat(3)
+        for bit, start, end in zip(bits, edges, edges[1:], strict=False):
+            ctx.set(rx.rx, bit)
+            await ctx.tick().repeat(end - start)
+        ctx.set(rx.rx, 1)
+        await ctx.tick().repeat(4 * divisor)
+
+    async def monitor(ctx) -> None:
+        async for _, _, valid, value, frame_error in ctx.tick().sample(rx.valid, rx.data, rx.frame_error):
+            if valid:
+                received.append(value)
+            errors.append(frame_error)
+
+    sim = Simulator(rx)
+    sim.add_clock(CLOCK_PERIOD)
+    sim.add_testbench(bench)
+    sim.add_process(monitor)
+    sim.run()
+    return bytes(received), sum(errors)
+
+
+@pytest.mark.parametrize("divisor", [4, 6, 25])  # 3 and 2 Mbaud at 12 MHz, 1 Mbaud at 25 MHz
+@pytest.mark.parametrize("sign", [-1, 1])
+def test_uart_rx_takes_a_host_off_by_the_allowed_rate_error(divisor: int, sign: int) -> None:
+    """``uart_rate`` lets the board's rate be up to MAX_RATE_ERROR off the host's: the receiver
+    still reads back-to-back bytes from such a host, whatever the phase of its first edge."""
+    data = bytes([0x00, 0xFF, 0x55, 0xAA, 0x0F, 0xF0, 0x01, 0x80])
+    for phase in (0.0, 0.25, 0.5, 0.75):
+        assert receive_from_host(divisor, divisor * (1 + sign * MAX_RATE_ERROR), data, phase) == (data, 0)
+
+
+def test_uart_rx_fails_beyond_the_tolerance() -> None:
+    """The bound is not vacuous: a host 12 % off loses bytes at 4 clock cycles per bit."""
+    data = bytes([0x00, 0xFF, 0x55, 0xAA, 0x0F, 0xF0, 0x01, 0x80])
+    outcomes = [receive_from_host(4, 4 * (1 + sign * 0.12), data, 0.0) for sign in (-1, 1)]
+    assert any(outcome != (data, 0) for outcome in outcomes)
+
+
+@pytest.mark.parametrize(
+    ("clock_hz", "baud", "divisor"),
+    [(12e6, 3_000_000, 4), (12e6, 2_000_000, 6), (12e6, 115_200, 104), (25e6, 1_000_000, 25), (25e6, 115_200, 217)],
+)
+def test_uart_rate_divisors_at_the_board_clocks(clock_hz: float, baud: int, divisor: int) -> None:
+    rate = uart_rate(clock_hz, baud)
+    assert rate.divisor == divisor and abs(rate.error) <= MAX_RATE_ERROR
+    assert rate.actual_baud == pytest.approx(clock_hz / divisor)
+
+
+@pytest.mark.parametrize(("clock_hz", "baud", "why"), [(25e6, 3_000_000, "4.2 % off"), (12e6, 4_000_000, "too fast")])
+def test_uart_rate_refuses_what_the_clock_cannot_make(clock_hz: float, baud: int, why: str) -> None:
+    with pytest.raises(Bs4nnError, match=why):
+        uart_rate(clock_hz, baud)

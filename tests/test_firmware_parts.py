@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 
 from bs4nn.firmware.event_source import EventSource
 from bs4nn.firmware.payloads import EventFrameDecoder, ResultSerialiser, WeightFrameDecoder
-from bs4nn.firmware.pixel_coder import PixelCoder
+from bs4nn.firmware.pixel_coder import PixelCoder, sort_cycles
 from bs4nn.firmware.protocol import BoardResult, FrameDecoder, encode_result, events_frame, weight_frame
 from bs4nn.rtl.params import CoreParams
 from bs4nn.sim.golden import random_network
@@ -171,6 +171,7 @@ def test_pixel_coder_sorts_an_image_into_address_events() -> None:
             assert [writes[k] for k in range(len(writes))] == [tuple(e) for e in expected]
             assert ctx.get(dut.count) == len(expected)
             assert cycles == 2 * TMAX + 3 * len(expected) + 2 * (N_IN - len(expected))
+            assert cycles == sort_cycles(encode_images(pixels[None, :], TMAX, IMAX), TMAX)[0]
             ctx.set(dut.clear, 1)  # the histogram is zeroed for the next image
             await ctx.tick()
             ctx.set(dut.clear, 0)
