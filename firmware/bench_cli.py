@@ -9,7 +9,7 @@ from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import network_inputs, require_bs4nn
-from bs4nn.export.exporter import named_model
+from bs4nn.export.models import named_model
 from bs4nn.sim.semantics import encode_images
 
 
