@@ -46,10 +46,10 @@ python-deps: $(INSTALLED)
 demo: install
 	bs4nn data check
 	bs4nn-export --to-bits mnist -o $(OUT)/bits
-	bs4nn sim golden --manifest $(OUT)/bits
-	bs4nn rtl --manifest $(OUT)/bits -o $(OUT)/core.v
-	bs4nn sim cocotb --manifest $(OUT)/bits --images 200 --simulator verilator
-	bs4nn build --board icebreaker --manifest $(OUT)/bits -o $(OUT)/icebreaker
+	bs4nn sim golden --model $(OUT)/bits
+	bs4nn rtl --model $(OUT)/bits -o $(OUT)/core.v
+	bs4nn sim cocotb --model $(OUT)/bits --images 200 --simulator verilator
+	bs4nn build --board icebreaker --model $(OUT)/bits -o $(OUT)/icebreaker
 
 test: install
 	$(VENV_PYTHON) -m pytest

@@ -27,8 +27,8 @@ RUN_AS_WRITTEN = {
     # cheap on the real data and the shipped model: seconds each (--check mnist, 13 s of CPU, parses only)
     "bs4nn-export --to-bits mnist -o bits/",  # first: the folder the next ones read
     "bs4nn data check",
-    "bs4nn sim golden --manifest bits/",  # the 10,000 MNIST test images
-    "bs4nn rtl --manifest bits/ -o core.v",
+    "bs4nn sim golden --model bits/",  # the 10,000 MNIST test images
+    "bs4nn rtl --model bits/ -o core.v",
 }
 
 
