@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits
-from bs4nn.fileio import atomic_write_text, output_directory, owned_entries, sha256_path
+from bs4nn.fileio import atomic_write_text, output_directory, owned_entries, sha256_path, work_directory
 from bs4nn.firmware.board import BoardTop
 from bs4nn.firmware.protocol import BYTE_VALUES, DEFAULT_BAUD
 from bs4nn.firmware.uart import uart_rate
@@ -50,6 +50,7 @@ SPRAM_SCRIPT = f"delete {TOP_NAME}.board.core.layer*/t:$meminit_v2"
 SPRAM_ATTRIBUTE = 'setattr -set ram_style "huge" ' + TOP_NAME + ".board.core.layer{index}/m:weights"
 YOSYS_STAT = "yosys_stat.json"
 WRITER = "bs4nn build"  # the owner of its output folders (bs4nn.fileio.output_directory)
+FAILED_WRITER = "bs4nn build (logs of a failed build)"  # owns OUT.failed; a folder of the user's is refused
 LOGIC_BITS_PER_ROM_COST = 16  # memory_libmap's default -logic-cost-rom 1/16 (RAM: 1 per bit)
 ROMS = frozenset({"pixel_code_rom"})
 STAGES = ("elaborate", "yosys", "nextpnr", "pack")
@@ -379,9 +380,11 @@ def build_bitstream(
                     _check_memory_mapping(build_dir, spec, estimated)
                 bar.update()
         except BuildStepError as failure:
-            kept = out_dir.with_name(out_dir.name + ".failed")  # OUT itself is left as it was
-            shutil.rmtree(kept, ignore_errors=True)
-            shutil.copytree(build_dir, kept)
+            try:  # OUT itself is left as it was; OUT.failed is ours, or refused like any output folder
+                kept = work_directory(out_dir.with_name(out_dir.name + ".failed"), FAILED_WRITER)
+            except Bs4nnError as refused:
+                raise Bs4nnError(f"{board} build: {failure} (tool logs not kept: {refused})") from None
+            shutil.copytree(build_dir, kept, dirs_exist_ok=True)
             raise Bs4nnError(f"{board} build: {failure} (tool logs kept in {kept})") from None
         bitstream_name = TOP_NAME + (".bin" if spec.family == "ice40" else ".bit")
         shutil.copy2(build_dir / bitstream_name, tmp / bitstream_name)

@@ -99,3 +99,26 @@ def test_icebreaker_builds_hold_the_memory_plan(tmp_path: Path, sizes: list[int]
     (fmax,) = report["measured"]["fmax_mhz"].values()
     assert fmax["achieved"] > 12
     assert json.loads((tmp_path / "out" / "report.json").read_text())["spram"] == bool(planned.get("spram_layers"))
+
+
+def test_a_failed_build_never_removes_a_users_folder_named_out_failed(tmp_path: Path, monkeypatch) -> None:
+    """The logs of a failed build go to OUT.failed only if a failed build wrote it; a user's folder stays."""
+    import bs4nn.firmware.build as build
+
+    def failing_tool(stage, setup, line, build_dir, env):
+        raise BuildStepError(f"{stage} failed: ERROR: made to fail")
+
+    monkeypatch.setattr(build, "_run_tool", failing_tool)
+    mine = tmp_path / "out.failed"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(Bs4nnError, match="tool logs not kept") as refused:
+        build_bitstream(network([16, 4, 2]), tmp_path / "out", lanes=2, notify=lambda line: None)
+    assert "made to fail" in str(refused.value) and (mine / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"] and not (tmp_path / "out").exists()
+    (mine / "notes.txt").unlink()
+    mine.rmdir()
+    for _ in range(2):  # its own folder is written, then replaced, by later failed builds
+        with pytest.raises(Bs4nnError, match="tool logs kept in"):
+            build_bitstream(network([16, 4, 2]), tmp_path / "out", lanes=2, notify=lambda line: None)
+        assert any(p.suffix == ".sh" for p in mine.iterdir())
