@@ -525,8 +525,7 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
             f"epoch {number}{' (readout)' if epoch.phase == 'readout' else ''}: loss {row['loss']:.4f}, "
             f"train {100 * row['train_accuracy']:.2f} %, "
             f"validation {100 * row['validation_accuracy']:.2f} % ({validation['scored_by']}; "
-            f"{100 * row['validation_first_spike_decisions']:.1f} % by a first spike, mean decision step "
-            f"{row['validation_mean_decision_time']:.1f}), "
+            f"{epoch.rule.epoch_note(row)}), "
             f"{seconds:.1f} s, alphas {', '.join(f'{a:.3f}' for a in state.alphas)}"
         )
     if run.pool is not None:

@@ -125,6 +125,9 @@ class B1Rule:
     def validation_row(self, validation: dict[str, Any]) -> dict[str, Any]:
         return {"validation_spikes_per_neuron": validation["spikes_per_neuron"]}
 
+    def epoch_note(self, row: dict[str, Any]) -> str:
+        return "spikes per neuron " + ", ".join(f"{s:.3f}" for s in row["validation_spikes_per_neuron"])
+
     def test_line(self, test: dict[str, Any]) -> str:
         spikes = ", ".join(f"{s:.3f}" for s in test["spikes_per_neuron"])
         return f"({test['scored_by']}), spikes per hidden neuron {spikes}"

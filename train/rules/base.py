@@ -154,6 +154,10 @@ class TrainingRule(Protocol):
 
     def test_line(self, test: dict[str, Any]) -> str: ...
 
+    def epoch_note(self, row: dict[str, Any]) -> str:
+        """What an epoch's log line says of the validation run beside its accuracy (the family's figures)."""
+        ...
+
     def batch_gradients(self, batch: Batch, params: Parameters, options: Any, xp: ModuleType) -> BatchResult:
         """Forward, loss and backward of one mini-batch (no update): gradients summed over it.
 
@@ -218,6 +222,12 @@ class Bs4nnFamily:
             "validation_first_spike_decisions": validation["first_spike_decisions"],
             "validation_p95_decision_time": validation["p95_decision_time"],
         }
+
+    def epoch_note(self, row: dict[str, Any]) -> str:
+        return (
+            f"{100 * row['validation_first_spike_decisions']:.1f} % by a first spike, mean decision step "
+            f"{row['validation_mean_decision_time']:.1f}"
+        )
 
     def test_line(self, test: dict[str, Any]) -> str:
         return (
