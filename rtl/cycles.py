@@ -99,3 +99,15 @@ def predicted_b1_cycles(params: CoreParams, golden: B1Result) -> np.ndarray:
     for index, values in enumerate(golden.values[1:]):
         cycles += 2 * words[index] + (values > 0).sum(axis=1) * (words[index + 1] + 3)
     return cycles + 2 * words[-1] + params.n_out + 1
+
+
+def worst_case_b1_cycles(params: CoreParams) -> int:
+    """An upper bound of :func:`predicted_b1_cycles` for any image: every input spikes, every
+    hidden neuron fires; plus the clear."""
+    layers = params.layers
+    words = [layer.words for layer in layers]
+    cycles = params.n_in * (words[0] + 2) + 1
+    cycles += sum(
+        2 * w + layer.fan_out * (w_next + 3) for layer, w, w_next in zip(layers, words, words[1:], strict=False)
+    )
+    return cycles + 2 * words[-1] + params.n_out + 1 + clear_cycles(params)

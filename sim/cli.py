@@ -13,7 +13,7 @@ import numpy as np
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import load_bit_model, load_bs4nn_model, network_inputs
+from bs4nn.export.bitmodel import load_bit_model, network_inputs
 from bs4nn.fileio import atomic_write_bytes, refuse_folder_target, work_directory
 from bs4nn.lanes import DEFAULT_LANES
 from bs4nn.sim.b1 import B1Result, b1_summary
@@ -178,7 +178,7 @@ def _cocotb(args: argparse.Namespace) -> int:
     if not 0.0 <= args.backpressure <= 1.0:
         raise Bs4nnError(f"--backpressure must lie in 0..1, got {args.backpressure}")
     manifest = args.manifest or _shipped_manifest(args.build_dir)
-    model = load_bs4nn_model(manifest, "bs4nn sim cocotb")
+    model = load_bit_model(manifest)  # either family: the core is picked by bs4nn.rtl.family
     network, lane_count = model.network, args.lanes or model.lanes
     images = labels = None
     if args.inputs:
