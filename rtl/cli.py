@@ -7,13 +7,12 @@ import json
 
 from bs4nn import argtypes
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import require_bs4nn
 from bs4nn.export.layout import DEFAULT_LANES, MAX_LANES
 from bs4nn.export.models import named_model
 from bs4nn.fileio import atomic_write_text, refuse_folder_target
-from bs4nn.rtl.cycles import clear_cycles, worst_case_cycles
+from bs4nn.rtl.cycles import clear_cycles
+from bs4nn.rtl.family import core_params, worst_case_cycles_of
 from bs4nn.rtl.generate import TOP, generate_verilog, synthesize_ice40
-from bs4nn.rtl.params import CoreParams
 
 REPORT_LANES = (8, 16, 32)
 
@@ -74,23 +73,23 @@ def _generate(args: argparse.Namespace) -> int:
     if not args.model or not args.output:
         raise Bs4nnError("bs4nn rtl needs --model MODEL and -o FILE.v (or the action: bs4nn rtl report ...)")
     refuse_folder_target(args.output)
-    model = require_bs4nn(named_model(args.model, "bs4nn rtl"), "bs4nn rtl")
+    model = named_model(args.model, "bs4nn rtl")  # BS4NN or B1: bs4nn.rtl.family picks the core
     network, lane_count = model.network, args.lanes or model.lanes
     rtlil_format = str(args.output).endswith(".il")
     text = generate_verilog(
         network, lane_count, args.name, rtlil_format=rtlil_format, weight_init=not args.empty_weights
     )
     atomic_write_text(args.output, text)
-    params = CoreParams.from_network(network, lane_count)
+    params = core_params(network, lane_count)
     sizes = "-".join(str(n) for n in network.sizes)
     print(f"wrote {args.output}: module {args.name}, {sizes}, tmax {network.tmax}, {lane_count} lanes")
     print(f"counter words per layer: {[layer.words for layer in params.layers]}")
-    print(f"cycles per image <= {worst_case_cycles(params)} (clear between images: {clear_cycles(params)})")
+    print(f"cycles per image <= {worst_case_cycles_of(params)} (clear between images: {clear_cycles(params)})")
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    network = require_bs4nn(named_model(args.model, "bs4nn rtl report"), "bs4nn rtl report").network
+    network = named_model(args.model, "bs4nn rtl report").network
     reports = []
     for lanes in args.lanes:
         text = generate_verilog(network, lanes, harness=bool(args.place), rtlil_format=True)

@@ -69,7 +69,7 @@ class Bs4nnCore(wiring.Component):
         self.weight_init = weight_init
         self.formal = formal
         self.assume_valid_input = assume_valid_input
-        self.params = params = CoreParams.from_network(network, lanes)
+        self.params = params = self._core_params(network, lanes)
         super().__init__(
             {
                 "events": In(stream.Signature(params.event_layout)),
@@ -81,15 +81,32 @@ class Bs4nnCore(wiring.Component):
             }
         )
 
+    # --- what a network family swaps (bs4nn.rtl.b1core overrides these) ---
+
+    def _core_params(self, network, lanes: int) -> CoreParams:
+        return CoreParams.from_network(network, lanes)
+
+    def _weight_images(self) -> list:
+        return network_weight_words(self.network, self.params.lanes)
+
+    def _neuron(self, index: int, layer: LayerParams) -> tuple[wiring.Component, wiring.Component]:
+        """The layer's two neuron-model parts: the integrator (ports of :class:`CounterIntegrate`)
+        and the scan test (ports of :class:`ThresholdTest`)."""
+        return CounterIntegrate(layer, formal=self.formal), ThresholdTest(layer)
+
+    def _controller(self, m: Module, layers: list, readout: OutputReadout, lowest: LowestLane) -> _Controller:
+        return _Controller(self, m, layers, readout, lowest)
+
     def elaborate(self, platform) -> Module:
         m = Module()
         params = self.params
-        images = network_weight_words(self.network, params.lanes) if self.weight_init else [[]] * len(params.layers)
+        images = self._weight_images() if self.weight_init else [[]] * len(params.layers)
         layers = []
         for index, (layer, words) in enumerate(zip(params.layers, images, strict=True)):
             mem = m.submodules[f"layer{index}"] = LayerMemories(layer, words)
-            integrate = m.submodules[f"integrate{index}"] = CounterIntegrate(layer, formal=self.formal)
-            threshold = m.submodules[f"threshold{index}"] = ThresholdTest(layer)
+            integrate, threshold = self._neuron(index, layer)
+            m.submodules[f"integrate{index}"] = integrate
+            m.submodules[f"threshold{index}"] = threshold
             m.d.comb += [
                 # run-time weight loading
                 mem.weight_write_en.eq(self.weights.valid & (self.weights.payload.layer == index)),
@@ -103,7 +120,7 @@ class Bs4nnCore(wiring.Component):
         m.submodules.readout = readout = OutputReadout(params)
         m.submodules.lowest = lowest = LowestLane(params.lanes)
         m.d.comb += readout.read_data.eq(layers[-1].mem.state_read_data)
-        control = _Controller(self, m, layers, readout, lowest)
+        control = self._controller(m, layers, readout, lowest)
         control.build()
         m.d.comb += [
             self.result.payload.decision.eq(Mux(control.decided, control.decision, readout.argmax)),
@@ -174,8 +191,18 @@ class _Controller:
                 self._wait()
             for layer in self.layers:
                 self._integrate_states(layer)
+            for layer in self.scanned_layers:
                 self._scan_states(layer)
             self._finish_states()
+
+    @property
+    def scanned_layers(self) -> list[_Layer]:
+        """Layers whose counters are scanned for spikes (BS4NN: all; B1: the hidden ones)."""
+        return self.layers
+
+    def _scan_latch(self, layer: _Layer) -> list:
+        """Extra registers a family latches from the word under its scan test (BS4NN: none)."""
+        return []
 
     def _writeback(self, layer: _Layer) -> None:
         """Integration writeback, outside the FSM: it follows the read by one cycle."""
@@ -297,7 +324,7 @@ class _Controller:
                 mem.state_write_addr.eq(self.scan_word),
                 mem.state_write_data.eq(threshold.update),
             ]
-            m.d.sync += self.pending.eq(threshold.fires)
+            m.d.sync += [self.pending.eq(threshold.fires), *self._scan_latch(layer)]
             with m.If(threshold.fires.any()):
                 m.next = f"SCAN_EMIT_{index}"
             with m.Else():

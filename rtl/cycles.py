@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from bs4nn.rtl.params import CoreParams
+from bs4nn.sim.b1 import B1Result
 from bs4nn.sim.golden import GoldenResult
 
 
@@ -82,3 +83,31 @@ def worst_case_cycles(params: CoreParams) -> int:
     cycles += sum(layer.fan_out * (w_next + 3) for layer, w_next in zip(layers[:-1], words[1:], strict=True))
     cycles += 2 * params.n_out + 1 + 2 * words[-1] + params.n_out + 1
     return cycles + clear_cycles(params)
+
+
+def predicted_b1_cycles(params: CoreParams, golden: B1Result) -> np.ndarray:
+    """Cycles per image (``(batch,)`` int64) of the B1 core (:mod:`bs4nn.rtl.b1core`), counted as
+    :func:`predicted_cycles` counts them, with ``E`` input events and ``N_l`` spikes of hidden layer ``l``:
+
+        E (W_0 + 2) + 1 + sum_{l < L-1} (2 W_l + N_l (W_{l+1} + 3)) + 2 W_{L-1} + n_out + 1
+
+    (integrate each event; the end beat; read and fire each hidden word, each spike emitted,
+    integrated into the next layer, drained; output scores read out, argmax, result beat)."""
+    words = [layer.words for layer in params.layers]
+    events = (golden.values[0] > 0).sum(axis=1).astype(np.int64)
+    cycles = events * (words[0] + 2) + 1
+    for index, values in enumerate(golden.values[1:]):
+        cycles += 2 * words[index] + (values > 0).sum(axis=1) * (words[index + 1] + 3)
+    return cycles + 2 * words[-1] + params.n_out + 1
+
+
+def worst_case_b1_cycles(params: CoreParams) -> int:
+    """An upper bound of :func:`predicted_b1_cycles` for any image: every input spikes, every
+    hidden neuron fires; plus the clear."""
+    layers = params.layers
+    words = [layer.words for layer in layers]
+    cycles = params.n_in * (words[0] + 2) + 1
+    cycles += sum(
+        2 * w + layer.fan_out * (w_next + 3) for layer, w, w_next in zip(layers, words, words[1:], strict=False)
+    )
+    return cycles + 2 * words[-1] + params.n_out + 1 + clear_cycles(params)

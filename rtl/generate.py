@@ -19,6 +19,8 @@ from amaranth.back import rtlil, verilog
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.rtl.core import Bs4nnCore
+from bs4nn.rtl.family import core_for
+from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.golden import IntegerNetwork
 
 TOP = "bs4nn_core"
@@ -63,9 +65,9 @@ class PinHarness(Elaboratable):
         return m
 
 
-def _core(network: IntegerNetwork, lanes: int, weight_init: bool) -> Bs4nnCore:
+def _core(network: IntegerNetwork | B1Network, lanes: int, weight_init: bool) -> Bs4nnCore:
     try:
-        return Bs4nnCore(network, lanes, weight_init=weight_init)
+        return core_for(network, lanes, weight_init=weight_init)
     except ValueError as error:
         raise Bs4nnError(str(error)) from error
 

@@ -115,6 +115,14 @@ class B1Layer:
     def hidden(self) -> bool:
         return self.ramp is not None
 
+    @property
+    def signs(self) -> np.ndarray:
+        """1-bit weights as BS4NN sign bits (1 = +1, 0 = -1): the rows the core's weight memories
+        lay out exactly as BS4NN's (:func:`bs4nn.export.layout.network_weight_words`)."""
+        if self.weight_bits != 1:
+            raise ValueError(f"only 1-bit weights are sign bits, this layer has {self.weight_bits}-bit weights")
+        return (self.weights > 0).astype(np.uint8)
+
     def potential_range(self, input_max: int) -> tuple[int, int]:
         """Lowest and highest potential any input values in ``0..input_max`` can give."""
         negative = np.minimum(self.weights, 0).astype(np.int64).sum(axis=1) * input_max

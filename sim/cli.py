@@ -13,7 +13,7 @@ import numpy as np
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import network_inputs, require_bs4nn
+from bs4nn.export.bitmodel import network_inputs
 from bs4nn.export.models import named_model
 from bs4nn.fileio import atomic_write_bytes, refuse_folder_target, work_directory
 from bs4nn.lanes import DEFAULT_LANES
@@ -158,8 +158,7 @@ def _cocotb(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.backpressure <= 1.0:
         raise Bs4nnError(f"--backpressure must lie in 0..1, got {args.backpressure}")
-    model = named_model(args.model, "bs4nn sim cocotb")
-    require_bs4nn(model, "bs4nn sim cocotb")
+    model = named_model(args.model, "bs4nn sim cocotb")  # either family: the core is picked by bs4nn.rtl.family
     manifest = str(model.path)
     network, lane_count = model.network, args.lanes or model.lanes
     images = labels = None

@@ -9,7 +9,8 @@ Flow of :func:`run_regression`:
 2. A job file (``job.npz``: every image's address events, per-image options, seeds) is written
    and the cocotb testbench :mod:`bs4nn.sim.cocotb_tb.tb_core` streams the images through the
    core; it writes what the core reported to ``observed.npz``.
-3. The scoreboard (:mod:`bs4nn.sim.scoreboard`) compares every image with ``run_golden``; the
+3. The scoreboard (:mod:`bs4nn.sim.scoreboard`) compares every image with the golden model (``run_golden``,
+   ``run_b1``); the
    first mismatching image is re-simulated alone with a waveform, and its inputs are saved, so
    the failure reproduces with one printed command.
 
@@ -41,9 +42,10 @@ from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.export.layout import network_weight_writes
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
 from bs4nn.lanes import DEFAULT_LANES
+from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.cocotb_tb.job import JOB_ENV, NO_RESET, PROGRESS_ENV, PROGRESS_INTERVAL_S, RESULT_ENV
-from bs4nn.sim.golden import IntegerNetwork, run_golden
-from bs4nn.sim.scoreboard import ImageResult, Mismatch, first_mismatch
+from bs4nn.sim.golden import IntegerNetwork
+from bs4nn.sim.scoreboard import ImageResult, Mismatch, expected_results, first_mismatch, time_horizon
 from bs4nn.sim.semantics import address_events
 
 SIMULATORS = ("verilator", "icarus")
@@ -123,13 +125,13 @@ def generate_core(manifest: str | os.PathLike, lanes: int, out: str | os.PathLik
     return atomic_write_text(out, generate_verilog(network, lanes, TOPLEVEL))
 
 
-def _convert_core(network: IntegerNetwork, lanes: int) -> str:
+def _convert_core(network: IntegerNetwork | B1Network, lanes: int) -> str:
     from amaranth import Const, Value
     from amaranth.back import verilog
 
-    from bs4nn.rtl.core import Bs4nnCore
+    from bs4nn.rtl.family import core_for
 
-    core = Bs4nnCore(network, lanes)
+    core = core_for(network, lanes)
     # always-ready streams carry a constant ``ready``: not a port; struct payloads are views
     ports = [Value.cast(value) for _, _, value in core.signature.flatten(core)]
     ports = [port for port in ports if not isinstance(port, Const)]
@@ -418,6 +420,8 @@ def run_regression(
     model = load_bit_model(manifest)
     network = golden_network or load_network or model.network
     options = options or StreamOptions()
+    if options.early_exit and isinstance(network, B1Network):
+        raise Bs4nnError("a B1 core has no early exit: its decision needs every input")
     if options.early_exit and any(after != NO_RESET for after in options.reset_after_events):
         raise Bs4nnError("resets inside images are only supported in full mode (an early result stalls the input)")
     if load_network is not None:
@@ -445,7 +449,8 @@ def run_regression(
         build_dir, simulator, job, observed_path, waves=waves, progress_images=len(input_times) if progress else 0
     )
     observed, raw = read_observed(observed_path)
-    golden = run_golden(network, input_times)
+    expected_images = expected_results(network, input_times)
+    horizon, b1 = time_horizon(network), isinstance(network, B1Network)
     layer_sizes = network.sizes[1:]
     report = RegressionReport(simulator, len(input_times), 0, sim_seconds=seconds, build_seconds=build_seconds)
     report.cycles = raw.get("cycles", np.zeros(0, np.int64))
@@ -453,10 +458,10 @@ def run_regression(
     if waves and (wave := _waveform(build_dir, work_dir)) is not None:
         report.artefacts["run waveform"] = wave
     for index, got in enumerate(observed):
-        expected = ImageResult.from_golden(golden, index, network.tmax)
+        expected = expected_images[index]
         if options.early_exit:
             expected, got = _early_exit_view(expected, got, len(network.layers) - 1)
-        mismatch = first_mismatch(expected, got, layer_sizes, network.tmax)
+        mismatch = first_mismatch(expected, got, layer_sizes, horizon, ordered=not b1)
         if mismatch is None:
             report.bit_exact += 1
         elif report.mismatch is None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bs4nn.sim.golden import GoldenResult
+from bs4nn.sim.b1 import B1Network, B1Result, run_b1
+from bs4nn.sim.golden import GoldenResult, IntegerNetwork, run_golden
 
 
 def spike_events(spike_times: Sequence[np.ndarray], tmax: int) -> np.ndarray:
@@ -58,6 +59,24 @@ class ImageResult:
             spike_events=spike_events(layers, tmax),
         )
 
+    @classmethod
+    def from_b1(cls, result: B1Result, index: int, network: B1Network) -> ImageResult:
+        """The expectation of a B1 core for image ``index``: hidden spikes at ``window - x``, the
+        scores as output counters, no output spike, every time field ("never", the decision
+        step) at the decision latency."""
+        hidden = [
+            np.where(values[index] > 0, layer.window - values[index], network.latency)
+            for values, layer in zip(result.values[1:], network.layers[:-1], strict=True)
+        ]
+        n_out = network.layers[-1].fan_out
+        return cls(
+            output_times=np.full(n_out, network.latency, np.int64),
+            output_counts=np.asarray(result.scores[index], np.int64),
+            decision=int(result.decision[index]),
+            decision_time=network.latency,
+            spike_events=spike_events([*hidden, np.full(n_out, network.latency)], network.latency),
+        )
+
 
 @dataclass(frozen=True)
 class Mismatch:
@@ -75,11 +94,14 @@ class Mismatch:
         return f"{self.what} differs at step {self.step}, {where}: expected {self.expected}, got {self.got}"
 
 
-def stream_spike_times(events: np.ndarray, layer_sizes: Sequence[int], tmax: int) -> tuple[list[np.ndarray], list]:
+def stream_spike_times(
+    events: np.ndarray, layer_sizes: Sequence[int], tmax: int, ordered: bool = True
+) -> tuple[list[np.ndarray], list]:
     """Per neuron layer, the first reported time of each neuron, plus stream problems found.
 
     Problems are ``(layer, neuron, step, what, expected, got)``: a neuron reported twice, an
-    address out of range, a time outside ``0..tmax-1``, or a stream that goes back in time.
+    address out of range, a time outside ``0..tmax-1``, or (``ordered``) a stream that goes back in
+    time: BS4NN cores emit in time order, B1 cores each layer's spikes in neuron order.
     """
     events = np.asarray(events, dtype=np.int64).reshape(-1, 3)
     times = [np.full(size, tmax, np.int64) for size in layer_sizes]
@@ -89,7 +111,7 @@ def stream_spike_times(events: np.ndarray, layer_sizes: Sequence[int], tmax: int
         if not (0 <= layer < len(layer_sizes) and 0 <= neuron < layer_sizes[layer]) or not 0 <= time < tmax:
             problems.append((layer, neuron, time, "event out of range", "a valid (layer, neuron, time)", "reported"))
             continue
-        if time < last_time:
+        if ordered and time < last_time:
             problems.append((layer, neuron, time, "stream order", f"time >= {last_time}", time))
         last_time = max(last_time, time)
         if times[layer][neuron] < tmax:
@@ -99,7 +121,23 @@ def stream_spike_times(events: np.ndarray, layer_sizes: Sequence[int], tmax: int
     return times, problems
 
 
-def first_mismatch(expected: ImageResult, got: ImageResult, layer_sizes: Sequence[int], tmax: int) -> Mismatch | None:
+def expected_results(network: IntegerNetwork | B1Network, input_times: np.ndarray) -> list[ImageResult]:
+    """The golden model's expectation of every image, for either family's core."""
+    if isinstance(network, B1Network):
+        result = run_b1(network, input_times)
+        return [ImageResult.from_b1(result, index, network) for index in range(len(input_times))]
+    golden = run_golden(network, input_times)
+    return [ImageResult.from_golden(golden, index, network.tmax) for index in range(len(input_times))]
+
+
+def time_horizon(network: IntegerNetwork | B1Network) -> int:
+    """The "never" of a family's time fields: ``tmax`` (BS4NN), the decision latency (B1)."""
+    return network.latency if isinstance(network, B1Network) else network.tmax
+
+
+def first_mismatch(
+    expected: ImageResult, got: ImageResult, layer_sizes: Sequence[int], tmax: int, ordered: bool = True
+) -> Mismatch | None:
     """The earliest disagreement (step, then layer, then neuron), or ``None`` if bit-exact.
 
     ``layer_sizes`` are the neuron layers' sizes (``network.sizes[1:]``).  Checked: every spike
@@ -121,7 +159,7 @@ def first_mismatch(expected: ImageResult, got: ImageResult, layer_sizes: Sequenc
             add(layer, neuron, min(want[neuron], have[neuron]), what, int(want[neuron]), int(have[neuron]), rank)
 
     expected_times, _ = stream_spike_times(expected.spike_events, layer_sizes, tmax)
-    got_times, problems = stream_spike_times(got.spike_events, layer_sizes, tmax)
+    got_times, problems = stream_spike_times(got.spike_events, layer_sizes, tmax, ordered)
     for layer, neuron, step, what, want, have in problems:
         add(layer, neuron, step, what, want, have)
     for layer, (want, have) in enumerate(zip(expected_times, got_times, strict=True)):

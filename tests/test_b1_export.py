@@ -227,9 +227,6 @@ def test_report_on_a_b1_model(tmp_path, capsys, mnist_test):
 @pytest.mark.parametrize(
     "command",
     [
-        ["rtl", "-o", "core.v"],
-        ["rtl", "report"],
-        ["sim", "cocotb", "--images", "1"],
         ["build", "--board", "icebreaker", "-o", "build"],
         ["run", "--simulate"],
     ],

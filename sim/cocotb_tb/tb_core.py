@@ -26,7 +26,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
 from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.fileio import atomic_write_bytes
-from bs4nn.rtl.cycles import worst_case_cycles
+from bs4nn.rtl.family import core_params, worst_case_cycles_of
 from bs4nn.rtl.params import CoreParams
 from bs4nn.sim.cocotb_tb.job import (
     CLOCK_PERIOD_NS,
@@ -142,7 +142,7 @@ class Bench:
     def watchdog_cycles(self, n_events: int) -> int:
         """The RTL stage's worst-case cycle bound, plus every handshake gap and a reset, with margin."""
         gaps = (n_events + 1) * int(self.job["max_input_gap"]) + int(self.job["max_result_delay"])
-        return WATCHDOG_MARGIN * (2 * worst_case_cycles(self.params) + gaps + RESET_CYCLES)
+        return WATCHDOG_MARGIN * (2 * worst_case_cycles_of(self.params) + gaps + RESET_CYCLES)
 
     async def run_image(self, events: np.ndarray, reset_after: int) -> tuple[int, int]:
         """Stream one image; returns ``(result payload, first spike index of this image)``."""
@@ -186,7 +186,7 @@ async def stream_images(dut) -> None:
     """Every image of the job through the core; records results, spikes and cycles per image."""
     job = _load_job()
     network = load_bit_model(str(job["manifest"])).network
-    params = CoreParams.from_network(network, int(job["lanes"]))
+    params = core_params(network, int(job["lanes"]))
     early_exit = bool(int(job["early_exit"]))
     bench = Bench(dut, params, job)
     # every input defined and reset held BEFORE the first clock edge: an edge that samples

@@ -1,0 +1,120 @@
+"""The B1 neuron model in hardware (:mod:`bs4nn.sim.b1`): the two parts the B1 family swaps into
+the BS4NN controller (:mod:`bs4nn.rtl.core`), with the same ports as
+:class:`~bs4nn.rtl.neuron.CounterIntegrate` and :class:`~bs4nn.rtl.neuron.ThresholdTest`.
+
+* :class:`B1Integrate`: an event of value ``a`` (input: ``tmax - k``; hidden spike: ``x``) adds
+  ``+a`` where the 1-bit weight is +1 and ``-a`` where it is -1, on ``lanes`` potentials at once.
+* :class:`B1Fire`: phase 2 of a hidden layer, ``x = clip(floor(V / ramp), 0, window)`` on every
+  lane of a potential word; a lane with ``x > 0`` spikes at step ``window - x``.
+
+A potential word is ``lanes`` signed potentials of the manifest's ``potential_bits``
+(:attr:`B1LayerParams.state_layout`): a partial sum of a neuron's inputs always lies between the
+bias plus all its negative and plus all its positive contributions, so that width never wraps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth import Cat, Const, Module, Mux, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from bs4nn.rtl.params import LayerParams, index_bits
+
+
+@dataclass(frozen=True)
+class B1LayerParams(LayerParams):
+    """One B1 layer of the core: the BS4NN layer shape plus bias, ramp, window and potential width."""
+
+    potential_bits: int
+    amount_bits: int  # width of an event's value (input: tmax - k, hidden: x)
+    bias: tuple[int, ...]
+    ramp: int | None  # hidden layers only
+    window: int | None
+
+    @property
+    def hidden(self) -> bool:
+        return self.ramp is not None
+
+    @property
+    def counter_bits(self) -> int:
+        return self.potential_bits
+
+    @property
+    def value_bits(self) -> int:
+        """Width of a hidden neuron's value ``x`` in ``0..window``."""
+        return index_bits(self.window + 1) if self.hidden else 1
+
+    @property
+    def state_layout(self) -> data.ArrayLayout:
+        """One potential word: ``lanes`` signed potentials (field ``count``, as the readout reads it)."""
+        return data.ArrayLayout(data.StructLayout({"count": signed(self.potential_bits)}), self.lanes)
+
+    def bias_word(self, word: int) -> data.Const:
+        """The potentials of word ``word`` at the start of an image: the biases (0 past ``fan_out``)."""
+        lanes = range(word * self.lanes, (word + 1) * self.lanes)
+        return self.state_layout.const([{"count": self.bias[n] if n < self.fan_out else 0} for n in lanes])
+
+
+class B1Integrate(wiring.Component):
+    """One event integrated into one potential word: ``+amount`` where the weight bit is 1, ``-amount``
+    where it is 0 (``active`` is kept for the controller's port set; B1 has no formal check yet)."""
+
+    def __init__(self, params: B1LayerParams):
+        self.params = params
+        super().__init__(
+            {
+                "state": In(params.state_layout),
+                "signs": In(params.lanes),
+                "amount": In(unsigned(params.amount_bits)),
+                "active": In(1),
+                "update": Out(params.state_layout),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        amount = self.amount  # unsigned; Amaranth widens the sum to hold both operands
+        for lane in range(self.params.lanes):
+            old = self.state[lane].count
+            m.d.comb += self.update[lane].count.eq(Mux(self.signs[lane], old + amount, old - amount))
+        return m
+
+
+class B1Fire(wiring.Component):
+    """Phase 2 on one potential word: ``values`` = each lane's ``clip(floor(V / ramp), 0, window)``,
+    ``fires`` = lanes with a value above 0 (lanes past the layer's last neuron masked off in the
+    ``last_word``); ``update`` is the word unchanged (B1 potentials are read once).  The output
+    layer never fires: all 0."""
+
+    def __init__(self, params: B1LayerParams):
+        self.params = params
+        super().__init__(
+            {
+                "state": In(params.state_layout),
+                "last_word": In(1),
+                "fires": Out(params.lanes),
+                "values": Out(data.ArrayLayout(unsigned(params.value_bits), params.lanes)),
+                "update": Out(params.state_layout),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        params = self.params
+        m.d.comb += self.update.eq(self.state)
+        if not params.hidden:
+            return m
+        last_word_lanes = params.fan_out - (params.words - 1) * params.lanes
+        lane_mask = Mux(
+            self.last_word,
+            Const((1 << last_word_lanes) - 1, params.lanes),
+            Const((1 << params.lanes) - 1, params.lanes),
+        )
+        for lane in range(params.lanes):
+            quotient = self.state[lane].count // Const(params.ramp, unsigned(params.ramp.bit_length()))
+            value = Mux(quotient < 0, 0, Mux(quotient > params.window, params.window, quotient))
+            m.d.comb += self.values[lane].eq(value)
+        m.d.comb += self.fires.eq(Cat(self.values[lane] != 0 for lane in range(params.lanes)) & lane_mask)
+        return m

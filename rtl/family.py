@@ -1,0 +1,35 @@
+"""One place that picks a network family's core: BS4NN (:mod:`bs4nn.rtl.core`) or B1
+(:mod:`bs4nn.rtl.b1core`), by the type of the network a bit-model folder loads to.
+
+Everything downstream of the core (generator, testbenches, board top) takes the core and its
+:class:`~bs4nn.rtl.params.CoreParams` from here, so the family is a parameter, not a copy.
+"""
+
+from __future__ import annotations
+
+from bs4nn.lanes import DEFAULT_LANES
+from bs4nn.rtl.b1core import B1Core, B1CoreParams
+from bs4nn.rtl.core import Bs4nnCore
+from bs4nn.rtl.cycles import worst_case_b1_cycles, worst_case_cycles
+from bs4nn.rtl.params import CoreParams
+from bs4nn.sim.b1 import B1Network
+from bs4nn.sim.golden import IntegerNetwork
+
+
+def core_for(network: IntegerNetwork | B1Network, lanes: int = DEFAULT_LANES, *, weight_init: bool = True) -> Bs4nnCore:
+    """The core of ``network``'s family (raises ``ValueError`` for what it cannot build)."""
+    if isinstance(network, B1Network):
+        return B1Core(network, lanes, weight_init=weight_init)
+    return Bs4nnCore(network, lanes, weight_init=weight_init)
+
+
+def core_params(network: IntegerNetwork | B1Network, lanes: int) -> CoreParams:
+    """The widths and payload layouts of :func:`core_for`'s core, without elaborating it."""
+    if isinstance(network, B1Network):
+        return B1CoreParams.from_network(network, lanes)
+    return CoreParams.from_network(network, lanes)
+
+
+def worst_case_cycles_of(params: CoreParams) -> int:
+    """Upper bound of the cycles of one image (and the clear) of either family's core."""
+    return worst_case_b1_cycles(params) if isinstance(params, B1CoreParams) else worst_case_cycles(params)
