@@ -84,7 +84,7 @@ def parse_only(command: str, cwd: Path) -> None:
 
 def test_the_readme_shows_the_commands_this_test_knows() -> None:
     commands = readme_commands()
-    assert "bs4nn build --board icebreaker --manifest bits/" in commands
+    assert "bs4nn build --board icebreaker --model bits/" in commands
     assert "make demo" in commands and "make test" in commands
     assert set(commands) >= RUN_AS_WRITTEN, f"no longer in the README: {RUN_AS_WRITTEN - set(commands)}"
 
@@ -110,7 +110,7 @@ def test_every_readme_command_runs_or_parses_as_written(tmp_path: Path, capsys: 
 def test_the_readme_build_command_writes_beside_the_bit_model_and_spares_a_users_folder(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """``bs4nn build --board icebreaker --manifest bits/`` (no -o) writes bits-icebreaker/; a folder
+    """``bs4nn build --board icebreaker --model bits/`` (no -o) writes bits-icebreaker/; a folder
     of that name that is not an earlier build is the user's: refused in one line, left as it was."""
     from bs4nn.cli import main
     from bs4nn.export.cli import main as export_main
@@ -125,7 +125,7 @@ def test_the_readme_build_command_writes_beside_the_bit_model_and_spares_a_users
         users.mkdir()
         (users / "notes.txt").write_text("mine\n")
         capsys.readouterr()
-        assert main(["build", "--board", "icebreaker", "--manifest", "bits/"]) == 2
+        assert main(["build", "--board", "icebreaker", "--model", "bits/"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not written by bs4nn build" in err and "refusing" in err
     assert [p.name for p in users.iterdir()] == ["notes.txt"] and (users / "notes.txt").read_text() == "mine\n"
