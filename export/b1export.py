@@ -93,8 +93,17 @@ def export_b1_model(
     evaluate_accuracy: bool = True,
     data_dir: str | os.PathLike | None = None,
     images: int | None = None,
+    declared_counter_bits: int | None = None,
+    progress: bool = False,
 ) -> ExportResult:
-    """Write the bit-model folder of a B1 ``source`` to ``out_dir`` (atomically) and read it back."""
+    """Write the bit-model folder of a B1 ``source`` to ``out_dir`` (atomically) and read it back.
+
+    Same keywords as :func:`~bs4nn.export.exporter.export_model`, so one call exports either family
+    (:func:`bs4nn.export.models.export_source`): a declared counter width is BS4NN's and refused here,
+    and ``progress`` shows nothing (the B1 closed form is one vectorised pass of seconds).
+    """
+    if declared_counter_bits is not None:
+        raise Bs4nnError("--counter-bits is a BS4NN width; a B1 manifest declares each layer's potential_bits")
     out_dir = Path(out_dir)
     check_output_folder(out_dir)
     if not 1 <= lanes <= MAX_LANES:

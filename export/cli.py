@@ -22,11 +22,11 @@ from bs4nn.export.exporter import (
     ExportResult,
     ModelSource,
     check_model,
-    export_model,
     resolve_source,
     source_from_npy,
     verify_bit_model,
 )
+from bs4nn.export.models import export_source
 from bs4nn.export.naming import SHIPPED_NAMES
 from bs4nn.export.nirgraph import deployed_model, network_graph, source_from_nir, write_graph
 from bs4nn.fileio import sha256_path
@@ -201,30 +201,6 @@ def source_of(args: argparse.Namespace, given: str | None) -> ModelSource:
     return resolve_source(given)
 
 
-def export_b1(args: argparse.Namespace, source: ModelSource) -> int:
-    """``--to-bits`` of a B1 checkpoint or ``--from-relu``: the folder with ``"model": "b1"``."""
-    from bs4nn.export.b1export import export_b1_model
-
-    if args.counter_bits is not None:
-        raise Bs4nnError("--counter-bits is a BS4NN width; a B1 manifest declares each layer's potential_bits")
-    result = export_b1_model(
-        source,
-        args.output,
-        lanes=args.lanes,
-        evaluate_accuracy=not args.no_eval,
-        data_dir=args.data_dir,
-        images=args.images,
-    )
-    if args.json:
-        print(json.dumps({"path": str(result.path), "report": result.report, **result.model.manifest}, indent=2))
-        return 0
-    print(f"source: {source.label} ({source_digest(source)})")
-    print_summary(result.model.manifest)
-    print(f"weights: {result.report['weight_bits']:,} bits = {result.report['bin_bytes']:,} bytes of packed .bin")
-    print(f"wrote {result.path} ({len(result.model.manifest['files']) + 1} files, sha256 in manifest.json)")
-    return 0
-
-
 def relu_source(args: argparse.Namespace) -> ModelSource:
     from bs4nn.export.b1export import source_from_relu
 
@@ -248,7 +224,7 @@ def handle(args: argparse.Namespace) -> int:
     if args.from_relu:
         if args.check is not None or not args.output:
             raise Bs4nnError("--from-relu exports: give -o DIR (and no --check)")
-        return export_b1(args, relu_source(args))
+        return export_and_report(args, relu_source(args), progress)
     if args.check is not None:
         source = source_of(args, args.check)
         if source.model != "bs4nn":
@@ -276,10 +252,12 @@ def handle(args: argparse.Namespace) -> int:
         )
     if not args.output:
         raise Bs4nnError("-o DIR is required to export")
-    source = source_of(args, args.to_bits)
-    if source.model == "b1":
-        return export_b1(args, source)
-    result = export_model(
+    return export_and_report(args, source_of(args, args.to_bits), progress)
+
+
+def export_and_report(args: argparse.Namespace, source: ModelSource, progress: bool) -> int:
+    """Export ``source`` (either family, :func:`export_source`) to ``-o DIR`` and print what was written."""
+    result = export_source(
         source,
         args.output,
         lanes=args.lanes,
@@ -296,7 +274,11 @@ def handle(args: argparse.Namespace) -> int:
     else:
         print(f"source: {source.label} ({source_digest(source)})")
         print_summary(result.model.manifest)
-        print_memory_report(result)
+        if source.model == "b1":
+            report = result.report
+            print(f"weights: {report['weight_bits']:,} bits = {report['bin_bytes']:,} bytes of packed .bin")
+        else:
+            print_memory_report(result)
         print(f"wrote {result.path} ({len(result.model.manifest['files']) + 1} files, sha256 in manifest.json)")
     return 0
 
