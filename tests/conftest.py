@@ -6,9 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
+
+# Property tests draw the same examples on every run: a CI failure reproduces locally, and a
+# run never goes red on a draw nobody can replay. HYPOTHESIS_PROFILE=explore draws afresh.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Tests run on the real IDX files: CI points BS4NN_DATA at ../shared/data; so do we by default.
 os.environ.setdefault("BS4NN_DATA", str(DEFAULT_DATA))

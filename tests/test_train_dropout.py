@@ -82,7 +82,8 @@ def test_masks_of_ones_change_nothing_and_the_split_batch_sums_to_the_whole(seed
     with ThreadPoolExecutor(max_workers=2) as pool:
         halves = parallel_batch_gradients(pool, rule, Batch(in_times, labels, masks), params, options)
     for a, b in zip(whole.weight_grads, halves.weight_grads, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-5)
+        # float32 sums in another order: relative error of a few ulps on large entries
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     assert whole.loss == pytest.approx(halves.loss, rel=1e-5)
 
 
