@@ -27,10 +27,12 @@ from bs4nn.train.datasets import load_split
 
 TMAX = 256
 REAL_SIZES, REAL_THRESHOLDS = [784, 64, 10], [8, 3]  # about half the hidden neurons fire on MNIST
-REAL_IMAGES = {"verilator": (150, 150), "icarus": (100, 50)}  # (MNIST, Fashion-MNIST): Icarus is ~6x slower
+# (MNIST, Fashion-MNIST).  Icarus is ~6x slower than Verilator and the second opinion here: a few dozen real
+# images on it keep the default suite inside CI's budget; the 10,000-image regressions are behind `slow`.
+REAL_IMAGES = {"verilator": (150, 150), "icarus": (12, 6)}
 EARLY_EXIT_IMAGES = 60
 BACKPRESSURE = 0.25
-RESETS = {3: 0, 17: 5, 42: 40, 99: 1000}  # image index -> reset after this many beats (clipped to the image)
+RESETS = {3: 0, 7: 5, 11: 40, 16: 1000}  # image index -> reset after this many beats (clipped to the image)
 SMALL_INPUTS = 24
 
 
@@ -309,7 +311,7 @@ def test_cli_reports_bit_exact_images_and_reproduces_a_saved_input(real_model, b
         "cocotb",
         *common,
         "--images",
-        "12",
+        "4",
         "--simulator",
         "icarus",
         "--dataset",
@@ -319,7 +321,7 @@ def test_cli_reports_bit_exact_images_and_reproduces_a_saved_input(real_model, b
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "12/12 bit-exact" in done.stdout
+    assert "4/4 bit-exact" in done.stdout
     network = load_bit_model(real_model).network
     mnist, _ = load_split("mnist", "test", data_dir)
     saved = tmp_path / "one.npy"
