@@ -13,11 +13,12 @@ import numpy as np
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import network_inputs, require_bs4nn
+from bs4nn.export.bitmodel import network_inputs
 from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.export.models import named_model
 from bs4nn.firmware.protocol import DEFAULT_BAUD
-from bs4nn.sim.golden import IntegerNetwork, random_network, run_golden_images
+from bs4nn.sim.b1 import B1Network
+from bs4nn.sim.golden import IntegerNetwork, random_network
 
 FALLBACK_SIZES = [784, 600, 10]
 FALLBACK_THRESHOLDS = [20, 5]
@@ -171,7 +172,7 @@ def _build(args: argparse.Namespace) -> int:
     _check_baud(args.board, args.baud)
 
     if args.model:
-        model = require_bs4nn(named_model(args.model, "bs4nn build"), "bs4nn build")
+        model = named_model(args.model, "bs4nn build")
         network, info = model.network, {"source": str(model.path), "manifest": model.manifest.get("source")}
         args.lanes = args.lanes or model.lanes
     else:
@@ -205,7 +206,7 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_images(args: argparse.Namespace, network: IntegerNetwork) -> np.ndarray:
+def _load_images(args: argparse.Namespace, network: IntegerNetwork | B1Network) -> np.ndarray:
     batches = []
     for name in args.images:
         try:
@@ -226,11 +227,19 @@ def _load_images(args: argparse.Namespace, network: IntegerNetwork) -> np.ndarra
 def _run(args: argparse.Namespace) -> int:
     divisor = SIMULATED_DIVISOR if args.baud is None else _check_baud(args.board, args.baud).divisor
     args.baud = args.baud or DEFAULT_BAUD
-    model = require_bs4nn(named_model(args.model, "bs4nn run"), "bs4nn run")
+    model = named_model(args.model, "bs4nn run")
     network = model.network
     args.lanes = args.lanes or model.lanes
+    from bs4nn.firmware.board import check_board_network
+
+    check_board_network(network)
     images = _load_images(args, network)
-    golden = run_golden_images(network, images) if args.verify else None
+    if args.verify:
+        from bs4nn.firmware.host import expected_board_results
+
+        golden = expected_board_results(network, images)
+    else:
+        golden = None
     if args.simulate:
         from bs4nn.firmware.board import BoardTop
         from bs4nn.firmware.loopback import run_with_host
@@ -243,11 +252,12 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if mismatches else 0
 
 
-def _talk(args: argparse.Namespace, port: str, network: IntegerNetwork, images: np.ndarray, golden, timeout_s: float):
-    """Send every image, print the answers; return how many differ from the golden model."""
+def _talk(args: argparse.Namespace, port: str, network, images: np.ndarray, golden, timeout_s: float):
+    """Send every image, print the answers; return how many differ from ``golden`` (the golden
+    model's expected result frames, :func:`~bs4nn.firmware.host.expected_board_results`)."""
     from bs4nn.firmware.host import BoardLink, BoardShape
 
-    shape = BoardShape(network.layers[0].fan_in, network.layers[-1].fan_out, network.tmax, network.imax)
+    shape = BoardShape.of(network, args.lanes)
     mismatches = 0
     started = time.monotonic()
     with BoardLink.open(port, shape, baud=args.baud, timeout_s=timeout_s) as link:
@@ -259,12 +269,7 @@ def _talk(args: argparse.Namespace, port: str, network: IntegerNetwork, images: 
             result = link.classify_events(pixels) if args.events else link.classify(pixels)
             line = {"image": index, "decision": result.decision, "decision_time": result.decision_time}
             if golden is not None:
-                same = (
-                    result.decision == golden.decision[index]
-                    and result.decision_time == golden.decision_time[index]
-                    and result.spike_times == tuple(int(t) for t in golden.spike_times[-1][index])
-                    and result.counts == tuple(int(c) for c in golden.output_counts[index])
-                )
+                same = result == golden[index]
                 line["matches_golden"] = bool(same)
                 mismatches += int(not same)
             if args.json:

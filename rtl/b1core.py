@@ -69,13 +69,19 @@ class B1CoreParams(CoreParams):
         return self.layers[0].amount_bits
 
 
+def check_b1_core(network: B1Network) -> None:
+    """Raise ``ValueError`` for a network the B1 core cannot run (b-bit weights), before any
+    component is made (so a refusal leaves no unused elaboratable behind)."""
+    if any(layer.weight_bits != 1 for layer in network.layers):
+        raise ValueError("the B1 core runs 1-bit weights only (b-bit weights are future work)")
+
+
 class B1Core(Bs4nnCore):
     """The B1 inference core; ports as :class:`~bs4nn.rtl.core.Bs4nnCore` (``rtl/README.md``).
     ``early_exit`` is ignored: a B1 decision needs every input."""
 
     def __init__(self, network: B1Network, lanes: int = DEFAULT_LANES, *, weight_init: bool = True):
-        if any(layer.weight_bits != 1 for layer in network.layers):
-            raise ValueError("the B1 core runs 1-bit weights only (b-bit weights are future work)")
+        check_b1_core(network)
         super().__init__(network, lanes, weight_init=weight_init)
 
     def _core_params(self, network: B1Network, lanes: int) -> B1CoreParams:
