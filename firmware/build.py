@@ -46,6 +46,7 @@ Network = IntegerNetwork | B1Network
 TOP_NAME = "bs4nn_board"
 NEXTPNR_REPORT = "nextpnr_report.json"
 SPRAM_DEPTH, SPRAM_WIDTH, SPRAMS = 16 * 1024, 16, 4  # iCE40UP5K: 4 x SB_SPRAM256KA (16k x 16)
+SPRAM_NIBBLE = 4  # SB_SPRAM256KA's write mask: one bit per 4 data bits
 # Amaranth writes an all-zero $meminit even for a memory without initial contents, and Yosys never
 # maps an initialised memory to SPRAM: drop the (meaningless) inits of the core's layer memories.
 SPRAM_SCRIPT = f"delete {TOP_NAME}.board.core.layer*/t:$meminit_v2"
@@ -154,6 +155,15 @@ def block_rams_for(depth: int, width: int, spec: BoardSpec, rom: bool = False) -
     return blocks if blocks * spec.block_ram_cost < logic_cost else 0
 
 
+def sprams_for(depth: int, width: int) -> int:
+    """SPRAMs Yosys gives a ``depth`` x ``width`` single-port memory.  A word of 4 or 8 bits shares
+    a 16-bit SPRAM word with others (SB_SPRAM256KA writes nibbles under its mask): 8 lanes of
+    784-600-10 weights (58,800 x 8) measured 2 SPRAMs, not 4."""
+    if width < SPRAM_WIDTH and SPRAM_WIDTH % width == 0 and width % SPRAM_NIBBLE == 0:
+        return -(-depth // (SPRAM_DEPTH * (SPRAM_WIDTH // width)))
+    return -(-depth // SPRAM_DEPTH) * -(-width // SPRAM_WIDTH)
+
+
 def memory_shapes(network: Network, lanes: int) -> dict[str, tuple[int, int]]:
     """``(depth, width)`` of every memory of the board top: the core's per layer, the board's buffers.
 
@@ -195,7 +205,7 @@ def estimate(network: Network, lanes: int, spec: BoardSpec, spram_layers: Collec
         for name, shape in shapes.items()
         if name not in in_spram
     }
-    sprams = sum(-(-shapes[name][0] // SPRAM_DEPTH) * -(-shapes[name][1] // SPRAM_WIDTH) for name in in_spram)
+    sprams = sum(sprams_for(*shapes[name]) for name in in_spram)
     rams = sum(blocks.values())
     result = {
         "memory_bits": {name: depth * width for name, (depth, width) in shapes.items()},
