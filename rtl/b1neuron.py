@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Cat, Const, Module, Mux, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -55,6 +55,25 @@ class B1LayerParams(LayerParams):
         """The potentials of word ``word`` at the start of an image: the biases (0 past ``fan_out``)."""
         lanes = range(word * self.lanes, (word + 1) * self.lanes)
         return self.state_layout.const([{"count": self.bias[n] if n < self.fan_out else 0} for n in lanes])
+
+
+def clipped_quotient(potential: Value, ramp: int, window: int) -> Value:
+    """``clip(floor(V / ramp), 0, window)`` for a signed ``V`` and constant ``ramp`` and ``window``.
+
+    Not a divider: below 0 the value is 0, from ``window * ramp`` on it is ``window``, and in
+    between the quotient is below ``window``, so ``ceil(log2(window))`` restoring-division steps
+    (each a compare and subtract of the constant ``ramp << b``) find it.  A full ``V // ramp``
+    takes one step per potential bit (19 for ``mnist-b1``), which broke the iCEBreaker's 12 MHz
+    even on a tiny network and made a 16-lane core too big for the UP5K.
+    """
+    remainder, bits = potential, []
+    for bit in reversed(range((window - 1).bit_length())):
+        step = ramp << bit
+        take = remainder >= step
+        remainder = Mux(take, remainder - step, remainder)
+        bits.append(take)
+    quotient = Cat(*reversed(bits)) if bits else Const(0, 1)
+    return Mux(potential < 0, 0, Mux(potential >= window * ramp, window, quotient))
 
 
 class B1Integrate(wiring.Component):
@@ -113,8 +132,6 @@ class B1Fire(wiring.Component):
             Const((1 << params.lanes) - 1, params.lanes),
         )
         for lane in range(params.lanes):
-            quotient = self.state[lane].count // Const(params.ramp, unsigned(params.ramp.bit_length()))
-            value = Mux(quotient < 0, 0, Mux(quotient > params.window, params.window, quotient))
-            m.d.comb += self.values[lane].eq(value)
+            m.d.comb += self.values[lane].eq(clipped_quotient(self.state[lane].count, params.ramp, params.window))
         m.d.comb += self.fires.eq(Cat(self.values[lane] != 0 for lane in range(params.lanes)) & lane_mask)
         return m
