@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Cat, Const, Module, Mux, Value, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -57,23 +57,37 @@ class B1LayerParams(LayerParams):
         return self.state_layout.const([{"count": self.bias[n] if n < self.fan_out else 0} for n in lanes])
 
 
-def clipped_quotient(potential: Value, ramp: int, window: int) -> Value:
-    """``clip(floor(V / ramp), 0, window)`` for a signed ``V`` and constant ``ramp`` and ``window``.
+class ClippedQuotient(wiring.Component):
+    """``value = clip(floor(potential / ramp), 0, window)`` for a signed potential and constant
+    ``ramp`` and ``window``, without a divider.
 
-    Not a divider: below 0 the value is 0, from ``window * ramp`` on it is ``window``, and in
-    between the quotient is below ``window``, so ``ceil(log2(window))`` restoring-division steps
-    (each a compare and subtract of the constant ``ramp << b``) find it.  A full ``V // ramp``
-    takes one step per potential bit (19 for ``mnist-b1``), which broke the iCEBreaker's 12 MHz
-    even on a tiny network and made a 16-lane core too big for the UP5K.
+    Below 0 the value is 0, from ``window * ramp`` on it is ``window``; in between the potential
+    fits ``(window * ramp - 1).bit_length()`` unsigned bits and its quotient is below ``window``,
+    so ``ceil(log2(window))`` restoring-division steps find it, each a compare and subtract of
+    the constant ``ramp << b`` on a remainder of that width.  A full ``V // ramp`` takes one step
+    per potential bit (19 for ``mnist-b1``): a tiny B1 board then missed the iCEBreaker's 12 MHz
+    (11.4 MHz) and a 16-lane ``mnist-b1`` board needed 6,501 LUTs of the UP5K's 5,280.
     """
-    remainder, bits = potential, []
-    for bit in reversed(range((window - 1).bit_length())):
-        step = ramp << bit
-        take = remainder >= step
-        remainder = Mux(take, remainder - step, remainder)
-        bits.append(take)
-    quotient = Cat(*reversed(bits)) if bits else Const(0, 1)
-    return Mux(potential < 0, 0, Mux(potential >= window * ramp, window, quotient))
+
+    def __init__(self, potential_bits: int, ramp: int, window: int):
+        self.ramp, self.window = ramp, window
+        super().__init__({"potential": In(signed(potential_bits)), "value": Out(range(window + 1))})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        ramp, window = self.ramp, self.window
+        width = max(1, (window * ramp - 1).bit_length())
+        remainder = Signal(width, name="remainder_in")
+        m.d.comb += remainder.eq(self.potential)  # only read where 0 <= potential < window * ramp
+        bits = []
+        for bit in reversed(range((window - 1).bit_length())):
+            take, rest = Signal(name=f"take{bit}"), Signal(width, name=f"remainder{bit}")
+            m.d.comb += [take.eq(remainder >= (ramp << bit)), rest.eq(Mux(take, remainder - (ramp << bit), remainder))]
+            remainder = rest
+            bits.append(take)
+        quotient = Cat(*reversed(bits)) if bits else Const(0, 1)
+        m.d.comb += self.value.eq(Mux(self.potential < 0, 0, Mux(self.potential >= window * ramp, window, quotient)))
+        return m
 
 
 class B1Integrate(wiring.Component):
@@ -132,6 +146,8 @@ class B1Fire(wiring.Component):
             Const((1 << params.lanes) - 1, params.lanes),
         )
         for lane in range(params.lanes):
-            m.d.comb += self.values[lane].eq(clipped_quotient(self.state[lane].count, params.ramp, params.window))
+            quotient = ClippedQuotient(params.potential_bits, params.ramp, params.window)
+            m.submodules[f"quotient{lane}"] = quotient
+            m.d.comb += [quotient.potential.eq(self.state[lane].count), self.values[lane].eq(quotient.value)]
         m.d.comb += self.fires.eq(Cat(self.values[lane] != 0 for lane in range(params.lanes)) & lane_mask)
         return m

@@ -1,4 +1,4 @@
-"""The B1 fire test's clipped quotient (:func:`bs4nn.rtl.b1neuron.clipped_quotient`) equals the
+"""The B1 fire test's clipped quotient (:class:`bs4nn.rtl.b1neuron.ClippedQuotient`) equals the
 golden model's ``clip(floor(V / ramp), 0, window)`` (:func:`bs4nn.sim.b1.fire_values`) on every
 potential of small widths, and around every step of the shipped mnist-b1's ramp."""
 
@@ -6,25 +6,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth import Module, Signal, signed
 from amaranth.sim import Simulator
 
-from bs4nn.rtl.b1neuron import clipped_quotient
+from bs4nn.rtl.b1neuron import ClippedQuotient
 from bs4nn.sim.b1 import fire_values
 
 
 def hardware_values(potentials: list[int], bits: int, ramp: int, window: int) -> np.ndarray:
-    potential, value = Signal(signed(bits)), Signal(range(window + 1))
-    m = Module()
-    m.d.comb += value.eq(clipped_quotient(potential, ramp, window))
+    dut = ClippedQuotient(bits, ramp, window)
     got = []
 
     async def bench(ctx) -> None:
         for v in potentials:
-            ctx.set(potential, v)
-            got.append(ctx.get(value))
+            ctx.set(dut.potential, v)
+            got.append(ctx.get(dut.value))
 
-    simulator = Simulator(m)
+    simulator = Simulator(dut)
     simulator.add_testbench(bench)
     simulator.run()
     return np.array(got)
