@@ -59,7 +59,7 @@ WRITER = "bs4nn build"  # the owner of its output folders (bs4nn.fileio.output_d
 FAILED_WRITER = "bs4nn build (logs of a failed build)"  # owns OUT.failed; a folder of the user's is refused
 LOGIC_BITS_PER_ROM_COST = 16  # memory_libmap's default -logic-cost-rom 1/16 (RAM: 1 per bit)
 ROMS = frozenset({"pixel_code_rom"})
-IN_LOGIC = "_biases"  # a B1 layer's biases: constants the clear selects word by word, never a RAM
+BIAS_ROM = "_biases"  # a B1 layer's bias ROM (layer{L}_biases), read by the clear
 STAGES = ("elaborate", "yosys", "nextpnr", "pack")
 TOOL_STAGES = {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr", "NEXTPNR_ECP5": "nextpnr", "ICEPACK": "pack"}
 TOOL_STAGES["ECPPACK"] = "pack"
@@ -169,16 +169,16 @@ def memory_shapes(network: Network, lanes: int) -> dict[str, tuple[int, int]]:
 
     The core's shapes come from its params (:func:`bs4nn.rtl.family.core_params`), so either family
     is sized as it elaborates: a BS4NN counter word is ``lanes`` (counter, fired) pairs, a B1
-    potential word ``lanes`` signed potentials of the layer's ``potential_bits``.  A B1 layer's
-    biases (the potentials the clear writes) are constants in logic, one word per potential word:
-    listed as ``layer{L}_biases``, in their bits but in no block RAM (:func:`estimate`).
+    potential word ``lanes`` signed potentials of the layer's ``potential_bits``, and a B1 layer
+    has a bias ROM (``layer{L}_biases``: one word of ``lanes`` biases per potential word, the
+    narrowest width holding them) that the clear reads.
     """
     shapes: dict[str, tuple[int, int]] = {}
     for index, layer in enumerate(core_params(network, lanes).layers):
         shapes[f"layer{index}_weights"] = (layer.layout.depth, layer.layout.width)
         shapes[f"layer{index}_counters"] = (layer.words, layer.state_layout.size)
         if isinstance(layer, B1LayerParams):
-            shapes[f"layer{index}_biases"] = (layer.words, layer.state_layout.size)
+            shapes[f"layer{index}_biases"] = (layer.words, layer.bias_layout.size)
     n_in = network.layers[0].fan_in
     time_width = network.tmax.bit_length()
     pixel_width = max(1, (n_in - 1).bit_length())
@@ -201,7 +201,7 @@ def estimate(network: Network, lanes: int, spec: BoardSpec, spram_layers: Collec
     shapes = memory_shapes(network, lanes)
     in_spram = {f"layer{index}_weights" for index in spram_layers}
     blocks = {
-        name: 0 if name.endswith(IN_LOGIC) else block_rams_for(*shape, spec, rom=name in ROMS)
+        name: block_rams_for(*shape, spec, rom=name in ROMS or name.endswith(BIAS_ROM))
         for name, shape in shapes.items()
         if name not in in_spram
     }

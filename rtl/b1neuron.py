@@ -21,6 +21,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bs4nn.rtl.params import LayerParams, index_bits
+from bs4nn.sim.b1 import signed_bits
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,17 @@ class B1LayerParams(LayerParams):
         """One potential word: ``lanes`` signed potentials (field ``count``, as the readout reads it)."""
         return data.ArrayLayout(data.StructLayout({"count": signed(self.potential_bits)}), self.lanes)
 
-    def bias_word(self, word: int) -> data.Const:
-        """The potentials of word ``word`` at the start of an image: the biases (0 past ``fan_out``)."""
-        lanes = range(word * self.lanes, (word + 1) * self.lanes)
-        return self.state_layout.const([{"count": self.bias[n] if n < self.fan_out else 0} for n in lanes])
+    @property
+    def bias_layout(self) -> data.ArrayLayout:
+        """One word of the bias ROM: ``lanes`` biases, each of the narrowest signed width holding
+        every bias of the layer (``mnist-b1``: 12 bits, where the potentials need 19)."""
+        return data.ArrayLayout(signed(signed_bits(min(0, *self.bias), max(0, *self.bias))), self.lanes)
+
+    def bias_words(self) -> list[data.Const]:
+        """The bias ROM's contents: word ``w`` holds the start potentials of potential word ``w``
+        (0 past ``fan_out``)."""
+        padded = [*self.bias, *[0] * (self.words * self.lanes - self.fan_out)]
+        return [self.bias_layout.const(padded[w * self.lanes : (w + 1) * self.lanes]) for w in range(self.words)]
 
 
 class ClippedQuotient(wiring.Component):
