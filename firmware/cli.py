@@ -228,21 +228,17 @@ def _load_images(args: argparse.Namespace, network: IntegerNetwork | B1Network) 
 
 
 def _run(args: argparse.Namespace) -> int:
+    from bs4nn.firmware.board import check_board_network
+    from bs4nn.firmware.host import expected_board_results
+
     divisor = SIMULATED_DIVISOR if args.baud is None else _check_baud(args.board, args.baud).divisor
     args.baud = args.baud or DEFAULT_BAUD
     model = named_model(args.model, "bs4nn run")
     network = model.network
     args.lanes = args.lanes or model.lanes
-    from bs4nn.firmware.board import check_board_network
-
     check_board_network(network)
     images = _load_images(args, network)
-    if args.verify:
-        from bs4nn.firmware.host import expected_board_results
-
-        golden = expected_board_results(network, images)
-    else:
-        golden = None
+    golden = expected_board_results(network, images) if args.verify else None
     if args.simulate:
         from bs4nn.firmware.board import BoardTop
         from bs4nn.firmware.loopback import run_with_host
@@ -255,7 +251,14 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if mismatches else 0
 
 
-def _talk(args: argparse.Namespace, port: str, network, images: np.ndarray, golden, timeout_s: float):
+def _talk(
+    args: argparse.Namespace,
+    port: str,
+    network: IntegerNetwork | B1Network,
+    images: np.ndarray,
+    golden: list | None,
+    timeout_s: float,
+) -> int:
     """Send every image, print the answers; return how many differ from ``golden`` (the golden
     model's expected result frames, :func:`~bs4nn.firmware.host.expected_board_results`)."""
     from bs4nn.firmware.host import BoardLink, BoardShape
