@@ -4,7 +4,9 @@ The integer network comes from the one conversion :func:`bs4nn.train.b1_model.b1
 trainer's validation runs the same), its test accuracy from the B1 golden model
 (:func:`bs4nn.sim.b1.run_b1`), and the folder from :func:`bs4nn.export.bitmodel.write_bit_model`
 with ``"model": "b1"``.  1-bit layers also get the BS4NN memory images of their sign bits (the
-same packing); b-bit layers and a C header for B1 are not written yet (the core is issue 26).
+same packing; b-bit layers get none, the core runs 1-bit weights); every B1 folder gets the C
+header ``bs4nn_model.h`` (:func:`bs4nn.export.cheader.c_header`, the B1 fields) that the C routine
+(``firmware/c``) runs bit for bit.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import write_bit_model
+from bs4nn.export.cheader import HEADER_NAME, c_header
 from bs4nn.export.exporter import (
     EVAL_SPLIT,
     ExportResult,
@@ -125,9 +128,11 @@ def export_b1_model(
             extra_files.update(memory_images(signs, lanes, index))
             info["memory"] = memory_geometry(MemoryLayout(layer.fan_in, layer.fan_out, lanes), index)
         layer_info.append(info)
+    extra_files[HEADER_NAME] = c_header(network, dataset).encode()
     meta = {
         "dataset": dataset,
         "lanes": lanes,
+        "c_header": HEADER_NAME,
         "decision_latency": network.latency,
         "time_bits": time_bits(max(network.input_window(i) for i in range(len(network.layers)))),
         "exporter": {"name": "bs4nn-export", "version": __version__},

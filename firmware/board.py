@@ -2,7 +2,7 @@
 
 ::
 
-    rx -> UARTRx -> FrameParser -> decoders / pixel coder --(frame checked)--> EventSource -> Bs4nnCore
+    rx -> UARTRx -> FrameParser -> decoders / pixel coder --(frame checked)--> EventSource -> core
                                                                                         |
     tx <- UARTTx <- FrameSender <- result / ack / error register  <----- result --------+
 
@@ -16,6 +16,9 @@
 * The result goes out through :class:`~bs4nn.firmware.payloads.ResultSerialiser`.
 
 This module is the glue: it wires those engines and runs the control FSM (which frame, which reply).
+The core is the network family's (:func:`bs4nn.rtl.family.core_for`: BS4NN or B1); every engine
+takes its widths from that core's params, so a B1 board's ``RESULT`` frame carries the B1 core's
+decision and signed scores at their width, and its ``WEIGHT`` frames write the B1 sign rows.
 
 Nothing is applied before its frame's CRC is checked; a bad frame gets an ``ERROR`` frame and
 changes nothing.  The host must wait for each reply before sending the next frame; a frame that
@@ -44,17 +47,20 @@ from bs4nn.firmware.protocol import (
     FrameType,
     payload_bytes,
     result_payload_bytes,
+    result_widths,
     weight_fields,
 )
 from bs4nn.firmware.uart import UARTRx, UARTTx
 from bs4nn.rtl.core import Bs4nnCore
+from bs4nn.rtl.family import check_core, core_for
+from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.golden import IntegerNetwork
 
 DEFAULT_TIMEOUT_BYTES = 1000  # a frame pausing longer than this many byte times is dropped
 UART_FRAME_BITS = 10
 
 
-def frame_lengths(network: IntegerNetwork, lanes: int) -> dict[int, tuple[int, int]]:
+def frame_lengths(network: IntegerNetwork | B1Network, lanes: int) -> dict[int, tuple[int, int]]:
     """Payload length range of every frame type the board accepts."""
     n_in = network.layers[0].fan_in
     weight_bytes = payload_bytes(weight_fields(lanes))
@@ -63,6 +69,21 @@ def frame_lengths(network: IntegerNetwork, lanes: int) -> dict[int, tuple[int, i
         FrameType.EVENTS: (0, EVENT_BYTES * n_in),
         FrameType.WEIGHT: (weight_bytes, weight_bytes),
     }
+
+
+def check_board_network(network: IntegerNetwork | B1Network) -> None:
+    """Refuse, in one line and before any component is made, a network no board can carry: more
+    classes or inputs than the protocol's fields, or what the family's core cannot run."""
+    n_in, n_out = network.layers[0].fan_in, network.layers[-1].fan_out
+    if n_out > MAX_CLASSES or n_in > MAX_INPUTS:
+        raise Bs4nnError(
+            f"the UART protocol carries up to {MAX_CLASSES} classes and {MAX_INPUTS} inputs; "
+            f"this network has {n_out} and {n_in}"
+        )
+    try:
+        check_core(network)
+    except ValueError as error:
+        raise Bs4nnError(str(error)) from error
 
 
 class BoardTop(wiring.Component):
@@ -78,7 +99,7 @@ class BoardTop(wiring.Component):
 
     def __init__(
         self,
-        network: IntegerNetwork,
+        network: IntegerNetwork | B1Network,
         *,
         divisor: int,
         lanes: int = DEFAULT_LANES,
@@ -88,12 +109,8 @@ class BoardTop(wiring.Component):
     ) -> None:
         """``weight_init=False``: the core's weight memories start empty (iCE40 SPRAM has no
         initial contents); the host loads them with ``WEIGHT`` frames (``bs4nn run --upload``)."""
-        n_in, n_out = network.layers[0].fan_in, network.layers[-1].fan_out
-        if n_out > MAX_CLASSES or n_in > MAX_INPUTS:
-            raise Bs4nnError(
-                f"the UART protocol carries up to {MAX_CLASSES} classes and {MAX_INPUTS} inputs; "
-                f"this network has {n_out} and {n_in}"
-            )
+        check_board_network(network)
+        self.core = core_for(network, lanes, weight_init=weight_init)
         self.network = network
         self.weight_init = weight_init
         self.divisor = divisor
@@ -105,7 +122,7 @@ class BoardTop(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         network = self.network
-        m.submodules.core = core = Bs4nnCore(network, self.lanes, weight_init=self.weight_init)
+        m.submodules.core = core = self.core
         params = core.params
         m.submodules.uart_rx = uart_rx = UARTRx(self.divisor)
         m.submodules.uart_tx = uart_tx = UARTTx(self.divisor)
@@ -200,7 +217,8 @@ def _control(m: Module, parts: _Parts) -> None:
         sender.length.eq(reply_length),
         sender.payload_byte.eq(Mux(reply_type == FrameType.RESULT, parts.serialiser.byte, error_code)),
     ]
-    reply_lengths = {FrameType.RESULT: result_payload_bytes(core.params.n_out), FrameType.ACK: 0, FrameType.ERROR: 1}
+    result_bytes = result_payload_bytes(core.params.n_out, **result_widths(core.params))
+    reply_lengths = {FrameType.RESULT: result_bytes, FrameType.ACK: 0, FrameType.ERROR: 1}
 
     def reply(frame_type: FrameType, code=0) -> None:
         """Answer with ``frame_type`` (an ``ERROR`` carries ``code``): next state ``REPLY``."""

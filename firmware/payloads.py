@@ -19,6 +19,7 @@ from bs4nn.firmware.protocol import (
     fields_layout,
     payload_bytes,
     result_fields,
+    result_widths,
     weight_fields,
 )
 from bs4nn.rtl.params import CoreParams
@@ -110,7 +111,8 @@ class WeightFrameDecoder(wiring.Component):
 
 class ResultSerialiser(wiring.Component):
     """The ``RESULT`` payload byte at ``index`` of ``result`` (the core's result layout): fields in
-    :func:`~bs4nn.firmware.protocol.result_fields` order, big-endian, counters sign-extended."""
+    :func:`~bs4nn.firmware.protocol.result_fields` order and widths (the core's), big-endian,
+    counters sign-extended."""
 
     def __init__(self, params: CoreParams):
         self.params = params
@@ -122,7 +124,7 @@ class ResultSerialiser(wiring.Component):
         values = {"decision": result.decision.as_unsigned(), "decision_time": result.decision_time.as_unsigned()}
         values |= {f"spike_time{j}": result.spike_times[j].as_unsigned() for j in range(n_out)}
         values |= {f"count{j}": result.counts[j].as_signed() for j in range(n_out)}
-        fields = result_fields(n_out)
+        fields = result_fields(n_out, **result_widths(self.params))
         payload = []
         for name, size in fields:
             wide = Signal(size * BYTE_BITS, name=f"field_{name}")

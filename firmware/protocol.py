@@ -20,9 +20,11 @@ Frame types (host -> board):
 
 Frame types (board -> host):
 
-* ``RESULT`` (0x81): ``decision`` (1 byte), ``decision_time`` (2 bytes), ``n_out`` output spike
-  times (2 bytes each, ``tmax`` = never), ``n_out`` final output counters (2 bytes each, two's
-  complement).
+* ``RESULT`` (0x81): ``decision`` (1 byte), ``decision_time``, ``n_out`` output spike times
+  (``tmax`` = never), ``n_out`` final output counters (two's complement).  Each time and counter
+  field is 2 bytes, or as many more as the core's width needs (:func:`result_fields`, sized from
+  the core's params: a B1 core's scores are its signed output potentials, its times the decision
+  latency), so the board and the host read the widths from the same network.
 * ``ACK`` (0x83): empty: a ``WEIGHT`` frame was applied.
 * ``ERROR`` (0xEE): one byte, an :class:`ErrorCode`.  The rejected frame had no effect at all.
 """
@@ -47,7 +49,8 @@ HEADER_BYTES = 1 + 1 + LENGTH_BYTES  # start, type, length
 CRC_ALGORITHM = catalog.CRC16_CCITT_FALSE
 BYTE_BITS = 8
 BYTE_VALUES = 1 << BYTE_BITS
-FIELD_BYTES = 2  # every multi-byte number in a payload
+FIELD_BYTES = 2  # every multi-byte number in a payload (result fields: at least this)
+FIELD_BITS = FIELD_BYTES * BYTE_BITS
 DEFAULT_BAUD = 115_200
 """UART baud rate of the link: what a board is built for and what the host opens, unless told."""
 
@@ -196,34 +199,51 @@ class BoardResult:
     counts: tuple[int, ...]
 
 
-def result_fields(n_out: int) -> Fields:
+def field_bytes(bits: int) -> int:
+    """Bytes of a time or counter field holding a ``bits``-bit value: 2, or more for a wider core."""
+    return max(FIELD_BYTES, -(-bits // BYTE_BITS))
+
+
+def result_fields(n_out: int, *, count_bits: int = FIELD_BITS, time_bits: int = FIELD_BITS) -> Fields:
     """The ``RESULT`` frame's payload: decision, decision time, ``n_out`` spike times, ``n_out``
-    final counters (two's complement)."""
-    times = tuple((f"spike_time{j}", FIELD_BYTES) for j in range(n_out))
-    counts = tuple((f"count{j}", FIELD_BYTES) for j in range(n_out))
-    return (("decision", 1), ("decision_time", FIELD_BYTES), *times, *counts)
+    final counters (two's complement).  ``count_bits`` and ``time_bits`` are the core's widths
+    (:class:`~bs4nn.rtl.params.CoreParams` ``count_bits`` / ``time_bits``; the defaults give the
+    2-byte fields of every BS4NN core so far); each field is :func:`field_bytes` of them."""
+    time_size, count_size = field_bytes(time_bits), field_bytes(count_bits)
+    times = tuple((f"spike_time{j}", time_size) for j in range(n_out))
+    counts = tuple((f"count{j}", count_size) for j in range(n_out))
+    return (("decision", 1), ("decision_time", time_size), *times, *counts)
 
 
-def result_payload_bytes(n_out: int) -> int:
-    return payload_bytes(result_fields(n_out))
+def result_widths(params) -> dict[str, int]:
+    """The :func:`result_fields` widths of a core, from its params (either family's
+    :class:`~bs4nn.rtl.params.CoreParams`): the one place the board and the host take them."""
+    return {"count_bits": params.count_bits, "time_bits": params.time_bits}
 
 
-def decode_result(payload: bytes, n_out: int) -> BoardResult:
-    fields = result_fields(n_out)
+def result_payload_bytes(n_out: int, **widths: int) -> int:
+    """Payload bytes of a ``RESULT`` frame (``widths``: as :func:`result_fields`)."""
+    return payload_bytes(result_fields(n_out, **widths))
+
+
+def decode_result(payload: bytes, n_out: int, **widths: int) -> BoardResult:
+    """A ``RESULT`` payload read back (``widths``: the core's, as :func:`result_fields`)."""
+    fields = result_fields(n_out, **widths)
     if len(payload) != payload_bytes(fields):
         raise Bs4nnError(f"result frame of {len(payload)} bytes, expected {payload_bytes(fields)} for {n_out}")
     values = unpack_fields(fields, payload)
+    sizes = dict(fields)
     counts = []
     for j in range(n_out):  # two's complement
-        raw, bits = values[f"count{j}"], FIELD_BYTES * BYTE_BITS
+        raw, bits = values[f"count{j}"], sizes[f"count{j}"] * BYTE_BITS
         counts.append(raw - (1 << bits) if raw >> (bits - 1) else raw)
     times = tuple(values[f"spike_time{j}"] for j in range(n_out))
     return BoardResult(values["decision"], values["decision_time"], times, tuple(counts))
 
 
-def encode_result(result: BoardResult) -> bytes:
+def encode_result(result: BoardResult, **widths: int) -> bytes:
     """The ``RESULT`` frame a board sends (used by tests and the reference)."""
     values = {"decision": result.decision, "decision_time": result.decision_time}
     values |= {f"spike_time{j}": time for j, time in enumerate(result.spike_times)}
     values |= {f"count{j}": count for j, count in enumerate(result.counts)}
-    return encode_frame(FrameType.RESULT, pack_fields(result_fields(len(result.counts)), values))
+    return encode_frame(FrameType.RESULT, pack_fields(result_fields(len(result.counts), **widths), values))

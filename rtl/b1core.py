@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Module, Signal, unsigned
+from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data
+from amaranth.lib.memory import Memory
 
 from bs4nn.export.layout import DEFAULT_LANES, time_bits
 from bs4nn.rtl.b1neuron import B1Fire, B1Integrate, B1LayerParams
@@ -69,13 +70,19 @@ class B1CoreParams(CoreParams):
         return self.layers[0].amount_bits
 
 
+def check_b1_core(network: B1Network) -> None:
+    """Raise ``ValueError`` for a network the B1 core cannot run (b-bit weights), before any
+    component is made (so a refusal leaves no unused elaboratable behind)."""
+    if any(layer.weight_bits != 1 for layer in network.layers):
+        raise ValueError("the B1 core runs 1-bit weights only (b-bit weights are future work)")
+
+
 class B1Core(Bs4nnCore):
     """The B1 inference core; ports as :class:`~bs4nn.rtl.core.Bs4nnCore` (``rtl/README.md``).
     ``early_exit`` is ignored: a B1 decision needs every input."""
 
     def __init__(self, network: B1Network, lanes: int = DEFAULT_LANES, *, weight_init: bool = True):
-        if any(layer.weight_bits != 1 for layer in network.layers):
-            raise ValueError("the B1 core runs 1-bit weights only (b-bit weights are future work)")
+        check_b1_core(network)
         super().__init__(network, lanes, weight_init=weight_init)
 
     def _core_params(self, network: B1Network, lanes: int) -> B1CoreParams:
@@ -107,6 +114,7 @@ class _B1Controller(_Controller):
         value_bits = max(layer.params.value_bits for layer in layers)
         self.amount = Signal(unsigned(params.amount_bits))  # value of the event being integrated
         self.lane_values = Signal(data.ArrayLayout(unsigned(value_bits), params.lanes))  # x of the scanned word
+        self.primed = Signal()  # a clear has run since reset: the bias ROMs' outputs hold real words
 
     def build(self) -> None:
         super().build()
@@ -120,14 +128,24 @@ class _B1Controller(_Controller):
         return [self.lane_values[lane].eq(layer.threshold.values[lane]) for lane in range(self.params.lanes)]
 
     def _clear(self) -> None:
-        """The BS4NN clear, writing each word's biases instead of zeros."""
+        """The BS4NN clear, writing each word's biases (from the layer's bias ROM) instead of zeros.
+
+        The ROM is a block-RAM-able memory with a synchronous read, one word ahead: outside the
+        clear its address is 0, during the clear the next word's, so the word being cleared is
+        always on its output.  Only the first clear after reset finds no word read yet: word 0 is
+        then the constant itself (``primed``), a mux of one word instead of a ROM in logic."""
         super()._clear()
         m = self.m
-        for layer in self.layers:
-            with m.Switch(self.clear_word):
-                for word in range(layer.params.words):
-                    with m.Case(word):
-                        m.d.comb += layer.mem.state_write_data.eq(layer.params.bias_word(word))
+        for index, layer in enumerate(self.layers):
+            params = layer.params
+            words = params.bias_words()
+            rom = m.submodules[f"bias{index}"] = Memory(shape=params.bias_layout, depth=params.words, init=words)
+            read = rom.read_port()
+            ahead = self.clear_word + 1
+            m.d.comb += read.addr.eq(Mux(ahead < params.words, ahead, 0))
+            for lane in range(params.lanes):
+                m.d.comb += layer.mem.state_write_data[lane].count.eq(Mux(self.primed, read.data[lane], words[0][lane]))
+        m.d.sync += self.primed.eq(1)
 
     def _wait(self) -> None:
         """Accept input events in any order (each adds its value at once); the end beat starts phase 2."""

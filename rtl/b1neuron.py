@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Cat, Const, Module, Mux, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from bs4nn.rtl.params import LayerParams, index_bits
+from bs4nn.sim.b1 import signed_bits
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,50 @@ class B1LayerParams(LayerParams):
         """One potential word: ``lanes`` signed potentials (field ``count``, as the readout reads it)."""
         return data.ArrayLayout(data.StructLayout({"count": signed(self.potential_bits)}), self.lanes)
 
-    def bias_word(self, word: int) -> data.Const:
-        """The potentials of word ``word`` at the start of an image: the biases (0 past ``fan_out``)."""
-        lanes = range(word * self.lanes, (word + 1) * self.lanes)
-        return self.state_layout.const([{"count": self.bias[n] if n < self.fan_out else 0} for n in lanes])
+    @property
+    def bias_layout(self) -> data.ArrayLayout:
+        """One word of the bias ROM: ``lanes`` biases, each of the narrowest signed width holding
+        every bias of the layer (``mnist-b1``: 12 bits, where the potentials need 19)."""
+        return data.ArrayLayout(signed(signed_bits(min(0, *self.bias), max(0, *self.bias))), self.lanes)
+
+    def bias_words(self) -> list[data.Const]:
+        """The bias ROM's contents: word ``w`` holds the start potentials of potential word ``w``
+        (0 past ``fan_out``)."""
+        padded = [*self.bias, *[0] * (self.words * self.lanes - self.fan_out)]
+        return [self.bias_layout.const(padded[w * self.lanes : (w + 1) * self.lanes]) for w in range(self.words)]
+
+
+class ClippedQuotient(wiring.Component):
+    """``value = clip(floor(potential / ramp), 0, window)`` for a signed potential and constant
+    ``ramp`` and ``window``, without a divider.
+
+    Below 0 the value is 0, from ``window * ramp`` on it is ``window``; in between the potential
+    fits ``(window * ramp - 1).bit_length()`` unsigned bits and its quotient is below ``window``,
+    so ``ceil(log2(window))`` restoring-division steps find it, each a compare and subtract of
+    the constant ``ramp << b`` on a remainder of that width.  A full ``V // ramp`` takes one step
+    per potential bit (19 for ``mnist-b1``): a tiny B1 board then missed the iCEBreaker's 12 MHz
+    (11.4 MHz) and a 16-lane ``mnist-b1`` board needed 6,501 LUTs of the UP5K's 5,280.
+    """
+
+    def __init__(self, potential_bits: int, ramp: int, window: int):
+        self.ramp, self.window = ramp, window
+        super().__init__({"potential": In(signed(potential_bits)), "value": Out(range(window + 1))})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        ramp, window = self.ramp, self.window
+        width = max(1, (window * ramp - 1).bit_length())
+        remainder = Signal(width, name="remainder_in")
+        m.d.comb += remainder.eq(self.potential)  # only read where 0 <= potential < window * ramp
+        bits = []
+        for bit in reversed(range((window - 1).bit_length())):
+            take, rest = Signal(name=f"take{bit}"), Signal(width, name=f"remainder{bit}")
+            m.d.comb += [take.eq(remainder >= (ramp << bit)), rest.eq(Mux(take, remainder - (ramp << bit), remainder))]
+            remainder = rest
+            bits.append(take)
+        quotient = Cat(*reversed(bits)) if bits else Const(0, 1)
+        m.d.comb += self.value.eq(Mux(self.potential < 0, 0, Mux(self.potential >= window * ramp, window, quotient)))
+        return m
 
 
 class B1Integrate(wiring.Component):
@@ -113,8 +154,8 @@ class B1Fire(wiring.Component):
             Const((1 << params.lanes) - 1, params.lanes),
         )
         for lane in range(params.lanes):
-            quotient = self.state[lane].count // Const(params.ramp, unsigned(params.ramp.bit_length()))
-            value = Mux(quotient < 0, 0, Mux(quotient > params.window, params.window, quotient))
-            m.d.comb += self.values[lane].eq(value)
+            quotient = ClippedQuotient(params.potential_bits, params.ramp, params.window)
+            m.submodules[f"quotient{lane}"] = quotient
+            m.d.comb += [quotient.potential.eq(self.state[lane].count), self.values[lane].eq(quotient.value)]
         m.d.comb += self.fires.eq(Cat(self.values[lane] != 0 for lane in range(params.lanes)) & lane_mask)
         return m

@@ -8,7 +8,7 @@ Everything downstream of the core (generator, testbenches, board top) takes the 
 from __future__ import annotations
 
 from bs4nn.lanes import DEFAULT_LANES
-from bs4nn.rtl.b1core import B1Core, B1CoreParams
+from bs4nn.rtl.b1core import B1Core, B1CoreParams, check_b1_core
 from bs4nn.rtl.core import Bs4nnCore
 from bs4nn.rtl.cycles import worst_case_b1_cycles, worst_case_cycles
 from bs4nn.rtl.params import CoreParams
@@ -21,6 +21,12 @@ def core_for(network: IntegerNetwork | B1Network, lanes: int = DEFAULT_LANES, *,
     if isinstance(network, B1Network):
         return B1Core(network, lanes, weight_init=weight_init)
     return Bs4nnCore(network, lanes, weight_init=weight_init)
+
+
+def check_core(network: IntegerNetwork | B1Network) -> None:
+    """Raise ``ValueError`` for what :func:`core_for` cannot build, without making a component."""
+    if isinstance(network, B1Network):
+        check_b1_core(network)
 
 
 def core_params(network: IntegerNetwork | B1Network, lanes: int) -> CoreParams:

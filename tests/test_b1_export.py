@@ -231,19 +231,16 @@ def test_report_on_a_b1_model(tmp_path, capsys, mnist_test):
         ["run", "--simulate"],
     ],
 )
-def test_bs4nn_only_stages_refuse_a_b1_folder(tmp_path, capsys, command):
-    """The core, the testbench and the firmware run BS4NN networks: one line, exit 2, nothing written."""
+def test_board_stages_refuse_a_b_bit_b1_folder(tmp_path, capsys, command):
+    """The board runs the B1 core, which takes 1-bit weights: a 4-bit folder is one line, exit 2,
+    nothing written."""
     out = tmp_path / "bits"
-    assert (
-        run(capsys, export_cli.main, "--to-bits", str(b1_checkpoint(tmp_path / "b1.npz")), "-o", str(out), "--no-eval")[
-            0
-        ]
-        == 0
-    )
+    checkpoint = str(b1_checkpoint(tmp_path / "b1.npz", bits=4))
+    assert run(capsys, export_cli.main, "--to-bits", checkpoint, "-o", str(out), "--no-eval")[0] == 0
     before = sorted(p.name for p in tmp_path.iterdir())
     code, _, err = run(capsys, bs4nn_cli.main, *command, "--manifest", str(out))
     lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and "runs BS4NN networks only" in lines[0], err
+    assert code == 2 and len(lines) == 1 and "1-bit weights only" in lines[0], err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 

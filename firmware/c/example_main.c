@@ -5,8 +5,9 @@
  *   make example MODEL_DIR=<bit-model folder holding bs4nn_model.h>
  *   ./build/bs4nn_example < images.u8 > answers.txt
  *
- * Reads BS4NN_N_INPUTS pixel bytes per image from stdin (a UART on a real board) and prints, per
- * image, "decision decision_time" and the output spike times.
+ * Either family (BS4NN or B1: the header says which).  Reads BS4NN_N_INPUTS pixel bytes per
+ * image from stdin (a UART on a real board) and prints, per image, "decision decision_time" and
+ * the output spike times (B1: all at the decision latency).
  */
 #include <stdio.h>
 
