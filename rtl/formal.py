@@ -22,7 +22,9 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from bs4nn.rtl.core import Bs4nnCore
+from bs4nn.rtl.family import core_for
 from bs4nn.rtl.generate import TOP, YOSYS, _run
+from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.golden import IntegerNetwork
 
 
@@ -36,9 +38,16 @@ class ProofResult:
     log: str
 
 
-def prove_core(network: IntegerNetwork, lanes: int, depth: int, *, assume_valid_input: bool = True) -> ProofResult:
-    """Bounded model check of the core's assertions over ``depth`` cycles after a reset."""
-    core = Bs4nnCore(network, lanes, formal=True, assume_valid_input=assume_valid_input)
+def prove_core(
+    network: IntegerNetwork | B1Network, lanes: int, depth: int, *, assume_valid_input: bool = True
+) -> ProofResult:
+    """Bounded model check of the assertions of ``network``'s family's core (:mod:`bs4nn.rtl.family`)
+    over ``depth`` cycles after a reset."""
+    return prove(core_for(network, lanes, formal=True, assume_valid_input=assume_valid_input), depth)
+
+
+def prove(core: Bs4nnCore, depth: int) -> ProofResult:
+    """Bounded model check of a core built with ``formal=True`` (either family), ``depth`` cycles after a reset."""
     with tempfile.TemporaryDirectory(prefix="bs4nn-formal-") as folder:
         work = Path(folder)
         (work / "core.il").write_text(rtlil.convert(core, name=TOP, emit_src=False))
