@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth import Module, Mux, Signal, unsigned
+from amaranth.hdl import Assume
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
 
@@ -81,15 +82,27 @@ class B1Core(Bs4nnCore):
     """The B1 inference core; ports as :class:`~bs4nn.rtl.core.Bs4nnCore` (``rtl/README.md``).
     ``early_exit`` is ignored: a B1 decision needs every input."""
 
-    def __init__(self, network: B1Network, lanes: int = DEFAULT_LANES, *, weight_init: bool = True):
+    def __init__(
+        self,
+        network: B1Network,
+        lanes: int = DEFAULT_LANES,
+        *,
+        weight_init: bool = True,
+        formal: bool = False,
+        assume_valid_input: bool = True,
+    ):
+        """``formal=True``: the assertions of :mod:`bs4nn.rtl.formal` (no potential wraps, a hidden
+        neuron fires at most once per image) and the assumptions they need: the input protocol
+        (as :class:`~bs4nn.rtl.core.Bs4nnCore`) and no run-time weight writes, since the
+        manifest's ``potential_bits`` bound the built-in weights' sums, not any weights'."""
         check_b1_core(network)
-        super().__init__(network, lanes, weight_init=weight_init)
+        super().__init__(network, lanes, weight_init=weight_init, formal=formal, assume_valid_input=assume_valid_input)
 
     def _core_params(self, network: B1Network, lanes: int) -> B1CoreParams:
         return B1CoreParams.from_network(network, lanes)
 
     def _neuron(self, index: int, layer: B1LayerParams) -> tuple[B1Integrate, B1Fire]:
-        return B1Integrate(layer), B1Fire(layer)
+        return B1Integrate(layer, formal=self.formal), B1Fire(layer)
 
     def _controller(self, m, layers, readout, lowest) -> _B1Controller:
         return _B1Controller(self, m, layers, readout, lowest)
@@ -101,6 +114,8 @@ class B1Core(Bs4nnCore):
             self.result.payload.decision_time.eq(latency),
             *[time.eq(latency) for time in self.result.payload.spike_times],
         ]
+        if self.formal:
+            m.d.comb += Assume(~self.weights.valid)
         return m
 
 
@@ -159,6 +174,7 @@ class _B1Controller(_Controller):
                 self._goto_scan(0)
             with m.Else():
                 m.d.sync += [self.amount.eq(params.tmax - event.time), *self._start_integration(0, event.pixel)]
+                self._assume_valid_pixel(event.pixel)
                 m.next = "INTEGRATE_0"
 
     def _goto_scan(self, index: int) -> None:
@@ -181,6 +197,7 @@ class _B1Controller(_Controller):
             core.spikes.payload.layer.eq(index),
             core.spikes.payload.time.eq(layer.params.window - value),
         ]
+        self._assert_fires_once(layer)
         m.d.sync += [
             self.pending.eq(self.pending & (self.pending - 1)),
             self.amount.eq(value),

