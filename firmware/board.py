@@ -48,6 +48,7 @@ from bs4nn.firmware.protocol import (
 )
 from bs4nn.firmware.uart import UARTRx, UARTTx
 from bs4nn.rtl.core import Bs4nnCore
+from bs4nn.rtl.family import core_for
 from bs4nn.sim.golden import IntegerNetwork
 
 DEFAULT_TIMEOUT_BYTES = 1000  # a frame pausing longer than this many byte times is dropped
@@ -105,13 +106,13 @@ class BoardTop(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         network = self.network
-        m.submodules.core = core = Bs4nnCore(network, self.lanes, weight_init=self.weight_init)
+        m.submodules.core = core = core_for(network, self.lanes, weight_init=self.weight_init)
         params = core.params
         m.submodules.uart_rx = uart_rx = UARTRx(self.divisor)
         m.submodules.uart_tx = uart_tx = UARTTx(self.divisor)
         parts = _Parts(
             core=core,
-            parser=FrameParser(frame_lengths(network, self.lanes), self.timeout_cycles),
+            parser=FrameParser(frame_lengths(network, params.weight_lanes), self.timeout_cycles),
             sender=FrameSender(),
             coder=PixelCoder(params, network.imax),
             event_decoder=EventFrameDecoder(params),

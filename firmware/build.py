@@ -47,7 +47,7 @@ SPRAM_SCRIPT = f"delete {TOP_NAME}.board.core.layer*/t:$meminit_v2"
 # Yosys picks each memory's cells by its own cost, blind to how many the device has: a 5,488 x 16
 # weight memory (784-100-10 at 16 lanes) costs less as 23 block RAMs than as one SPRAM, and the
 # board then needs 45 of 30.  ram_style "huge" makes the chosen weight memories SPRAM, always.
-SPRAM_ATTRIBUTE = 'setattr -set ram_style "huge" ' + TOP_NAME + ".board.core.layer{index}/m:weights"
+SPRAM_ATTRIBUTE = 'setattr -set ram_style "huge" ' + TOP_NAME + ".board.core.layer{index}.weights/m:memory"
 YOSYS_STAT = "yosys_stat.json"
 WRITER = "bs4nn build"  # the owner of its output folders (bs4nn.fileio.output_directory)
 FAILED_WRITER = "bs4nn build (logs of a failed build)"  # owns OUT.failed; a folder of the user's is refused

@@ -7,19 +7,26 @@ Everything downstream of the core (generator, testbenches, board top) takes the 
 
 from __future__ import annotations
 
-from bs4nn.lanes import DEFAULT_LANES
+from bs4nn.lanes import DEFAULT_LANES, is_wide
 from bs4nn.rtl.b1core import B1Core, B1CoreParams
 from bs4nn.rtl.core import Bs4nnCore
 from bs4nn.rtl.cycles import worst_case_b1_cycles, worst_case_cycles
 from bs4nn.rtl.params import CoreParams
+from bs4nn.rtl.wide import Bs4nnWideCore
 from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.golden import IntegerNetwork
 
 
 def core_for(network: IntegerNetwork | B1Network, lanes: int = DEFAULT_LANES, *, weight_init: bool = True) -> Bs4nnCore:
-    """The core of ``network``'s family (raises ``ValueError`` for what it cannot build)."""
+    """The core of ``network``'s family and ``lanes``: the narrow core (1..64 lanes) or the wide
+    one (more; BS4NN only for now).  Raises ``ValueError`` for what it cannot build."""
     if isinstance(network, B1Network):
+        if is_wide(lanes):
+            raise ValueError(f"lanes {lanes}: the B1 core is narrow only (lanes 1..64); the wide core is BS4NN's")
         return B1Core(network, lanes, weight_init=weight_init)
+    if is_wide(lanes):
+        core_params(network, lanes)  # refuses a lane count short of the widest layer before any core exists
+        return Bs4nnWideCore(network, lanes, weight_init=weight_init)
     return Bs4nnCore(network, lanes, weight_init=weight_init)
 
 
