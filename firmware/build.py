@@ -31,11 +31,12 @@ from amaranth.lib import io
 from tqdm import tqdm
 
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.layout import DEFAULT_LANES, MemoryLayout, counter_bits
+from bs4nn.export.layout import DEFAULT_LANES, counter_bits
 from bs4nn.fileio import atomic_write_text, output_directory, owned_entries, sha256_path, work_directory
 from bs4nn.firmware.board import BoardTop
 from bs4nn.firmware.protocol import BYTE_VALUES, DEFAULT_BAUD
 from bs4nn.firmware.uart import uart_rate
+from bs4nn.rtl.params import CoreParams
 from bs4nn.sim.golden import IntegerNetwork
 
 TOP_NAME = "bs4nn_board"
@@ -151,8 +152,13 @@ def block_rams_for(depth: int, width: int, spec: BoardSpec, rom: bool = False) -
 def memory_shapes(network: IntegerNetwork, lanes: int) -> dict[str, tuple[int, int]]:
     """``(depth, width)`` of every memory of the board top: the core's per layer, the board's buffers."""
     shapes: dict[str, tuple[int, int]] = {}
-    for index, layer in enumerate(network.layers):
-        layout = MemoryLayout(layer.fan_in, layer.fan_out, lanes)
+    params = CoreParams.from_network(network, lanes)
+    for index, layer in enumerate(params.layers):
+        layout = layer.layout
+        if params.wide:  # one weight memory per bank (word of a row); counters in flip-flops
+            for bank in range(layer.banks):
+                shapes[f"layer{index}_bank{bank}_weights"] = (layer.fan_in, layout.width)
+            continue
         shapes[f"layer{index}_weights"] = (layout.depth, layout.width)
         counter_width = counter_bits(layer.fan_in, layer.threshold_count) + 1  # + fired flag
         shapes[f"layer{index}_counters"] = (layout.words_per_row, lanes * counter_width)
@@ -339,7 +345,13 @@ def build_bitstream(
     if spram and spec.family != "ice40":
         raise Bs4nnError("--spram is for iCE40 UltraPlus boards (icebreaker)")
     owned_entries(out_dir, WRITER)  # a folder the build may not replace is refused before anything else
-    spram_layers = plan_spram_layers(network, lanes, spec, spram)
+    try:
+        wide = CoreParams.from_network(network, lanes).wide
+    except ValueError as error:  # a wide core short of the widest layer
+        raise Bs4nnError(str(error)) from error
+    if wide and spram:
+        raise Bs4nnError("the wide core (lanes beyond 64) reads its weight rows from block RAM, not SPRAM")
+    spram_layers = () if wide else plan_spram_layers(network, lanes, spec, spram)
     if spram is None and spram_layers:
         notify(
             f"weights do not fit block RAM: layer {', '.join(map(str, spram_layers))} weights go to SPRAM, which a "
