@@ -10,8 +10,9 @@ Per layer (:class:`WideLayer`) the presynaptic row is read whole in one cycle fr
 parallel weight memories (the exported 64-lane words of a row side by side, one memory each,
 which Yosys maps to block RAMs) and added into the counter registers the next cycle, so rows
 stream in one per cycle.  The threshold test covers every counter of the layer at once; the new
-spikes leave one per cycle, lowest neuron first, through the balanced priority encoder
-:class:`~bs4nn.rtl.core.LowestLane`, each streaming its row into the next layer.
+spikes leave one per cycle, lowest neuron first, through :class:`SpikeQueue` (the layer's spikes
+in groups of 32, each group's lowest one kept in a register, so no path crosses all 600 neurons),
+each streaming its row into the next layer.
 
 Phases of a time step ``t`` (cycle counts: :func:`bs4nn.rtl.cycles.predicted_cycles`):
 
@@ -19,9 +20,9 @@ Phases of a time step ``t`` (cycle counts: :func:`bs4nn.rtl.cycles.predicted_cyc
   the counters the cycle after); the first beat of a later step, or the end beat, closes the
   step (one cycle, not accepted, while the last row lands).
 * ``TEST_l``: one cycle: every counter of layer ``l`` tested, the new spikes flagged fired and
-  latched into ``pending``.
+  loaded into the :class:`SpikeQueue`.
 * ``EMIT_l``: one spike a cycle, onto the debug port and into layer ``l+1`` (or the result);
-  once ``pending`` is empty, one more cycle (the last row lands), then ``TEST_{l+1}``, or ``WAIT``.
+  once the queue is empty, one more cycle (the last row lands), then ``TEST_{l+1}``, or ``WAIT``.
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth import Cat, Module, Signal, unsigned
+from amaranth import Array, Cat, Module, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bs4nn.export.layout import DEFAULT_LANES
-from bs4nn.rtl.core import Bs4nnCore, LowestLane, _Controller
+from bs4nn.rtl.core import Bs4nnCore, _Controller, _lowest_set
 from bs4nn.rtl.memories import WeightMemory
 from bs4nn.rtl.neuron import CounterIntegrate, ThresholdTest
 from bs4nn.rtl.params import LayerParams, index_bits
@@ -111,6 +112,43 @@ class WideLayer(wiring.Component):
         return m
 
 
+class SpikeQueue(wiring.Component):
+    """A layer's new spikes, handed out lowest neuron first, one per cycle: ``load`` takes ``bits``
+    (replacing what is left); ``head`` is the lowest neuron still queued while ``valid``; ``pop``
+    removes it.  Why not one priority encoder over all the bits: its path (any of 512 bits, then
+    ten multiplexer levels, then the row address) bounds the clock.  Here the bits sit in groups
+    of :attr:`GROUP`, each with its lowest set bit and an any flag in registers, updated from the
+    group's own registers; ``head`` only picks the first non-empty group."""
+
+    GROUP = 32
+
+    def __init__(self, width: int):
+        self.width = width
+        super().__init__({"load": In(1), "bits": In(width), "pop": In(1), "valid": Out(1), "head": Out(range(width))})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        sizes = [min(self.GROUP, self.width - start) for start in range(0, self.width, self.GROUP)]
+        group_any = Signal(len(sizes))  # group g holds a spike
+        lows = Array(Signal(range(self.GROUP), name=f"low{g}") for g in range(len(sizes)))  # its lowest
+        first_any, first = _lowest_set(group_any)
+        m.d.comb += [self.valid.eq(first_any), self.head.eq(Cat(lows[first], first))]
+        for g, size in enumerate(sizes):
+            queued = Signal(size, name=f"queued{g}")
+            remaining = queued & Cat(lows[g] != lane for lane in range(size))  # without its lowest
+            popped = self.pop & group_any[g] & ~group_any[:g].any() if g else self.pop & group_any[g]
+            with m.If(self.load):
+                self._take(m, self.bits[g * self.GROUP : g * self.GROUP + size], queued, group_any[g], lows[g])
+            with m.Elif(popped):
+                self._take(m, remaining, queued, group_any[g], lows[g])
+        return m
+
+    @staticmethod
+    def _take(m: Module, bits, queued: Signal, any_flag, low: Signal) -> None:
+        any_set, lowest = _lowest_set(bits)
+        m.d.sync += [queued.eq(bits), any_flag.eq(any_set), low.eq(lowest)]
+
+
 class Bs4nnWideCore(Bs4nnCore):
     """The wide inference core (see the module doc); ports as :class:`~bs4nn.rtl.core.Bs4nnCore`.
     ``lanes`` must exceed 64 and cover the widest layer; ``formal`` is for the narrow core only."""
@@ -135,9 +173,9 @@ class Bs4nnWideCore(Bs4nnCore):
             ]
             layers.append(_WideLayerUnit(index, layer, unit))
         m.submodules.readout = readout = OutputReadout(params)
-        m.submodules.lowest = lowest = LowestLane(max(layer.fan_out for layer in params.layers))
+        m.submodules.spike_queue = queue = SpikeQueue(max(layer.fan_out for layer in params.layers))
         m.d.comb += readout.read_data.eq(layers[-1].unit.counters)
-        control = _WideController(self, m, layers, readout, lowest)
+        control = _WideController(self, m, layers, readout, queue)
         control.build()
         self._connect_result(m, control, readout)
         return m
@@ -156,15 +194,14 @@ class _WideController(_Controller):
     """The narrow controller's input, emit, output and result logic, with the wide phases
     (``TEST_l``, ``EMIT_l``; see the module doc) in place of the word sweeps."""
 
-    def __init__(self, core, m, layers, readout, lowest):
-        super().__init__(core, m, layers, readout, lowest)
-        self.pending = Signal(lowest.lanes)  # neurons of the tested layer that fired, not yet emitted
+    def __init__(self, core, m, layers, readout, queue: SpikeQueue):
+        super().__init__(core, m, layers, readout, queue)
+        self.queue = queue  # the tested layer's spikes not yet emitted (the narrow core's pending)
 
     def build(self) -> None:
         m, core = self.m, self.core
         m.d.comb += [
-            self.lowest.pending.eq(self.pending),
-            self.emitted_neuron.eq(self.lowest.lowest),
+            self.emitted_neuron.eq(self.queue.head),
             core.spikes.payload.time.eq(self.step),
             core.spikes.payload.neuron.eq(self.emitted_neuron),
         ]
@@ -182,14 +219,13 @@ class _WideController(_Controller):
     def _test_states(self, layer: _WideLayerUnit) -> None:
         m, index, unit = self.m, layer.index, layer.unit
         with m.State(f"TEST_{index}"):
-            m.d.comb += unit.mark.eq(1)
-            m.d.sync += self.pending.eq(unit.fires)
+            m.d.comb += [unit.mark.eq(1), self.queue.load.eq(1), self.queue.bits.eq(unit.fires)]
             with m.If(unit.fires.any()):
                 m.next = f"EMIT_{index}"
             with m.Else():
                 self._goto_scan(index + 1)
         with m.State(f"EMIT_{index}"):
-            with m.If(self.pending.any()):
+            with m.If(self.queue.valid):
                 self._emit(layer)
             with m.Else():  # the last spike's row lands in the next layer now
                 self._goto_scan(index + 1)
@@ -206,7 +242,7 @@ class _WideController(_Controller):
         return f"TEST_{index}"
 
     def _clear_emitted(self) -> None:
-        self.m.d.sync += self.pending.bit_select(self.lowest.lowest, 1).eq(0)
+        self.m.d.comb += self.queue.pop.eq(1)
 
     def _after_output_spike(self, index: int) -> str:
         return f"EMIT_{index}"

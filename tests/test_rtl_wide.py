@@ -16,7 +16,7 @@ from bs4nn.rtl.cycles import clear_cycles, predicted_cycles, worst_case_cycles
 from bs4nn.rtl.family import core_for
 from bs4nn.rtl.params import CoreParams
 from bs4nn.rtl.simulate import simulate_core
-from bs4nn.rtl.wide import Bs4nnWideCore
+from bs4nn.rtl.wide import Bs4nnWideCore, SpikeQueue
 from bs4nn.sim.b1 import random_b1_network
 from bs4nn.sim.golden import random_network, run_golden, run_golden_images
 
@@ -119,5 +119,34 @@ def test_lowest_lane_is_the_lowest_set_bit(width: int) -> None:
             assert ctx.get(encoder.lowest) == (pattern & -pattern).bit_length() - 1, hex(pattern)
 
     simulator = Simulator(encoder)
+    simulator.add_testbench(bench)
+    simulator.run()
+
+
+@pytest.mark.parametrize("width", [1, 10, 33, 600])
+def test_spike_queue_hands_out_every_loaded_bit_lowest_first(width: int) -> None:
+    queue = SpikeQueue(width)
+    rng = np.random.default_rng(width)
+    loads = [(1 << width) - 1, 1 << (width - 1), 0]
+    loads += [int("".join(rng.choice(["0", "1"], size=width, p=[0.9, 0.1])), 2) for _ in range(4)]
+
+    async def bench(ctx) -> None:
+        for bits in loads:
+            ctx.set(queue.load, 1)
+            ctx.set(queue.bits, bits)
+            await ctx.tick()
+            ctx.set(queue.load, 0)
+            handed = []
+            while ctx.get(queue.valid):
+                pop = bool(rng.integers(0, 4))  # now and then a cycle without a pop changes nothing
+                if pop:
+                    handed.append(ctx.get(queue.head))
+                ctx.set(queue.pop, int(pop))
+                await ctx.tick()
+            ctx.set(queue.pop, 0)
+            assert handed == [lane for lane in range(width) if bits >> lane & 1], hex(bits)
+
+    simulator = Simulator(queue)
+    simulator.add_clock(1e-8)
     simulator.add_testbench(bench)
     simulator.run()
