@@ -42,19 +42,19 @@ class LowestLane(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.d.comb += self.lowest.eq(_lowest_set(self.pending)[1])
+        m.d.comb += self.lowest.eq(lowest_set_bit(self.pending)[1])
         return m
 
 
-def _lowest_set(bits) -> tuple:
+def lowest_set_bit(bits) -> tuple:
     """``(any, index of the lowest set bit)`` of ``bits``, as a balanced tree of two-way choices:
-    ``log2(width)`` multiplexer levels where a chain of ``width`` Ifs would be as deep as it is wide
-    (what limits the wide core's clock)."""
+    ``log2(width)`` multiplexer levels where a chain of ``width`` Ifs is as deep as it is wide (64
+    levels at 64 lanes, on the path from the scanned word to the next row's address)."""
     if len(bits) == 1:
         return bits[0], Const(0, 1)
     half = 1 << ((len(bits) - 1).bit_length() - 1)  # the low part: the largest power of two below
-    low_any, low_index = _lowest_set(bits[:half])
-    high_any, high_index = _lowest_set(bits[half:])
+    low_any, low_index = lowest_set_bit(bits[:half])
+    high_any, high_index = lowest_set_bit(bits[half:])
     return low_any | high_any, Mux(low_any, low_index, half + high_index)
 
 

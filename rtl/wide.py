@@ -36,7 +36,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bs4nn.export.layout import DEFAULT_LANES
-from bs4nn.rtl.core import Bs4nnCore, _Controller, _lowest_set
+from bs4nn.rtl.core import Bs4nnCore, _Controller, lowest_set_bit
 from bs4nn.rtl.memories import WeightMemory
 from bs4nn.rtl.neuron import CounterIntegrate, ThresholdTest
 from bs4nn.rtl.params import LayerParams, index_bits
@@ -131,7 +131,7 @@ class SpikeQueue(wiring.Component):
         sizes = [min(self.GROUP, self.width - start) for start in range(0, self.width, self.GROUP)]
         group_any = Signal(len(sizes))  # group g holds a spike
         lows = Array(Signal(range(self.GROUP), name=f"low{g}") for g in range(len(sizes)))  # its lowest
-        first_any, first = _lowest_set(group_any)
+        first_any, first = lowest_set_bit(group_any)
         m.d.comb += [self.valid.eq(first_any), self.head.eq(Cat(lows[first], first))]
         for g, size in enumerate(sizes):
             queued = Signal(size, name=f"queued{g}")
@@ -145,7 +145,7 @@ class SpikeQueue(wiring.Component):
 
     @staticmethod
     def _take(m: Module, bits, queued: Signal, any_flag, low: Signal) -> None:
-        any_set, lowest = _lowest_set(bits)
+        any_set, lowest = lowest_set_bit(bits)
         m.d.sync += [queued.eq(bits), any_flag.eq(any_set), low.eq(lowest)]
 
 
