@@ -201,6 +201,10 @@ class _WideController(_Controller):
     def build(self) -> None:
         m, core = self.m, self.core
         m.d.comb += [
+            # every layer reads the row its next event would name, whatever the state: only
+            # ``integrate`` depends on the controller, so no FSM decision lies on a memory address path
+            self.layers[0].unit.row.eq(core.events.payload.pixel),
+            *[layer.unit.row.eq(self.queue.head) for layer in self.layers[1:]],
             self.emitted_neuron.eq(self.queue.head),
             core.spikes.payload.time.eq(self.step),
             core.spikes.payload.neuron.eq(self.emitted_neuron),
@@ -232,7 +236,7 @@ class _WideController(_Controller):
 
     def _start_integration(self, index: int, presynaptic) -> None:
         unit = self.layers[index].unit
-        self.m.d.comb += [unit.row.eq(presynaptic), unit.integrate.eq(1)]
+        self.m.d.comb += unit.integrate.eq(1)  # the row address is driven always (build)
         self.m.d.sync += self.touched[index].eq(1)
 
     def _integration_state(self, index: int) -> str:

@@ -21,7 +21,7 @@ from bs4nn.sim.regress import StreamOptions, run_regression
 from bs4nn.sim.semantics import encode_images
 
 SIZES, THRESHOLDS, LANES = [784, 100, 10], [10, 3], 100
-FULL_IMAGES, EARLY_IMAGES = 40, 30
+FULL_IMAGES, EARLY_IMAGES = 24, 24
 SLOW_IMAGES, SHIPPED_LANES = 1000, 600
 
 
