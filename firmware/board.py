@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import DEFAULT_LANES
-from bs4nn.firmware.event_source import EventSource
+from bs4nn.firmware.event_source import EventSource, StreamRegister
 from bs4nn.firmware.frames import LENGTH_BITS, FrameParser, FrameSender
 from bs4nn.firmware.payloads import EventFrameDecoder, ResultSerialiser, WeightFrameDecoder
 from bs4nn.firmware.pixel_coder import PixelCoder
@@ -137,7 +137,9 @@ class BoardTop(wiring.Component):
             self.coding.eq(parts.coder.coding),
             self.busy.eq(~parts.idle),
         ]
-        wiring.connect(m, parts.source.events, core.events)
+        m.submodules.event_register = event_register = StreamRegister(params.event_layout)
+        wiring.connect(m, parts.source.events, event_register.input)
+        wiring.connect(m, event_register.output, core.events)
         _route_payloads(m, parts)
         _control(m, parts)
         return m
