@@ -88,6 +88,22 @@ def lanes(text: str) -> int:
     return value
 
 
+MAX_CORE_LANES = 65536
+"""A sanity bound on a core's lanes; the real one (a wide core's lanes cover its widest layer) is
+checked against the network where the core is built."""
+
+
+def core_lanes(text: str) -> int:
+    """Counters a core updates per cycle: ``1..MAX_LANES`` (block-RAM counters, the narrow core) or
+    more (the wide core, counters in registers: at least the widest layer, checked with the network)."""
+    value = _number(text, int)
+    if not 1 <= value <= MAX_CORE_LANES:
+        raise argparse.ArgumentTypeError(
+            f"lanes must be 1..{MAX_LANES} (narrow core) or up to {MAX_CORE_LANES} (wide core), got {text}"
+        )
+    return value
+
+
 def add_data_dir(parser: argparse.ArgumentParser) -> None:
     """``--data-dir``, as every command that reads the datasets takes it."""
     parser.add_argument(

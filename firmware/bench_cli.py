@@ -35,7 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--images", type=argtypes.positive_int, default=1000, metavar="N", help="first N test images (default: 1000)"
     )
     argtypes.add_output_argument(hw, "OUT", "output folder (replaced atomically)", required=True)
-    hw.add_argument("--lanes", type=argtypes.lanes, help="counters updated per cycle (default: the manifest's lanes)")
+    hw.add_argument(
+        "--lanes",
+        type=argtypes.core_lanes,
+        help="counters updated per cycle: 1..64 (block-RAM counters) or at least the widest layer (the wide core, "
+        "counters in registers, e.g. 600 for 784-600-10) (default: the manifest's lanes)",
+    )
     hw.add_argument("--early-exit", action="store_true", help="stop each image at its first output spike (as deployed)")
     hw.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: the manifest's dataset)")
     hw.add_argument(

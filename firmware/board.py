@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import DEFAULT_LANES
-from bs4nn.firmware.event_source import EventSource
+from bs4nn.firmware.event_source import EventSource, StreamRegister
 from bs4nn.firmware.frames import LENGTH_BITS, FrameParser, FrameSender
 from bs4nn.firmware.payloads import EventFrameDecoder, ResultSerialiser, WeightFrameDecoder
 from bs4nn.firmware.pixel_coder import PixelCoder
@@ -128,7 +128,7 @@ class BoardTop(wiring.Component):
         m.submodules.uart_tx = uart_tx = UARTTx(self.divisor)
         parts = _Parts(
             core=core,
-            parser=FrameParser(frame_lengths(network, self.lanes), self.timeout_cycles),
+            parser=FrameParser(frame_lengths(network, params.weight_lanes), self.timeout_cycles),
             sender=FrameSender(),
             coder=PixelCoder(params, network.imax),
             event_decoder=EventFrameDecoder(params),
@@ -153,7 +153,9 @@ class BoardTop(wiring.Component):
             self.coding.eq(parts.coder.coding),
             self.busy.eq(~parts.idle),
         ]
-        wiring.connect(m, parts.source.events, core.events)
+        m.submodules.event_register = event_register = StreamRegister(params.event_layout)
+        wiring.connect(m, parts.source.events, event_register.input)
+        wiring.connect(m, event_register.output, core.events)
         _route_payloads(m, parts)
         _control(m, parts)
         return m

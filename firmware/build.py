@@ -53,7 +53,7 @@ SPRAM_SCRIPT = f"delete {TOP_NAME}.board.core.layer*/t:$meminit_v2"
 # Yosys picks each memory's cells by its own cost, blind to how many the device has: a 5,488 x 16
 # weight memory (784-100-10 at 16 lanes) costs less as 23 block RAMs than as one SPRAM, and the
 # board then needs 45 of 30.  ram_style "huge" makes the chosen weight memories SPRAM, always.
-SPRAM_ATTRIBUTE = 'setattr -set ram_style "huge" ' + TOP_NAME + ".board.core.layer{index}/m:weights"
+SPRAM_ATTRIBUTE = 'setattr -set ram_style "huge" ' + TOP_NAME + ".board.core.layer{index}.weights/m:memory"
 YOSYS_STAT = "yosys_stat.json"
 WRITER = "bs4nn build"  # the owner of its output folders (bs4nn.fileio.output_directory)
 FAILED_WRITER = "bs4nn build (logs of a failed build)"  # owns OUT.failed; a folder of the user's is refused
@@ -174,7 +174,12 @@ def memory_shapes(network: Network, lanes: int) -> dict[str, tuple[int, int]]:
     narrowest width holding them) that the clear reads.
     """
     shapes: dict[str, tuple[int, int]] = {}
-    for index, layer in enumerate(core_params(network, lanes).layers):
+    params = core_params(network, lanes)
+    for index, layer in enumerate(params.layers):
+        if params.wide:  # one weight memory per bank (word of a row); counters in flip-flops
+            for bank in range(layer.banks):
+                shapes[f"layer{index}_bank{bank}_weights"] = (layer.fan_in, layer.layout.width)
+            continue
         shapes[f"layer{index}_weights"] = (layer.layout.depth, layer.layout.width)
         shapes[f"layer{index}_counters"] = (layer.words, layer.state_layout.size)
         if isinstance(layer, B1LayerParams):
@@ -365,7 +370,15 @@ def build_bitstream(
     if spram and spec.family != "ice40":
         raise Bs4nnError("--spram is for iCE40 UltraPlus boards (icebreaker)")
     owned_entries(out_dir, WRITER)  # a folder the build may not replace is refused before anything else
-    spram_layers = plan_spram_layers(network, lanes, spec, spram)
+    try:
+        wide = core_params(network, lanes).wide
+        if wide and isinstance(network, B1Network):
+            raise ValueError(f"lanes {lanes}: the B1 core is narrow only (lanes 1..64); the wide core is BS4NN's")
+    except ValueError as error:  # a wide core short of the widest layer, or of the B1 family
+        raise Bs4nnError(str(error)) from error
+    if wide and spram:
+        raise Bs4nnError("the wide core (lanes beyond 64) reads its weight rows from block RAM, not SPRAM")
+    spram_layers = () if wide else plan_spram_layers(network, lanes, spec, spram)
     if spram is None and spram_layers:
         notify(
             f"weights do not fit block RAM: layer {', '.join(map(str, spram_layers))} weights go to SPRAM, which a "

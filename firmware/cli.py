@@ -55,8 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument(
         "--lanes",
-        type=argtypes.lanes,
-        help=f"counters updated per cycle (default: the manifest's lanes, else {DEFAULT_LANES})",
+        type=argtypes.core_lanes,
+        help="counters updated per cycle: 1..64 (block-RAM counters) or at least the widest layer (the wide "
+        f"core, counters in registers) (default: the manifest's lanes, else {DEFAULT_LANES})",
     )
     build.add_argument(
         "--baud",

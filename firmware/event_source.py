@@ -58,3 +58,29 @@ class EventSource(wiring.Component):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
         return m
+
+
+class StreamRegister(wiring.Component):
+    """A stream cut by registers (a skid buffer): ``output``'s valid and payload and ``input``'s
+    ready all come from flip-flops, one beat a cycle, one cycle later.  Why: the core's ``ready``
+    depends on the beat it is offered (a later step closes the current one), so without the cut
+    the event buffer's block-RAM read (5.8 ns on the ECP5), the core's step test and the source's
+    control form one path, the longest of the 600-lane board top."""
+
+    def __init__(self, layout):
+        super().__init__({"input": In(stream.Signature(layout)), "output": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        held = Signal()  # a beat taken while the output was stalled waits here
+        held_payload = Signal.like(self.input.payload)
+        m.d.comb += self.input.ready.eq(~held)
+        with m.If(~self.output.valid | self.output.ready):
+            with m.If(held):
+                m.d.sync += [self.output.payload.eq(held_payload), held.eq(0)]
+            with m.Else():
+                m.d.sync += self.output.payload.eq(self.input.payload)
+            m.d.sync += self.output.valid.eq(held | self.input.valid)
+        with m.Elif(self.input.valid & ~held):
+            m.d.sync += [held_payload.eq(self.input.payload), held.eq(1)]
+        return m

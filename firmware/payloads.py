@@ -94,7 +94,7 @@ class WeightFrameDecoder(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        fields = Signal(fields_layout(weight_fields(self.params.lanes)))
+        fields = Signal(fields_layout(weight_fields(self.params.weight_lanes)))
         with m.If(self.byte_valid):
             m.d.sync += fields.eq(Cat(self.byte, fields.as_value()[:-BYTE_BITS]))
         ok = Const(0)

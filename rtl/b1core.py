@@ -173,9 +173,10 @@ class _B1Controller(_Controller):
             with m.If(event.time >= params.tmax):
                 self._goto_scan(0)
             with m.Else():
-                m.d.sync += [self.amount.eq(params.tmax - event.time), *self._start_integration(0, event.pixel)]
+                m.d.sync += self.amount.eq(params.tmax - event.time)
+                self._start_integration(0, event.pixel)
                 self._assume_valid_pixel(event.pixel)
-                m.next = "INTEGRATE_0"
+                m.next = self._integration_state(0)
 
     def _goto_scan(self, index: int) -> None:
         """Next state: fire hidden layer ``index``, or, after the last hidden layer, read out."""
@@ -184,8 +185,7 @@ class _B1Controller(_Controller):
             m.d.comb += self.readout.start.eq(1)
             m.next = "FINISH"
             return
-        m.d.sync += [self.scan_word.eq(0), self.scan_neuron_base.eq(0)]
-        m.next = f"SCAN_READ_{index}"
+        m.next = self._enter_scan(index)
 
     def _emit(self, layer: _Layer) -> None:
         """One spike a cycle, lowest neuron first: onto the debug port at ``window - x``, and into
@@ -198,9 +198,7 @@ class _B1Controller(_Controller):
             core.spikes.payload.time.eq(layer.params.window - value),
         ]
         self._assert_fires_once(layer)
-        m.d.sync += [
-            self.pending.eq(self.pending & (self.pending - 1)),
-            self.amount.eq(value),
-            *self._start_integration(index + 1, self.emitted_neuron),
-        ]
-        m.next = f"INTEGRATE_{index + 1}"
+        m.d.sync += self.amount.eq(value)
+        self._clear_emitted()
+        self._start_integration(index + 1, self.emitted_neuron)
+        m.next = self._integration_state(index + 1)

@@ -32,9 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     rtl.add_argument(
         "--lanes",
-        type=argtypes.lanes,
-        help=f"counters updated per cycle = weight-memory word width, 1..{MAX_LANES} "
-        f"(default: the manifest's lanes, else {DEFAULT_LANES})",
+        type=argtypes.core_lanes,
+        help=f"counters updated per cycle: 1..{MAX_LANES} (block-RAM counters, = weight-memory word width) or at "
+        f"least the widest layer (the wide core, counters in registers) (default: the manifest's lanes, else "
+        f"{DEFAULT_LANES})",
     )
     rtl.add_argument(
         "--name", type=argtypes.verilog_identifier, default=TOP, help=f"Verilog top module name (default {TOP})"

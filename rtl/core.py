@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Module, Mux, Signal
+from amaranth import Const, Module, Mux, Signal
 from amaranth.hdl import Assert, Assume
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -42,14 +42,28 @@ class LowestLane(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        for lane in reversed(range(self.lanes)):
-            with m.If(self.pending[lane]):
-                m.d.comb += self.lowest.eq(lane)
+        m.d.comb += self.lowest.eq(lowest_set_bit(self.pending)[1])
         return m
 
 
+def lowest_set_bit(bits) -> tuple:
+    """``(any, index of the lowest set bit)`` of ``bits``, as a balanced tree of two-way choices:
+    ``log2(width)`` multiplexer levels where a chain of ``width`` Ifs is as deep as it is wide (64
+    levels at 64 lanes, on the path from the scanned word to the next row's address)."""
+    if len(bits) == 1:
+        return bits[0], Const(0, 1)
+    half = 1 << ((len(bits) - 1).bit_length() - 1)  # the low part: the largest power of two below
+    low_any, low_index = lowest_set_bit(bits[:half])
+    high_any, high_index = lowest_set_bit(bits[half:])
+    return low_any | high_any, Mux(low_any, low_index, half + high_index)
+
+
 class Bs4nnCore(wiring.Component):
-    """The inference core; ports as documented in ``rtl/README.md``."""
+    """The inference core; ports as documented in ``rtl/README.md``.  The narrow core (lanes
+    1..64, counters in block RAM); :class:`bs4nn.rtl.wide.Bs4nnWideCore` is the wide one
+    (:func:`bs4nn.rtl.family.core_for` picks by lanes)."""
+
+    wide = False  # whether this class builds the wide core (lanes beyond 64)
 
     def __init__(
         self,
@@ -70,6 +84,9 @@ class Bs4nnCore(wiring.Component):
         self.formal = formal
         self.assume_valid_input = assume_valid_input
         self.params = params = self._core_params(network, lanes)
+        if params.wide != self.wide:
+            kind = "the wide core (bs4nn.rtl.family.core_for)" if params.wide else "a narrow core (lanes 1..64)"
+            raise ValueError(f"lanes {lanes} ask for {kind}; {type(self).__name__} cannot build it")
         super().__init__(
             {
                 "events": In(stream.Signature(params.event_layout)),
@@ -87,7 +104,7 @@ class Bs4nnCore(wiring.Component):
         return CoreParams.from_network(network, lanes)
 
     def _weight_images(self) -> list:
-        return network_weight_words(self.network, self.params.lanes)
+        return network_weight_words(self.network, self.params.weight_lanes)
 
     def _neuron(self, index: int, layer: LayerParams) -> tuple[wiring.Component, wiring.Component]:
         """The layer's two neuron-model parts: the integrator (ports of :class:`CounterIntegrate`)
@@ -122,13 +139,17 @@ class Bs4nnCore(wiring.Component):
         m.d.comb += readout.read_data.eq(layers[-1].mem.state_read_data)
         control = self._controller(m, layers, readout, lowest)
         control.build()
+        self._connect_result(m, control, readout)
+        return m
+
+    def _connect_result(self, m: Module, control: _Controller, readout: OutputReadout) -> None:
+        """The result payload: the first output spike's class, else the argmax of the counters."""
         m.d.comb += [
             self.result.payload.decision.eq(Mux(control.decided, control.decision, readout.argmax)),
             self.result.payload.decision_time.eq(control.decision_time),
             *[self.result.payload.spike_times[j].eq(time) for j, time in enumerate(control.out_times)],
             self.result.payload.counts.eq(readout.counts),
         ]
-        return m
 
 
 @dataclass(frozen=True)
@@ -215,23 +236,22 @@ class _Controller:
                 mem.state_write_data.eq(layer.integrate.update),
             ]
 
-    def _start_integration(self, index: int, presynaptic) -> list:
-        """Statements that launch the sweep of ``presynaptic``'s row into layer ``index``."""
-        return [
+    def _start_integration(self, index: int, presynaptic) -> None:
+        """Launch the sweep of ``presynaptic``'s row into layer ``index`` (next: :meth:`_integration_state`)."""
+        self.m.d.sync += [
             self.int_word.eq(0),
             self.int_row_base.eq(presynaptic * self.layers[index].params.words),
             self.touched[index].eq(1),
         ]
 
-    def _clear(self) -> None:
-        """Zero every counter and fired flag; reset the per-image registers."""
-        m, tmax = self.m, self.params.tmax
-        for layer in self.layers:
-            with m.If(self.clear_word < layer.params.words):
-                m.d.comb += [layer.mem.state_write_en.eq(1), layer.mem.state_write_addr.eq(self.clear_word)]
-        if self.core.formal:
-            m.d.sync += [self.pixel_seen.eq(0), *[seen.eq(0) for seen in self.fired_seen]]
-        m.d.sync += [
+    def _integration_state(self, index: int) -> str:
+        """The state that integrates a row into layer ``index`` (the wide core: none, it is pipelined)."""
+        return f"INTEGRATE_{index}"
+
+    def _image_resets(self) -> list:
+        """The per-image registers' values at the start of an image."""
+        tmax = self.params.tmax
+        return [
             self.step.eq(0),
             self.touched.eq(0),
             self.started.eq(0),
@@ -240,8 +260,17 @@ class _Controller:
             self.decision.eq(0),
             self.decision_time.eq(tmax),
             *[out_time.eq(tmax) for out_time in self.out_times],
-            self.clear_word.eq(self.clear_word + 1),
         ]
+
+    def _clear(self) -> None:
+        """Zero every counter and fired flag; reset the per-image registers."""
+        m = self.m
+        for layer in self.layers:
+            with m.If(self.clear_word < layer.params.words):
+                m.d.comb += [layer.mem.state_write_en.eq(1), layer.mem.state_write_addr.eq(self.clear_word)]
+        if self.core.formal:
+            m.d.sync += [self.pixel_seen.eq(0), *[seen.eq(0) for seen in self.fired_seen]]
+        m.d.sync += [*self._image_resets(), self.clear_word.eq(self.clear_word + 1)]
         with m.If(self.clear_word == self.max_words - 1):
             m.d.sync += self.clear_word.eq(0)
             m.next = "WAIT"
@@ -261,9 +290,10 @@ class _Controller:
                 m.next = "FINISH"
             with m.Else():
                 m.d.comb += core.events.ready.eq(1)
-                m.d.sync += [self.step.eq(event.time), self.started.eq(1), *self._start_integration(0, event.pixel)]
+                m.d.sync += [self.step.eq(event.time), self.started.eq(1)]
+                self._start_integration(0, event.pixel)
                 self._assume_valid_pixel(event.pixel)
-                m.next = "INTEGRATE_0"
+                m.next = self._integration_state(0)
 
     def _assume_valid_pixel(self, pixel) -> None:
         """Formal: an accepted input event's pixel is in range and new in this image (the input
@@ -299,10 +329,22 @@ class _Controller:
             m.next = "WAIT"
             return
         with m.If(self.touched[index]):
-            m.d.sync += [self.scan_word.eq(0), self.scan_neuron_base.eq(0)]
-            m.next = f"SCAN_READ_{index}"
+            m.next = self._enter_scan(index)
         with m.Else():
             self._goto_scan(index + 1)
+
+    def _enter_scan(self, index: int) -> str:
+        """Start the scan of layer ``index``; its first state."""
+        self.m.d.sync += [self.scan_word.eq(0), self.scan_neuron_base.eq(0)]
+        return f"SCAN_READ_{index}"
+
+    def _clear_emitted(self) -> None:
+        """Drop the spike just emitted from ``pending`` (the lowest set bit)."""
+        self.m.d.sync += self.pending.eq(self.pending & (self.pending - 1))
+
+    def _after_output_spike(self, index: int) -> str:
+        """Where the scan goes on after an output spike that does not end the image."""
+        return f"SCAN_NEXT_{index}"
 
     def _next_scan_word(self, layer: _Layer) -> None:
         """After a scanned word is fully handled: the next word, or the next layer."""
@@ -348,10 +390,10 @@ class _Controller:
         m, core, index = self.m, self.core, layer.index
         m.d.comb += [core.spikes.valid.eq(1), core.spikes.payload.layer.eq(index)]
         self._assert_fires_once(layer)
-        m.d.sync += self.pending.eq(self.pending & (self.pending - 1))
+        self._clear_emitted()
         if index < len(self.layers) - 1:
-            m.d.sync += self._start_integration(index + 1, self.emitted_neuron)
-            m.next = f"INTEGRATE_{index + 1}"
+            self._start_integration(index + 1, self.emitted_neuron)
+            m.next = self._integration_state(index + 1)
             return
         for neuron, out_time in enumerate(self.out_times):
             with m.If(self.emitted_neuron == neuron):
@@ -363,7 +405,11 @@ class _Controller:
             m.d.sync += self.exited.eq(1)
             m.next = "FINISH"
         with m.Else():
-            m.next = f"SCAN_NEXT_{index}"
+            m.next = self._after_output_spike(index)
+
+    def _readout_read(self) -> None:
+        """Let the readout read the output layer's counter memory."""
+        self.m.d.comb += self.layers[-1].mem.state_read_addr.eq(self.readout.read_addr)
 
     def _assert_fires_once(self, layer: _Layer) -> None:
         """Formal: the neuron being emitted exists and has not fired yet in this image."""
@@ -375,7 +421,7 @@ class _Controller:
     def _finish_states(self) -> None:
         m, core = self.m, self.core
         with m.State("FINISH"):  # the readout reads the output counters, then the argmax runs
-            m.d.comb += self.layers[-1].mem.state_read_addr.eq(self.readout.read_addr)
+            self._readout_read()
             with m.If(self.readout.done):
                 m.next = "DONE"
         with m.State("DONE"):

@@ -17,6 +17,17 @@ Early exit stops at the first output spike (time ``td``, neuron ``j`` in word ``
 events and spikes at ``t <= td`` count, the output layer's scan at ``td`` costs
 ``2 (w_j + 1) + 1`` and there is no end beat.  Between images the core clears its counters in
 ``max_l W_l`` cycles (and, after an early exit, discards the rest of the image, one beat a cycle).
+
+The wide core (:mod:`bs4nn.rtl.wide`, lanes beyond 64) streams rows instead of sweeping words:
+
+* ``1`` per input event and ``1`` per distinct input step (the beat that closes it);
+* ``1`` per step in which layer ``l`` received events (its threshold test);
+* ``1`` per spike and ``1`` per distinct spike step of every layer (emit; the last row lands);
+* ``1`` for the end beat, ``2`` to read the output counters, ``n_out`` for the argmax, ``1`` for
+  the result beat.
+
+Early exit: as above up to ``td``; at ``td`` the output layer's test and one emit (the decision),
+no end beat.  Between images: one clear cycle.
 """
 
 from __future__ import annotations
@@ -39,7 +50,9 @@ def _distinct_steps(times: np.ndarray, tmax: int, until: np.ndarray) -> np.ndarr
 
 
 def predicted_cycles(params: CoreParams, golden: GoldenResult, early_exit: bool = False) -> np.ndarray:
-    """Cycles per image (``(batch,)`` int64) of the core on the golden model's inputs."""
+    """Cycles per image (``(batch,)`` int64) of the core (narrow or wide) on the golden model's inputs."""
+    if params.wide:
+        return _predicted_wide_cycles(params, golden, early_exit)
     tmax = params.tmax
     words = [layer.words for layer in params.layers]
     input_times = np.asarray(golden.input_times)
@@ -67,8 +80,28 @@ def predicted_cycles(params: CoreParams, golden: GoldenResult, early_exit: bool 
     return cycles
 
 
+def _predicted_wide_cycles(params: CoreParams, golden: GoldenResult, early_exit: bool) -> np.ndarray:
+    """:func:`predicted_cycles` of the wide core (module doc)."""
+    tmax = params.tmax
+    input_times = np.asarray(golden.input_times)
+    exits = early_exit & (golden.decision_time < tmax)
+    until = np.where(exits, golden.decision_time, tmax - 1)
+    cycles = (input_times <= until[:, None]).sum(axis=1).astype(np.int64)  # accept each event
+    cycles += _distinct_steps(input_times, tmax, until)  # step-closing beats
+    for presynaptic in [input_times, *golden.spike_times[:-1]]:
+        cycles += _distinct_steps(presynaptic, tmax, until)  # threshold tests
+    for spike_times in golden.spike_times[:-1]:
+        cycles += (spike_times <= until[:, None]).sum(axis=1) + _distinct_steps(spike_times, tmax, until)
+    outputs = golden.spike_times[-1]
+    full_outputs = (outputs < tmax).sum(axis=1) + _distinct_steps(outputs, tmax, until) + 1  # and the end beat
+    cycles += np.where(exits, 1, full_outputs)  # early exit: the decision's emit only
+    return cycles + 2 + params.n_out + 1  # output counters, argmax, result beat
+
+
 def clear_cycles(params: CoreParams) -> int:
     """Cycles between a result beat and the core's readiness for the next image (full mode)."""
+    if params.wide:
+        return 1
     return max(layer.words for layer in params.layers)
 
 

@@ -7,11 +7,12 @@ Everything downstream of the core (generator, testbenches, board top) takes the 
 
 from __future__ import annotations
 
-from bs4nn.lanes import DEFAULT_LANES
+from bs4nn.lanes import DEFAULT_LANES, is_wide
 from bs4nn.rtl.b1core import B1Core, B1CoreParams, check_b1_core
 from bs4nn.rtl.core import Bs4nnCore
 from bs4nn.rtl.cycles import worst_case_b1_cycles, worst_case_cycles
 from bs4nn.rtl.params import CoreParams
+from bs4nn.rtl.wide import Bs4nnWideCore
 from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.golden import IntegerNetwork
 
@@ -24,8 +25,16 @@ def core_for(
     formal: bool = False,
     assume_valid_input: bool = True,
 ) -> Bs4nnCore:
-    """The core of ``network``'s family (raises ``ValueError`` for what it cannot build);
-    ``formal`` and ``assume_valid_input`` as :class:`~bs4nn.rtl.core.Bs4nnCore` (for :mod:`bs4nn.rtl.formal`)."""
+    """The core of ``network``'s family and ``lanes``: the narrow core (1..64 lanes) or the wide one
+    (more; BS4NN only for now).  Raises ``ValueError`` for what it cannot build.  ``formal`` and
+    ``assume_valid_input`` as :class:`~bs4nn.rtl.core.Bs4nnCore` (for :mod:`bs4nn.rtl.formal`; narrow cores)."""
+    if is_wide(lanes):
+        if isinstance(network, B1Network):
+            raise ValueError(f"lanes {lanes}: the B1 core is narrow only (lanes 1..64); the wide core is BS4NN's")
+        if formal:
+            raise ValueError(f"lanes {lanes}: the wide core carries no formal assertions yet (lanes 1..64 do)")
+        core_params(network, lanes)  # refuses a lane count short of the widest layer before any core exists
+        return Bs4nnWideCore(network, lanes, weight_init=weight_init)
     family = B1Core if isinstance(network, B1Network) else Bs4nnCore
     return family(network, lanes, weight_init=weight_init, formal=formal, assume_valid_input=assume_valid_input)
 

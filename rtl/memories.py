@@ -12,6 +12,44 @@ from amaranth.lib.wiring import In, Out
 from bs4nn.rtl.params import LayerParams, index_bits
 
 
+class WeightMemory(wiring.Component):
+    """Weight words (sign bits): one synchronous read port and one write port (run-time model
+    loading, only between images) sharing one address, so it maps to single-port RAM (iCE40
+    UltraPlus SPRAM) as well as to block RAM."""
+
+    def __init__(self, width: int, depth: int, words: Sequence[int]):
+        self.width, self.depth = width, depth
+        self._words = [int(word) for word in words]
+        address = unsigned(index_bits(depth))
+        super().__init__(
+            {
+                "read_addr": In(address),
+                "read_data": Out(width),
+                "write_en": In(1),
+                "write_addr": In(address),
+                "write_data": In(width),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.memory = memory = Memory(shape=unsigned(self.width), depth=self.depth, init=self._words)
+        write = memory.write_port()
+        read = memory.read_port()
+        address = Signal.like(self.read_addr)
+        m.d.comb += [
+            address.eq(Mux(self.write_en, self.write_addr, self.read_addr)),
+            read.addr.eq(address),
+            # a read port disabled while writing is what Yosys maps to single-port SPRAM
+            read.en.eq(~self.write_en),
+            self.read_data.eq(read.data),
+            write.en.eq(self.write_en),
+            write.addr.eq(address),
+            write.data.eq(self.write_data),
+        ]
+        return m
+
+
 class LayerMemories(wiring.Component):
     """One layer's weight memory (sign rows, ``lanes`` bits a word) and counter memory.
 
@@ -47,22 +85,13 @@ class LayerMemories(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         params = self.params
-        m.submodules.weights = weights = Memory(
-            shape=unsigned(params.lanes), depth=params.layout.depth, init=self._weight_words
-        )
-        weight_write = weights.write_port()
-        weight_read = weights.read_port()
-        # one shared address: a single-port RAM (iCE40 UltraPlus SPRAM) can hold the weights
-        weight_addr = Signal.like(self.weight_read_addr)
+        m.submodules.weights = weights = WeightMemory(params.lanes, params.layout.depth, self._weight_words)
         m.d.comb += [
-            weight_addr.eq(Mux(self.weight_write_en, self.weight_write_addr, self.weight_read_addr)),
-            weight_read.addr.eq(weight_addr),
-            # a read port disabled while writing is what Yosys maps to single-port SPRAM
-            weight_read.en.eq(~self.weight_write_en),
-            self.weight_read_data.eq(weight_read.data),
-            weight_write.en.eq(self.weight_write_en),
-            weight_write.addr.eq(weight_addr),
-            weight_write.data.eq(self.weight_write_data),
+            weights.read_addr.eq(self.weight_read_addr),
+            self.weight_read_data.eq(weights.read_data),
+            weights.write_en.eq(self.weight_write_en),
+            weights.write_addr.eq(self.weight_write_addr),
+            weights.write_data.eq(self.weight_write_data),
         ]
         m.submodules.state = state = Memory(shape=params.state_layout, depth=params.words, init=[])
         state_write = state.write_port()

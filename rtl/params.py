@@ -7,13 +7,14 @@ and testbench payload integers are built and decoded through the same ``data.Lay
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from amaranth import signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 
 from bs4nn.export.layout import MemoryLayout, counter_bits, time_bits
+from bs4nn.lanes import is_wide, weight_lanes
 from bs4nn.sim.golden import IntegerNetwork
 
 
@@ -24,20 +25,31 @@ def index_bits(count: int) -> int:
 
 @dataclass(frozen=True)
 class LayerParams:
-    """Elaboration parameters of one layer of the core."""
+    """Elaboration parameters of one layer of the core.
+
+    ``lanes``: counters updated per cycle (one counter word); ``weight_lanes``: bits of one
+    weight-memory word, the same in the narrow core, ``MAX_LANES`` in the wide core (whose layers
+    are one counter word, ``lanes == fan_out``, fed by parallel weight memories)."""
 
     fan_in: int
     fan_out: int
     threshold_count: int
     lanes: int
+    weight_lanes: int | None = field(default=None, kw_only=True)  # None: = lanes
 
     @property
     def layout(self) -> MemoryLayout:
-        return MemoryLayout(self.fan_in, self.fan_out, self.lanes)
+        """The weight memory's layout (the exported one, ``weight_lanes`` bits a word)."""
+        return MemoryLayout(self.fan_in, self.fan_out, self.weight_lanes or self.lanes)
 
     @property
     def words(self) -> int:
-        """Counter words of this layer (= weight words per presynaptic row)."""
+        """Counter words of this layer (narrow core: = weight words per presynaptic row)."""
+        return -(-self.fan_out // self.lanes)
+
+    @property
+    def banks(self) -> int:
+        """Weight words per presynaptic row: the wide core's parallel weight memories."""
         return self.layout.words_per_row
 
     @property
@@ -65,10 +77,34 @@ class CoreParams:
 
     @classmethod
     def from_network(cls, network: IntegerNetwork, lanes: int) -> CoreParams:
+        """Raises ``ValueError`` for a wide core (``lanes > MAX_LANES``) narrower than a layer."""
+        check_wide_lanes([layer.fan_out for layer in network.layers], lanes)
         layers = tuple(
-            LayerParams(layer.fan_in, layer.fan_out, layer.threshold_count, lanes) for layer in network.layers
+            LayerParams(
+                layer.fan_in,
+                layer.fan_out,
+                layer.threshold_count,
+                layer.fan_out if is_wide(lanes) else lanes,  # wide: a layer is one counter word
+                weight_lanes=weight_lanes(lanes),
+            )
+            for layer in network.layers
         )
         return cls(layers, network.tmax, lanes)
+
+    @property
+    def wide(self) -> bool:
+        """The wide core (:mod:`bs4nn.rtl.wide`): counters in registers, a whole layer per cycle."""
+        return is_wide(self.lanes)
+
+    @property
+    def weight_lanes(self) -> int:
+        """Bits of one weight-memory word (``weights`` port data)."""
+        return weight_lanes(self.lanes)
+
+    @property
+    def bank_bits(self) -> int:
+        """Wide core: low address bits naming the bank (the word within a row) of a weight write."""
+        return index_bits(max(layer.banks for layer in self.layers))
 
     @property
     def n_in(self) -> int:
@@ -105,6 +141,9 @@ class CoreParams:
 
     @property
     def address_bits(self) -> int:
+        """Weight-write address width: the exported layout's, or (wide) row and bank fields."""
+        if self.wide:
+            return max(index_bits(layer.fan_in) for layer in self.layers) + self.bank_bits
         return max(layer.layout.address_bits for layer in self.layers)
 
     @property
@@ -131,7 +170,11 @@ class CoreParams:
     @property
     def weight_write_layout(self) -> data.StructLayout:
         return data.StructLayout(
-            {"layer": unsigned(self.layer_bits), "address": unsigned(self.address_bits), "data": unsigned(self.lanes)}
+            {
+                "layer": unsigned(self.layer_bits),
+                "address": unsigned(self.address_bits),
+                "data": unsigned(self.weight_lanes),
+            }
         )
 
     # --- payload integers for testbenches, through the layouts above (never hand-packed) ---
@@ -141,8 +184,18 @@ class CoreParams:
         return self.event_layout.const({"pixel": pixel, "time": min(time, self.tmax)}).as_bits()
 
     def encode_weight(self, layer: int, address: int, word: int) -> int:
-        """A ``weights__payload`` beat writing one weight-memory word."""
+        """A ``weights__payload`` beat writing one weight-memory word (``address`` in the exported
+        layout, :class:`~bs4nn.export.layout.MemoryLayout`, whatever the core)."""
+        address = self.core_weight_address(layer, address)
         return self.weight_write_layout.const({"layer": layer, "address": address, "data": int(word)}).as_bits()
+
+    def core_weight_address(self, layer: int, address: int) -> int:
+        """The core's ``weights`` address of exported word ``address``: the same in the narrow core;
+        in the wide core ``row << bank_bits | bank`` (no divider in hardware)."""
+        if not self.wide:
+            return address
+        row, bank = divmod(address, self.layers[layer].banks)
+        return row << self.bank_bits | bank
 
     def decode_spike(self, payload: int) -> tuple[int, int, int]:
         """``(layer, neuron, time)`` of a ``spikes__payload`` beat."""
@@ -158,6 +211,15 @@ class CoreParams:
             "spike_times": list(result.spike_times),
             "counts": list(result.counts),
         }
+
+
+def check_wide_lanes(widths: list[int], lanes: int) -> None:
+    """A wide core (``lanes > MAX_LANES``) updates every layer whole: ``lanes`` must cover the widest."""
+    if is_wide(lanes) and lanes < max(widths):
+        raise ValueError(
+            f"lanes {lanes}: beyond 64 the core keeps every counter in registers and needs lanes >= the widest "
+            f"layer ({max(widths)} neurons); use 1..64 for block-RAM counters"
+        )
 
 
 def strobe(layout: data.Layout) -> wiring.Signature:

@@ -16,6 +16,7 @@ from amaranth.sim import Simulator
 from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.rtl.core import Bs4nnCore
 from bs4nn.rtl.cycles import worst_case_cycles
+from bs4nn.rtl.family import core_for
 from bs4nn.rtl.params import CoreParams
 from bs4nn.sim.golden import IntegerNetwork
 from bs4nn.sim.semantics import address_events
@@ -58,7 +59,7 @@ def simulate_core(
     writes issued through the write port before the first image (run-time model loading);
     ``core`` lets a test pass a core built from another network than the one it then loads.
     """
-    core = core or Bs4nnCore(network, lanes)
+    core = core or core_for(network, lanes)
     params = core.params
     input_times = np.asarray(input_times)
     images = [image_beats(params, row) for row in input_times]

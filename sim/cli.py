@@ -121,8 +121,9 @@ def _register_cocotb(sim_sub: argparse._SubParsersAction) -> None:
     cocotb.add_argument("--simulator", choices=SIMULATORS, default="verilator", help="default: verilator")
     cocotb.add_argument(
         "--lanes",
-        type=argtypes.lanes,
-        help=f"core lanes (default: the manifest's lanes, else {DEFAULT_LANES})",
+        type=argtypes.core_lanes,
+        help=f"core lanes: 1..64 block-RAM counters, or the widest layer's width or more for the wide core "
+        f"(default: the manifest's lanes, else {DEFAULT_LANES})",
     )
     cocotb.add_argument("--early-exit", action="store_true", help="stop each image at its first output spike")
     cocotb.add_argument(

@@ -41,7 +41,7 @@ from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.export.layout import network_weight_writes
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
-from bs4nn.lanes import DEFAULT_LANES
+from bs4nn.lanes import DEFAULT_LANES, weight_lanes
 from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.cocotb_tb.job import JOB_ENV, NO_RESET, PROGRESS_ENV, PROGRESS_INTERVAL_S, RESULT_ENV
 from bs4nn.sim.golden import IntegerNetwork
@@ -429,7 +429,9 @@ def run_regression(
         loaded = [(layer.fan_in, layer.fan_out, layer.threshold_count) for layer in load_network.layers]
         if built != loaded:
             raise Bs4nnError("only weights can be loaded at run time: sizes and thresholds must match the manifest")
-        options = dataclasses.replace(options, weight_writes=network_weight_writes(load_network, lanes))
+        # in the exported layout; the testbench encodes each for the core (CoreParams.encode_weight)
+        writes = network_weight_writes(load_network, weight_lanes(lanes))
+        options = dataclasses.replace(options, weight_writes=writes)
     input_times = np.asarray(input_times, np.int64)
     if input_times.ndim == 1:
         input_times = input_times[None, :]

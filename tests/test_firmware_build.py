@@ -22,6 +22,7 @@ from bs4nn.firmware.build import (
     build_bitstream,
     estimate,
     first_error_line,
+    memory_shapes,
     plan_spram_layers,
     tool_commands,
     tool_environment,
@@ -62,6 +63,21 @@ def test_a_network_too_big_even_with_spram_is_refused_before_any_tool_runs(tmp_p
     with pytest.raises(Bs4nnError, match="block RAMs"):
         build_bitstream(net, tmp_path / "out", lanes=16, notify=lambda line: None)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_wide_core_has_one_weight_memory_per_bank_and_no_counter_memory() -> None:
+    shapes = memory_shapes(network([784, 600, 10]), 600)
+    weights = {name: shape for name, shape in shapes.items() if name.startswith("layer")}
+    assert weights == {**{f"layer0_bank{b}_weights": (784, 64) for b in range(10)}, "layer1_bank0_weights": (600, 64)}
+    assert estimate(network([784, 600, 10]), 600, BOARDS["ulx3s-85f"])["fits"]
+
+
+def test_a_wide_core_short_of_the_widest_layer_or_in_spram_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(Bs4nnError, match="widest layer"):
+        build_bitstream(network([784, 600, 10]), tmp_path / "a", lanes=100, notify=lambda line: None)
+    with pytest.raises(Bs4nnError, match="not SPRAM"):
+        build_bitstream(network([784, 600, 10]), tmp_path / "b", lanes=600, spram=True, notify=lambda line: None)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_the_build_script_splits_into_one_command_per_stage() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from bs4nn.firmware.event_source import EventSource
+from bs4nn.firmware.event_source import EventSource, StreamRegister
 from bs4nn.firmware.payloads import EventFrameDecoder, ResultSerialiser, WeightFrameDecoder
 from bs4nn.firmware.pixel_coder import PixelCoder, sort_cycles
 from bs4nn.firmware.protocol import BoardResult, FrameDecoder, encode_result, events_frame, weight_frame
@@ -225,3 +225,37 @@ def test_event_source_streams_the_buffer_then_the_end_beat_under_backpressure() 
         assert beats[:-1] == events and beats[-1][1] == TMAX
 
     run_clocked(dut, bench)
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.5])
+def test_stream_register_passes_every_beat_in_order_one_a_cycle(stall: float) -> None:
+    dut = StreamRegister(PARAMS.event_layout)
+    beats = [PARAMS.encode_event(pixel % PARAMS.n_in, pixel % PARAMS.tmax) for pixel in range(40)]
+    rng = np.random.default_rng(int(stall * 10))
+    received: list[int] = []
+    cycles = 0
+
+    async def bench(ctx) -> None:
+        nonlocal cycles
+        sent = 0
+        while len(received) < len(beats):
+            ready = int(rng.random() >= stall)
+            ctx.set(dut.output.ready, ready)
+            ctx.set(dut.input.valid, int(sent < len(beats)))
+            ctx.set(dut.input.payload.as_value(), beats[min(sent, len(beats) - 1)])
+            _, _, taken, valid, payload = await ctx.tick().sample(
+                dut.input.ready, dut.output.valid, dut.output.payload.as_value()
+            )
+            sent += int(taken and sent < len(beats))
+            if valid and ready:
+                received.append(int(payload))
+            cycles += 1
+            assert cycles < 10 * len(beats), "the register lost a beat"
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(bench)
+    simulator.run()
+    assert received == beats
+    if not stall:
+        assert cycles == len(beats) + 1  # one beat a cycle, one cycle later

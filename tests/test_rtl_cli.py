@@ -78,10 +78,22 @@ def test_bad_input_is_one_line_and_exit_2(
     assert not (tmp_path / "x.v").exists()
 
 
-def test_lanes_out_of_range_is_a_usage_error(bit_model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("lanes", ["0", "65537"])
+def test_lanes_out_of_range_is_a_usage_error(bit_model: Path, tmp_path: Path, lanes: str) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["rtl", "--manifest", str(bit_model), "-o", str(tmp_path / "x.v"), "--lanes", "65"])
+        main(["rtl", "--manifest", str(bit_model), "-o", str(tmp_path / "x.v"), "--lanes", lanes])
     assert exit_info.value.code == 2
+
+
+def test_wide_lanes_short_of_the_widest_layer_are_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "wide"
+    write_bit_model(random_network([20, 70, 3], [2, 2], seed=0, tmax=16), folder)
+    assert main(["rtl", "--manifest", str(folder), "-o", str(tmp_path / "x.v"), "--lanes", "65"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "widest layer (70 neurons)" in error
+    assert not (tmp_path / "x.v").exists()
+    assert main(["rtl", "--manifest", str(folder), "-o", str(tmp_path / "x.v"), "--lanes", "70"]) == 0
+    assert "module bs4nn_core" in (tmp_path / "x.v").read_text()
 
 
 def test_generated_verilog_passes_verilator_lint(verilog_file: Path) -> None:
