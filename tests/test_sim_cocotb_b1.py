@@ -112,7 +112,7 @@ def test_random_4_bit_b1_core_on_real_images_through_verilator(real_b1_4bit, mni
     hidden = golden.values[1]
     assert (hidden > 0).mean() > 0.2 and (hidden == REAL_WINDOW).mean() < 0.2, "real, unsaturated spikes"
     report = run_regression(
-        manifest, inputs, simulator="verilator", lanes=LANES, work_dir=tmp_path, build_root=build_root
+        manifest, inputs, simulator="verilator", lanes=LANES, work_dir=tmp_path, build_root=build_root, quick_build=True
     )
     _assert_bit_exact(report)
     params = B1CoreParams.from_network(network, LANES)
