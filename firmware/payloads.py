@@ -84,7 +84,8 @@ class EventFrameDecoder(wiring.Component):
 
 class WeightFrameDecoder(wiring.Component):
     """``WEIGHT`` payload bytes -> one core weight write (``write``), with ``ok`` = 1 when the
-    layer exists and the address is inside its weight memory."""
+    layer exists, the address is inside its weight memory and its weights are 1-bit (a frame's
+    data is one word of ``weight_lanes`` sign bits; a b-bit B1 layer's weights are never written)."""
 
     def __init__(self, params: CoreParams):
         self.params = params
@@ -99,7 +100,8 @@ class WeightFrameDecoder(wiring.Component):
             m.d.sync += fields.eq(Cat(self.byte, fields.as_value()[:-BYTE_BITS]))
         ok = Const(0)
         for index, layer in enumerate(self.params.layers):
-            ok = ok | ((fields.layer == index) & (fields.address < layer.layout.depth))
+            if layer.weight_bits == 1:
+                ok = ok | ((fields.layer == index) & (fields.address < layer.layout.depth))
         m.d.comb += [
             self.ok.eq(ok),
             self.write.layer.eq(fields.layer),

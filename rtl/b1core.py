@@ -17,7 +17,9 @@ the phases the controller runs:
 
 The result's ``counts`` are the scores, ``decision_time`` and every ``spike_times`` entry the
 decision latency ``tmax + sum of the windows`` (B1 outputs do not spike).  Cycle formula:
-:func:`bs4nn.rtl.cycles.predicted_b1_cycles`.  1-bit weights only for now.
+:func:`bs4nn.rtl.cycles.predicted_b1_cycles`.  Weights of 1 to 8 bits: a b-bit layer's weight word
+holds ``lanes`` two's-complement fields (:class:`~bs4nn.export.layout.MemoryLayout`) and its
+integrator multiplies (:class:`~bs4nn.rtl.b1neuron.B1Integrate`); the cycles do not depend on the width.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class B1CoreParams(CoreParams):
                 layer.fan_out,
                 0,
                 lanes,
+                weight_bits=layer.weight_bits,
                 potential_bits=layer.potential_bits or layer.needed_potential_bits(window),
                 amount_bits=amount_bits,
                 bias=tuple(int(b) for b in layer.bias),
@@ -71,13 +74,6 @@ class B1CoreParams(CoreParams):
         return self.layers[0].amount_bits
 
 
-def check_b1_core(network: B1Network) -> None:
-    """Raise ``ValueError`` for a network the B1 core cannot run (b-bit weights), before any
-    component is made (so a refusal leaves no unused elaboratable behind)."""
-    if any(layer.weight_bits != 1 for layer in network.layers):
-        raise ValueError("the B1 core runs 1-bit weights only (b-bit weights are future work)")
-
-
 class B1Core(Bs4nnCore):
     """The B1 inference core; ports as :class:`~bs4nn.rtl.core.Bs4nnCore` (``rtl/README.md``).
     ``early_exit`` is ignored: a B1 decision needs every input."""
@@ -95,7 +91,6 @@ class B1Core(Bs4nnCore):
         neuron fires at most once per image) and the assumptions they need: the input protocol
         (as :class:`~bs4nn.rtl.core.Bs4nnCore`) and no run-time weight writes, since the
         manifest's ``potential_bits`` bound the built-in weights' sums, not any weights'."""
-        check_b1_core(network)
         super().__init__(network, lanes, weight_init=weight_init, formal=formal, assume_valid_input=assume_valid_input)
 
     def _core_params(self, network: B1Network, lanes: int) -> B1CoreParams:
@@ -106,6 +101,9 @@ class B1Core(Bs4nnCore):
 
     def _controller(self, m, layers, readout, lowest) -> _B1Controller:
         return _B1Controller(self, m, layers, readout, lowest)
+
+    def _weight_input(self, integrate: B1Integrate):
+        return integrate.weight_word
 
     def elaborate(self, platform) -> Module:
         m = super().elaborate(platform)

@@ -3,7 +3,8 @@ the BS4NN controller (:mod:`bs4nn.rtl.core`), with the same ports as
 :class:`~bs4nn.rtl.neuron.CounterIntegrate` and :class:`~bs4nn.rtl.neuron.ThresholdTest`.
 
 * :class:`B1Integrate`: an event of value ``a`` (input: ``tmax - k``; hidden spike: ``x``) adds
-  ``+a`` where the 1-bit weight is +1 and ``-a`` where it is -1, on ``lanes`` potentials at once.
+  ``w * a`` to each of ``lanes`` potentials at once: ``+a`` or ``-a`` for 1-bit weights, a
+  signed ``weight_bits`` by unsigned ``amount_bits`` multiply per lane for b-bit weights.
 * :class:`B1Fire`: phase 2 of a hidden layer, ``x = clip(floor(V / ramp), 0, window)`` on every
   lane of a potential word; a lane with ``x > 0`` spikes at step ``window - x``.
 
@@ -54,6 +55,12 @@ class B1LayerParams(LayerParams):
         return data.ArrayLayout(data.StructLayout({"count": signed(self.potential_bits)}), self.lanes)
 
     @property
+    def weight_layout(self) -> data.ArrayLayout:
+        """One weight-memory word of b-bit weights: ``lanes`` two's-complement fields, lane ``k`` in
+        bits ``k*b ..`` (:class:`~bs4nn.export.layout.MemoryLayout`), so it reads the word as is."""
+        return data.ArrayLayout(signed(self.weight_bits), self.lanes)
+
+    @property
     def bias_layout(self) -> data.ArrayLayout:
         """One word of the bias ROM: ``lanes`` biases, each of the narrowest signed width holding
         every bias of the layer (``mnist-b1``: 12 bits, where the potentials need 19)."""
@@ -100,32 +107,47 @@ class ClippedQuotient(wiring.Component):
 
 
 class B1Integrate(wiring.Component):
-    """One event integrated into one potential word: ``+amount`` where the weight bit is 1, ``-amount``
-    where it is 0.  ``formal=True``: while ``active``, assert that no potential wraps (the signed
-    sum of potential and step, computed wide, stays inside ``potential_bits``), as
-    :class:`~bs4nn.rtl.neuron.CounterIntegrate` does for BS4NN's counters."""
+    """One event integrated into one potential word: ``potential += w * amount`` per lane.
+
+    1-bit weights come in on ``signs`` (``+amount`` where the bit is 1, ``-amount`` where it is 0:
+    an adder, and BS4NN's port name, so a 1-bit core is unchanged); b-bit weights on ``weights``,
+    one two's-complement field per lane (:attr:`B1LayerParams.weight_layout`), each times the
+    unsigned amount (Yosys maps the multiply: DSPs or LUTs).  ``formal=True``: while ``active``,
+    assert that no potential wraps (the signed sum, computed wide, stays inside
+    ``potential_bits``), as :class:`~bs4nn.rtl.neuron.CounterIntegrate` does for BS4NN's counters."""
 
     def __init__(self, params: B1LayerParams, *, formal: bool = False):
         self.params = params
         self.formal = formal
+        weights = {"signs": In(params.lanes)} if params.weight_bits == 1 else {"weights": In(params.weight_layout)}
         super().__init__(
             {
                 "state": In(params.state_layout),
-                "signs": In(params.lanes),
+                **weights,
                 "amount": In(unsigned(params.amount_bits)),
                 "active": In(1),
                 "update": Out(params.state_layout),
             }
         )
 
+    @property
+    def weight_word(self):
+        """The port the layer's weight-memory word drives (``signs`` or ``weights``)."""
+        return self.signs if self.params.weight_bits == 1 else self.weights
+
+    def _moved(self, lane: int):
+        """Lane ``lane``'s potential plus its weight times the amount, wide enough never to wrap itself."""
+        old, amount = self.state[lane].count, self.amount  # amount unsigned; Amaranth widens the sum
+        if self.params.weight_bits == 1:
+            return Mux(self.signs[lane], old + amount, old - amount)
+        return old + self.weights[lane] * amount
+
     def elaborate(self, platform) -> Module:
         m = Module()
-        amount = self.amount  # unsigned; Amaranth widens the sum to hold both operands
         bits = self.params.potential_bits
         largest, smallest = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
         for lane in range(self.params.lanes):
-            old = self.state[lane].count
-            moved = Mux(self.signs[lane], old + amount, old - amount)  # wide: never wraps itself
+            moved = self._moved(lane)
             m.d.comb += self.update[lane].count.eq(moved)
             if self.formal:
                 with m.If(self.active):

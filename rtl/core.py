@@ -114,6 +114,10 @@ class Bs4nnCore(wiring.Component):
     def _controller(self, m: Module, layers: list, readout: OutputReadout, lowest: LowestLane) -> _Controller:
         return _Controller(self, m, layers, readout, lowest)
 
+    def _weight_input(self, integrate: wiring.Component):
+        """The integrator's port that the layer's weight-memory word drives (BS4NN: its sign bits)."""
+        return integrate.signs
+
     def elaborate(self, platform) -> Module:
         m = Module()
         params = self.params
@@ -130,7 +134,7 @@ class Bs4nnCore(wiring.Component):
                 mem.weight_write_addr.eq(self.weights.payload.address),
                 mem.weight_write_data.eq(self.weights.payload.data),
                 integrate.state.eq(mem.state_read_data),
-                integrate.signs.eq(mem.weight_read_data),
+                self._weight_input(integrate).eq(mem.weight_read_data),
                 threshold.state.eq(mem.state_read_data),
             ]
             layers.append(_Layer(index, layer, mem, integrate, threshold))

@@ -8,7 +8,7 @@ Everything downstream of the core (generator, testbenches, board top) takes the 
 from __future__ import annotations
 
 from bs4nn.lanes import DEFAULT_LANES, is_wide
-from bs4nn.rtl.b1core import B1Core, B1CoreParams, check_b1_core
+from bs4nn.rtl.b1core import B1Core, B1CoreParams
 from bs4nn.rtl.core import Bs4nnCore
 from bs4nn.rtl.cycles import worst_case_b1_cycles, worst_case_cycles
 from bs4nn.rtl.params import CoreParams
@@ -37,12 +37,6 @@ def core_for(
         return Bs4nnWideCore(network, lanes, weight_init=weight_init)
     family = B1Core if isinstance(network, B1Network) else Bs4nnCore
     return family(network, lanes, weight_init=weight_init, formal=formal, assume_valid_input=assume_valid_input)
-
-
-def check_core(network: IntegerNetwork | B1Network) -> None:
-    """Raise ``ValueError`` for what :func:`core_for` cannot build, without making a component."""
-    if isinstance(network, B1Network):
-        check_b1_core(network)
 
 
 def core_params(network: IntegerNetwork | B1Network, lanes: int) -> CoreParams:

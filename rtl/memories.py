@@ -13,7 +13,7 @@ from bs4nn.rtl.params import LayerParams, index_bits
 
 
 class WeightMemory(wiring.Component):
-    """Weight words (sign bits): one synchronous read port and one write port (run-time model
+    """Weight words (sign bits or b-bit weight fields): one synchronous read port and one write port (run-time model
     loading, only between images) sharing one address, so it maps to single-port RAM (iCE40
     UltraPlus SPRAM) as well as to block RAM."""
 
@@ -51,7 +51,7 @@ class WeightMemory(wiring.Component):
 
 
 class LayerMemories(wiring.Component):
-    """One layer's weight memory (sign rows, ``lanes`` bits a word) and counter memory.
+    """One layer's weight memory (rows of weight fields, ``layout.width`` bits a word) and counter memory.
 
     Weight memory: one read port (the integrating event's row) and one write port (run-time
     model loading, only between images) sharing one address, so it maps to single-port RAM.
@@ -70,10 +70,10 @@ class LayerMemories(wiring.Component):
         super().__init__(
             {
                 "weight_read_addr": In(address),
-                "weight_read_data": Out(params.lanes),
+                "weight_read_data": Out(layout.width),
                 "weight_write_en": In(1),
                 "weight_write_addr": In(address),
-                "weight_write_data": In(params.lanes),
+                "weight_write_data": In(layout.width),
                 "state_read_addr": In(word_address),
                 "state_read_data": Out(state),
                 "state_write_en": In(1),
@@ -85,7 +85,7 @@ class LayerMemories(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         params = self.params
-        m.submodules.weights = weights = WeightMemory(params.lanes, params.layout.depth, self._weight_words)
+        m.submodules.weights = weights = WeightMemory(params.layout.width, params.layout.depth, self._weight_words)
         m.d.comb += [
             weights.read_addr.eq(self.weight_read_addr),
             self.weight_read_data.eq(weights.read_data),

@@ -27,20 +27,22 @@ def index_bits(count: int) -> int:
 class LayerParams:
     """Elaboration parameters of one layer of the core.
 
-    ``lanes``: counters updated per cycle (one counter word); ``weight_lanes``: bits of one
+    ``lanes``: counters updated per cycle (one counter word); ``weight_lanes``: weights of one
     weight-memory word, the same in the narrow core, ``MAX_LANES`` in the wide core (whose layers
-    are one counter word, ``lanes == fan_out``, fed by parallel weight memories)."""
+    are one counter word, ``lanes == fan_out``, fed by parallel weight memories); ``weight_bits``:
+    bits of one weight (1: sign bits; a B1 layer: up to 8), so a word is ``weight_lanes * weight_bits``."""
 
     fan_in: int
     fan_out: int
     threshold_count: int
     lanes: int
     weight_lanes: int | None = field(default=None, kw_only=True)  # None: = lanes
+    weight_bits: int = field(default=1, kw_only=True)
 
     @property
     def layout(self) -> MemoryLayout:
-        """The weight memory's layout (the exported one, ``weight_lanes`` bits a word)."""
-        return MemoryLayout(self.fan_in, self.fan_out, self.weight_lanes or self.lanes)
+        """The weight memory's layout (the exported one, ``weight_lanes`` weights a word)."""
+        return MemoryLayout(self.fan_in, self.fan_out, self.weight_lanes or self.lanes, self.weight_bits)
 
     @property
     def words(self) -> int:
@@ -98,8 +100,14 @@ class CoreParams:
 
     @property
     def weight_lanes(self) -> int:
-        """Bits of one weight-memory word (``weights`` port data)."""
+        """Weights of one weight-memory word (1-bit: its bits, the board's ``WEIGHT`` frame data)."""
         return weight_lanes(self.lanes)
+
+    @property
+    def weight_word_bits(self) -> int:
+        """Bits of the widest weight-memory word (``weights`` port data): ``weight_lanes`` for
+        1-bit weights, ``lanes * weight_bits`` for a B1 network of b-bit weights."""
+        return max(layer.layout.width for layer in self.layers)
 
     @property
     def bank_bits(self) -> int:
@@ -173,7 +181,7 @@ class CoreParams:
             {
                 "layer": unsigned(self.layer_bits),
                 "address": unsigned(self.address_bits),
-                "data": unsigned(self.weight_lanes),
+                "data": unsigned(self.weight_word_bits),
             }
         )
 

@@ -227,13 +227,13 @@ def test_report_on_a_b1_model(tmp_path, capsys, mnist_test):
 @pytest.mark.parametrize(
     "command",
     [
-        ["build", "--board", "icebreaker", "-o", "build"],
-        ["run", "--simulate"],
+        ["build", "--board", "icebreaker", "--spram", "-o", "build"],
+        ["run", "--simulate", "--upload"],
     ],
 )
-def test_board_stages_refuse_a_b_bit_b1_folder(tmp_path, capsys, command):
-    """The board runs the B1 core, which takes 1-bit weights: a 4-bit folder is one line, exit 2,
-    nothing written."""
+def test_board_stages_refuse_b_bit_weight_uploads(tmp_path, capsys, command):
+    """The board's WEIGHT frames carry sign bits: loading a 4-bit folder's weights at run time
+    (SPRAM, --upload) is one line, exit 2, nothing written."""
     out = tmp_path / "bits"
     checkpoint = str(b1_checkpoint(tmp_path / "b1.npz", bits=4))
     assert run(capsys, export_cli.main, "--to-bits", checkpoint, "-o", str(out), "--no-eval")[0] == 0

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.export import bitmodel
+from bs4nn.export.b1bits import weight_fields
 from bs4nn.export.bitmodel import integer_network, load_bit_model, pack_rows, unpack_rows, write_bit_model
 from bs4nn.export.layout import (
     MemoryLayout,
@@ -20,6 +21,7 @@ from bs4nn.export.layout import (
     signs_from_words,
     weight_memory_words,
 )
+from bs4nn.sim.b1 import weight_range
 from bs4nn.sim.golden import random_network
 from bs4nn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
@@ -121,3 +123,21 @@ def test_network_weight_writes_cover_every_word_of_every_layer_once(lanes):
         assert rows[:, 1].tolist() == list(range(MemoryLayout(layer.fan_in, layer.fan_out, lanes).depth))
         assert np.array_equal(rows[:, 2], network_weight_words(network, lanes)[index])
         assert np.array_equal(signs_from_words(rows[:, 2], layer.fan_out, layer.fan_in, lanes), layer.signs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 20), st.integers(1, 20), st.integers(1, 64), st.integers(2, 8), st.integers(0, 2**32 - 1))
+def test_b_bit_weight_words_hold_each_weight_in_its_lane_field(fan_out, fan_in, lanes, bits, seed):
+    """A B1 layer of b-bit weights: word ``i * words_per_row + w`` holds weight ``(w*lanes + k, i)``'s
+    two's complement in bits ``k*b .. k*b + b-1`` (words past 64 bits as Python integers)."""
+    low, high = weight_range(bits)
+    weights = np.random.default_rng(seed).integers(low, high + 1, size=(fan_out, fan_in))
+    words = weight_memory_words(weight_fields(weights, bits), lanes, bits)
+    layout = MemoryLayout(fan_in, fan_out, lanes, bits)
+    assert words.shape == (layout.depth,) and layout.width == lanes * bits
+    for i in range(fan_in):
+        for j in range(fan_out):
+            word = int(words[layout.address(i, j // lanes)])
+            field = (word >> (j % lanes * bits)) & ((1 << bits) - 1)
+            assert field - (field >> (bits - 1) << bits) == weights[j, i]
+    assert all(0 <= int(word) < 1 << layout.width for word in words)

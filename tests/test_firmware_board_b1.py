@@ -13,16 +13,18 @@ from bs4nn.cli import main
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import write_bit_model
 from bs4nn.export.models import named_model
-from bs4nn.firmware.board import BoardTop, check_board_network
-from bs4nn.firmware.host import BoardLink, BoardShape, expected_board_results
+from bs4nn.firmware.board import BoardTop, check_board_network, check_weight_uploads
+from bs4nn.firmware.host import BoardError, BoardLink, BoardShape, expected_board_results
 from bs4nn.firmware.loopback import run_with_host
 from bs4nn.firmware.protocol import (
     BoardResult,
+    ErrorCode,
     FrameDecoder,
     decode_result,
     encode_result,
     result_fields,
     result_widths,
+    weight_frame,
 )
 from bs4nn.rtl.family import core_params
 from bs4nn.sim.b1 import B1Layer, B1Network, random_b1_network, run_b1_images
@@ -90,10 +92,42 @@ def test_mnist_b1_through_the_simulated_board_matches_the_b1_golden_model(mnist_
         assert result.spike_times == (network.latency,) * network.layers[-1].fan_out
 
 
-def test_a_b_bit_b1_network_is_refused_by_the_board_in_one_line() -> None:
+def test_a_b_bit_b1_board_answers_the_golden_model_and_refuses_weight_frames() -> None:
+    """4-bit weights from the bitstream: results bit-exact; a ``WEIGHT`` frame (a word of sign bits)
+    for its layers gets ``ERROR BAD_VALUE`` and changes nothing."""
+    network = random_b1_network([12, 5, 3], 4, ramps=[6], windows=[4], seed=0, tmax=8)
+    pixels = np.random.default_rng(2).integers(0, 256, size=(2, 12))
+    expected = expected_board_results(network, pixels)
+
+    def host(path: str):
+        with BoardLink.open(path, BoardShape.of(network, LANES), timeout_s=HOST_TIMEOUT_S) as link:
+            first = link.classify(pixels[0])
+            with pytest.raises(BoardError, match=ErrorCode.BAD_VALUE.name):
+                link.exchange(weight_frame(0, 0, 0b1010, LANES))
+            return [first, link.classify_events(pixels[1])]
+
+    results, _ = run_with_host(BoardTop(network, divisor=DIVISOR, lanes=LANES), host)
+    assert results == expected
+
+
+def test_b_bit_weight_uploads_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """No b-bit weights over WEIGHT frames: not from the host, not into an empty (SPRAM) board."""
     network = random_b1_network([12, 4, 3], 4, ramps=[2], windows=[4], seed=0, tmax=8)
+    check_board_network(network)  # the board itself runs it
     with pytest.raises(Bs4nnError, match="1-bit weights only"):
-        check_board_network(network)
+        check_weight_uploads(network)
+    with pytest.raises(Bs4nnError, match="1-bit weights only"):
+        BoardTop(network, divisor=DIVISOR, lanes=LANES, weight_init=False)
+    model = write_bit_model(network, tmp_path / "b4")
+    np.save(tmp_path / "images.npy", np.zeros((1, 12), np.uint8))
+    for command in (
+        ["run", "--simulate", "--upload", "--model", str(model), str(tmp_path / "images.npy")],
+        ["build", "--board", "icebreaker", "--spram", "--model", str(model), "-o", str(tmp_path / "out")],
+    ):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "1-bit weights only" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_bs4nn_run_simulate_verifies_a_b1_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -36,6 +36,17 @@ def test_b1_potential_words_are_their_width_and_the_biases_are_counted() -> None
     assert widths[0] > 11 + 1  # B1 potentials are wider than the BS4NN counter and flag
 
 
+def test_b_bit_weight_words_are_lanes_times_bits_wide() -> None:
+    """A layer of 4-bit weights: the same depth as 1-bit, words of ``lanes * 4`` bits."""
+    one = random_b1_network([784, 600, 10], 1, ramps=[1574], windows=[16], seed=0)
+    four = random_b1_network([784, 600, 10], 4, ramps=[1574], windows=[16], seed=0)
+    shapes, signs = memory_shapes(four, 16), memory_shapes(one, 16)
+    assert signs["layer0_weights"] == (784 * 38, 16) and signs["layer1_weights"] == (600, 16)
+    assert shapes["layer0_weights"] == (784 * 38, 64) and shapes["layer1_weights"] == (600, 64)
+    weight_bits = estimate(four, 16, BOARDS["ulx3s-85f"])["weight_bits"]
+    assert weight_bits == 4 * estimate(one, 16, BOARDS["ulx3s-85f"])["weight_bits"]
+
+
 def test_spram_count_packs_narrow_words() -> None:
     assert sprams_for(784 * 75, 8) == 2  # measured: Yosys maps 58,800 x 8 to 2 SPRAMs
     assert sprams_for(784 * 38, 16) == 2  # measured: 25 EBR + 2 SPRAM (firmware/README.md)
@@ -54,6 +65,17 @@ def test_small_b1_icebreaker_build_with_real_tools(tmp_path: Path) -> None:
     (fmax,) = measured["fmax_mhz"].values()
     assert fmax["achieved"] > 12  # meets the iCEBreaker's 12 MHz clock
     assert report["estimated"]["fits"] and "layer0_biases" in report["estimated"]["memory_bits"]
+
+
+@pytest.mark.slow
+def test_small_4_bit_b1_icebreaker_build_with_real_tools(tmp_path: Path) -> None:
+    """b-bit weights on the board: a 4-bit B1 network's bitstream (weights in block RAM) meets 12 MHz."""
+    model = write_bit_model(random_b1_network([20, 6, 3], 4, ramps=[9], windows=[5], seed=4, tmax=8), tmp_path / "m")
+    out = tmp_path / "bits"
+    assert main(["build", "--board", "icebreaker", "--model", str(model), "--lanes", "4", "-o", str(out)]) == 0
+    measured = json.loads((out / "report.json").read_text())["measured"]
+    (fmax,) = measured["fmax_mhz"].values()
+    assert measured["yosys"]["luts"] > 100 and fmax["achieved"] > 12
 
 
 @pytest.mark.slow

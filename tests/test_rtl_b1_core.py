@@ -51,14 +51,14 @@ def run_core(network: B1Network, input_times: np.ndarray, lanes: int, **kwargs) 
 
 
 @st.composite
-def b1_cases(draw):
+def b1_cases(draw, weight_bits: tuple[int, ...] = (1,)):
     n_layers = draw(st.integers(1, 3))
     sizes = draw(st.lists(st.integers(1, 12), min_size=n_layers + 1, max_size=n_layers + 1))
     ramps = draw(st.lists(st.integers(1, 9), min_size=n_layers - 1, max_size=n_layers - 1))
     windows = draw(st.lists(st.integers(1, 7), min_size=n_layers - 1, max_size=n_layers - 1))
     tmax = draw(st.integers(1, 12))
     seed = draw(st.integers(0, 2**16))
-    network = random_b1_network(sizes, 1, ramps, windows, seed=seed, tmax=tmax)
+    network = random_b1_network(sizes, draw(st.sampled_from(weight_bits)), ramps, windows, seed=seed, tmax=tmax)
     times = np.random.default_rng(seed).integers(0, tmax + 3, size=(draw(st.integers(1, 3)), sizes[0]))
     return network, np.minimum(times, tmax), draw(st.integers(1, 9))
 
@@ -72,6 +72,29 @@ def test_any_small_b1_network_is_bit_exact_and_takes_the_predicted_cycles(case) 
     assert b1_mismatches(runs, golden, network) == []
     params = B1CoreParams.from_network(network, lanes)
     assert [run.cycles for run in runs] == predicted_b1_cycles(params, golden).tolist()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(b1_cases(weight_bits=(2, 4, 8)))
+def test_any_small_b_bit_network_is_bit_exact_and_takes_the_predicted_cycles(case) -> None:
+    """2-, 4- and 8-bit weights: each lane multiplies its weight field by the event's value."""
+    network, input_times, lanes = case
+    golden = run_b1(network, input_times)
+    runs = run_core(network, input_times, lanes)
+    assert b1_mismatches(runs, golden, network) == []
+    params = B1CoreParams.from_network(network, lanes)
+    assert [run.cycles for run in runs] == predicted_b1_cycles(params, golden).tolist()
+
+
+def test_b_bit_potentials_add_weight_times_tmax_minus_k() -> None:
+    # one hidden neuron (ramp 4, window 3), 4-bit weights -8, 7, -3 on 3 inputs, then one output
+    hidden = B1Layer(np.array([[-8, 7, -3]]), np.array([2]), 4, ramp=4, window=3)
+    output = B1Layer(np.array([[-5]]), np.array([20]), 4)
+    network = B1Network((hidden, output), tmax=8)
+    # inputs at steps 7, 6, never: V = 2 - 8*1 + 7*2 = 8, x = 2, spike at step 1; score 20 - 5*2
+    (run,) = run_core(network, np.array([[7, 6, 8]]), lanes=1)
+    assert run.spikes == [(0, 0, 1)]
+    assert run.counts == [10]
 
 
 def test_potentials_start_at_the_bias_and_add_plus_minus_tmax_minus_k() -> None:
@@ -94,8 +117,10 @@ def test_bias_only_image_and_negative_potentials_do_not_spike() -> None:
     assert runs[0].cycles == predicted_b1_cycles(B1CoreParams.from_network(network, 3), golden)[0]
 
 
-def test_run_time_weight_loading_over_empty_memories() -> None:
-    network = random_b1_network([6, 9, 4], 1, [3], [5], seed=5, tmax=10)
+@pytest.mark.parametrize("weight_bits", [1, 8])
+def test_run_time_weight_loading_over_empty_memories(weight_bits) -> None:
+    """The core's ``weights`` port takes whole words (8 bits x 4 lanes = 32-bit words)."""
+    network = random_b1_network([6, 9, 4], weight_bits, [3], [5], seed=5, tmax=10)
     writes = [tuple(int(v) for v in row) for row in network_weight_writes(network, 4)]
     times = np.random.default_rng(1).integers(0, 11, size=(3, 6))
     core = B1Core(network, 4, weight_init=False)
@@ -112,6 +137,13 @@ def mutated(network: B1Network, layer: int, **changes) -> B1Network:
 def flip_weight(network: B1Network, layer: int, neuron: int, presynaptic: int) -> B1Network:
     weights = network.layers[layer].weights.copy()
     weights[neuron, presynaptic] *= -1
+    return mutated(network, layer, weights=weights)
+
+
+def flip_low_weight_bit(network: B1Network, layer: int, neuron: int, presynaptic: int) -> B1Network:
+    """A b-bit weight with its least significant bit flipped (still in range: two's complement)."""
+    weights = network.layers[layer].weights.copy()
+    weights[neuron, presynaptic] ^= 1
     return mutated(network, layer, weights=weights)
 
 
@@ -153,6 +185,15 @@ def test_a_mutated_core_is_caught(mutation) -> None:
     bad = visible(MUTATIONS[mutation](network), network, times)
     runs = simulate_core(bad, times, core=B1Core(bad, 2), max_cycles=10**6)
     assert b1_mismatches(runs, golden, network) != []
+
+
+def test_a_b_bit_core_one_weight_bit_off_is_caught() -> None:
+    network = random_b1_network([8, 6, 4], 4, [9], [6], seed=3, tmax=12)
+    times = np.random.default_rng(8).integers(0, 15, size=(6, 8)).clip(0, 12)
+    golden = run_b1(network, times)
+    assert b1_mismatches(run_core(network, times, 4), golden, network) == []
+    bad = visible([flip_low_weight_bit(network, layer, 1, 2) for layer in (0, 1)], network, times)
+    assert b1_mismatches(run_core(bad, times, 4), golden, network) != []
 
 
 def test_shipped_mnist_b1_on_real_test_images(tmp_path, mnist_test) -> None:

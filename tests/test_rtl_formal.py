@@ -43,6 +43,7 @@ def test_fire_once_and_no_wrap_proved_over_several_images() -> None:
 # 2-2-2, 2 lanes, tmax 4, ramp 2, window 3: mixed weight signs, each hidden neuron fires for some
 # images and not for others, every bias fits one bit less than its layer's potentials need
 B1_SMALL = random_b1_network([2, 2, 2], 1, [2], [3], seed=5, tmax=4)
+B1_3BIT = random_b1_network([2, 2, 2], 3, [2], [3], seed=5, tmax=4)
 B1_WIDE = random_b1_network([3, 3, 2], 1, [2], [3], seed=2, tmax=4)  # 2 potential words in layer 0: lane masking
 
 
@@ -85,6 +86,15 @@ def test_b1_potentials_one_bit_too_narrow_wrap(narrow: int) -> None:
 def test_b1_without_the_input_assumption_a_potential_wraps() -> None:
     result = prove_core(B1_SMALL, LANES, 20, assume_valid_input=False)
     assert not result.proved
+
+
+def test_b1_b_bit_potentials_proved_not_to_wrap_and_one_bit_less_wraps() -> None:
+    """3-bit weights (a multiply per lane): the manifest's potential_bits are proved enough, and
+    tight (layer 0, whose events are worth up to tmax, one bit narrower wraps)."""
+    depth = _one_image(B1_3BIT, LANES)
+    result = prove_core(B1_3BIT, LANES, depth)
+    assert result.assertions == 5 and result.proved, result.log[-3000:]
+    assert not prove(_NarrowB1Core(B1_3BIT, LANES, 0), depth).proved
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from bs4nn.train.datasets import load_split
 
 REAL_SIZES, REAL_RAMP, REAL_WINDOW, REAL_BIAS = [784, 40, 10], 250, 40, 4000  # most hidden neurons fire, unsaturated
 REAL_IMAGES = 24
+BBIT_SIZES, BBIT_RAMP, BBIT_BIAS, BBIT_IMAGES = [784, 32, 10], 400, 12_000, 36
 SHIPPED_IMAGES = {"verilator": 20, "icarus": 2}  # the 784-600-10 core: Icarus ~16 s an image
 LANES = 8
 CENTRE_PIXEL = 14 * 28 + 14
@@ -37,6 +38,16 @@ def real_b1(tmp_path_factory) -> tuple[B1Network, Path]:
     biases = np.random.default_rng(4).integers(-REAL_BIAS, REAL_BIAS + 1, size=REAL_SIZES[1])
     network = mutated(network, 0, bias=biases)  # biases of the size of a potential, not of a whole window
     return network, write_bit_model(network, tmp_path_factory.mktemp("b1bits") / "real")
+
+
+@pytest.fixture(scope="session")
+def real_b1_4bit(tmp_path_factory) -> tuple[B1Network, Path]:
+    """A random 784-32-10 network of 4-bit weights, biases centred so about half the hidden
+    neurons fire on MNIST, few of them saturated."""
+    network = random_b1_network(BBIT_SIZES, 4, [BBIT_RAMP], [REAL_WINDOW], seed=7)
+    biases = BBIT_BIAS + np.random.default_rng(7).integers(-3000, 3001, size=BBIT_SIZES[1])
+    network = mutated(network, 0, bias=biases)
+    return network, write_bit_model(network, tmp_path_factory.mktemp("b1bits4") / "real4")
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +101,22 @@ def test_shipped_mnist_b1_is_bit_exact_and_takes_the_predicted_cycles(simulator,
     # the testbench counts from the first beat it offers, which waits out the clear after the
     # previous result (max W cycles) and one more cycle: the same offset on every image
     assert report.cycles.tolist() == (predicted + clear_cycles(params) + 1).tolist()
+
+
+def test_random_4_bit_b1_core_on_real_images_through_verilator(real_b1_4bit, mnist_images, build_root, tmp_path):
+    """b-bit weights under cocotb: every hidden spike step, every score, the decision of a 784-32-10
+    network of 4-bit weights on real MNIST images, and the cycles of the B1 formula."""
+    network, manifest = real_b1_4bit
+    inputs = encode_images(mnist_images[:BBIT_IMAGES], network.tmax, network.imax)
+    golden = run_b1(network, inputs)
+    hidden = golden.values[1]
+    assert (hidden > 0).mean() > 0.2 and (hidden == REAL_WINDOW).mean() < 0.2, "real, unsaturated spikes"
+    report = run_regression(
+        manifest, inputs, simulator="verilator", lanes=LANES, work_dir=tmp_path, build_root=build_root, quick_build=True
+    )
+    _assert_bit_exact(report)
+    params = B1CoreParams.from_network(network, LANES)
+    assert report.cycles.tolist() == (predicted_b1_cycles(params, golden) + clear_cycles(params) + 1).tolist()
 
 
 def _mutants(network: B1Network, inputs: np.ndarray) -> dict[str, B1Network]:
