@@ -110,6 +110,7 @@ def test_a_b_bit_b1_board_answers_the_golden_model_and_refuses_weight_frames() -
     assert results == expected
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")  # the refused BoardTop is never built
 def test_b_bit_weight_uploads_are_refused_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """No b-bit weights over WEIGHT frames: not from the host, not into an empty (SPRAM) board."""
     network = random_b1_network([12, 4, 3], 4, ramps=[2], windows=[4], seed=0, tmax=8)
