@@ -66,7 +66,11 @@ def b1_cases(draw, weight_bits: tuple[int, ...] = (1,)):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(b1_cases())
 def test_any_small_b1_network_is_bit_exact_and_takes_the_predicted_cycles(case) -> None:
-    network, input_times, lanes = case
+    check_b1_case(*case)
+
+
+def check_b1_case(network, input_times, lanes: int) -> None:
+    """Every spike step, score and decision equal to ``sim/b1.py``; cycles equal to the formula."""
     golden = run_b1(network, input_times)
     runs = run_core(network, input_times, lanes)
     assert b1_mismatches(runs, golden, network) == []
@@ -78,12 +82,7 @@ def test_any_small_b1_network_is_bit_exact_and_takes_the_predicted_cycles(case) 
 @given(b1_cases(weight_bits=(2, 4, 8)))
 def test_any_small_b_bit_network_is_bit_exact_and_takes_the_predicted_cycles(case) -> None:
     """2-, 4- and 8-bit weights: each lane multiplies its weight field by the event's value."""
-    network, input_times, lanes = case
-    golden = run_b1(network, input_times)
-    runs = run_core(network, input_times, lanes)
-    assert b1_mismatches(runs, golden, network) == []
-    params = B1CoreParams.from_network(network, lanes)
-    assert [run.cycles for run in runs] == predicted_b1_cycles(params, golden).tolist()
+    check_b1_case(*case)
 
 
 def test_b_bit_potentials_add_weight_times_tmax_minus_k() -> None:

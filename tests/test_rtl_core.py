@@ -100,9 +100,14 @@ def networks_and_inputs(draw: st.DrawFn) -> tuple[IntegerNetwork, np.ndarray, in
 @given(networks_and_inputs())
 def test_any_small_network_is_bit_exact_in_both_modes(case: tuple[IntegerNetwork, np.ndarray, int]) -> None:
     network, times, lanes = case
+    check_both_modes(network, times, lanes, Bs4nnCore(network, lanes))
+
+
+def check_both_modes(network: IntegerNetwork, times: np.ndarray, lanes: int, core: Bs4nnCore) -> None:
+    """Full mode bit-exact with every spike; early exit's decisions; both modes' cycles = the formula
+    (either core: the narrow one here, the wide one in test_rtl_wide)."""
     golden = run_golden(network, times)
     params = CoreParams.from_network(network, lanes)
-    core = Bs4nnCore(network, lanes)
     full = simulate_core(network, times, core=core)
     assert_matches_golden(full, golden, network)
     assert [run.cycles for run in full] == predicted_cycles(params, golden).tolist()

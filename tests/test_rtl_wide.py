@@ -8,6 +8,7 @@ import pytest
 from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from test_rtl_core import assert_matches_golden, networks_and_inputs
+from test_rtl_core import check_both_modes as check_core_both_modes
 
 from bs4nn.export.layout import network_weight_writes
 from bs4nn.lanes import MAX_LANES
@@ -24,20 +25,10 @@ WIDE = MAX_LANES + 1  # the least lane count that asks for the wide core
 
 
 def check_both_modes(network, times, lanes: int) -> None:
-    """Full mode bit-exact with every spike; early exit's decisions; both modes' cycles = the formula."""
-    golden = run_golden(network, times)
-    params = CoreParams.from_network(network, lanes)
+    """test_rtl_core's both-modes check, on the core that ``core_for`` picks for wide lanes."""
     core = core_for(network, lanes)
     assert isinstance(core, Bs4nnWideCore)
-    full = simulate_core(network, times, core=core)
-    assert_matches_golden(full, golden, network)
-    assert [run.cycles for run in full] == predicted_cycles(params, golden).tolist()
-    early = simulate_core(network, times, core=core, early_exit=True)
-    assert [run.decision for run in early] == golden.decision.tolist()
-    assert [run.decision_time for run in early] == golden.decision_time.tolist()
-    assert [run.cycles for run in early] == predicted_cycles(params, golden, early_exit=True).tolist()
-    for run, decision_time in zip(early, golden.decision_time, strict=True):
-        assert all(time <= decision_time for _, _, time in run.spikes)
+    check_core_both_modes(network, times, lanes, core)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
