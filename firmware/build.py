@@ -372,9 +372,7 @@ def build_bitstream(
     owned_entries(out_dir, WRITER)  # a folder the build may not replace is refused before anything else
     try:
         wide = core_params(network, lanes).wide
-        if wide and isinstance(network, B1Network):
-            raise ValueError(f"lanes {lanes}: the B1 core is narrow only (lanes 1..64); the wide core is BS4NN's")
-    except ValueError as error:  # a wide core short of the widest layer, or of the B1 family
+    except ValueError as error:  # a wide core short of the widest layer, or for a B1 network
         raise Bs4nnError(str(error)) from error
     if wide and spram:
         raise Bs4nnError("the wide core (lanes beyond 64) reads its weight rows from block RAM, not SPRAM")

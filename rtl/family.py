@@ -29,19 +29,23 @@ def core_for(
     (more; BS4NN only for now).  Raises ``ValueError`` for what it cannot build.  ``formal`` and
     ``assume_valid_input`` as :class:`~bs4nn.rtl.core.Bs4nnCore` (for :mod:`bs4nn.rtl.formal`; narrow cores)."""
     if is_wide(lanes):
-        if isinstance(network, B1Network):
-            raise ValueError(f"lanes {lanes}: the B1 core is narrow only (lanes 1..64); the wide core is BS4NN's")
+        core_params(network, lanes)  # refuses what no wide core is built for, before any core exists
         if formal:
             raise ValueError(f"lanes {lanes}: the wide core carries no formal assertions yet (lanes 1..64 do)")
-        core_params(network, lanes)  # refuses a lane count short of the widest layer before any core exists
         return Bs4nnWideCore(network, lanes, weight_init=weight_init)
     family = B1Core if isinstance(network, B1Network) else Bs4nnCore
     return family(network, lanes, weight_init=weight_init, formal=formal, assume_valid_input=assume_valid_input)
 
 
 def core_params(network: IntegerNetwork | B1Network, lanes: int) -> CoreParams:
-    """The widths and payload layouts of :func:`core_for`'s core, without elaborating it."""
+    """The widths and payload layouts of :func:`core_for`'s core, without elaborating it.
+
+    Raises ``ValueError`` for a lane count no core is built for: a wide one (beyond 64) short of the
+    widest layer, or any wide one for a B1 network (the B1 core is narrow only), so every command
+    that sizes a core first (``rtl``, ``build``, ``bench hw``) refuses in the same words."""
     if isinstance(network, B1Network):
+        if is_wide(lanes):
+            raise ValueError(f"lanes {lanes}: the B1 core is narrow only (lanes 1..64); the wide core is BS4NN's")
         return B1CoreParams.from_network(network, lanes)
     return CoreParams.from_network(network, lanes)
 

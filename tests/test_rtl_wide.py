@@ -14,7 +14,7 @@ from bs4nn.export.layout import network_weight_writes
 from bs4nn.lanes import MAX_LANES
 from bs4nn.rtl.core import LowestLane
 from bs4nn.rtl.cycles import clear_cycles, predicted_cycles, worst_case_cycles
-from bs4nn.rtl.family import core_for
+from bs4nn.rtl.family import core_for, core_params
 from bs4nn.rtl.params import CoreParams
 from bs4nn.rtl.simulate import simulate_core
 from bs4nn.rtl.wide import Bs4nnWideCore, SpikeQueue
@@ -92,8 +92,11 @@ def test_lanes_between_a_weight_word_and_the_widest_layer_are_refused() -> None:
     network = random_network([20, 100, 4], [2, 2], seed=0)
     with pytest.raises(ValueError, match="widest layer"):
         core_for(network, 99)
+    b1 = random_b1_network([20, 8, 4], 1, [4], [8], seed=0)
     with pytest.raises(ValueError, match="B1 core is narrow"):
-        core_for(random_b1_network([20, 8, 4], 1, [4], [8], seed=0), 100)
+        core_for(b1, 100)
+    with pytest.raises(ValueError, match="B1 core is narrow"):  # sized before any core: build, bench hw
+        core_params(b1, 100)
 
 
 @pytest.mark.parametrize("width", [1, 2, 3, 5, 17, 600])
