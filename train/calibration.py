@@ -161,3 +161,12 @@ def calibrate_thresholds(
         images=len(labels),
         tried=tried,
     )
+
+
+def calibrate_for_budget(network: ProxyNetwork, data: LabelledImages, budget: int) -> Calibration:
+    """The calibration a run's ``decision_step_budget`` asks for: accuracy alone when the budget is
+    ``tmax`` or more (no budget), else the most accurate counts within it, searched down to half the
+    trained counts.  One rule for the trainer (``train/finish.py``) and the decision-budget bench."""
+    if budget >= network.tmax:
+        return calibrate_thresholds(network, data, scales=COUNT_SCALES)
+    return calibrate_thresholds(network, data, scales=BUDGET_COUNT_SCALES, max_mean_decision_time=budget)

@@ -17,12 +17,7 @@ from typing import Any
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import quantize_alpha
 from bs4nn.fileio import atomic_write_text
-from bs4nn.train.calibration import (
-    BUDGET_COUNT_SCALES,
-    COUNT_SCALES,
-    READOUT_COUNT_SCALES,
-    calibrate_thresholds,
-)
+from bs4nn.train.calibration import READOUT_COUNT_SCALES, calibrate_for_budget, calibrate_thresholds
 from bs4nn.train.checkpoint import PRETRAINED_DIR, Checkpoint, load_checkpoint, run_model_path, save_checkpoint
 from bs4nn.train.datasets import load_split
 from bs4nn.train.metrics import plot_metrics
@@ -113,8 +108,7 @@ def calibrate_run(
         # readout epochs do
         network = replace(network, thetas=choose_readout_count(network, validation, log))
     budget = preset.decision_step_budget if preset.decision_step_budget < preset.tmax else None
-    scales = COUNT_SCALES if budget is None else BUDGET_COUNT_SCALES
-    calibration = calibrate_thresholds(network, validation, scales=scales, max_mean_decision_time=budget)
+    calibration = calibrate_for_budget(network, validation, preset.decision_step_budget)
     figures = {key: value for key, value in calibration.as_dict().items() if key != "tried"}
     figures["seconds"] = time.perf_counter() - started
     model = replace(

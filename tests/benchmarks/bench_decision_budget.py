@@ -19,7 +19,7 @@ import time
 
 from bs4nn.sim.golden import decision_statistics, run_network
 from bs4nn.sim.semantics import encode_images
-from bs4nn.train.calibration import BUDGET_COUNT_SCALES, COUNT_SCALES, calibrate_thresholds
+from bs4nn.train.calibration import calibrate_for_budget
 from bs4nn.train.checkpoint import PRETRAINED_DIR, load_checkpoint
 from bs4nn.train.datasets import load_split
 from bs4nn.train.finish import checkpoint_network
@@ -46,13 +46,7 @@ def main() -> None:
         signs = [binary_weights(w) for w in network.weights]
         for budget in args.budgets:
             start = time.perf_counter()
-            limited = budget < network.tmax
-            calibration = calibrate_thresholds(
-                network,
-                validation,
-                scales=BUDGET_COUNT_SCALES if limited else COUNT_SCALES,
-                max_mean_decision_time=budget if limited else None,
-            )
+            calibration = calibrate_for_budget(network, validation, budget)
             result = run_network(test_inputs, signs, calibration.counts, network.tmax)
             figures = decision_statistics(result, network.tmax)
             print(
