@@ -17,7 +17,7 @@ from bs4nn.cli import run
 from bs4nn.errors import Bs4nnError
 from bs4nn.train import experiments_cli
 from bs4nn.train.datasets import load_split
-from bs4nn.train.experiments import bnn
+from bs4nn.train.experiments import baseline, bnn
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = os.environ.get("BS4NN_DATA", str(REPO.parent / "shared" / "data"))
@@ -77,7 +77,7 @@ def test_backward_matches_finite_differences(name):
 
 
 def test_learning_rate_decays_from_start_to_end():
-    config = bnn.BnnConfig(sizes=[784, 10, 10], epochs=5)
+    config = baseline.BaselineConfig(sizes=[784, 10, 10], epochs=5)
     rates = [config.learning_rate(epoch) for epoch in range(5)]
     assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(1e-4)
     assert all(a > b for a, b in itertools.pairwise(rates))
@@ -87,43 +87,43 @@ def test_inference_uses_only_the_signs():
     rng = np.random.default_rng(2)
     layers = bnn.init_layers([20, 8, 3], rng)
     inputs = rng.random((50, 20)).astype(np.float32)
-    before = bnn.predict(layers, inputs)
+    before = baseline.predict(bnn.BNN, layers, inputs)
     for layer in layers:
         layer.weights = layer.weights * 7.5  # same signs, other magnitudes
-    np.testing.assert_array_equal(bnn.predict(layers, inputs), before)
+    np.testing.assert_array_equal(baseline.predict(bnn.BNN, layers, inputs), before)
     layers[0].weights = -layers[0].weights
-    assert not np.array_equal(bnn.predict(layers, inputs), before)
+    assert not np.array_equal(baseline.predict(bnn.BNN, layers, inputs), before)
 
 
 def test_bad_configs():
     with pytest.raises(Bs4nnError, match="batch"):
-        bnn.BnnConfig(sizes=[4, 2], batch_size=1)
+        baseline.BaselineConfig(sizes=[4, 2], batch_size=1)
     with pytest.raises(Bs4nnError, match="lr_end"):
-        bnn.BnnConfig(sizes=[4, 2], lr_start=1e-4, lr_end=1e-3)
+        baseline.BaselineConfig(sizes=[4, 2], lr_start=1e-4, lr_end=1e-3)
     with pytest.raises(Bs4nnError, match="sizes"):
-        bnn.BnnConfig(sizes=[4])
+        baseline.BaselineConfig(sizes=[4])
 
 
 def test_short_mnist_training(tmp_path):
     """3,500 training images, 2 epochs, 64 hidden units: far above chance, outputs consistent."""
     images, labels = load_split("mnist", "train", DATA_DIR, download=False)
     test_images, test_labels = load_split("mnist", "test", DATA_DIR, download=False)
-    config = bnn.BnnConfig(sizes=[784, 64, 10], epochs=2, validation=500, seed=3)
+    config = baseline.BaselineConfig(sizes=[784, 64, 10], epochs=2, validation=500, seed=3)
     train, test = (images[:3500], labels[:3500]), (test_images[:1000], test_labels[:1000])
-    result = bnn.train_bnn(config, *train, *test, dataset="mnist")
+    result = baseline.train_baseline(bnn.BNN, config, *train, *test, dataset="mnist")
     assert result.test_accuracy > 0.75
     history = [row["validation_accuracy"] for row in result.history]
     assert result.best_epoch == 1 + int(np.argmax(history))
     assert result.validation_accuracy == max(history)
-    assert bnn.accuracy(result.layers, bnn.scale_images(test[0], np), test[1]) == result.test_accuracy
-    json_path, npz_path, png_path = bnn.write_bnn_result(result, tmp_path)
+    assert baseline.accuracy(bnn.BNN, result.layers, bnn.scale_images(test[0], np), test[1]) == result.test_accuracy
+    json_path, npz_path, png_path = baseline.write_baseline_result(bnn.BNN, result, tmp_path)
     summary = json.loads(json_path.read_text())
     assert summary["test_accuracy"] == result.test_accuracy and summary["config"]["sizes"] == [784, 64, 10]
     with np.load(npz_path) as saved:
         np.testing.assert_array_equal(saved["signs_0"], result.layers[0].weights >= 0)
         assert set(np.unique(saved["signs_1"])) <= {0, 1}
     assert png_path.read_bytes()[:4] == b"\x89PNG"
-    again = bnn.train_bnn(config, *train, *test)
+    again = baseline.train_baseline(bnn.BNN, config, *train, *test)
     assert again.history == result.history  # seeded
 
 
@@ -133,7 +133,7 @@ def test_cli_bnn(tmp_path, capsys):
     argv = "experiment bnn --hidden 16 --epochs 1 --train-images 1200 --validation 200 --test-images 200 --quiet"
     args = parser.parse_args([*argv.split(), "--data-dir", DATA_DIR, "--out", str(tmp_path)])
     assert run(args.handler, args, "bs4nn") == 0
-    assert "BNN 784-16-10 on mnist" in capsys.readouterr().out
+    assert "BNN baseline 784-16-10 on mnist" in capsys.readouterr().out
     assert json.loads((tmp_path / "bnn.json").read_text())["config"]["epochs"] == 1
     args = parser.parse_args([*argv.split(), "--validation", "5000", "--data-dir", DATA_DIR, "--out", str(tmp_path)])
     assert run(args.handler, args, "bs4nn") == 2

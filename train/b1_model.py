@@ -37,6 +37,7 @@ import numpy as np
 
 from bs4nn.sim.b1 import B1Layer, B1Network, fire_values, input_values, weight_range
 from bs4nn.sim.semantics import Array
+from bs4nn.train.losses import softmax_cross_entropy
 
 EXACT_FLOAT32 = 1 << 24
 """float32 holds every integer below this: sums of products that stay below it are exact."""
@@ -215,11 +216,7 @@ def backward(
 ) -> Gradients:
     """Softmax cross-entropy plus the activity penalty, straight through to the proxies."""
     batch = run.logits.shape[0]
-    shifted = run.logits - run.logits.max(axis=1, keepdims=True)
-    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-    rows = xp.arange(batch)
-    grad = xp.exp(log_probs)
-    grad[rows, labels] -= 1
+    loss, grad = softmax_cross_entropy(run.logits, labels, xp)
     grad /= batch  # dL/d(logits) of the batch mean
     n_layers = len(params.weights)
     grads_w, grads_s, grads_b = [None] * n_layers, [None] * n_layers, [None] * n_layers
@@ -252,7 +249,7 @@ def backward(
     correct = int((xp.argmax(run.scores, axis=1) == labels).sum())
     return Gradients(
         [*grads_w, *grads_s, *grads_b],
-        loss=float(-log_probs[rows, labels].sum()),
+        loss=loss,
         penalty=penalty,
         correct=correct,
         hidden_spikes=[float((values > 0).sum()) / values.shape[1] for values in run.values[1:]],

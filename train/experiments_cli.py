@@ -1,4 +1,4 @@
-"""``bs4nn report --model MODEL`` and ``bs4nn experiment {noise,threshold,alpha,real-weights,bnn}``.
+"""``bs4nn report --model MODEL`` and ``bs4nn experiment {noise,threshold,alpha,real-weights,bnn,relu}``.
 
 Registered by ``bs4nn.cli`` (``"bs4nn.train.experiments_cli"`` in ``STAGE_CLIS``).  MODEL is a
 checkpoint ``.npz`` (everything works) or a bit-model folder (everything that does not need the
@@ -22,7 +22,8 @@ from bs4nn.errors import Bs4nnError
 from bs4nn.export.naming import resolve_model
 from bs4nn.sim.golden import decision_line, decision_statistics
 from bs4nn.train.datasets import DATASETS, dataset_spec, load_split
-from bs4nn.train.experiments import bnn, sweeps
+from bs4nn.train.experiments import baseline as baseline_loop
+from bs4nn.train.experiments import bnn, relu, sweeps
 from bs4nn.train.experiments.models import AnalysedModel, load_model
 from bs4nn.train.experiments.report import analyse, write_report
 
@@ -107,14 +108,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             )
         sweep.set_defaults(handler=_sweep)
 
-    baseline = actions.add_parser(
-        "bnn",
-        help="train the paper's BNN baseline (binary weights and activations, same architecture)",
-        description="Train the non-spiking binarized network of the paper's comparison: binary weights, sign "
-        "activations, batch norm, squared hinge loss, Adam, lr 1e-3 -> 1e-4, init U[-1/sqrt(n), 1/sqrt(n)]. "
-        "The last 5,000 training images select the epoch; its test accuracy is reported "
-        "(paper: 96.8 % MNIST, 86.4 % Fashion-MNIST).",
-    )
+    for net, defaults, help_text, description in BASELINES:
+        _add_baseline_parser(actions, net, defaults, help_text, description)
+
+
+BASELINES = (
+    (
+        bnn.BNN,
+        {"epochs": 50, "lr_end": 1e-4},
+        "train the paper's BNN baseline (binary weights and activations, same architecture)",
+        "Train the non-spiking binarized network of the paper's comparison: binary weights, sign activations, "
+        "batch norm, squared hinge loss, Adam, lr 1e-3 -> 1e-4, init U[-1/sqrt(n), 1/sqrt(n)]. The last 5,000 "
+        "training images select the epoch; its test accuracy is reported (paper: 96.8 % MNIST, 86.4 % "
+        "Fashion-MNIST).",
+    ),
+    (
+        relu.Relu(),
+        {"epochs": 60, "lr_end": 1e-5},
+        "train the float ReLU reference of a B1 network (real weights and activations, same architecture)",
+        "Train the float ReLU MLP that a B1 network is the integer form of: real weights, ReLU activations "
+        "without the window's clip and floor, the B1 inputs (coded value / tmax), softmax cross-entropy, Adam, "
+        "lr 1e-3 -> 1e-5, init U[-1/sqrt(n), 1/sqrt(n)]. The last 5,000 training images select the epoch; its "
+        "test accuracy is reported. Also writes W0.npy b0.npy W1.npy b1.npy for 'bs4nn-export --from-relu'.",
+    ),
+)
+"""Per non-spiking baseline: its net, its defaults beyond the shared ones, its help and description."""
+
+
+def _add_baseline_parser(
+    actions: argparse._SubParsersAction, net: Any, defaults: dict[str, Any], help_text: str, description: str
+) -> None:
+    baseline = actions.add_parser(net.name, help=help_text, description=description)
     baseline.add_argument("--dataset", default="mnist", choices=sorted(DATASETS), help="(default: mnist)")
     baseline.add_argument(
         "--hidden",
@@ -123,23 +147,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="hidden layer sizes (default: the paper's, 600 for MNIST, 1000 for Fashion-MNIST)",
     )
-    baseline.add_argument("--epochs", type=argtypes.positive_int, default=50, help="(default: 50)")
+    epochs = defaults["epochs"]
+    baseline.add_argument("--epochs", type=argtypes.positive_int, default=epochs, help=f"(default: {epochs})")
     baseline.add_argument("--batch-size", type=argtypes.positive_int, default=100, help="(default: 100)")
     baseline.add_argument("--lr-start", type=float, default=1e-3, help="(default: 1e-3)")
-    baseline.add_argument("--lr-end", type=float, default=1e-4, help="(default: 1e-4)")
+    lr_end = defaults["lr_end"]
+    baseline.add_argument("--lr-end", type=float, default=lr_end, help=f"(default: {lr_end:g})")
     baseline.add_argument("--seed", type=int, default=0, help="(default: 0)")
     baseline.add_argument(
         "--train-images", type=argtypes.positive_int, metavar="N", help="only the first N training images (tests)"
     )
     baseline.add_argument(
-        "--validation", type=argtypes.positive_int, default=bnn.VALIDATION_IMAGES, help="(default: 5000)"
+        "--validation", type=argtypes.positive_int, default=baseline_loop.VALIDATION_IMAGES, help="(default: 5000)"
     )
     baseline.add_argument("--test-images", type=argtypes.positive_int, metavar="N", help="only the first N test images")
     baseline.add_argument("--gpu", action="store_true", help="run on CuPy (needs the [gpu] extra)")
-    argtypes.add_output_argument(baseline, "DIR", "output folder (default: bnn-<dataset>)")
+    argtypes.add_output_argument(baseline, "DIR", f"output folder (default: {net.name}-<dataset>)")
     baseline.add_argument("--quiet", action="store_true", help="no progress bar")
     add_data_dir(baseline)
-    baseline.set_defaults(handler=_bnn)
+    baseline.set_defaults(handler=_baseline, net=net)
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
@@ -210,7 +236,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _legacy_results(folder: Path) -> list[str] | None:
     """An experiments folder written before ownership records: it holds a sweep's or the baseline's JSON."""
-    return [] if any((folder / f"{name}.json").is_file() for name in (*SWEEPS, "bnn")) else None
+    return [] if any((folder / f"{name}.json").is_file() for name in (*SWEEPS, "bnn", "relu")) else None
 
 
 def _claim_folder(out: Path, write: bool = False) -> Path:
@@ -261,18 +287,19 @@ def _array_module(gpu: bool) -> ModuleType:
     return cupy
 
 
-def _bnn(args: argparse.Namespace) -> int:
+def _baseline(args: argparse.Namespace) -> int:
+    net = args.net
     dataset = dataset_spec(args.dataset).name
-    hidden = args.hidden or [bnn.DEFAULT_HIDDEN[dataset]]
-    out = _claim_folder(Path(args.output or f"bnn-{dataset}"))
+    hidden = args.hidden or [baseline_loop.DEFAULT_HIDDEN[dataset]]
+    out = _claim_folder(Path(args.output or f"{net.name}-{dataset}"))
     train_images, train_labels = load_split(dataset, "train", args.data_dir)
     test_images, test_labels = load_split(dataset, "test", args.data_dir)
     if args.train_images is not None:
         train_images, train_labels = train_images[: args.train_images], train_labels[: args.train_images]
     if args.test_images is not None:
         test_images, test_labels = test_images[: args.test_images], test_labels[: args.test_images]
-    config = bnn.BnnConfig(
-        sizes=[train_images[0].size, *hidden, bnn.N_CLASSES],
+    config = baseline_loop.BaselineConfig(
+        sizes=[train_images[0].size, *hidden, baseline_loop.N_CLASSES],
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr_start=args.lr_start,
@@ -281,13 +308,16 @@ def _bnn(args: argparse.Namespace) -> int:
         validation=args.validation,
     )
     xp = _array_module(args.gpu)
-    result = bnn.train_bnn(
-        config, train_images, train_labels, test_images, test_labels, xp, progress=not args.quiet, dataset=dataset
+    result = baseline_loop.train_baseline(
+        net, config, train_images, train_labels, test_images, test_labels, xp, progress=not args.quiet, dataset=dataset
     )
-    written = bnn.write_bnn_result(result, _claim_folder(out, write=True))
+    folder = _claim_folder(out, write=True)
+    written = baseline_loop.write_baseline_result(net, result, folder)
+    if isinstance(net, relu.Relu):
+        written += relu.write_relu_npy(result.layers, folder)
     architecture = "-".join(str(n) for n in config.sizes)
     print(
-        f"BNN {architecture} on {dataset}: best epoch {result.best_epoch}/{config.epochs}, validation "
+        f"{net.title} {architecture} on {dataset}: best epoch {result.best_epoch}/{config.epochs}, validation "
         f"{100 * result.validation_accuracy:.2f} %, test {100 * result.test_accuracy:.2f} % ({result.seconds:.0f} s)"
     )
     print("written: " + ", ".join(str(path) for path in written))

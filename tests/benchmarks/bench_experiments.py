@@ -16,7 +16,7 @@ import numpy as np
 
 from bs4nn.train.checkpoint import Checkpoint
 from bs4nn.train.datasets import load_split
-from bs4nn.train.experiments import bnn, sweeps
+from bs4nn.train.experiments import baseline, bnn, sweeps
 from bs4nn.train.experiments.models import model_from_checkpoint
 from bs4nn.train.experiments.report import analyse, write_report
 
@@ -56,9 +56,9 @@ def main() -> None:
 
     train_images, train_labels = load_split("mnist", "train", None, download=False)
     count = args.bnn_images
-    config = bnn.BnnConfig(sizes=SIZES, epochs=1, validation=1000)
+    config = baseline.BaselineConfig(sizes=SIZES, epochs=1, validation=1000)
     start = time.perf_counter()
-    bnn.train_bnn(config, train_images[:count], train_labels[:count], images, labels)
+    baseline.train_baseline(bnn.BNN, config, train_images[:count], train_labels[:count], images, labels)
     seconds = time.perf_counter() - start
     per_epoch_55k = seconds * 55_000 / (count - config.validation)
     print(f"BNN 784-600-10: 1 epoch on {count - 1000} images {seconds:.1f} s (~{per_epoch_55k:.0f} s per 55,000)")

@@ -17,6 +17,7 @@ import numpy as np
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.sim.semantics import Array
+from bs4nn.train.losses import softmax_cross_entropy
 from bs4nn.train.network import binary_weights, layer_thresholds
 from bs4nn.train.rules.base import Batch, BatchResult, Bs4nnFamily, Parameters
 
@@ -88,13 +89,8 @@ def snapshot_ce_gradients(
     spiked_sum = spiked[-1].reshape(n_steps, batch, -1).sum(axis=0)
     summed_counters = spiked_sum @ signs[-1].T  # the output counters, summed over the snapshots
     scores = readout_scale * summed_counters
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
-    rows = xp.arange(batch)
-    loss = float(-log_probs[rows, labels].sum())
+    loss, grad_scores = softmax_cross_entropy(scores, labels, xp)
     correct = int((scores.argmax(axis=1) == labels).sum())
-    grad_scores = xp.exp(log_probs)
-    grad_scores[rows, labels] -= 1
     weight_grads: list[Array] = [None] * len(weights)
     weight_grads[-1] = readout_scale * (grad_scores.T @ spiked_sum)
     scale_grad = float((grad_scores * summed_counters).sum())
