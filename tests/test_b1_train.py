@@ -84,7 +84,10 @@ def stop_after_first_epoch(line: str) -> None:
 
 
 def test_resume_equals_uninterrupted(tmp_path):
-    preset = replace(PRESETS["tiny-b1"], train_images=600, validation_images=200, activity_penalty=0.01, shift_pixels=1)
+    preset = replace(
+        PRESETS["tiny-b1"], train_images=600, validation_images=200, activity_penalty=0.01, shift_pixels=1,
+        mirror_images=True,
+    )  # fmt: skip
     whole = tmp_path / "whole"
     train(preset, RunOptions(out_dir=whole, progress=False, test=False), log=lambda _: None)
     parts = tmp_path / "parts"
@@ -137,12 +140,13 @@ def test_train_cli_any_hidden_layers_and_weight_bits(tmp_path, capsys):
     code, out, _ = run_bs4nn(
         capsys, "train", "--preset", "tiny-b1", "--out", str(tmp_path), "--hidden", "24", "16", "--windows", "8", "4",
         "--weight-bits", "3", "--epochs", "1", "--train-images", "500", "--quiet", "--no-test",
-        "--set", "activity_penalty=0.3", "--plot",
+        "--set", "activity_penalty=0.3", "--plot", "--mirror-images",
     )  # fmt: skip
     assert code == 0 and "epoch 1:" in out
     best = load_checkpoint(tmp_path / "best.npz")
     assert best.sizes == [784, 24, 16, 10] and best.weight_bits == 3 and best.thetas == [8.0, 4.0, 0.0]
     assert best.hyperparameters["run"]["preset"]["activity_penalty"] == 0.3
+    assert best.hyperparameters["run"]["preset"]["mirror_images"] is True  # the loop's augmentation, either family
     header, row = (tmp_path / "metrics.csv").read_text().splitlines()[:2]
     assert header.endswith("train_penalty,train_spikes_per_neuron,validation_spikes_per_neuron")
     assert row.startswith("1,train,") and (tmp_path / "learning_curves.png").is_file()

@@ -220,7 +220,7 @@ def add_b1_arguments(train: argparse.ArgumentParser) -> None:
 B1_ONLY = ("weight_bits", "hidden", "windows", "activity_penalty")
 BS4NN_ONLY = (
     "mu", "bucket_batches", "decay_every", "target_rule", "gamma", "thetas", "weight_clip", "backward",
-    "count_margin", "surrogate_width", "readout_epochs", "mirror_images", "calibrate_thresholds",
+    "count_margin", "surrogate_width", "readout_epochs", "calibrate_thresholds",
 )  # fmt: skip
 
 
