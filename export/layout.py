@@ -79,15 +79,10 @@ def weight_memory_words(fields: np.ndarray, lanes: int, weight_bits: int = 1) ->
     return np.left_shift(lane_fields.astype(dtype), shifts).sum(axis=2, dtype=dtype).reshape(-1)
 
 
-def layer_weight_bits(layer) -> int:
-    """Bits per weight of a layer of either family (a BS4NN layer has sign bits only: 1)."""
-    return getattr(layer, "weight_bits", 1)
-
-
 def layer_weight_fields(layer) -> tuple[np.ndarray, int]:
     """What a layer's weight memory stores per synapse, and its width: a BS4NN layer's sign bits,
     a B1 layer's weight fields (1-bit B1 weights: the same sign bits)."""
-    bits = layer_weight_bits(layer)
+    bits = layer.weight_bits
     return (layer.signs if bits == 1 else weight_fields(layer.weights, bits)), bits
 
 

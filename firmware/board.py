@@ -33,7 +33,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.layout import DEFAULT_LANES, layer_weight_bits
+from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.firmware.event_source import EventSource, StreamRegister
 from bs4nn.firmware.frames import LENGTH_BITS, FrameParser, FrameSender
 from bs4nn.firmware.payloads import EventFrameDecoder, ResultSerialiser, WeightFrameDecoder
@@ -86,7 +86,7 @@ def check_weight_uploads(network: IntegerNetwork | B1Network) -> None:
     """Refuse run-time weight loading (``WEIGHT`` frames, ``bs4nn run --upload``, weights in SPRAM,
     which a bitstream cannot initialise) for b-bit B1 weights: a frame carries one word of
     ``lanes`` sign bits, so a b-bit board keeps its weights in its bitstream's block RAM."""
-    bits = max(layer_weight_bits(layer) for layer in network.layers)
+    bits = max(layer.weight_bits for layer in network.layers)
     if bits > 1:
         raise Bs4nnError(
             f"WEIGHT frames carry 1-bit weights only; this network has {bits}-bit weights, which the board "

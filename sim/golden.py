@@ -45,6 +45,11 @@ class IntegerLayer:
     def fan_in(self) -> int:
         return self.signs.shape[1]
 
+    @property
+    def weight_bits(self) -> int:
+        """Bits per synapse in the weight memory: BS4NN stores sign bits (a B1 layer says its own)."""
+        return 1
+
     def weights(self, xp: ModuleType = np) -> Array:
         """The +1/-1 weights as int8."""
         return xp.asarray(self.signs, dtype=xp.int8) * 2 - 1
