@@ -90,6 +90,7 @@ FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "windows": (_each(_positive_int), "positive integers, one per hidden layer"),
     "weight_bits": (lambda v: _positive_int(v) and v <= 8, "in 1..8"),
     "activity_penalty": (_non_negative_number, "a number >= 0"),
+    "deadline_weight": (_non_negative_number, "a number >= 0 (0: off)"),
 }
 """The range of each numeric field: the one check that presets, the named flags of ``bs4nn
 train`` (:func:`parse_field`) and ``--set`` (:func:`parse_setting`) all go through."""
@@ -143,7 +144,8 @@ class Preset:
     backward: str = "temporal"  # the training rule: one of BACKWARDS (train/rules/)
     count_margin: int = 4  # snapshot backward: counts by which the outputs must clear their threshold
     surrogate_width: float = 40.0  # snapshot backward: half-width (counts) of the hidden surrogate
-    decision_deadline: int = 256  # snapshot hinge (and readout epochs): snapshot no later than this step - 1
+    decision_deadline: int = 256  # snapshot hinge: snapshot by this step - 1; snapshot-ce: the deadline hinge's
+    deadline_weight: float = 0.0  # snapshot-ce: weight of the hinge on a first-spike decision by decision_deadline
     decision_step_budget: int = 256  # calibration: most accurate counts with a validation mean decision step <= this
     optimizer: str = "sgd"  # one of OPTIMIZERS; eta is its learning rate
     snapshot_steps: tuple[int, ...] = ()  # snapshot-ce: the steps s whose "spiked by s" bits are trained on

@@ -71,6 +71,7 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
         "activity_penalty",
         "lr_schedule",
         "decision_deadline",
+        "deadline_weight",
         "sample_with_replacement",
     ):
         if getattr(preset, key) == PRESET_DEFAULTS[key]:
