@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,29 @@ def test_deadline_hinge_settings_are_checked() -> None:
         get_preset("tiny-ce").with_settings(["deadline_weight=-1"])
     with pytest.raises(Bs4nnError, match=r"deadline_weight needs a decision_deadline in 9\.\.256"):
         get_preset("tiny-ce").with_overrides(deadline_weight=0.1, snapshot_steps=(8, 16), decision_deadline=8)
+
+
+def test_calibration_with_a_first_spike_share_floor(data_dir: Path) -> None:
+    """The shipped MNIST model's output count chosen on 500 validation images for accuracy alone and for
+    the most accurate count that decides at least a share of them by a first spike, above the free one's."""
+    from bs4nn.train.calibration import BUDGET_COUNT_SCALES, calibrate_thresholds
+    from bs4nn.train.checkpoint import load_checkpoint
+    from bs4nn.train.finish import checkpoint_network
+    from bs4nn.train.metrics import evaluate
+    from bs4nn.train.network import LabelledImages
+    from bs4nn.train.run import split_data
+
+    network = checkpoint_network(load_checkpoint(Path(__file__).parents[1] / "train/pretrained/mnist.npz"))
+    images, labels = split_data(get_preset("mnist"), str(data_dir))["validation"]
+    data = LabelledImages(images[:500], labels[:500])
+    free = calibrate_thresholds(network, data, scales=BUDGET_COUNT_SCALES, layers=[1])
+    floor = max(row["first_spike_decisions"] for row in free.tried)
+    assert floor > free.first_spike_decisions  # the free choice leaves images to the fallback
+    early = calibrate_thresholds(network, data, scales=BUDGET_COUNT_SCALES, layers=[1], min_first_spike_share=floor)
+    assert early.first_spike_decisions >= floor and early.counts[1] < free.counts[1]
+    within = [row for row in early.tried if row["first_spike_decisions"] >= floor]
+    assert early.accuracy == max(row["accuracy"] for row in within)  # the most accurate above the floor
+    rescored = evaluate(dataclasses.replace(network, thetas=early.thetas), data)
+    assert (rescored["accuracy"], rescored["first_spike_decisions"]) == (early.accuracy, early.first_spike_decisions)
+    with pytest.raises(Bs4nnError, match=r"decision_first_spike_share must be in \[0, 1\]"):
+        get_preset("mnist").with_settings(["decision_first_spike_share=1.5"])

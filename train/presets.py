@@ -91,6 +91,7 @@ FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "weight_bits": (lambda v: _positive_int(v) and v <= 8, "in 1..8"),
     "activity_penalty": (_non_negative_number, "a number >= 0"),
     "deadline_weight": (_non_negative_number, "a number >= 0 (0: off)"),
+    "decision_first_spike_share": (lambda v: _non_negative_number(v) and v <= 1, "in [0, 1] (0: none asked)"),
 }
 """The range of each numeric field: the one check that presets, the named flags of ``bs4nn
 train`` (:func:`parse_field`) and ``--set`` (:func:`parse_setting`) all go through."""
@@ -147,6 +148,7 @@ class Preset:
     decision_deadline: int = 256  # snapshot hinge: snapshot by this step - 1; snapshot-ce: the deadline hinge's
     deadline_weight: float = 0.0  # snapshot-ce: weight of the hinge on a first-spike decision by decision_deadline
     decision_step_budget: int = 256  # calibration: most accurate counts with a validation mean decision step <= this
+    decision_first_spike_share: float = 0.0  # calibration: ... and at least this share of first-spike decisions
     optimizer: str = "sgd"  # one of OPTIMIZERS; eta is its learning rate
     snapshot_steps: tuple[int, ...] = ()  # snapshot-ce: the steps s whose "spiked by s" bits are trained on
     readout_scale: float = 0.05  # snapshot-ce: initial scale of the summed output counters (learned)
