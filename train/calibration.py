@@ -51,6 +51,7 @@ class Calibration:
     trained_accuracy: float  # validation, golden model, trained counts
     accuracy: float  # validation, golden model, chosen counts
     mean_decision_time: float
+    first_spike_decisions: float  # share of the validation images decided by a first output spike, chosen counts
     images: int
     tried: list[dict[str, Any]]  # every (pass, layer, count) evaluated
 
@@ -89,6 +90,7 @@ def calibrate_thresholds(
     passes: int = PASSES,
     layers: Sequence[int] | None = None,
     max_mean_decision_time: float | None = None,
+    min_first_spike_share: float = 0.0,
 ) -> Calibration:
     """Per-layer integer thresholds of a binary ``network`` that maximise its accuracy on ``data``
     (the validation split) under the hardware's rules.
@@ -96,6 +98,11 @@ def calibrate_thresholds(
     ``layers``: the layers whose counts are searched (default all; the others keep theirs).
     ``max_mean_decision_time``: the accuracy/latency objective -- the most accurate counts whose
     mean decision step on ``data`` is within this budget; while none is, the earliest.
+    ``min_first_spike_share``: likewise, the counts must decide at least this share of ``data`` by a
+    first output spike (the rest wait for ``tmax``).  Why besides the budget: a mean within budget
+    can hide a few percent of fallback decisions, which the early-exit core runs to ``tmax``; issue
+    28 asks for both.  While the objective is missed, the counts that miss it least are kept: the
+    excess mean (in units of ``tmax``) plus the missing share.
 
     A count moves only when it is strictly better on the validation images, so the result is
     never worse there than the trained thresholds (by that objective).
@@ -103,8 +110,10 @@ def calibrate_thresholds(
 
     def score(outcome: Any) -> tuple[bool, float]:
         mean = float(outcome.decision_time.mean())
-        within = max_mean_decision_time is None or mean <= max_mean_decision_time
-        return (within, outcome.accuracy(labels) if within else -mean)
+        excess = 0.0 if max_mean_decision_time is None else max(0.0, mean - max_mean_decision_time) / tmax
+        missing = max(0.0, min_first_spike_share - float((outcome.decision_time < tmax).mean()))
+        within = excess == 0 and missing == 0
+        return (within, outcome.accuracy(labels) if within else -(excess + missing))
 
     tmax = network.tmax
     alphas_q = [quantize_alpha(alpha) for alpha in network.alphas]
@@ -128,7 +137,7 @@ def calibrate_thresholds(
 
     result = refresh(0)
     trained_accuracy = result.accuracy(labels)
-    best = (trained_accuracy, float(result.decision_time.mean()))
+    best = (trained_accuracy, float(result.decision_time.mean()), float((result.decision_time < tmax).mean()))
     best_score = score(result)
     for sweep in range(passes):
         counts_before = list(counts)
@@ -141,10 +150,16 @@ def calibrate_thresholds(
                 outcome = run_from(layer, trial)
                 accuracy = outcome.accuracy(labels)
                 mean = float(outcome.decision_time.mean())
-                trial_figures = {"count": count, "accuracy": accuracy, "mean_decision_time": mean}
+                share = float((outcome.decision_time < tmax).mean())
+                trial_figures = {
+                    "count": count,
+                    "accuracy": accuracy,
+                    "mean_decision_time": mean,
+                    "first_spike_decisions": share,
+                }
                 tried.append({"pass": sweep + 1, "layer": layer, **trial_figures})
                 if score(outcome) > best_score:
-                    best, best_score = (accuracy, mean), score(outcome)
+                    best, best_score = (accuracy, mean, share), score(outcome)
                     counts[layer] = count
             if counts[layer] != layer_before and layer + 1 < n_layers:
                 refresh(layer)  # the layers above now see other spike times
@@ -158,15 +173,25 @@ def calibrate_thresholds(
         trained_accuracy=trained_accuracy,
         accuracy=best[0],
         mean_decision_time=best[1],
+        first_spike_decisions=best[2],
         images=len(labels),
         tried=tried,
     )
 
 
-def calibrate_for_budget(network: ProxyNetwork, data: LabelledImages, budget: int) -> Calibration:
-    """The calibration a run's ``decision_step_budget`` asks for: accuracy alone when the budget is
-    ``tmax`` or more (no budget), else the most accurate counts within it, searched down to half the
-    trained counts.  One rule for the trainer (``train/finish.py``) and the decision-budget bench."""
-    if budget >= network.tmax:
+def calibrate_for_budget(
+    network: ProxyNetwork, data: LabelledImages, budget: int, min_first_spike_share: float = 0.0
+) -> Calibration:
+    """The calibration a run's ``decision_step_budget`` and ``decision_first_spike_share`` ask for:
+    accuracy alone when the budget is ``tmax`` or more (no budget) and no share is asked, else the
+    most accurate counts within both, searched down to half the trained counts.  One rule for the
+    trainer (``train/finish.py``) and the decision-budget bench."""
+    if budget >= network.tmax and not min_first_spike_share:
         return calibrate_thresholds(network, data, scales=COUNT_SCALES)
-    return calibrate_thresholds(network, data, scales=BUDGET_COUNT_SCALES, max_mean_decision_time=budget)
+    return calibrate_thresholds(
+        network,
+        data,
+        scales=BUDGET_COUNT_SCALES,
+        max_mean_decision_time=budget if budget < network.tmax else None,
+        min_first_spike_share=min_first_spike_share,
+    )

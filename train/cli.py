@@ -60,6 +60,8 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         help="train a binarized spiking network (BS4NN) and checkpoint it every epoch",
         description="Train a BS4NN preset with binary weights: mnist and fashion (the shipped models) with the "
         "snapshot-ce rule (mnist on training images shifted by up to a pixel, fashion with hidden dropout), "
+        "mnist-early as mnist trained to decide early by a first output spike (the deadline hinge: --set "
+        "deadline_weight=W --set decision_deadline=D on any snapshot-ce preset), "
         "mnist-temporal and mnist-paper with the paper's relative temporal targets and S4NN-style "
         "backward (Table 1); mnist-b1 and fashion-b1 train B1 networks (the b1 rule, train/B1.md) through the "
         "same loop, so --set, --plot, --resume and the metrics files work alike. "

@@ -108,7 +108,8 @@ def calibrate_run(
         # readout epochs do
         network = replace(network, thetas=choose_readout_count(network, validation, log))
     budget = preset.decision_step_budget if preset.decision_step_budget < preset.tmax else None
-    calibration = calibrate_for_budget(network, validation, preset.decision_step_budget)
+    share = preset.decision_first_spike_share
+    calibration = calibrate_for_budget(network, validation, preset.decision_step_budget, share)
     figures = {key: value for key, value in calibration.as_dict().items() if key != "tried"}
     figures["seconds"] = time.perf_counter() - started
     model = replace(
@@ -122,7 +123,8 @@ def calibrate_run(
         f"thresholds calibrated on validation: counts {calibration.trained_counts} -> {calibration.counts}, "
         f"validation {100 * calibration.trained_accuracy:.2f} % -> {100 * calibration.accuracy:.2f} % "
         f"at mean decision step {calibration.mean_decision_time:.1f}"
-        f"{'' if budget is None else f' (budget {budget})'} ({figures['seconds']:.0f} s)"
+        f"{'' if budget is None else f' (budget {budget})'}, {100 * calibration.first_spike_decisions:.1f} % "
+        f"by a first spike{f' (asked: {100 * share:.1f} %)' if share else ''} ({figures['seconds']:.0f} s)"
     )
     return model
 

@@ -53,6 +53,7 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
     settings.pop("epochs")  # a resumed run may be extended
     settings.pop("calibrate_thresholds")  # after training: resuming a finished run only calibrates
     settings.pop("decision_step_budget")  # the calibration's objective, after training too
+    settings.pop("decision_first_spike_share")  # likewise
     settings.pop("weight_clip")
     if preset.backward == "temporal":  # the snapshot knobs do not matter: runs made before them still resume
         for key in ("backward", "count_margin", "surrogate_width"):
@@ -71,6 +72,7 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
         "activity_penalty",
         "lr_schedule",
         "decision_deadline",
+        "deadline_weight",
         "sample_with_replacement",
     ):
         if getattr(preset, key) == PRESET_DEFAULTS[key]:

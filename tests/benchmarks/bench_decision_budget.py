@@ -7,7 +7,7 @@ thresholds for the accuracy/latency objective after training; this script shows 
 it buys on the shipped models without any new training (issue 28's table), each row chosen on
 the validation split and scored once on the 10,000 test images by the golden model.
 
-Run: ``python tests/benchmarks/bench_decision_budget.py [--model mnist fashion] [--budgets 256 120 100]``
+Run: ``python tests/benchmarks/bench_decision_budget.py [--model mnist fashion] [--budgets 256 120 100] [--share F]``
 (BS4NN_DATA must point at the datasets).  A row's model is what
 ``bs4nn train --resume --out RUN --set decision_step_budget=B`` ships for a finished run of that model.
 """
@@ -32,6 +32,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", nargs="+", default=["mnist", "fashion"], help="shipped BS4NN models")
     parser.add_argument("--budgets", nargs="+", type=int, default=[256, 150, 120, 100], help="256: accuracy alone")
+    parser.add_argument(
+        "--share", type=float, default=0.0, help="least share of first-spike decisions on validation (0: none)"
+    )
     args = parser.parse_args()
     print(
         f"{'model':<8} {'budget':>6} {'counts':>9} {'val %':>6} {'val step':>8} {'test %':>7} "
@@ -46,7 +49,7 @@ def main() -> None:
         signs = [binary_weights(w) for w in network.weights]
         for budget in args.budgets:
             start = time.perf_counter()
-            calibration = calibrate_for_budget(network, validation, budget)
+            calibration = calibrate_for_budget(network, validation, budget, args.share)
             result = run_network(test_inputs, signs, calibration.counts, network.tmax)
             figures = decision_statistics(result, network.tmax)
             print(

@@ -36,6 +36,23 @@ class SnapshotOptions:
             raise Bs4nnError(f"decision_deadline must be in 1..tmax ({self.tmax}), not {self.decision_deadline}")
 
 
+def counter_hinge(
+    out: Array, labels: Array, count: float, count_margin: int, xp: ModuleType = np
+) -> tuple[Array, Array]:
+    """By how many counts each output misses a first-spike decision for its label at ``count``.
+
+    ``out``: output counters, ``(..., batch, n_out)``.  ``short``: the correct output's shortfall
+    from ``count + count_margin`` (it must have spiked with a margin); ``over``: every other
+    output's excess over ``count - 1 - count_margin`` (it must not have spiked, with a margin);
+    zero where met.  One hinge for the readout epochs (:func:`snapshot_gradients`) and the
+    snapshot-ce deadline term (``snapshot_ce.deadline_hinge``).
+    """
+    is_label = xp.arange(out.shape[-1]) == labels[:, None]
+    short = xp.where(is_label, xp.maximum(count + count_margin - out, 0), 0)
+    over = xp.where(is_label, 0, xp.maximum(out - (count - 1 - count_margin), 0))
+    return short, over
+
+
 def snapshot_gradients(
     times: Sequence[Array],
     decision_time: Array,
@@ -74,11 +91,8 @@ def snapshot_gradients(
     fired = [(layer_times <= snapshot).astype(xp.float32) for layer_times in times]
     signs = [binary_weights(weight, xp).astype(xp.float32) for weight in weights]
     counters = [fired[layer] @ signs[layer].T for layer in range(len(weights))]
-    out = counters[-1]
-    count = float(threshold_counts[-1])
-    is_label = xp.arange(out.shape[1])[None, :] == labels[:, None]
-    short = xp.where(is_label, xp.maximum(count + count_margin - out, 0), 0) * alive[:, None]
-    over = xp.where(is_label, 0, xp.maximum(out - (count - 1 - count_margin), 0)) * alive[:, None]
+    short, over = counter_hinge(counters[-1], labels, float(threshold_counts[-1]), count_margin, xp)
+    short, over = short * alive[:, None], over * alive[:, None]
     loss = float(short.sum() + over.sum())
     delta = normalise_rows((over > 0).astype(xp.float32) - (short > 0).astype(xp.float32), xp)
     weight_grads: list[Array] = [None] * len(weights)

@@ -20,6 +20,7 @@ from bs4nn.sim.semantics import Array
 from bs4nn.train.losses import softmax_cross_entropy
 from bs4nn.train.network import binary_weights, layer_thresholds
 from bs4nn.train.rules.base import Batch, BatchResult, Bs4nnFamily, Parameters
+from bs4nn.train.rules.snapshot import counter_hinge
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,19 @@ class SnapshotCeOptions:
     snapshot_steps: tuple[int, ...] = ()  # the steps s whose "spiked by s" bits are trained on
     surrogate_width: float = 40.0  # half-width (counts) of the hidden threshold's triangle
     hidden_dropout: float = 0.0  # fraction of hidden neurons silenced per training image and batch
+    deadline_weight: float = 0.0  # weight of the deadline hinge (early first-spike decisions; 0: off)
+    decision_deadline: int = 256  # the correct output must have spiked by the last snapshot step before this
+    count_margin: int = 4  # counts by which the outputs must clear their threshold in the deadline hinge
 
     def __post_init__(self) -> None:
         steps = self.snapshot_steps
         if not steps or list(steps) != sorted(set(steps)) or not 0 <= steps[0] <= steps[-1] < self.tmax:
             raise Bs4nnError(f"snapshot-ce needs snapshot_steps ascending, distinct, in [0, {self.tmax}), got {steps}")
+        if self.deadline_weight and not steps[0] < self.decision_deadline <= self.tmax:
+            raise Bs4nnError(
+                f"deadline_weight needs a decision_deadline in {steps[0] + 1}..{self.tmax} (after the first "
+                f"snapshot step, {steps[0]}), got {self.decision_deadline}"
+            )
 
 
 def snapshot_ce_gradients(
@@ -47,6 +56,9 @@ def snapshot_ce_gradients(
     snapshot_steps: Sequence[int],
     surrogate_width: float,
     keep_masks: Sequence[Array] | None = None,
+    deadline_weight: float = 0.0,
+    decision_deadline: int = 256,
+    count_margin: int = 0,
     xp: ModuleType = np,
 ) -> tuple[list[Array], float, float, int]:
     """Gradients of a cross-entropy on the output counters summed over fixed snapshot steps
@@ -69,6 +81,9 @@ def snapshot_ce_gradients(
     ``keep_masks`` (hidden dropout, one ``(batch, n_l)`` array per hidden layer, from
     :func:`keep_masks`): each hidden layer's bits are multiplied by its mask at every snapshot,
     so a dropped neuron is silent for that sample throughout, and its gradient is masked alike.
+
+    ``deadline_weight`` (early first-spike decisions): plus this weight times
+    :func:`deadline_hinge` on the output counters of every snapshot, at the preset's output count.
 
     Returns the per-layer weight gradients and the readout scale's gradient (summed over the
     batch), the summed loss and the number of samples whose highest score is their label.
@@ -95,6 +110,15 @@ def snapshot_ce_gradients(
     weight_grads[-1] = readout_scale * (grad_scores.T @ spiked_sum)
     scale_grad = float((grad_scores * summed_counters).sum())
     delta = xp.tile(readout_scale * (grad_scores @ signs[-1]), (n_steps, 1))  # dL/d(spiked bits), per snapshot
+    if deadline_weight:
+        out_steps = (spiked[-1] @ signs[-1].T).reshape(n_steps, batch, -1)
+        hinge_grad, hinge_loss = deadline_hinge(
+            out_steps, labels, snapshot_steps, float(threshold_counts[-1]), count_margin, decision_deadline, xp
+        )
+        hinge_grad = deadline_weight * hinge_grad.reshape(n_steps * batch, -1)
+        loss += deadline_weight * hinge_loss
+        weight_grads[-1] += hinge_grad.T @ spiked[-1]
+        delta += hinge_grad @ signs[-1]
     for layer in range(len(weights) - 2, -1, -1):
         if keep_masks is not None:
             delta = delta * xp.tile(keep_masks[layer], (n_steps, 1))
@@ -104,6 +128,39 @@ def snapshot_ce_gradients(
         if layer > 0:
             delta = delta @ signs[layer]
     return weight_grads, scale_grad, loss, correct
+
+
+def deadline_hinge(
+    out_steps: Array,
+    labels: Array,
+    snapshot_steps: Sequence[int],
+    count: float,
+    count_margin: int,
+    decision_deadline: int,
+    xp: ModuleType = np,
+) -> tuple[Array, float]:
+    """A hinge asking for a first-spike decision by ``decision_deadline``: the correct output's
+    counter at ``count + count_margin`` by the last snapshot step before the deadline, every other
+    output's at ``count - 1 - count_margin`` or below at every snapshot step before it.
+
+    Why: the cross-entropy on the summed counters ranks the outputs, but the hardware decides by
+    the first output whose counter reaches its count, and only a model whose correct output gets
+    there early -- before any other -- decides early by a first spike (issue 28); otherwise the
+    decision waits, or falls back to the largest counter at ``tmax``.  A wrong output that reached
+    the count before the deadline would have won the race, so it is held down at every snapshot
+    before it; after the deadline nothing is asked (the decision is made by then).
+    ``out_steps``: ``(n_steps, batch, n_out)`` output counters at the snapshot steps.  Returns
+    ``dL/d(out_steps)`` (+1 per count-violating wrong output and snapshot, -1 for a short correct
+    output, not normalised: its weight sets its share beside the cross-entropy) and the loss in
+    counts, summed over the batch.
+    """
+    before = [index for index, step in enumerate(snapshot_steps) if step < decision_deadline]
+    short, over = counter_hinge(out_steps, labels, count, count_margin, xp)
+    short = short[before[-1]]
+    over = over * xp.asarray([step < decision_deadline for step in snapshot_steps], dtype=xp.float32)[:, None, None]
+    grad = (over > 0).astype(xp.float32)
+    grad[before[-1]] -= (short > 0).astype(xp.float32)
+    return grad, float(short.sum() + over.sum())
 
 
 class SnapshotCeRule(Bs4nnFamily):
@@ -127,6 +184,9 @@ class SnapshotCeRule(Bs4nnFamily):
             snapshot_steps=options.snapshot_steps,
             surrogate_width=options.surrogate_width,
             keep_masks=batch.keep_masks,
+            deadline_weight=options.deadline_weight,
+            decision_deadline=options.decision_deadline,
+            count_margin=options.count_margin,
             xp=xp,
         )
         return BatchResult(
