@@ -25,6 +25,7 @@ SHIPPED_NAMES = {
     "fmnist": "fashion",
     "mnist-b1": "mnist-b1",
     "fashion-b1": "fashion-b1",
+    "mnist-early": "mnist-early",
 }
 """Accepted names of the shipped models -> file stem in ``bs4nn/train/pretrained/``."""
 BIT_MODEL, SHIPPED, RUN, CHECKPOINT = "bit-model folder", "shipped model", "run folder", "checkpoint"

@@ -29,7 +29,7 @@ from bs4nn.export.exporter import (
 from bs4nn.export.layout import MemoryLayout, counter_bits, signs_from_words
 from bs4nn.export.naming import shipped_model_path
 from bs4nn.fileio import sha256_path
-from bs4nn.sim.golden import run_golden_images
+from bs4nn.sim.golden import decision_statistics, run_golden_images
 from bs4nn.train.checkpoint import Checkpoint, checkpoint_bytes, load_checkpoint, save_checkpoint
 
 SIZES = [784, 48, 10]
@@ -475,19 +475,22 @@ def test_named_model_through_the_cli(tmp_path, capsys, monkeypatch, mnist_test):
         resolve_source("fashion")  # only mnist.npz in $BS4NN_PRETRAINED
 
 
-SHIPPED_MNIST = Path(__file__).resolve().parents[1] / "train" / "pretrained" / "mnist.npz"
+PRETRAINED = Path(__file__).resolve().parents[1] / "train" / "pretrained"
 
 
-def test_shipped_mnist_model(tmp_path, capsys, monkeypatch, mnist_test):
-    """The real shipped model: ``bs4nn-export --to-bits mnist`` exports the package's mnist.npz."""
+@pytest.mark.parametrize("name", ["mnist", "mnist-early"])
+def test_shipped_mnist_model(tmp_path, capsys, monkeypatch, mnist_test, name):
+    """The real shipped models: ``bs4nn-export --to-bits NAME`` exports the package's NAME.npz, and
+    the golden model gives the test figures its trainer recorded (mnist-early: its early decisions)."""
+    shipped = PRETRAINED / f"{name}.npz"
     monkeypatch.delenv("BS4NN_PRETRAINED", raising=False)
     monkeypatch.chdir(tmp_path)
-    out = tmp_path / "mnist"
-    code, stdout, _ = run_cli(capsys, "--to-bits", "mnist", "-o", str(out), "--quiet")
-    assert code == 0 and "source: shipped mnist" in stdout
+    out = tmp_path / name
+    code, stdout, _ = run_cli(capsys, "--to-bits", name, "-o", str(out), "--quiet")
+    assert code == 0 and f"source: shipped {name}" in stdout
     model = verify_bit_model(out)
-    assert model.manifest["source"]["sha256"] == sha256_path(SHIPPED_MNIST)
-    checkpoint = load_checkpoint(SHIPPED_MNIST)
+    assert model.manifest["source"]["sha256"] == sha256_path(shipped)
+    checkpoint = load_checkpoint(shipped)
     expected = integer_network(
         checkpoint.weights, checkpoint.alphas, checkpoint.thetas, checkpoint.tmax, checkpoint.imax
     )
@@ -497,7 +500,10 @@ def test_shipped_mnist_model(tmp_path, capsys, monkeypatch, mnist_test):
     images, labels = mnist_test
     accuracy = model.manifest["metrics"]["test_accuracy"]
     assert model.manifest["metrics"]["images"] == len(labels) == 10000
-    assert accuracy == run_golden_images(model.network, images).accuracy(labels)
-    trainer_record = SHIPPED_MNIST.with_suffix(".json")  # the trainer's figures, when it wrote them
-    if trainer_record.is_file() and "accuracy" in json.loads(trainer_record.read_text()).get("test", {}):
-        assert accuracy == json.loads(trainer_record.read_text())["test"]["accuracy"]
+    result = run_golden_images(model.network, images)
+    assert accuracy == result.accuracy(labels)
+    record = json.loads(shipped.with_suffix(".json").read_text())["test"]  # the trainer's figures
+    assert accuracy == record["accuracy"]
+    figures = decision_statistics(result, model.network.tmax)
+    assert figures["no_output_spike"] == record["no_output_spike"]  # decided by the fallback, not a first spike
+    assert figures["mean_decision_time"] == pytest.approx(record["mean_decision_time"])
