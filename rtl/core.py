@@ -112,7 +112,7 @@ class Bs4nnCore(wiring.Component):
         return CounterIntegrate(layer, formal=self.formal), ThresholdTest(layer)
 
     def _controller(self, m: Module, layers: list, readout: OutputReadout, lowest: LowestLane) -> _Controller:
-        return _Controller(self, m, layers, readout, lowest)
+        return _Bs4nnController(self, m, layers, readout, lowest)
 
     def _weight_input(self, integrate: wiring.Component):
         """The integrator's port that the layer's weight-memory word drives (BS4NN: its sign bits)."""
@@ -332,10 +332,14 @@ class _Controller:
             m.d.sync += self.touched.eq(0)
             m.next = "WAIT"
             return
-        with m.If(self.touched[index]):
+        with m.If(self._scan_wanted(index)):
             m.next = self._enter_scan(index)
         with m.Else():
             self._goto_scan(index + 1)
+
+    def _scan_wanted(self, index: int):
+        """Whether layer ``index`` is scanned in this step: it received events (its counters changed)."""
+        return self.touched[index]
 
     def _enter_scan(self, index: int) -> str:
         """Start the scan of layer ``index``; its first state."""
@@ -365,7 +369,7 @@ class _Controller:
     def _scan_states(self, layer: _Layer) -> None:
         m, index, mem = self.m, layer.index, layer.mem
         with m.State(f"SCAN_READ_{index}"):
-            m.d.comb += mem.state_read_addr.eq(self.scan_word)
+            self._scan_read(layer)
             m.next = f"SCAN_TEST_{index}"
         with m.State(f"SCAN_TEST_{index}"):
             # threshold test of the word read last cycle; flag the new spikes
@@ -388,6 +392,10 @@ class _Controller:
                 m.next = f"SCAN_EMIT_{index}"
             with m.Else():
                 self._next_scan_word(layer)
+
+    def _scan_read(self, layer: _Layer) -> None:
+        """Read the counter word the scan tests next (here: every word in turn, from ``scan_word``)."""
+        self.m.d.comb += layer.mem.state_read_addr.eq(self.scan_word)
 
     def _emit(self, layer: _Layer) -> None:
         """One spike a cycle, lowest neuron first: onto the debug port, into the next layer or the result."""
@@ -440,3 +448,51 @@ class _Controller:
             m.d.comb += core.events.ready.eq(1)
             with m.If(core.events.valid & (core.events.payload.time >= self.params.tmax)):
                 m.next = "CLEAR"
+
+
+class _Bs4nnController(_Controller):
+    """The BS4NN controller: a scan reads only the counter words that may fire.
+
+    Every integration writeback marks its word a *candidate* when a lane not fired yet reaches
+    the threshold (:class:`~bs4nn.rtl.neuron.CounterIntegrate` ``reaches``); a scan takes the
+    candidates lowest word first (a priority encoder over the layer's candidate bits) and skips a
+    layer with none.  A candidate whose counter fell back below the threshold later in the step is
+    read and tested for nothing; a word that is no candidate cannot hold a new crossing, since its
+    counters only moved while being written back.  With +-1 weights every event touches every word
+    of the next layer, so a dirty bit per word would skip nothing: the threshold is what is rare.
+    Cycles: :func:`bs4nn.rtl.cycles.predicted_cycles` (``2`` per candidate word and step)."""
+
+    def __init__(self, core: Bs4nnCore, m: Module, layers: list[_Layer], readout: OutputReadout, lowest: LowestLane):
+        super().__init__(core, m, layers, readout, lowest)
+        self.candidates = [Signal(layer.params.words, name=f"candidates{layer.index}") for layer in layers]
+
+    def _image_resets(self) -> list:
+        return [*super()._image_resets(), *[candidates.eq(0) for candidates in self.candidates]]
+
+    def _writeback(self, layer: _Layer) -> None:
+        super()._writeback(layer)
+        with self.m.If(self.writeback[layer.index] & layer.integrate.reaches.any()):
+            self.m.d.sync += self.candidates[layer.index].bit_select(self.writeback_word, 1).eq(1)
+
+    def _scan_wanted(self, index: int):
+        return self.candidates[index].any()
+
+    def _enter_scan(self, index: int) -> str:
+        return f"SCAN_READ_{index}"
+
+    def _scan_read(self, layer: _Layer) -> None:
+        """Read the lowest candidate word and take it off the candidates."""
+        m, candidates = self.m, self.candidates[layer.index]
+        word = lowest_set_bit(candidates)[1]
+        m.d.comb += layer.mem.state_read_addr.eq(word)
+        m.d.sync += [
+            self.scan_word.eq(word),
+            self.scan_neuron_base.eq(word * self.params.lanes),
+            candidates.bit_select(word, 1).eq(0),
+        ]
+
+    def _next_scan_word(self, layer: _Layer) -> None:
+        with self.m.If(self.candidates[layer.index].any()):
+            self.m.next = f"SCAN_READ_{layer.index}"
+        with self.m.Else():
+            self._goto_scan(layer.index + 1)
