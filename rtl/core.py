@@ -122,6 +122,13 @@ class Bs4nnCore(wiring.Component):
         m = Module()
         params = self.params
         images = self._weight_images() if self.weight_init else [[]] * len(params.layers)
+        # run-time weight loading, registered: the board's frame decoding and FSM end at these
+        # registers instead of running on into a memory's address and enable (its critical path)
+        write = Signal(params.weight_write_layout)
+        write_layers = Signal(len(params.layers))
+        m.d.sync += write.eq(self.weights.payload)
+        for index in range(len(params.layers)):
+            m.d.sync += write_layers[index].eq(self.weights.valid & (self.weights.payload.layer == index))
         layers = []
         for index, (layer, words) in enumerate(zip(params.layers, images, strict=True)):
             mem = m.submodules[f"layer{index}"] = LayerMemories(layer, words)
@@ -129,10 +136,9 @@ class Bs4nnCore(wiring.Component):
             m.submodules[f"integrate{index}"] = integrate
             m.submodules[f"threshold{index}"] = threshold
             m.d.comb += [
-                # run-time weight loading
-                mem.weight_write_en.eq(self.weights.valid & (self.weights.payload.layer == index)),
-                mem.weight_write_addr.eq(self.weights.payload.address),
-                mem.weight_write_data.eq(self.weights.payload.data),
+                mem.weight_write_en.eq(write_layers[index]),
+                mem.weight_write_addr.eq(write.address),
+                mem.weight_write_data.eq(write.data),
                 integrate.state.eq(mem.state_read_data),
                 self._weight_input(integrate).eq(mem.weight_read_data),
                 threshold.state.eq(mem.state_read_data),
@@ -381,10 +387,7 @@ class _Controller:
                 mem.state_write_data.eq(threshold.update),
             ]
             m.d.sync += [self.pending.eq(threshold.fires), *self._scan_latch(layer)]
-            with m.If(threshold.fires.any()):
-                m.next = f"SCAN_EMIT_{index}"
-            with m.Else():
-                self._next_scan_word(layer)
+            self._after_scan_test(layer)
         with m.State(f"SCAN_EMIT_{index}"):
             self._emit(layer)
         with m.State(f"SCAN_NEXT_{index}"):
@@ -392,6 +395,13 @@ class _Controller:
                 m.next = f"SCAN_EMIT_{index}"
             with m.Else():
                 self._next_scan_word(layer)
+
+    def _after_scan_test(self, layer: _Layer) -> None:
+        """Where the scan goes after a word's threshold test: emit its spikes, or the next word."""
+        with self.m.If(layer.threshold.fires.any()):
+            self.m.next = f"SCAN_EMIT_{layer.index}"
+        with self.m.Else():
+            self._next_scan_word(layer)
 
     def _scan_read(self, layer: _Layer) -> None:
         """Read the counter word the scan tests next (here: every word in turn, from ``scan_word``)."""
@@ -465,17 +475,28 @@ class _Bs4nnController(_Controller):
     def __init__(self, core: Bs4nnCore, m: Module, layers: list[_Layer], readout: OutputReadout, lowest: LowestLane):
         super().__init__(core, m, layers, readout, lowest)
         self.candidates = [Signal(layer.params.words, name=f"candidates{layer.index}") for layer in layers]
+        # a writeback's mark, registered before it sets its candidate bit: the counter's compare
+        # and the OR over the lanes end here instead of running on into the bit's decoder
+        self.marked = Signal(len(layers))
+        self.marked_word = Signal.like(self.writeback_word)
 
     def _image_resets(self) -> list:
         return [*super()._image_resets(), *[candidates.eq(0) for candidates in self.candidates]]
 
     def _writeback(self, layer: _Layer) -> None:
         super()._writeback(layer)
-        with self.m.If(self.writeback[layer.index] & layer.integrate.reaches.any()):
-            self.m.d.sync += self.candidates[layer.index].bit_select(self.writeback_word, 1).eq(1)
+        m, index = self.m, layer.index
+        m.d.sync += [
+            self.marked[index].eq(self.writeback[index] & layer.integrate.reaches.any()),
+            self.marked_word.eq(self.writeback_word),
+        ]
+        with m.If(self.marked[index]):
+            m.d.sync += self.candidates[index].bit_select(self.marked_word, 1).eq(1)
 
     def _scan_wanted(self, index: int):
-        return self.candidates[index].any()
+        """Candidates, or a mark still on its way (the integration's last word, written back the
+        cycle before): a scan's first read comes a cycle later, when the mark has landed."""
+        return self.candidates[index].any() | self.marked[index]
 
     def _enter_scan(self, index: int) -> str:
         return f"SCAN_READ_{index}"
