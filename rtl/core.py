@@ -470,7 +470,8 @@ class _Bs4nnController(_Controller):
     read and tested for nothing; a word that is no candidate cannot hold a new crossing, since its
     counters only moved while being written back.  With +-1 weights every event touches every word
     of the next layer, so a dirty bit per word would skip nothing: the threshold is what is rare.
-    Cycles: :func:`bs4nn.rtl.cycles.predicted_cycles` (``2`` per candidate word and step)."""
+    Cycles: :func:`bs4nn.rtl.cycles.predicted_cycles` (``3`` per candidate word and step: read,
+    test, decide)."""
 
     def __init__(self, core: Bs4nnCore, m: Module, layers: list[_Layer], readout: OutputReadout, lowest: LowestLane):
         super().__init__(core, m, layers, readout, lowest)
@@ -511,6 +512,12 @@ class _Bs4nnController(_Controller):
             self.scan_neuron_base.eq(word * self.params.lanes),
             candidates.bit_select(word, 1).eq(0),
         ]
+
+    def _after_scan_test(self, layer: _Layer) -> None:
+        """Always ``SCAN_NEXT``, which decides on the registered ``pending``: the threshold test's
+        compare and OR end at ``pending`` instead of running on through the FSM (a cycle more per
+        candidate word, and candidate words are few)."""
+        self.m.next = f"SCAN_NEXT_{layer.index}"
 
     def _next_scan_word(self, layer: _Layer) -> None:
         with self.m.If(self.candidates[layer.index].any()):

@@ -6,7 +6,7 @@ counted), with ``W_l = ceil(fan_out_l / lanes)`` counter words in layer ``l`` (`
 
 * ``W_0 + 2`` per input event (accept, ``W_0`` read-modify-write cycles, drain);
 * ``1`` per distinct input time step (the beat of a later step closes the step);
-* ``2`` per *candidate* word of layer ``l`` and step (read + threshold test): a word where, after
+* ``3`` per *candidate* word of layer ``l`` and step (read, threshold test, decide): a word where, after
   some event of the step, a neuron not fired before reached the threshold
   (:class:`bs4nn.rtl.core._Bs4nnController`; a step without candidates costs no scan);
 * ``W_{l+1} + 3`` per spike of a hidden layer ``l`` (emit, integrate into ``l+1``, drain, next)
@@ -113,7 +113,7 @@ def predicted_cycles(
     events = (input_times <= until[:, None]).sum(axis=1)
     cycles += events * (words[0] + 2)
     cycles += _distinct_steps(input_times, tmax, until)  # step-closing beats
-    decision_word = golden.decision // params.lanes
+    decision_word = golden.decision // params.layers[-1].lanes
     for index, presynaptic in enumerate(layer_inputs):
         layer, output = network.layers[index], index == len(words) - 1
         last_word = np.where(exits, decision_word, words[index]) if output else np.full(batch, words[index])
@@ -122,12 +122,12 @@ def predicted_cycles(
             layer.weights(),
             layer.threshold_count,
             golden.spike_times[index],
-            params.lanes,
+            params.layers[index].lanes,
             until,
             last_word,
             tmax,
         )
-        cycles += 2 * scanned
+        cycles += 3 * scanned
     for index, spike_times in enumerate(golden.spike_times[:-1]):
         spikes = (spike_times <= until[:, None]).sum(axis=1)
         cycles += spikes * (words[index + 1] + 3)
