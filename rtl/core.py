@@ -476,10 +476,11 @@ class _Bs4nnController(_Controller):
     def __init__(self, core: Bs4nnCore, m: Module, layers: list[_Layer], readout: OutputReadout, lowest: LowestLane):
         super().__init__(core, m, layers, readout, lowest)
         self.candidates = [Signal(layer.params.words, name=f"candidates{layer.index}") for layer in layers]
-        # a writeback's mark, registered before it sets its candidate bit: the counter's compare
-        # and the OR over the lanes end here instead of running on into the bit's decoder
-        self.marked = Signal(len(layers))
-        self.marked_word = Signal.like(self.writeback_word)
+        # a writeback's reaching lanes, registered before they set its candidate bit: the weight
+        # read and the counter's compares end here, the OR over the lanes and the bit's decoder
+        # come the next cycle
+        self.reached = [Signal(layer.params.lanes, name=f"reached{layer.index}") for layer in layers]
+        self.reached_word = Signal.like(self.writeback_word)
 
     def _image_resets(self) -> list:
         return [*super()._image_resets(), *[candidates.eq(0) for candidates in self.candidates]]
@@ -488,16 +489,16 @@ class _Bs4nnController(_Controller):
         super()._writeback(layer)
         m, index = self.m, layer.index
         m.d.sync += [
-            self.marked[index].eq(self.writeback[index] & layer.integrate.reaches.any()),
-            self.marked_word.eq(self.writeback_word),
+            self.reached[index].eq(Mux(self.writeback[index], layer.integrate.reaches, 0)),
+            self.reached_word.eq(self.writeback_word),
         ]
-        with m.If(self.marked[index]):
-            m.d.sync += self.candidates[index].bit_select(self.marked_word, 1).eq(1)
+        with m.If(self.reached[index].any()):
+            m.d.sync += self.candidates[index].bit_select(self.reached_word, 1).eq(1)
 
     def _scan_wanted(self, index: int):
         """Candidates, or a mark still on its way (the integration's last word, written back the
         cycle before): a scan's first read comes a cycle later, when the mark has landed."""
-        return self.candidates[index].any() | self.marked[index]
+        return self.candidates[index].any() | self.reached[index].any()
 
     def _enter_scan(self, index: int) -> str:
         return f"SCAN_READ_{index}"
