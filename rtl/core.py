@@ -209,10 +209,10 @@ class _Controller:
         m, core = self.m, self.core
         m.d.comb += [
             self.lowest.pending.eq(self.pending),
-            self.emitted_neuron.eq(self.scan_neuron_base + self.lowest.lowest),
             core.spikes.payload.time.eq(self.step),
             core.spikes.payload.neuron.eq(self.emitted_neuron),
         ]
+        self._drive_emitted_neuron()
         for layer in self.layers:
             self._writeback(layer)
         with m.FSM(init="CLEAR"):
@@ -225,6 +225,10 @@ class _Controller:
             for layer in self.scanned_layers:
                 self._scan_states(layer)
             self._finish_states()
+
+    def _drive_emitted_neuron(self) -> None:
+        """The neuron ``SCAN_EMIT`` emits: the scanned word's base plus its lowest pending lane."""
+        self.m.d.comb += self.emitted_neuron.eq(self.scan_neuron_base + self.lowest.lowest)
 
     @property
     def scanned_layers(self) -> list[_Layer]:
@@ -513,6 +517,12 @@ class _Bs4nnController(_Controller):
             self.scan_neuron_base.eq(word * self.params.lanes),
             candidates.bit_select(word, 1).eq(0),
         ]
+
+    def _drive_emitted_neuron(self) -> None:
+        """Registered: every ``SCAN_EMIT`` follows a ``SCAN_NEXT`` (:meth:`_after_scan_test`), whose
+        ``pending`` it emits, so the priority encoder and the base's adder end at this register
+        instead of running on into the output spike times, the decision and the next row's address."""
+        self.m.d.sync += self.emitted_neuron.eq(self.scan_neuron_base + self.lowest.lowest)
 
     def _after_scan_test(self, layer: _Layer) -> None:
         """Always ``SCAN_NEXT``, which decides on the registered ``pending``: the threshold test's
