@@ -164,12 +164,13 @@ def clear_cycles(params: CoreParams) -> int:
 
 def worst_case_cycles(params: CoreParams) -> int:
     """An upper bound of :func:`predicted_cycles` for any image: every input spikes, at distinct
-    steps as far as ``tmax`` allows, every layer scanned at every step, every neuron fires."""
+    steps as far as ``tmax`` allows, every word of every layer a candidate at every step (3 cycles
+    each), every neuron fires."""
     layers = params.layers
     words = [layer.words for layer in layers]
     steps = min(params.tmax, params.n_in)
     cycles = params.n_in * (words[0] + 2) + steps
-    cycles += sum(2 * w * params.tmax for w in words)
+    cycles += sum(3 * w * params.tmax for w in words)
     cycles += sum(layer.fan_out * (w_next + 3) for layer, w_next in zip(layers[:-1], words[1:], strict=True))
     cycles += 2 * params.n_out + 1 + 2 * words[-1] + params.n_out + 1
     return cycles + clear_cycles(params)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bs4nn.export.layout import network_weight_writes
 from bs4nn.rtl.core import Bs4nnCore
-from bs4nn.rtl.cycles import predicted_cycles
+from bs4nn.rtl.cycles import clear_cycles, predicted_cycles, worst_case_cycles
 from bs4nn.rtl.params import CoreParams
 from bs4nn.rtl.simulate import ImageRun, image_beats, simulate_core
 from bs4nn.sim.golden import GoldenResult, IntegerLayer, IntegerNetwork, random_network, run_golden, run_golden_images
@@ -113,6 +113,8 @@ def check_both_modes(network: IntegerNetwork, times: np.ndarray, lanes: int, cor
     full = simulate_core(network, times, core=core)
     assert_matches_golden(full, golden, network)
     assert [run.cycles for run in full] == predicted_cycles(params, golden, network=network).tolist()
+    if not params.wide:  # the bound the watchdogs and simulation budgets rely on
+        assert max(run.cycles for run in full) + clear_cycles(params) <= worst_case_cycles(params)
     early = simulate_core(network, times, core=core, early_exit=True)
     assert [run.decision for run in early] == golden.decision.tolist()
     assert [run.decision_time for run in early] == golden.decision_time.tolist()
