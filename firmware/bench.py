@@ -28,7 +28,7 @@ from bs4nn.firmware.build import BOARDS, build_bitstream
 from bs4nn.firmware.pixel_coder import sort_cycles
 from bs4nn.rtl.cycles import predicted_cycles
 from bs4nn.rtl.params import CoreParams
-from bs4nn.sim.golden import GoldenResult, run_golden
+from bs4nn.sim.golden import GoldenResult, IntegerNetwork, run_golden
 from bs4nn.sim.regress import RegressionReport, StreamOptions, run_regression
 
 WRITER = "bs4nn bench hw"  # the owner of its output folders (bs4nn.fileio.output_directory)
@@ -84,13 +84,17 @@ def bench_hardware(
             quick_build=quick_build,
         )
         params, golden = CoreParams.from_network(network, lanes), run_golden(network, input_times)
-        bench = bench_record(build, regression, params, golden)
+        bench = bench_record(build, regression, params, golden, network)
         atomic_write_text(tmp / BENCH_FILE, json.dumps(bench, indent=2) + "\n")
     return bench
 
 
 def bench_record(
-    build: dict[str, Any], regression: RegressionReport, params: CoreParams, golden: GoldenResult
+    build: dict[str, Any],
+    regression: RegressionReport,
+    params: CoreParams,
+    golden: GoldenResult,
+    network: IntegerNetwork,
 ) -> dict[str, Any]:
     """``bench.json``: the build's and the simulation's measurements, then the formulas' figures."""
     fmax = min(clock["achieved"] for clock in build["measured"]["fmax_mhz"].values())
@@ -129,7 +133,7 @@ def bench_record(
         },
         "estimated": {
             # the core alone, first beat to result, by the cycle-exact formula of bs4nn.rtl.cycles
-            "predicted_cycles_mean": round(float(predicted_cycles(params, golden, early_exit).mean()), 1),
+            "predicted_cycles_mean": round(float(predicted_cycles(params, golden, early_exit, network).mean()), 1),
             "pixel_coder": {
                 "sort_cycles_mean": round(float(coder.mean()), 1),
                 "sort_cycles_max": int(coder.max()),

@@ -158,10 +158,14 @@ def block_rams_for(depth: int, width: int, spec: BoardSpec, rom: bool = False) -
 def sprams_for(depth: int, width: int) -> int:
     """SPRAMs Yosys gives a ``depth`` x ``width`` single-port memory.  A word of 4 or 8 bits shares
     a 16-bit SPRAM word with others (SB_SPRAM256KA writes nibbles under its mask): 8 lanes of
-    784-600-10 weights (58,800 x 8) measured 2 SPRAMs, not 4."""
-    if width < SPRAM_WIDTH and SPRAM_WIDTH % width == 0 and width % SPRAM_NIBBLE == 0:
-        return -(-depth // (SPRAM_DEPTH * (SPRAM_WIDTH // width)))
-    return -(-depth // SPRAM_DEPTH) * -(-width // SPRAM_WIDTH)
+    784-600-10 weights (58,800 x 8) measured 2 SPRAMs, not 4.  A wider word is 16-bit columns plus
+    the rest, and the rest packs the same way: 20 lanes of 784-600-10 weights (23,520 x 20)
+    measured 3 SPRAMs (two 16-bit columns, one SPRAM of 4-bit words), not 4."""
+    columns, rest = divmod(width, SPRAM_WIDTH)
+    deep = -(-depth // SPRAM_DEPTH)
+    if rest and SPRAM_WIDTH % rest == 0 and rest % SPRAM_NIBBLE == 0:
+        return columns * deep + -(-depth // (SPRAM_DEPTH * (SPRAM_WIDTH // rest)))
+    return (columns + (rest > 0)) * deep
 
 
 def memory_shapes(network: Network, lanes: int) -> dict[str, tuple[int, int]]:

@@ -156,7 +156,10 @@ class FrameSender(wiring.Component):
     """Serialises one frame: start byte, type, length, payload (asked for by index), CRC.
 
     Pulse ``start`` with ``frame_type`` and ``length`` (held by the sender); it asks for payload
-    byte ``payload_index`` and reads ``payload_byte`` combinationally in the same cycle.
+    byte ``payload_index`` and registers ``payload_byte`` a cycle before sending it (one cycle a
+    payload byte, nothing beside a UART byte's time): a payload's byte multiplexer (the board's
+    ``ResultSerialiser``) ends at that register instead of running on into the CRC and the
+    transmitter, the board top's critical path on the iCEBreaker.
     ``busy`` is 1 from ``start`` until the last CRC byte was handed to the transmitter.
     """
 
@@ -176,6 +179,7 @@ class FrameSender(wiring.Component):
         frame_type = Signal(BYTE_BITS)
         length = Signal(LENGTH_BITS)
         index = Signal(LENGTH_BITS)
+        byte = Signal(BYTE_BITS)  # payload byte ``index``, fetched in ``FETCH``
         m.d.comb += [self.payload_index.eq(index), generator.data.eq(self.tx_data)]
         sent = self.tx_valid & self.tx_ready
 
@@ -205,14 +209,20 @@ class FrameSender(wiring.Component):
                     with m.If(length == 0):
                         m.next = "CRC_HIGH"
                     with m.Else():
-                        m.next = "PAYLOAD"
+                        m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += byte.eq(self.payload_byte)
+                m.next = "PAYLOAD"
             with m.State("PAYLOAD"):
-                m.d.comb += [self.busy.eq(1), self.tx_valid.eq(1), self.tx_data.eq(self.payload_byte)]
+                m.d.comb += [self.busy.eq(1), self.tx_valid.eq(1), self.tx_data.eq(byte)]
                 m.d.comb += generator.valid.eq(sent)
                 with m.If(sent):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == length - 1):
                         m.next = "CRC_HIGH"
+                    with m.Else():
+                        m.next = "FETCH"
             with m.State("CRC_HIGH"):
                 m.d.comb += [self.busy.eq(1), self.tx_valid.eq(1), self.tx_data.eq(generator.crc[BYTE_BITS:])]
                 with m.If(sent):

@@ -112,7 +112,7 @@ class Bs4nnCore(wiring.Component):
         return CounterIntegrate(layer, formal=self.formal), ThresholdTest(layer)
 
     def _controller(self, m: Module, layers: list, readout: OutputReadout, lowest: LowestLane) -> _Controller:
-        return _Controller(self, m, layers, readout, lowest)
+        return _Bs4nnController(self, m, layers, readout, lowest)
 
     def _weight_input(self, integrate: wiring.Component):
         """The integrator's port that the layer's weight-memory word drives (BS4NN: its sign bits)."""
@@ -122,6 +122,13 @@ class Bs4nnCore(wiring.Component):
         m = Module()
         params = self.params
         images = self._weight_images() if self.weight_init else [[]] * len(params.layers)
+        # run-time weight loading, registered: the board's frame decoding and FSM end at these
+        # registers instead of running on into a memory's address and enable (its critical path)
+        write = Signal(params.weight_write_layout)
+        write_layers = Signal(len(params.layers))
+        m.d.sync += write.eq(self.weights.payload)
+        for index in range(len(params.layers)):
+            m.d.sync += write_layers[index].eq(self.weights.valid & (self.weights.payload.layer == index))
         layers = []
         for index, (layer, words) in enumerate(zip(params.layers, images, strict=True)):
             mem = m.submodules[f"layer{index}"] = LayerMemories(layer, words)
@@ -129,10 +136,9 @@ class Bs4nnCore(wiring.Component):
             m.submodules[f"integrate{index}"] = integrate
             m.submodules[f"threshold{index}"] = threshold
             m.d.comb += [
-                # run-time weight loading
-                mem.weight_write_en.eq(self.weights.valid & (self.weights.payload.layer == index)),
-                mem.weight_write_addr.eq(self.weights.payload.address),
-                mem.weight_write_data.eq(self.weights.payload.data),
+                mem.weight_write_en.eq(write_layers[index]),
+                mem.weight_write_addr.eq(write.address),
+                mem.weight_write_data.eq(write.data),
                 integrate.state.eq(mem.state_read_data),
                 self._weight_input(integrate).eq(mem.weight_read_data),
                 threshold.state.eq(mem.state_read_data),
@@ -203,10 +209,10 @@ class _Controller:
         m, core = self.m, self.core
         m.d.comb += [
             self.lowest.pending.eq(self.pending),
-            self.emitted_neuron.eq(self.scan_neuron_base + self.lowest.lowest),
             core.spikes.payload.time.eq(self.step),
             core.spikes.payload.neuron.eq(self.emitted_neuron),
         ]
+        self._drive_emitted_neuron()
         for layer in self.layers:
             self._writeback(layer)
         with m.FSM(init="CLEAR"):
@@ -219,6 +225,10 @@ class _Controller:
             for layer in self.scanned_layers:
                 self._scan_states(layer)
             self._finish_states()
+
+    def _drive_emitted_neuron(self) -> None:
+        """The neuron ``SCAN_EMIT`` emits: the scanned word's base plus its lowest pending lane."""
+        self.m.d.comb += self.emitted_neuron.eq(self.scan_neuron_base + self.lowest.lowest)
 
     @property
     def scanned_layers(self) -> list[_Layer]:
@@ -332,10 +342,14 @@ class _Controller:
             m.d.sync += self.touched.eq(0)
             m.next = "WAIT"
             return
-        with m.If(self.touched[index]):
+        with m.If(self._scan_wanted(index)):
             m.next = self._enter_scan(index)
         with m.Else():
             self._goto_scan(index + 1)
+
+    def _scan_wanted(self, index: int):
+        """Whether layer ``index`` is scanned in this step: it received events (its counters changed)."""
+        return self.touched[index]
 
     def _enter_scan(self, index: int) -> str:
         """Start the scan of layer ``index``; its first state."""
@@ -365,7 +379,7 @@ class _Controller:
     def _scan_states(self, layer: _Layer) -> None:
         m, index, mem = self.m, layer.index, layer.mem
         with m.State(f"SCAN_READ_{index}"):
-            m.d.comb += mem.state_read_addr.eq(self.scan_word)
+            self._scan_read(layer)
             m.next = f"SCAN_TEST_{index}"
         with m.State(f"SCAN_TEST_{index}"):
             # threshold test of the word read last cycle; flag the new spikes
@@ -377,10 +391,7 @@ class _Controller:
                 mem.state_write_data.eq(threshold.update),
             ]
             m.d.sync += [self.pending.eq(threshold.fires), *self._scan_latch(layer)]
-            with m.If(threshold.fires.any()):
-                m.next = f"SCAN_EMIT_{index}"
-            with m.Else():
-                self._next_scan_word(layer)
+            self._after_scan_test(layer)
         with m.State(f"SCAN_EMIT_{index}"):
             self._emit(layer)
         with m.State(f"SCAN_NEXT_{index}"):
@@ -388,6 +399,17 @@ class _Controller:
                 m.next = f"SCAN_EMIT_{index}"
             with m.Else():
                 self._next_scan_word(layer)
+
+    def _after_scan_test(self, layer: _Layer) -> None:
+        """Where the scan goes after a word's threshold test: emit its spikes, or the next word."""
+        with self.m.If(layer.threshold.fires.any()):
+            self.m.next = f"SCAN_EMIT_{layer.index}"
+        with self.m.Else():
+            self._next_scan_word(layer)
+
+    def _scan_read(self, layer: _Layer) -> None:
+        """Read the counter word the scan tests next (here: every word in turn, from ``scan_word``)."""
+        self.m.d.comb += layer.mem.state_read_addr.eq(self.scan_word)
 
     def _emit(self, layer: _Layer) -> None:
         """One spike a cycle, lowest neuron first: onto the debug port, into the next layer or the result."""
@@ -440,3 +462,76 @@ class _Controller:
             m.d.comb += core.events.ready.eq(1)
             with m.If(core.events.valid & (core.events.payload.time >= self.params.tmax)):
                 m.next = "CLEAR"
+
+
+class _Bs4nnController(_Controller):
+    """The BS4NN controller: a scan reads only the counter words that may fire.
+
+    Every integration writeback marks its word a *candidate* when a lane not fired yet reaches
+    the threshold (:class:`~bs4nn.rtl.neuron.CounterIntegrate` ``reaches``); a scan takes the
+    candidates lowest word first (a priority encoder over the layer's candidate bits) and skips a
+    layer with none.  A candidate whose counter fell back below the threshold later in the step is
+    read and tested for nothing; a word that is no candidate cannot hold a new crossing, since its
+    counters only moved while being written back.  With +-1 weights every event touches every word
+    of the next layer, so a dirty bit per word would skip nothing: the threshold is what is rare.
+    Cycles: :func:`bs4nn.rtl.cycles.predicted_cycles` (``3`` per candidate word and step: read,
+    test, decide)."""
+
+    def __init__(self, core: Bs4nnCore, m: Module, layers: list[_Layer], readout: OutputReadout, lowest: LowestLane):
+        super().__init__(core, m, layers, readout, lowest)
+        self.candidates = [Signal(layer.params.words, name=f"candidates{layer.index}") for layer in layers]
+        # a writeback's reaching lanes, registered before they set its candidate bit: the weight
+        # read and the counter's compares end here, the OR over the lanes and the bit's decoder
+        # come the next cycle
+        self.reached = [Signal(layer.params.lanes, name=f"reached{layer.index}") for layer in layers]
+        self.reached_word = Signal.like(self.writeback_word)
+
+    def _image_resets(self) -> list:
+        return [*super()._image_resets(), *[candidates.eq(0) for candidates in self.candidates]]
+
+    def _writeback(self, layer: _Layer) -> None:
+        super()._writeback(layer)
+        m, index = self.m, layer.index
+        m.d.sync += [
+            self.reached[index].eq(Mux(self.writeback[index], layer.integrate.reaches, 0)),
+            self.reached_word.eq(self.writeback_word),
+        ]
+        with m.If(self.reached[index].any()):
+            m.d.sync += self.candidates[index].bit_select(self.reached_word, 1).eq(1)
+
+    def _scan_wanted(self, index: int):
+        """Candidates, or a mark still on its way (the integration's last word, written back the
+        cycle before): a scan's first read comes a cycle later, when the mark has landed."""
+        return self.candidates[index].any() | self.reached[index].any()
+
+    def _enter_scan(self, index: int) -> str:
+        return f"SCAN_READ_{index}"
+
+    def _scan_read(self, layer: _Layer) -> None:
+        """Read the lowest candidate word and take it off the candidates."""
+        m, candidates = self.m, self.candidates[layer.index]
+        word = lowest_set_bit(candidates)[1]
+        m.d.comb += layer.mem.state_read_addr.eq(word)
+        m.d.sync += [
+            self.scan_word.eq(word),
+            self.scan_neuron_base.eq(word * self.params.lanes),
+            candidates.bit_select(word, 1).eq(0),
+        ]
+
+    def _drive_emitted_neuron(self) -> None:
+        """Registered: every ``SCAN_EMIT`` follows a ``SCAN_NEXT`` (:meth:`_after_scan_test`), whose
+        ``pending`` it emits, so the priority encoder and the base's adder end at this register
+        instead of running on into the output spike times, the decision and the next row's address."""
+        self.m.d.sync += self.emitted_neuron.eq(self.scan_neuron_base + self.lowest.lowest)
+
+    def _after_scan_test(self, layer: _Layer) -> None:
+        """Always ``SCAN_NEXT``, which decides on the registered ``pending``: the threshold test's
+        compare and OR end at ``pending`` instead of running on through the FSM (a cycle more per
+        candidate word, and candidate words are few)."""
+        self.m.next = f"SCAN_NEXT_{layer.index}"
+
+    def _next_scan_word(self, layer: _Layer) -> None:
+        with self.m.If(self.candidates[layer.index].any()):
+            self.m.next = f"SCAN_READ_{layer.index}"
+        with self.m.Else():
+            self._goto_scan(layer.index + 1)

@@ -6,16 +6,17 @@ counted), with ``W_l = ceil(fan_out_l / lanes)`` counter words in layer ``l`` (`
 
 * ``W_0 + 2`` per input event (accept, ``W_0`` read-modify-write cycles, drain);
 * ``1`` per distinct input time step (the beat of a later step closes the step);
-* ``2 W_l`` per step in which layer ``l`` received events (read + threshold test per word);
-  layer 0: the distinct input steps, layer ``l > 0``: the distinct spike steps of layer ``l-1``;
+* ``3`` per *candidate* word of layer ``l`` and step (read, threshold test, decide): a word where, after
+  some event of the step, a neuron not fired before reached the threshold
+  (:class:`bs4nn.rtl.core._Bs4nnController`; a step without candidates costs no scan);
 * ``W_{l+1} + 3`` per spike of a hidden layer ``l`` (emit, integrate into ``l+1``, drain, next)
   and ``2`` per output spike (emit, next);
 * ``1`` for the end-of-image beat, ``2 W_L`` to read the output counters, ``n_out`` for the
   argmax, ``1`` for the result beat.
 
 Early exit stops at the first output spike (time ``td``, neuron ``j`` in word ``w_j``): only
-events and spikes at ``t <= td`` count, the output layer's scan at ``td`` costs
-``2 (w_j + 1) + 1`` and there is no end beat.  Between images the core clears its counters in
+events and spikes at ``t <= td`` count, the output layer's scan at ``td`` reads its candidate
+words up to ``w_j`` and emits one spike, and there is no end beat.  Between images the core clears its counters in
 ``max_l W_l`` cycles (and, after an early exit, discards the rest of the image, one beat a cycle).
 
 The wide core (:mod:`bs4nn.rtl.wide`, lanes beyond 64) streams rows instead of sweeping words:
@@ -36,7 +37,10 @@ import numpy as np
 
 from bs4nn.rtl.params import CoreParams
 from bs4nn.sim.b1 import B1Result
-from bs4nn.sim.golden import GoldenResult
+from bs4nn.sim.golden import GoldenResult, IntegerNetwork
+from bs4nn.sim.semantics import sorted_spikes
+
+CANDIDATE_CHUNK = 32  # images per (images, events, neurons) counter array of candidate_words
 
 
 def _distinct_steps(times: np.ndarray, tmax: int, until: np.ndarray) -> np.ndarray:
@@ -49,10 +53,53 @@ def _distinct_steps(times: np.ndarray, tmax: int, until: np.ndarray) -> np.ndarr
     return (present & (steps[None, :] <= np.minimum(until, tmax - 1)[:, None])).sum(axis=1)
 
 
-def predicted_cycles(params: CoreParams, golden: GoldenResult, early_exit: bool = False) -> np.ndarray:
-    """Cycles per image (``(batch,)`` int64) of the core (narrow or wide) on the golden model's inputs."""
+def candidate_words(
+    presynaptic: np.ndarray,
+    weights: np.ndarray,
+    threshold: int,
+    spike_times: np.ndarray,
+    lanes: int,
+    until: np.ndarray,
+    last_word: np.ndarray,
+    tmax: int,
+) -> np.ndarray:
+    """Per image, the (step, counter word) pairs a narrow BS4NN core scans in one layer: steps
+    ``t <= until`` and words where, after some presynaptic spike of step ``t`` (in the core's
+    order: time, then lowest index), a neuron not fired before ``t`` has a counter at or above
+    ``threshold``.  At ``t == until`` only words up to ``last_word`` count (the early exit's
+    output scan stops at the decision's word).  ``presynaptic`` ``(batch, fan_in)`` spike times,
+    ``weights`` ``(fan_out, fan_in)`` +-1, ``spike_times`` ``(batch, fan_out)`` this layer's."""
+    batch, fan_out = spike_times.shape
+    words = -(-fan_out // lanes)
+    found = np.zeros(batch, dtype=np.int64)
+    columns = np.asarray(weights, dtype=np.int16).T
+    for start in range(0, batch, CANDIDATE_CHUNK):
+        rows = slice(start, start + CANDIDATE_CHUNK)
+        order, times, valid = sorted_spikes(presynaptic[rows], tmax)
+        live = valid & (times <= until[rows, None])
+        counts = np.cumsum(columns[order] * live[:, :, None], axis=1, dtype=np.int16)  # after each spike
+        reached = (counts >= threshold) & (spike_times[rows][:, None, :] >= times[:, :, None]) & live[:, :, None]
+        padded = np.zeros((*reached.shape[:2], words * lanes), dtype=bool)
+        padded[:, :, :fan_out] = reached
+        per_word = padded.reshape(*reached.shape[:2], words, lanes).any(axis=3)  # (chunk, events, words)
+        beyond = np.arange(words)[None, None, :] > last_word[rows, None, None]
+        per_word &= ~((times == until[rows, None])[:, :, None] & beyond)
+        image, event, word = np.nonzero(per_word)
+        pairs = np.zeros((per_word.shape[0], tmax, words), dtype=bool)
+        pairs[image, times[image, event], word] = True
+        found[rows] = pairs.sum(axis=(1, 2))
+    return found
+
+
+def predicted_cycles(
+    params: CoreParams, golden: GoldenResult, early_exit: bool = False, network: IntegerNetwork | None = None
+) -> np.ndarray:
+    """Cycles per image (``(batch,)`` int64) of the core (narrow or wide) on the golden model's inputs.
+    ``network`` (the one ``golden`` ran): the narrow core's scans depend on its counters within a step."""
     if params.wide:
         return _predicted_wide_cycles(params, golden, early_exit)
+    if network is None:
+        raise ValueError("the narrow core's cycles need the network (its scans follow the counters)")
     tmax = params.tmax
     words = [layer.words for layer in params.layers]
     input_times = np.asarray(golden.input_times)
@@ -66,16 +113,26 @@ def predicted_cycles(params: CoreParams, golden: GoldenResult, early_exit: bool 
     events = (input_times <= until[:, None]).sum(axis=1)
     cycles += events * (words[0] + 2)
     cycles += _distinct_steps(input_times, tmax, until)  # step-closing beats
+    decision_word = golden.decision // params.layers[-1].lanes
     for index, presynaptic in enumerate(layer_inputs):
-        cycles += 2 * words[index] * _distinct_steps(presynaptic, tmax, until)
+        layer, output = network.layers[index], index == len(words) - 1
+        last_word = np.where(exits, decision_word, words[index]) if output else np.full(batch, words[index])
+        scanned = candidate_words(
+            presynaptic,
+            layer.weights(),
+            layer.threshold_count,
+            golden.spike_times[index],
+            params.layers[index].lanes,
+            until,
+            last_word,
+            tmax,
+        )
+        cycles += 3 * scanned
     for index, spike_times in enumerate(golden.spike_times[:-1]):
         spikes = (spike_times <= until[:, None]).sum(axis=1)
         cycles += spikes * (words[index + 1] + 3)
     out_spikes = (golden.spike_times[-1] <= until[:, None]).sum(axis=1)
-    cycles += np.where(exits, 0, 2 * out_spikes + 1)  # output spikes, end beat
-    # early exit: the output scan at td stops after the decision's word, emits one spike
-    decision_word = golden.decision // params.lanes
-    cycles += np.where(exits, -2 * words[-1] + 2 * (decision_word + 1) + 1, 0)
+    cycles += np.where(exits, 1, 2 * out_spikes + 1)  # output spikes, end beat; early exit: the decision's emit
     cycles += 2 * words[-1] + params.n_out + 1  # output counters, argmax, result beat
     return cycles
 
@@ -107,12 +164,13 @@ def clear_cycles(params: CoreParams) -> int:
 
 def worst_case_cycles(params: CoreParams) -> int:
     """An upper bound of :func:`predicted_cycles` for any image: every input spikes, at distinct
-    steps as far as ``tmax`` allows, every layer scanned at every step, every neuron fires."""
+    steps as far as ``tmax`` allows, every word of every layer a candidate at every step (3 cycles
+    each), every neuron fires."""
     layers = params.layers
     words = [layer.words for layer in layers]
     steps = min(params.tmax, params.n_in)
     cycles = params.n_in * (words[0] + 2) + steps
-    cycles += sum(2 * w * params.tmax for w in words)
+    cycles += sum(3 * w * params.tmax for w in words)
     cycles += sum(layer.fan_out * (w_next + 3) for layer, w_next in zip(layers[:-1], words[1:], strict=True))
     cycles += 2 * params.n_out + 1 + 2 * words[-1] + params.n_out + 1
     return cycles + clear_cycles(params)

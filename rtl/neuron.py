@@ -21,7 +21,10 @@ class CounterIntegrate(wiring.Component):
     """One spike integrated into one counter word: +1 where the sign bit is 1, -1 where it is 0.
 
     ``state``: the word as read; ``signs``: the presynaptic row's weight word; ``update``: the word
-    to write back (fired flags kept).  ``formal=True``: while ``active``, assert that no counter
+    to write back (fired flags kept); ``reaches``: lanes not fired yet whose updated counter is at or
+    above the threshold, so the controller scans only words that may fire (decided from the counter
+    as read, beside the adder rather than after it: ``+1`` from ``threshold - 1`` on, ``-1`` from
+    ``threshold + 1`` on).  ``formal=True``: while ``active``, assert that no counter
     wraps (the counter width of :func:`~bs4nn.export.layout.counter_bits` must suffice).
     """
 
@@ -34,12 +37,13 @@ class CounterIntegrate(wiring.Component):
                 "signs": In(params.lanes),
                 "active": In(1),
                 "update": Out(params.state_layout),
+                "reaches": Out(params.lanes),
             }
         )
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        bits = self.params.counter_bits
+        bits, threshold = self.params.counter_bits, self.params.threshold_count
         largest, smallest = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
         for lane in range(self.params.lanes):
             old, sign = self.state[lane], self.signs[lane]
@@ -47,6 +51,7 @@ class CounterIntegrate(wiring.Component):
                 # one adder of +1 or -1 (two adders and a multiplexer cost twice the carry cells)
                 self.update[lane].count.eq(old.count + Mux(sign, 1, -1)),
                 self.update[lane].fired.eq(old.fired),
+                self.reaches[lane].eq(~old.fired & Mux(sign, old.count >= threshold - 1, old.count >= threshold + 1)),
             ]
             if self.formal:
                 with m.If(self.active):

@@ -86,7 +86,9 @@ class CoreParams:
                 layer.fan_in,
                 layer.fan_out,
                 layer.threshold_count,
-                layer.fan_out if is_wide(lanes) else lanes,  # wide: a layer is one counter word
+                # wide: a layer is one counter word; narrow: no wider than the layer (784-600-10 at
+                # 32 lanes: the output layer's word holds 10 counters, not 22 more that never count)
+                layer.fan_out if is_wide(lanes) else min(lanes, layer.fan_out),
                 weight_lanes=weight_lanes(lanes),
             )
             for layer in network.layers

@@ -7,7 +7,7 @@ out of the output layer's counter memory, :class:`SequentialArgmax` picks the la
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,20 +32,29 @@ class SequentialArgmax(wiring.Component):
         )
 
     def elaborate(self, platform) -> Module:
+        """The values to come wait in a shift register, loaded by the first step (``values`` may
+        still change in the ``start`` cycle): each step compares its head, so no ``n``-way
+        multiplexer indexed by the position lies before the compare (it was the core's critical
+        path at 16 lanes on the UP5K)."""
         m = Module()
         position = Signal(range(self.n + 1))
         best = Signal(signed(self.value_bits))
+        first = Signal()  # the next step is the first: it compares values[0] and loads the rest
+        waiting = Signal(data.ArrayLayout(signed(self.value_bits), max(1, self.n - 1)))  # values[position + 1 ..]
         candidate = Signal(signed(self.value_bits))
-        for neuron in range(self.n):
-            with m.If(position == neuron):
-                m.d.comb += candidate.eq(self.values[neuron])
-        m.d.comb += self.last.eq(position == self.n - 1)
+        m.d.comb += [
+            candidate.eq(Mux(first, self.values[0], waiting[0])),
+            self.last.eq(position == self.n - 1),
+        ]
         with m.If(self.start):
-            m.d.sync += [position.eq(0), self.index.eq(0), best.eq(-(1 << (self.value_bits - 1)))]
+            m.d.sync += [position.eq(0), self.index.eq(0), best.eq(-(1 << (self.value_bits - 1))), first.eq(1)]
         with m.Elif(self.step):
             with m.If(candidate > best):
                 m.d.sync += [best.eq(candidate), self.index.eq(position)]
-            m.d.sync += position.eq(position + 1)
+            m.d.sync += [position.eq(position + 1), first.eq(0)]
+            for k in range(self.n - 1):
+                after = waiting[k + 1] if k + 1 < self.n - 1 else 0
+                m.d.sync += waiting[k].eq(Mux(first, self.values[k + 1], after))
         return m
 
 

@@ -52,7 +52,7 @@ def test_bench_hw_measures_a_tiny_core_on_icebreaker(tmp_path: Path) -> None:
     # the simulated cycles are the RTL stage's cycle-exact formula, image by image, plus the
     # testbench's hand-over (3 cycles) and, from the second image on, the core's counter clear
     params = CoreParams.from_network(network, LANES)
-    expected = predicted_cycles(params, run_golden(network, input_times))
+    expected = predicted_cycles(params, run_golden(network, input_times), network=network)
     with np.load(out / "sim" / "observed.npz") as observed:
         observed_cycles = observed["cycles"]
     between = observed_cycles - expected

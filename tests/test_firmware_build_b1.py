@@ -51,6 +51,8 @@ def test_spram_count_packs_narrow_words() -> None:
     assert sprams_for(784 * 75, 8) == 2  # measured: Yosys maps 58,800 x 8 to 2 SPRAMs
     assert sprams_for(784 * 38, 16) == 2  # measured: 25 EBR + 2 SPRAM (firmware/README.md)
     assert sprams_for(20_000, 5) == 2 and sprams_for(100, 20) == 2
+    assert sprams_for(784 * 30, 20) == 3  # measured: 20 lanes, two 16-bit columns and one of 4-bit words
+    assert sprams_for(784 * 25, 24) == 3 and sprams_for(784 * 19, 32) == 2 and sprams_for(20_000, 28) == 4
 
 
 def test_small_b1_icebreaker_build_with_real_tools(tmp_path: Path) -> None:

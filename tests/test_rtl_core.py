@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bs4nn.export.layout import network_weight_writes
 from bs4nn.rtl.core import Bs4nnCore
-from bs4nn.rtl.cycles import predicted_cycles
+from bs4nn.rtl.cycles import clear_cycles, predicted_cycles, worst_case_cycles
 from bs4nn.rtl.params import CoreParams
 from bs4nn.rtl.simulate import ImageRun, image_beats, simulate_core
 from bs4nn.sim.golden import GoldenResult, IntegerLayer, IntegerNetwork, random_network, run_golden, run_golden_images
@@ -80,7 +80,9 @@ def test_a_layer_matches_the_golden_model(lanes: int) -> None:
     golden = run_golden(network, times)
     runs = simulate_core(network, times, lanes=lanes)
     assert_matches_golden(runs, golden, network)
-    assert [run.cycles for run in runs] == predicted_cycles(CoreParams.from_network(network, lanes), golden).tolist()
+    assert [run.cycles for run in runs] == predicted_cycles(
+        CoreParams.from_network(network, lanes), golden, network=network
+    ).tolist()
 
 
 @st.composite
@@ -110,11 +112,13 @@ def check_both_modes(network: IntegerNetwork, times: np.ndarray, lanes: int, cor
     params = CoreParams.from_network(network, lanes)
     full = simulate_core(network, times, core=core)
     assert_matches_golden(full, golden, network)
-    assert [run.cycles for run in full] == predicted_cycles(params, golden).tolist()
+    assert [run.cycles for run in full] == predicted_cycles(params, golden, network=network).tolist()
+    if not params.wide:  # the bound the watchdogs and simulation budgets rely on
+        assert max(run.cycles for run in full) + clear_cycles(params) <= worst_case_cycles(params)
     early = simulate_core(network, times, core=core, early_exit=True)
     assert [run.decision for run in early] == golden.decision.tolist()
     assert [run.decision_time for run in early] == golden.decision_time.tolist()
-    assert [run.cycles for run in early] == predicted_cycles(params, golden, early_exit=True).tolist()
+    assert [run.cycles for run in early] == predicted_cycles(params, golden, early_exit=True, network=network).tolist()
     for run, decision_time in zip(early, golden.decision_time, strict=True):
         assert all(time <= decision_time for _, _, time in run.spikes)
 
@@ -132,7 +136,7 @@ def test_mnist_images_full_mode_every_spike_time_equal(mnist_network: IntegerNet
     runs = simulate_core(mnist_network, golden.input_times, lanes=MNIST_LANES)
     assert_matches_golden(runs, golden, mnist_network)
     params = CoreParams.from_network(mnist_network, MNIST_LANES)
-    assert [run.cycles for run in runs] == predicted_cycles(params, golden).tolist()
+    assert [run.cycles for run in runs] == predicted_cycles(params, golden, network=mnist_network).tolist()
 
 
 def test_mnist_images_early_exit(mnist_network: IntegerNetwork, mnist_test) -> None:
@@ -142,9 +146,9 @@ def test_mnist_images_early_exit(mnist_network: IntegerNetwork, mnist_test) -> N
     assert [run.decision for run in runs] == golden.decision.tolist()
     assert [run.decision_time for run in runs] == golden.decision_time.tolist()
     params = CoreParams.from_network(mnist_network, 16)
-    early = predicted_cycles(params, golden, early_exit=True)
+    early = predicted_cycles(params, golden, early_exit=True, network=mnist_network)
     assert [run.cycles for run in runs] == early.tolist()
-    assert (early < predicted_cycles(params, golden)).all()
+    assert (early < predicted_cycles(params, golden, network=mnist_network)).all()
 
 
 @pytest.mark.parametrize("weight_init", [True, False])

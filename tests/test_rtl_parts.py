@@ -58,6 +58,32 @@ def test_counter_integrate_adds_plus_or_minus_one_and_keeps_fired() -> None:
     run_comb(dut, bench)
 
 
+def test_counter_integrate_reaches_marks_unfired_lanes_whose_new_count_meets_the_threshold() -> None:
+    rng = np.random.default_rng(1)
+    dut = CounterIntegrate(LAYER)
+    threshold = LAYER.threshold_count
+    seen = set()
+
+    async def bench(ctx) -> None:
+        for _ in range(60):
+            counts = rng.integers(threshold - 2, threshold + 3, size=LAYER.lanes)  # around the threshold
+            fired = rng.integers(0, 2, size=LAYER.lanes)
+            word = [{"count": int(c), "fired": int(f)} for c, f in zip(counts, fired, strict=True)]
+            signs = int(rng.integers(0, 1 << LAYER.lanes))
+            ctx.set(dut.state, word)
+            ctx.set(dut.signs, signs)
+            reaches = ctx.get(dut.reaches)
+            for lane, old in enumerate(word):
+                new = old["count"] + (1 if signs >> lane & 1 else -1)
+                expected = int(not old["fired"] and new >= threshold)
+                assert reaches >> lane & 1 == expected, (old, signs >> lane & 1)
+                seen.add((old["count"] - threshold, signs >> lane & 1, expected))
+
+    run_comb(dut, bench)
+    # both signs at threshold - 1 and threshold + 1, reaching and not: every case of the compare met
+    assert {(-1, 1, 1), (-1, 0, 0), (1, 0, 1), (0, 0, 0), (0, 1, 1)} <= seen
+
+
 @pytest.mark.parametrize("last_word", [0, 1])
 def test_threshold_test_fires_unfired_lanes_at_threshold_masked_to_the_layer(last_word: int) -> None:
     rng = np.random.default_rng(1)

@@ -60,7 +60,7 @@ def test_mnist_images_bit_exact_and_one_cycle_per_event(mnist_test) -> None:
     params = CoreParams.from_network(network, 100)
     cycles = predicted_cycles(params, golden)
     assert [run.cycles for run in runs] == cycles.tolist()
-    narrow = predicted_cycles(CoreParams.from_network(network, 16), golden)
+    narrow = predicted_cycles(CoreParams.from_network(network, 16), golden, network=network)
     assert (cycles * 3 < narrow).all(), "the wide core must beat the 16-lane core several times over"
 
 

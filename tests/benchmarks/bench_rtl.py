@@ -67,7 +67,7 @@ def main() -> int:
         for early in (False, True):
             runs = simulate_core(network, subset.input_times, lanes=args.validate_lanes, early_exit=early)
             simulated = [run.cycles for run in runs]
-            predicted = predicted_cycles(params, subset, early_exit=early).tolist()
+            predicted = predicted_cycles(params, subset, early_exit=early, network=network).tolist()
             status = "OK" if simulated == predicted else "MISMATCH"
             mode = "early-exit" if early else "full"
             lanes = args.validate_lanes
@@ -83,11 +83,11 @@ def main() -> int:
     print(header)
     for lanes in args.lanes:
         params = CoreParams.from_network(network, lanes)
-        full = predicted_cycles(params, golden) + clear_cycles(params)
+        full = predicted_cycles(params, golden, network=network) + clear_cycles(params)
         # early exit also discards the image's remaining beats, one per cycle
         beats = (golden.input_times < network.tmax).sum(axis=1) + 1
         consumed = (golden.input_times <= golden.decision_time[:, None]).sum(axis=1)
-        early = predicted_cycles(params, golden, early_exit=True) + clear_cycles(params)
+        early = predicted_cycles(params, golden, early_exit=True, network=network) + clear_cycles(params)
         early = early + np.where(golden.decision_time < network.tmax, beats - consumed, 0)
         line = f"{lanes:>5} {full.mean():>10.0f} {full.max():>9} {early.mean():>10.0f} {early.max():>9}"
         if args.fmax:
