@@ -50,13 +50,15 @@ def bench_hardware(
     early_exit: bool,
     build_root: str | os.PathLike,
     quick_build: bool = False,
+    target_mhz: float | None = None,
     notify: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Build, place and route, simulate ``input_times`` ``(n, n_in)``; write ``OUT/bench.json``.
 
     ``OUT`` also holds the board build (``OUT/bitstream``: report.json, tool logs) and the
     simulation's job and results (``OUT/sim``); the Verilator build is cached under ``build_root``
-    (``quick_build``: its C++ unoptimised, for small networks).
+    (``quick_build``: its C++ unoptimised, for small networks).  ``target_mhz``: the clock
+    constraint nextpnr works to (:func:`~bs4nn.firmware.build.build_bitstream`).
     """
     if board not in BOARDS:
         raise Bs4nnError(f"unknown board {board!r}; choose from {', '.join(sorted(BOARDS))}")
@@ -71,6 +73,7 @@ def bench_hardware(
             early_exit=early_exit,
             model_info={"source": str(Path(manifest).resolve())},
             notify=notify,
+            target_mhz=target_mhz,
         )
         notify(f"simulating the core on {len(input_times)} images in Verilator ...")
         regression = run_regression(
@@ -106,6 +109,7 @@ def bench_record(
         "device": build["device"],
         "lanes": build["lanes"],
         "mode": "early-exit" if early_exit else "full",
+        "target_mhz": build.get("target_mhz"),
         "images": regression.images,
         "network": build["network"],
         "model": build["model"],
