@@ -101,11 +101,13 @@ class WideLayer(wiring.Component):
         for lane in range(params.fan_out):
             counter, fires, sign = self.counters[lane], self.fires[lane], signs[lane]
             with m.If(self.clear):
-                m.d.sync += [counter.count.eq(0), counter.fired.eq(0), fires.eq(int(0 >= threshold))]
+                m.d.sync += [counter.count.eq(0), counter.fired.eq(0), fires.eq(int(threshold <= 0))]
             with m.Elif(landing):
                 m.d.sync += [
                     counter.count.eq(Mux(sign, counter.count + 1, counter.count - 1)),
-                    fires.eq(~counter.fired & Mux(sign, counter.count >= threshold - 1, counter.count >= threshold + 1)),
+                    fires.eq(
+                        ~counter.fired & Mux(sign, counter.count >= threshold - 1, counter.count >= threshold + 1)
+                    ),
                 ]
             with m.Elif(self.mark):
                 m.d.sync += [counter.fired.eq(counter.fired | fires), fires.eq(0)]
@@ -121,7 +123,10 @@ class WideLayer(wiring.Component):
             write_row.eq(self.weight_write_address[self.bank_bits :]),
             write_data.eq(self.weight_write_data),
             write_banks.eq(
-                Cat(self.weight_write_en & (self.weight_write_address[: self.bank_bits] == bank) for bank in range(params.banks))
+                Cat(
+                    self.weight_write_en & (self.weight_write_address[: self.bank_bits] == bank)
+                    for bank in range(params.banks)
+                )
             ),
         ]
         signs = []
