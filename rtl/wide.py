@@ -96,7 +96,7 @@ class WideLayer(wiring.Component):
         params = self.params
         signs = self._banks(m)
         landing = Signal()  # the row read last cycle is integrated now
-        m.d.sync += landing.eq(self.integrate & ~self.clear)
+        m.d.sync += landing.eq(self.integrate)
         threshold = params.threshold_count
         for lane in range(params.fan_out):
             counter, fires, sign = self.counters[lane], self.fires[lane], signs[lane]
@@ -242,6 +242,10 @@ class _WideController(_Controller):
         self.queue = queue  # the tested layer's spikes not yet emitted (the narrow core's pending)
         self.write_landing = write_landing
         self.emitted = Signal()  # the current EMIT phase has emitted a spike
+        # the layers' clear and mark, one cycle after CLEAR / TEST_l, from flip-flops: each reaches
+        # every lane's registers (thousands of loads), so no state decoding precedes that net
+        self.clearing = Signal()
+        self.marking = Signal(len(layers))
 
     def build(self) -> None:
         m, core = self.m, self.core
@@ -253,11 +257,13 @@ class _WideController(_Controller):
             self.emitted_neuron.eq(self.queue.head),
             core.spikes.payload.time.eq(self.step),
             core.spikes.payload.neuron.eq(self.emitted_neuron),
+            *[layer.unit.clear.eq(self.clearing) for layer in self.layers],
+            *[layer.unit.mark.eq(self.marking[layer.index]) for layer in self.layers],
         ]
+        m.d.sync += [self.clearing.eq(0), self.marking.eq(0)]
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
-                m.d.comb += [layer.unit.clear.eq(1) for layer in self.layers]
-                m.d.sync += self._image_resets()
+                m.d.sync += [*self._image_resets(), self.clearing.eq(1)]
                 m.next = "WAIT"
             with m.State("WAIT"):
                 self._wait()
@@ -275,10 +281,12 @@ class _WideController(_Controller):
     def _test_states(self, layer: _WideLayerUnit) -> None:
         m, index, unit = self.m, layer.index, layer.unit
         with m.State(f"TEST_{index}"):
-            m.d.comb += [unit.mark.eq(1), self.queue.load.eq(1), self.queue.bits.eq(unit.fires)]
-            m.d.sync += [self.touched[index].eq(0), self.emitted.eq(0)]
+            m.d.comb += [self.queue.load.eq(1), self.queue.bits.eq(unit.fires)]
+            m.d.sync += [self.touched[index].eq(0), self.emitted.eq(0), self.marking[index].eq(1)]
             m.next = f"EMIT_{index}"
         with m.State(f"EMIT_{index}"):
+            # popping an empty queue changes nothing: the pop waits on no test of the queue
+            m.d.comb += self.queue.pop.eq(1)
             with m.If(self.queue.valid):
                 m.d.sync += self.emitted.eq(1)
                 self._emit(layer)
@@ -299,7 +307,7 @@ class _WideController(_Controller):
         return f"TEST_{index}"
 
     def _clear_emitted(self) -> None:
-        self.m.d.comb += self.queue.pop.eq(1)
+        """Nothing: every ``EMIT_l`` cycle pops the queue (``_test_states``)."""
 
     def _after_output_spike(self, index: int) -> str:
         return f"EMIT_{index}"
