@@ -98,19 +98,27 @@ class WideLayer(wiring.Component):
         landing = Signal()  # the row read last cycle is integrated now
         m.d.sync += landing.eq(self.integrate)
         threshold = params.threshold_count
+        landed = Signal(params.state_layout)  # every counter after the row, fired flags kept
+        landed_fires = Signal(params.fan_out)  # and its threshold test
+        marked = Signal(params.state_layout)  # every counter with its new spike flagged fired
         for lane in range(params.fan_out):
-            counter, fires, sign = self.counters[lane], self.fires[lane], signs[lane]
-            with m.If(self.clear):
-                m.d.sync += [counter.count.eq(0), counter.fired.eq(0), fires.eq(int(threshold <= 0))]
-            with m.Elif(landing):
-                m.d.sync += [
-                    counter.count.eq(Mux(sign, counter.count + 1, counter.count - 1)),
-                    fires.eq(
-                        ~counter.fired & Mux(sign, counter.count >= threshold - 1, counter.count >= threshold + 1)
-                    ),
-                ]
-            with m.Elif(self.mark):
-                m.d.sync += [counter.fired.eq(counter.fired | fires), fires.eq(0)]
+            counter, sign = self.counters[lane], signs[lane]
+            up, down = Signal(name=f"up{lane}"), Signal(name=f"down{lane}")
+            m.d.comb += [
+                up.eq(counter.count >= threshold - 1),
+                down.eq(counter.count >= threshold + 1),
+                landed[lane].count.eq(Mux(sign, counter.count + 1, counter.count - 1)),
+                landed[lane].fired.eq(counter.fired),
+                landed_fires[lane].eq(~counter.fired & Mux(sign, up, down)),
+                marked[lane].count.eq(counter.count),
+                marked[lane].fired.eq(counter.fired | self.fires[lane]),
+            ]
+        with m.If(self.clear):
+            m.d.sync += [self.counters.eq(0), self.fires.eq(-int(threshold <= 0))]
+        with m.Elif(landing):
+            m.d.sync += [self.counters.eq(landed), self.fires.eq(landed_fires)]
+        with m.Elif(self.mark):
+            m.d.sync += [self.counters.eq(marked), self.fires.eq(0)]
         return m
 
     def _banks(self, m: Module):
