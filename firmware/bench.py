@@ -50,13 +50,15 @@ def bench_hardware(
     early_exit: bool,
     build_root: str | os.PathLike,
     quick_build: bool = False,
+    target_mhz: float | None = None,
     notify: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Build, place and route, simulate ``input_times`` ``(n, n_in)``; write ``OUT/bench.json``.
 
     ``OUT`` also holds the board build (``OUT/bitstream``: report.json, tool logs) and the
     simulation's job and results (``OUT/sim``); the Verilator build is cached under ``build_root``
-    (``quick_build``: its C++ unoptimised, for small networks).
+    (``quick_build``: its C++ unoptimised, for small networks).  ``target_mhz``: the clock
+    constraint nextpnr works to (:func:`~bs4nn.firmware.build.build_bitstream`).
     """
     if board not in BOARDS:
         raise Bs4nnError(f"unknown board {board!r}; choose from {', '.join(sorted(BOARDS))}")
@@ -71,6 +73,7 @@ def bench_hardware(
             early_exit=early_exit,
             model_info={"source": str(Path(manifest).resolve())},
             notify=notify,
+            target_mhz=target_mhz,
         )
         notify(f"simulating the core on {len(input_times)} images in Verilator ...")
         regression = run_regression(
@@ -110,6 +113,7 @@ def bench_record(
         "device": build["device"],
         "lanes": build["lanes"],
         "mode": "early-exit" if early_exit else "full",
+        "target_mhz": build.get("target_mhz"),
         "images": regression.images,
         "network": build["network"],
         "model": build["model"],
@@ -128,7 +132,8 @@ def bench_record(
             "how": "Fmax and resources: nextpnr (placed and routed board top); cycles: Verilator simulation of "
             "the core, images back to back, from the testbench's start of an image (the previous result taken) to "
             "its result taken: the core's own cycles (estimated.predicted_cycles_mean), what lies between images "
-            "(counter clear; after an early exit, the discarded rest of the image) and a 3-cycle testbench "
+            "(counter clear; after an early exit, the beat on offer and the end beat: the driver honours the "
+            "core's skip, as the board's event source does) and a 3-cycle testbench "
             "hand-over; rates and latencies: Fmax / cycles",
         },
         "estimated": {

@@ -42,6 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "counters in registers, e.g. 600 for 784-600-10) (default: the manifest's lanes)",
     )
     hw.add_argument("--early-exit", action="store_true", help="stop each image at its first output spike (as deployed)")
+    hw.add_argument(
+        "--target-mhz",
+        type=argtypes.positive_float,
+        default=None,
+        metavar="MHZ",
+        help="ECP5: constrain the clock at MHZ for nextpnr's timing-driven placement and routing (it works only "
+        "for the slack it is given); the measured Fmax is nextpnr's achieved one either way (default: the board clock)",
+    )
     hw.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: the manifest's dataset)")
     hw.add_argument(
         "--build-dir",
@@ -72,6 +80,7 @@ def _bench_hw(args: argparse.Namespace) -> int:
         lanes=args.lanes or model.lanes,
         early_exit=args.early_exit,
         build_root=args.build_dir,
+        target_mhz=args.target_mhz,
     )
     print(bench_table(bench))
     return 0 if bench["measured"]["bit_exact"] == bench["images"] else 1

@@ -167,6 +167,7 @@ class BoardTop(wiring.Component):
         m.submodules.event_register = event_register = StreamRegister(params.event_layout)
         wiring.connect(m, parts.source.events, event_register.input)
         wiring.connect(m, event_register.output, core.events)
+        m.d.comb += parts.source.skip.eq(core.skip)
         _route_payloads(m, parts)
         _control(m, parts)
         return m

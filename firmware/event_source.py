@@ -2,7 +2,7 @@
 by the pixel coder or the ``EVENTS`` decoder, then sent beat by beat with the end-of-image beat."""
 # ruff: noqa: SIM117  # nested m.If / m.State blocks are the Amaranth idiom
 
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,7 +12,13 @@ from bs4nn.rtl.params import CoreParams
 class EventSource(wiring.Component):
     """``write_*``: fill the buffer (one event a cycle, while idle).  ``start`` (one cycle) with
     ``count``: stream events ``0 .. count-1`` then the end beat (``time = tmax``) on ``events``
-    (a core's input); ``done`` is 1 in the cycle the end beat is accepted."""
+    (a core's input), one beat a cycle while ``events.ready`` holds; ``done`` is 1 in the cycle the
+    end beat is accepted.  ``skip`` (the core's: it exited early and discards the rest of the image):
+    the beat after the next accepted one is the end beat.
+
+    Why one beat a cycle: the wide core takes an input event every cycle, so a source at one beat
+    per two cycles (read, then send) would double the input phase.  The buffer is read one beat
+    ahead: its address is the beat after the current one in the cycle the current one moves."""
 
     def __init__(self, params: CoreParams):
         self.params = params
@@ -23,6 +29,7 @@ class EventSource(wiring.Component):
                 "write_data": In(params.event_layout),
                 "start": In(1),
                 "count": In(range(params.n_in + 1)),
+                "skip": In(1),
                 "events": Out(stream.Signature(params.event_layout)),
                 "done": Out(1),
             }
@@ -34,29 +41,31 @@ class EventSource(wiring.Component):
         m.submodules.buffer = buffer = memory.Memory(shape=params.event_layout, depth=params.n_in, init=[])
         write, read = buffer.write_port(), buffer.read_port()
         m.d.comb += [write.en.eq(self.write_en), write.addr.eq(self.write_addr), write.data.eq(self.write_data)]
-        index = Signal(range(params.n_in + 1))
+        index = Signal(range(params.n_in + 1))  # the beat on offer (``total``: the end beat)
         total = Signal(range(params.n_in + 1))
+        moved = self.events.valid & self.events.ready
         m.d.comb += read.addr.eq(index)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [index.eq(0), total.eq(self.count)]
                     m.next = "READ"
-            with m.State("READ"):  # the buffer reads `index`
-                with m.If(index == total):
-                    m.next = "END"
-                with m.Else():
-                    m.next = "SEND"
+            with m.State("READ"):  # the buffer reads beat 0 (written up to the cycle before)
+                m.next = "SEND"
             with m.State("SEND"):
-                m.d.comb += [self.events.valid.eq(1), self.events.payload.eq(read.data)]
-                with m.If(self.events.ready):
-                    m.d.sync += index.eq(index + 1)
-                    m.next = "READ"
-            with m.State("END"):
-                m.d.comb += [self.events.valid.eq(1), self.events.payload.time.eq(params.tmax)]
-                with m.If(self.events.ready):
+                at_end = index == total
+                m.d.comb += self.events.valid.eq(1)
+                with m.If(at_end):
+                    m.d.comb += self.events.payload.time.eq(params.tmax)
+                with m.Else():
+                    m.d.comb += self.events.payload.eq(read.data)
+                with m.If(moved & at_end):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
+                with m.Elif(moved):
+                    following = Mux(self.skip, total, index + 1)
+                    m.d.comb += read.addr.eq(following)
+                    m.d.sync += index.eq(following)
         return m
 
 

@@ -95,6 +95,7 @@ class Bs4nnCore(wiring.Component):
                 "weights": In(strobe(params.weight_write_layout)),
                 "early_exit": In(1),
                 "idle": Out(1),
+                "skip": Out(1),
             }
         )
 
@@ -446,6 +447,8 @@ class _Controller:
 
     def _finish_states(self) -> None:
         m, core = self.m, self.core
+        # early exit: the rest of the image is discarded, so a source may jump to its end beat
+        m.d.comb += core.skip.eq(self.exited)
         with m.State("FINISH"):  # the readout reads the output counters, then the argmax runs
             self._readout_read()
             with m.If(self.readout.done):

@@ -19,26 +19,34 @@ Phases of a time step ``t`` (cycle counts: :func:`bs4nn.rtl.cycles.predicted_cyc
 * ``WAIT``: each input event of step ``t`` is accepted in one cycle (its row read; it lands in
   the counters the cycle after); the first beat of a later step, or the end beat, closes the
   step (one cycle, not accepted, while the last row lands).
-* ``TEST_l``: one cycle: every counter of layer ``l`` tested, the new spikes flagged fired and
-  loaded into the :class:`SpikeQueue`.
+* ``TEST_l``: one cycle: every counter of layer ``l`` tested (each lane's test is a register,
+  computed as its count was written), the new spikes flagged fired and loaded into the
+  :class:`SpikeQueue`; always followed by ``EMIT_l``.
 * ``EMIT_l``: one spike a cycle, onto the debug port and into layer ``l+1`` (or the result);
-  once the queue is empty, one more cycle (the last row lands), then ``TEST_{l+1}``, or ``WAIT``.
+  once the queue is empty, one more cycle (the last row lands), then ``TEST_{l+1}``, or ``WAIT``;
+  if nothing fired, ``EMIT_l``'s first cycle is already ``WAIT``'s.
+
+Clock (issue 27, ECP5 at 600 lanes): no path crosses the whole layer and then the controller.  The
+row's sign bits only select between values formed from registers (``count +- 1`` and its
+threshold test), the queue picks its head by a one-hot AND-OR, run-time weight writes are
+registered before the banks, and the controller's transitions never wait on an OR of 600 tests.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import reduce
 
 import numpy as np
-from amaranth import Array, Cat, Module, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.rtl.core import Bs4nnCore, _Controller, lowest_set_bit
 from bs4nn.rtl.memories import WeightMemory
-from bs4nn.rtl.neuron import CounterIntegrate, ThresholdTest
 from bs4nn.rtl.params import LayerParams, index_bits
 from bs4nn.rtl.readout import OutputReadout
 from bs4nn.sim.golden import IntegerNetwork
@@ -47,9 +55,17 @@ from bs4nn.sim.golden import IntegerNetwork
 class WideLayer(wiring.Component):
     """One layer of the wide core: its counters in registers, its weight rows in ``banks`` parallel
     memories.  ``integrate`` (with ``row``): add presynaptic ``row``'s signs to every counter, one
-    cycle later (the memories' read latency); ``mark``: set the fired flags of ``fires`` (the
-    counters that reached the threshold and have not fired); ``clear``: zero every counter and
-    flag.  ``weight_write_*``: run-time loading of one bank word, address ``row << bank_bits | bank``."""
+    cycle later (the memories' read latency); ``mark``: set the fired flags of ``fires``; ``clear``:
+    zero every counter and flag.  ``weight_write_*``: run-time loading of one bank word, address
+    ``row << bank_bits | bank``, registered: it reaches the memory the cycle after (``write_landing``),
+    when the memories' shared address is the write's (the core reads no row in that cycle).
+
+    Why registers everywhere: at 600 lanes every path fans out across the chip, so each lane's
+    next state is a single choice made by the memory's sign bit.  Both ``count + 1`` and
+    ``count - 1`` are formed from the counter register ahead of the row (the sign only selects),
+    and ``fires`` is itself a register per lane: the threshold test of the value being written
+    (``count + 1 >= threshold`` is ``count >= threshold - 1``, from the old count), so the test
+    phase and the spike queue start from flip-flops, not from an adder and a comparator."""
 
     def __init__(self, params: LayerParams, weight_words: Sequence[int], bank_bits: int):
         self.params, self.bank_bits = params, bank_bits
@@ -78,8 +94,49 @@ class WideLayer(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         params = self.params
-        write_bank = self.weight_write_address[: self.bank_bits]
-        write_row = self.weight_write_address[self.bank_bits :]
+        signs = self._banks(m)
+        landing = Signal()  # the row read last cycle is integrated now
+        m.d.sync += landing.eq(self.integrate)
+        threshold = params.threshold_count
+        landed = Signal(params.state_layout)  # every counter after the row, fired flags kept
+        landed_fires = Signal(params.fan_out)  # and its threshold test
+        marked = Signal(params.state_layout)  # every counter with its new spike flagged fired
+        for lane in range(params.fan_out):
+            counter, sign = self.counters[lane], signs[lane]
+            up, down = Signal(name=f"up{lane}"), Signal(name=f"down{lane}")
+            m.d.comb += [
+                up.eq(counter.count >= threshold - 1),
+                down.eq(counter.count >= threshold + 1),
+                landed[lane].count.eq(Mux(sign, counter.count + 1, counter.count - 1)),
+                landed[lane].fired.eq(counter.fired),
+                landed_fires[lane].eq(~counter.fired & Mux(sign, up, down)),
+                marked[lane].count.eq(counter.count),
+                marked[lane].fired.eq(counter.fired | self.fires[lane]),
+            ]
+        with m.If(self.clear):
+            m.d.sync += [self.counters.eq(0), self.fires.eq(-int(threshold <= 0))]
+        with m.Elif(landing):
+            m.d.sync += [self.counters.eq(landed), self.fires.eq(landed_fires)]
+        with m.Elif(self.mark):
+            m.d.sync += [self.counters.eq(marked), self.fires.eq(0)]
+        return m
+
+    def _banks(self, m: Module):
+        """The weight banks, their registered write port; the row's sign bits, neuron 0 lowest."""
+        params = self.params
+        write_row = Signal(len(self.weight_write_address) - self.bank_bits)
+        write_data = Signal(params.layout.width)
+        write_banks = Signal(params.banks)  # one-hot: the bank the registered write lands in
+        m.d.sync += [
+            write_row.eq(self.weight_write_address[self.bank_bits :]),
+            write_data.eq(self.weight_write_data),
+            write_banks.eq(
+                Cat(
+                    self.weight_write_en & (self.weight_write_address[: self.bank_bits] == bank)
+                    for bank in range(params.banks)
+                )
+            ),
+        ]
         signs = []
         for bank in range(params.banks):
             memory = m.submodules[f"bank{bank}"] = WeightMemory(
@@ -87,29 +144,12 @@ class WideLayer(wiring.Component):
             )
             m.d.comb += [
                 memory.read_addr.eq(self.row),
-                memory.write_en.eq(self.weight_write_en & (write_bank == bank)),
+                memory.write_en.eq(write_banks[bank]),
                 memory.write_addr.eq(write_row),
-                memory.write_data.eq(self.weight_write_data),
+                memory.write_data.eq(write_data),
             ]
             signs.append(memory.read_data)
-        m.submodules.integrate = integrate = CounterIntegrate(params)
-        m.submodules.threshold = threshold = ThresholdTest(params)
-        landing = Signal()  # the row read last cycle is integrated now
-        m.d.sync += landing.eq(self.integrate & ~self.clear)
-        m.d.comb += [
-            integrate.state.eq(self.counters),
-            integrate.signs.eq(Cat(*signs)[: params.fan_out]),
-            threshold.state.eq(self.counters),
-            threshold.last_word.eq(1),
-            self.fires.eq(threshold.fires),
-        ]
-        with m.If(self.clear):
-            m.d.sync += self.counters.eq(0)
-        with m.Elif(landing):
-            m.d.sync += self.counters.eq(integrate.update)
-        with m.Elif(self.mark):
-            m.d.sync += self.counters.eq(threshold.update)
-        return m
+        return Cat(*signs)[: params.fan_out]
 
 
 class SpikeQueue(wiring.Component):
@@ -117,8 +157,8 @@ class SpikeQueue(wiring.Component):
     (replacing what is left); ``head`` is the lowest neuron still queued while ``valid``; ``pop``
     removes it.  Why not one priority encoder over all the bits: its path (any of 512 bits, then
     ten multiplexer levels, then the row address) bounds the clock.  Here the bits sit in groups
-    of :attr:`GROUP`, each with its lowest set bit and an any flag in registers, updated from the
-    group's own registers; ``head`` only picks the first non-empty group."""
+    of :attr:`GROUP`, each with its lowest set bit, the rest and an any flag in registers, updated
+    from the group's own registers; ``head`` only picks the first non-empty group."""
 
     GROUP = 32
 
@@ -130,23 +170,27 @@ class SpikeQueue(wiring.Component):
         m = Module()
         sizes = [min(self.GROUP, self.width - start) for start in range(0, self.width, self.GROUP)]
         group_any = Signal(len(sizes))  # group g holds a spike
-        lows = Array(Signal(range(self.GROUP), name=f"low{g}") for g in range(len(sizes)))  # its lowest
-        first_any, first = lowest_set_bit(group_any)
-        m.d.comb += [self.valid.eq(first_any), self.head.eq(Cat(lows[first], first))]
+        lows = [Signal(range(self.GROUP), name=f"low{g}") for g in range(len(sizes))]  # its lowest
+        # the first non-empty group, one-hot (a prefix OR), selects the head by an AND-OR: no binary
+        # group index is encoded and then decoded again on the way to the next layer's row address
+        first = Signal(len(sizes))
+        m.d.comb += first.eq(group_any & ~Cat(group_any[:g].any() if g else 0 for g in range(len(sizes))))
+        choices = [Mux(first[g], low | (g * self.GROUP), 0) for g, low in enumerate(lows)]
+        m.d.comb += [self.valid.eq(group_any.any()), self.head.eq(reduce(operator.or_, choices))]
         for g, size in enumerate(sizes):
-            queued = Signal(size, name=f"queued{g}")
-            remaining = queued & Cat(lows[g] != lane for lane in range(size))  # without its lowest
-            popped = self.pop & group_any[g] & ~group_any[:g].any() if g else self.pop & group_any[g]
+            rest = Signal(size, name=f"rest{g}")  # the group's spikes after its lowest
             with m.If(self.load):
-                self._take(m, self.bits[g * self.GROUP : g * self.GROUP + size], queued, group_any[g], lows[g])
-            with m.Elif(popped):
-                self._take(m, remaining, queued, group_any[g], lows[g])
+                self._take(m, self.bits[g * self.GROUP : g * self.GROUP + size], rest, group_any[g], lows[g])
+            with m.Elif(self.pop & first[g]):
+                self._take(m, rest, rest, group_any[g], lows[g])
         return m
 
     @staticmethod
-    def _take(m: Module, bits, queued: Signal, any_flag, low: Signal) -> None:
+    def _take(m: Module, bits, rest: Signal, any_flag, low: Signal) -> None:
+        """The group becomes ``bits``: its lowest in ``low``, the others in ``rest`` (the lowest
+        cleared by ``bits & (bits - 1)``, a carry chain, not a compare per lane)."""
         any_set, lowest = lowest_set_bit(bits)
-        m.d.sync += [queued.eq(bits), any_flag.eq(any_set), low.eq(lowest)]
+        m.d.sync += [rest.eq(bits & (bits - 1)), any_flag.eq(any_set), low.eq(lowest)]
 
 
 class Bs4nnWideCore(Bs4nnCore):
@@ -175,7 +219,9 @@ class Bs4nnWideCore(Bs4nnCore):
         m.submodules.readout = readout = OutputReadout(params)
         m.submodules.spike_queue = queue = SpikeQueue(max(layer.fan_out for layer in params.layers))
         m.d.comb += readout.read_data.eq(layers[-1].unit.counters)
-        control = _WideController(self, m, layers, readout, queue)
+        write_landing = Signal()  # a weight write reaches its bank now: no row may be read
+        m.d.sync += write_landing.eq(self.weights.valid)
+        control = _WideController(self, m, layers, readout, queue, write_landing)
         control.build()
         self._connect_result(m, control, readout)
         return m
@@ -192,11 +238,22 @@ class _WideLayerUnit:
 
 class _WideController(_Controller):
     """The narrow controller's input, emit, output and result logic, with the wide phases
-    (``TEST_l``, ``EMIT_l``; see the module doc) in place of the word sweeps."""
+    (``TEST_l``, ``EMIT_l``; see the module doc) in place of the word sweeps.
 
-    def __init__(self, core, m, layers, readout, queue: SpikeQueue):
+    ``TEST_l`` always goes on to ``EMIT_l``: whether any neuron fired (an OR over the whole layer)
+    is decided by no state transition.  ``EMIT_l`` with an empty queue then does what would have
+    followed: after emitted spikes, the next layer's test (the last row lands); after none, it is
+    ``WAIT`` itself (no later layer received anything in this step), so no cycle is added."""
+
+    def __init__(self, core, m, layers, readout, queue: SpikeQueue, write_landing: Signal):
         super().__init__(core, m, layers, readout, queue)
         self.queue = queue  # the tested layer's spikes not yet emitted (the narrow core's pending)
+        self.write_landing = write_landing
+        self.emitted = Signal()  # the current EMIT phase has emitted a spike
+        # the layers' clear and mark, one cycle after CLEAR / TEST_l, from flip-flops: each reaches
+        # every lane's registers (thousands of loads), so no state decoding precedes that net
+        self.clearing = Signal()
+        self.marking = Signal(len(layers))
 
     def build(self) -> None:
         m, core = self.m, self.core
@@ -208,11 +265,13 @@ class _WideController(_Controller):
             self.emitted_neuron.eq(self.queue.head),
             core.spikes.payload.time.eq(self.step),
             core.spikes.payload.neuron.eq(self.emitted_neuron),
+            *[layer.unit.clear.eq(self.clearing) for layer in self.layers],
+            *[layer.unit.mark.eq(self.marking[layer.index]) for layer in self.layers],
         ]
+        m.d.sync += [self.clearing.eq(0), self.marking.eq(0)]
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
-                m.d.comb += [layer.unit.clear.eq(1) for layer in self.layers]
-                m.d.sync += self._image_resets()
+                m.d.sync += [*self._image_resets(), self.clearing.eq(1)]
                 m.next = "WAIT"
             with m.State("WAIT"):
                 self._wait()
@@ -220,19 +279,29 @@ class _WideController(_Controller):
                 self._test_states(layer)
             self._finish_states()
 
+    def _wait(self) -> None:
+        """``WAIT``, except in the cycle a weight write lands (the banks' address is the write's)."""
+        with self.m.If(self.write_landing):
+            self.m.d.comb += self.core.idle.eq(~self.started)
+        with self.m.Else():
+            super()._wait()
+
     def _test_states(self, layer: _WideLayerUnit) -> None:
         m, index, unit = self.m, layer.index, layer.unit
         with m.State(f"TEST_{index}"):
-            m.d.comb += [unit.mark.eq(1), self.queue.load.eq(1), self.queue.bits.eq(unit.fires)]
-            with m.If(unit.fires.any()):
-                m.next = f"EMIT_{index}"
-            with m.Else():
-                self._goto_scan(index + 1)
+            m.d.comb += [self.queue.load.eq(1), self.queue.bits.eq(unit.fires)]
+            m.d.sync += [self.touched[index].eq(0), self.emitted.eq(0), self.marking[index].eq(1)]
+            m.next = f"EMIT_{index}"
         with m.State(f"EMIT_{index}"):
+            # popping an empty queue changes nothing: the pop waits on no test of the queue
+            m.d.comb += self.queue.pop.eq(1)
             with m.If(self.queue.valid):
+                m.d.sync += self.emitted.eq(1)
                 self._emit(layer)
-            with m.Else():  # the last spike's row lands in the next layer now
+            with m.Elif(self.emitted):  # the last spike's row lands in the next layer now
                 self._goto_scan(index + 1)
+            with m.Else():  # nothing fired: no later layer was touched in this step
+                self._wait()
 
     def _start_integration(self, index: int, presynaptic) -> None:
         unit = self.layers[index].unit
@@ -246,7 +315,7 @@ class _WideController(_Controller):
         return f"TEST_{index}"
 
     def _clear_emitted(self) -> None:
-        self.m.d.comb += self.queue.pop.eq(1)
+        """Nothing: every ``EMIT_l`` cycle pops the queue (``_test_states``)."""
 
     def _after_output_spike(self, index: int) -> str:
         return f"EMIT_{index}"

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bs4nn.cli import main
+from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import write_bit_model
 from bs4nn.firmware.bench import BENCH_FILE, bench_hardware, bench_table
 from bs4nn.rtl.cycles import clear_cycles, predicted_cycles
@@ -80,3 +81,31 @@ def test_bench_hw_refuses_an_unreadable_manifest(tmp_path: Path, capsys: pytest.
     assert main(command) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error" in err and not (tmp_path / "o").exists()
+
+
+def test_a_target_clock_is_refused_for_an_ice40_board_before_any_tool_runs(tmp_path: Path) -> None:
+    network = tiny_network()
+    manifest = write_bit_model(network, tmp_path / "model")
+    times = np.zeros((1, 20), np.int64)
+    with pytest.raises(Bs4nnError, match="target clock is for ECP5 boards"):
+        bench_hardware(
+            manifest,
+            times,
+            tmp_path / "o",
+            board="icebreaker",
+            lanes=LANES,
+            early_exit=False,
+            build_root=tmp_path / "sim_build",
+            target_mhz=50.0,
+            notify=lambda line: None,
+        )
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_target_clock_is_the_ecp5_constraint_nextpnr_keeps() -> None:
+    from bs4nn.firmware.build import BOARDS, _clock_target
+
+    spec = BOARDS["ulx3s-85f"]
+    assert _clock_target(spec, spec.platform(), None) == {}
+    # the board's own 25 MHz line comes first in the LPF; nextpnr keeps a net's last constraint
+    assert _clock_target(spec, spec.platform(), 100.0) == {"add_preferences": 'FREQUENCY PORT "clk25_0__io" 100.0 MHZ;'}

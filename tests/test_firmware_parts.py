@@ -227,6 +227,41 @@ def test_event_source_streams_the_buffer_then_the_end_beat_under_backpressure() 
     run_clocked(dut, bench)
 
 
+@pytest.mark.parametrize("skip_after", [None, 0, 4, 8])
+def test_event_source_sends_a_beat_every_cycle_and_skips_to_the_end_beat(skip_after) -> None:
+    # always ready: one beat a cycle from the first SEND cycle; ``skip`` from the cycle beat
+    # ``skip_after`` moves: the beat after it is the end beat (the core's early exit)
+    events = [(pixel, pixel // 2) for pixel in range(9)]
+
+    async def bench(ctx) -> None:
+        for address, (pixel, time) in enumerate(events):
+            ctx.set(dut.write_en, 1)
+            ctx.set(dut.write_addr, address)
+            ctx.set(dut.write_data, {"pixel": pixel, "time": time})
+            await ctx.tick()
+        ctx.set(dut.write_en, 0)
+        ctx.set(dut.count, len(events))
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        ctx.set(dut.events.ready, 1)
+        beats, cycles = [], []
+        for cycle in range(3 * len(events)):
+            ctx.set(dut.skip, int(skip_after is not None and len(beats) >= skip_after))
+            _, _, valid, payload, done = await ctx.tick().sample(dut.events.valid, dut.events.payload, dut.done)
+            if valid:
+                beats.append((payload.pixel, payload.time))
+                cycles.append(cycle)
+            if done:
+                break
+        kept = events if skip_after is None else events[: skip_after + 1]
+        assert beats[:-1] == kept and beats[-1][1] == TMAX
+        assert cycles == list(range(cycles[0], cycles[0] + len(beats))), "one beat a cycle"
+
+    dut = EventSource(PARAMS)
+    run_clocked(dut, bench)
+
+
 @pytest.mark.parametrize("stall", [0.0, 0.5])
 def test_stream_register_passes_every_beat_in_order_one_a_cycle(stall: float) -> None:
     dut = StreamRegister(PARAMS.event_layout)

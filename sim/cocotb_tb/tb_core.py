@@ -85,17 +85,23 @@ class Bench:
             if not _high(ready):
                 await RisingEdge(ready)
 
-    async def send(self, beats: list[int]) -> None:
+    async def send(self, beats: list[int], *, whole_image: bool = True) -> None:
+        """The beats, one after another; once the core says ``skip`` (it exited early and discards
+        the rest), straight to the last beat (the end beat of a ``whole_image``), as the board's
+        event source does."""
         dut = self.dut
         gap_probability = float(self.job["input_gap_probability"])
         max_gap = int(self.job["max_input_gap"])
-        for beat in beats:
+        position = 0
+        while position < len(beats):
             if gap_probability and self.rng.random() < gap_probability:
                 dut.events__valid.value = 0
                 await ClockCycles(dut.clk, int(self.rng.integers(1, max_gap + 1)))
-            dut.events__payload.value = beat
+            dut.events__payload.value = beats[position]
             dut.events__valid.value = 1
             await self.wait_accepted(dut.events__ready)
+            skip = whole_image and _high(dut.skip) and position < len(beats) - 1
+            position = len(beats) - 1 if skip else position + 1
         dut.events__valid.value = 0
 
     async def take_result(self) -> int:
@@ -148,7 +154,7 @@ class Bench:
         """Stream one image; returns ``(result payload, first spike index of this image)``."""
         beats = self.beats(events)
         if reset_after != NO_RESET:
-            await self.send(beats[: min(reset_after, len(beats) - 1)])
+            await self.send(beats[: min(reset_after, len(beats) - 1)], whole_image=False)
             await ClockCycles(self.dut.clk, int(self.rng.integers(0, 4)))
             await self.reset()
         first_spike = len(self.monitor.events)
