@@ -192,6 +192,20 @@ def test_pixel_coder_flags_a_pixel_above_imax() -> None:
     run_clocked(dut, bench)
 
 
+async def fill_and_start(ctx, dut: EventSource, events: list[tuple[int, int]]) -> None:
+    """Write ``events`` into the source's buffer, then pulse ``start`` (the board does this per image)."""
+    for address, (pixel, time) in enumerate(events):
+        ctx.set(dut.write_en, 1)
+        ctx.set(dut.write_addr, address)
+        ctx.set(dut.write_data, {"pixel": pixel, "time": time})
+        await ctx.tick()
+    ctx.set(dut.write_en, 0)
+    ctx.set(dut.count, len(events))
+    ctx.set(dut.start, 1)
+    await ctx.tick()
+    ctx.set(dut.start, 0)
+
+
 def test_event_source_streams_the_buffer_then_the_end_beat_under_backpressure() -> None:
     rng = np.random.default_rng(6)
     dut = EventSource(PARAMS)
@@ -200,16 +214,7 @@ def test_event_source_streams_the_buffer_then_the_end_beat_under_backpressure() 
     ]
 
     async def bench(ctx) -> None:
-        for address, (pixel, time) in enumerate(events):
-            ctx.set(dut.write_en, 1)
-            ctx.set(dut.write_addr, address)
-            ctx.set(dut.write_data, {"pixel": pixel, "time": time})
-            await ctx.tick()
-        ctx.set(dut.write_en, 0)
-        ctx.set(dut.count, len(events))
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
+        await fill_and_start(ctx, dut, events)
         beats = []
         while True:
             ready = int(rng.random() < 0.5)
@@ -234,16 +239,7 @@ def test_event_source_sends_a_beat_every_cycle_and_skips_to_the_end_beat(skip_af
     events = [(pixel, pixel // 2) for pixel in range(9)]
 
     async def bench(ctx) -> None:
-        for address, (pixel, time) in enumerate(events):
-            ctx.set(dut.write_en, 1)
-            ctx.set(dut.write_addr, address)
-            ctx.set(dut.write_data, {"pixel": pixel, "time": time})
-            await ctx.tick()
-        ctx.set(dut.write_en, 0)
-        ctx.set(dut.count, len(events))
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
+        await fill_and_start(ctx, dut, events)
         ctx.set(dut.events.ready, 1)
         beats, cycles = [], []
         for cycle in range(3 * len(events)):
