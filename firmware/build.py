@@ -416,6 +416,7 @@ def build_bitstream(
         )
     env = tool_environment(spec)
     platform = spec.platform()
+    clock_target = _clock_target(spec, platform, target_mhz)  # refused (iCE40) before any work
     out_dir = Path(out_dir)
     started = time.monotonic()
     bar = tqdm(total=len(STAGES), desc=f"{board} build", unit="stage", file=sys.stderr, disable=not progress or None)
@@ -429,7 +430,7 @@ def build_bitstream(
             synth_opts="-spram" if spram_layers else "",
             script_after_read=_yosys_script(spram_layers) if spram_layers else "",
             nextpnr_opts=["--report", NEXTPNR_REPORT, *(["--timing-allow-fail"] if target_mhz else [])],
-            **_clock_target(spec, platform, target_mhz),
+            **clock_target,
         )
         plan.extract(build_dir)
         bar.update()
