@@ -65,7 +65,7 @@ def test_short_mnist_training_and_its_weights_deploy_as_b1(tmp_path, capsys):
     assert result.best_epoch == 1 + int(np.argmax(history)) and result.validation_accuracy == max(history)
     again = baseline.train_baseline(net, config, images[:3500], labels[:3500], test_images[:10], test_labels[:10])
     assert again.history == result.history  # seeded
-    files = [str(path) for path in relu.write_relu_npy(result.layers, tmp_path)]
+    files = [str(path) for path in net.write_extra(result.layers, tmp_path)]
     assert [Path(f).name for f in files] == ["W0.npy", "b0.npy", "W1.npy", "b1.npy"]
     np.testing.assert_array_equal(np.load(files[0]), result.layers[0].weights)
     out = tmp_path / "bits"

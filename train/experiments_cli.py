@@ -313,8 +313,6 @@ def _baseline(args: argparse.Namespace) -> int:
     )
     folder = _claim_folder(out, write=True)
     written = baseline_loop.write_baseline_result(net, result, folder)
-    if isinstance(net, relu.Relu):
-        written += relu.write_relu_npy(result.layers, folder)
     architecture = "-".join(str(n) for n in config.sizes)
     print(
         f"{net.title} {architecture} on {dataset}: best epoch {result.best_epoch}/{config.epochs}, validation "

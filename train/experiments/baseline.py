@@ -76,6 +76,9 @@ class BaselineNet(Protocol):
     def trained_arrays(self, layers: list[Any]) -> list[Any]: ...
     def copy(self, layers: list[Any]) -> list[Any]: ...
     def saved_arrays(self, layers: list[Any]) -> dict[str, np.ndarray]: ...
+    def write_extra(self, layers: list[Any], out_dir: Path) -> list[Path]:
+        """Files beside the result that other tools read (the ReLU net's ``.npy`` weights)."""
+        ...
 
 
 @dataclass
@@ -157,7 +160,8 @@ def train_baseline(
 
 
 def write_baseline_result(net: BaselineNet, result: BaselineResult, out_dir: str | os.PathLike) -> list[Path]:
-    """``NAME.json`` (config, history, accuracies), ``NAME.npz`` (selected parameters), ``NAME.png``."""
+    """``NAME.json`` (config, history, accuracies), ``NAME.npz`` (selected parameters), ``NAME.png``, and
+    what the net writes for other tools (:meth:`BaselineNet.write_extra`)."""
     out_dir = Path(out_dir)
     summary = {
         "experiment": f"{net.name}-baseline",
@@ -183,4 +187,4 @@ def write_baseline_result(net: BaselineNet, result: BaselineResult, out_dir: str
     ax.legend()
     ax.grid(alpha=0.3)
     written.append(save_figure(fig, out_dir / f"{net.name}.png"))
-    return written
+    return written + net.write_extra(result.layers, out_dir)

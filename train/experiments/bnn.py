@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -170,6 +171,9 @@ class Bnn:
 
     def copy(self, layers: list[BnnLayer]) -> list[BnnLayer]:
         return [layer.copy() for layer in layers]
+
+    def write_extra(self, layers: list[BnnLayer], out_dir: Path) -> list[Path]:
+        return []  # bnn.npz holds everything
 
     def saved_arrays(self, layers: list[BnnLayer]) -> dict[str, np.ndarray]:
         """Per layer its signs (the deployed weights) and every real array."""

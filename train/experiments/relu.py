@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -103,19 +102,18 @@ class Relu:
     def copy(self, layers: list[ReluLayer]) -> list[ReluLayer]:
         return [layer.copy() for layer in layers]
 
+    def write_extra(self, layers: list[ReluLayer], out_dir: Path) -> list[Path]:
+        """``W{l}.npy`` and ``b{l}.npy`` per layer, in the order ``bs4nn-export --from-relu`` takes them."""
+        written = []
+        for name, array in self.saved_arrays(layers).items():
+            buffer = io.BytesIO()
+            np.save(buffer, array, allow_pickle=False)
+            written.append(atomic_write_bytes(Path(out_dir) / f"{name}.npy", buffer.getvalue()))
+        return written
+
     def saved_arrays(self, layers: list[ReluLayer]) -> dict[str, np.ndarray]:
         arrays: dict[str, np.ndarray] = {}
         for index, layer in enumerate(layers):
             arrays[f"W{index}"] = to_numpy(layer.weights).astype(np.float32)
             arrays[f"b{index}"] = to_numpy(layer.bias).astype(np.float32)
         return arrays
-
-
-def write_relu_npy(layers: list[ReluLayer], out_dir: str | os.PathLike) -> list[Path]:
-    """``W{l}.npy`` and ``b{l}.npy`` per layer, in the order ``bs4nn-export --from-relu`` takes them."""
-    written = []
-    for name, array in Relu().saved_arrays(layers).items():
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)
-        written.append(atomic_write_bytes(Path(out_dir) / f"{name}.npy", buffer.getvalue()))
-    return written
