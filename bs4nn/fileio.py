@@ -292,3 +292,32 @@ def sha256_path(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+LOCK_NAME = ".bs4nn-lock"
+"""The file whose exclusive lock says a command is working in a folder (:func:`folder_lock`)."""
+
+
+@contextlib.contextmanager
+def folder_lock(path: str | os.PathLike, what: str) -> Iterator[Path]:
+    """Hold an exclusive lock on folder ``path`` while the block runs; refuse if another process holds it.
+
+    Why: a scratch folder that a command rewrites run after run (a simulation's job and results) is
+    shared by every run started in the same place; two at once would read each other's files.  The
+    lock is the kernel's (``flock``): it goes with the process, so a killed run leaves none behind.
+    """
+    import fcntl
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_NAME, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Bs4nnError(
+                f"{folder}: another {what} is running in this folder; wait for it, or give it another folder"
+            ) from None
+        try:
+            yield folder
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.export.layout import network_weight_writes
-from bs4nn.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
+from bs4nn.fileio import atomic_write_bytes, atomic_write_text, folder_lock, sha256_bytes
 from bs4nn.lanes import DEFAULT_LANES, weight_lanes
 from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.cocotb_tb.job import JOB_ENV, NO_RESET, PROGRESS_ENV, PROGRESS_INTERVAL_S, RESULT_ENV
@@ -438,55 +438,55 @@ def run_regression(
     if input_times.ndim != 2 or input_times.shape[1] != network.layers[0].fan_in:
         raise Bs4nnError(f"inputs must be (n, {network.layers[0].fan_in}) spike times, got {input_times.shape}")
     work_dir, build_root = Path(work_dir).resolve(), Path(build_root).resolve()
-    work_dir.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    verilog = generate_core(manifest, lanes, work_dir / "core.v")
-    build_dir = build_core(verilog, simulator, build_root, waves=waves, quick_build=quick_build, announce=progress)
-    build_seconds = time.perf_counter() - start
+    with folder_lock(work_dir, "simulation"):  # its job and results files are one run's
+        start = time.perf_counter()
+        verilog = generate_core(manifest, lanes, work_dir / "core.v")
+        build_dir = build_core(verilog, simulator, build_root, waves=waves, quick_build=quick_build, announce=progress)
+        build_seconds = time.perf_counter() - start
 
-    job, observed_path = work_dir / "job.npz", work_dir / "observed.npz"
-    observed_path.unlink(missing_ok=True)
-    write_job(job, manifest, lanes, input_times, network.tmax, options)
-    seconds = simulate(
-        build_dir, simulator, job, observed_path, waves=waves, progress_images=len(input_times) if progress else 0
-    )
-    observed, raw = read_observed(observed_path)
-    expected_images = expected_results(network, input_times)
-    horizon, b1 = time_horizon(network), isinstance(network, B1Network)
-    layer_sizes = network.sizes[1:]
-    report = RegressionReport(simulator, len(input_times), 0, sim_seconds=seconds, build_seconds=build_seconds)
-    report.cycles = raw.get("cycles", np.zeros(0, np.int64))
-    report.decisions = raw["decision"]
-    if waves and (wave := _waveform(build_dir, work_dir)) is not None:
-        report.artefacts["run waveform"] = wave
-    for index, got in enumerate(observed):
-        expected = expected_images[index]
-        if options.early_exit:
-            expected, got = _early_exit_view(expected, got, len(network.layers) - 1)
-        mismatch = first_mismatch(expected, got, layer_sizes, horizon, ordered=not b1)
-        if mismatch is None:
-            report.bit_exact += 1
-        elif report.mismatch is None:
-            report.first_failure, report.mismatch = index, mismatch
-    if len(observed) != len(input_times) and report.mismatch is None:
-        report.first_failure = len(observed)
-        report.mismatch = Mismatch(-1, -1, 0, "a result", "none", "missing result")
-    if report.first_failure is not None:
-        _save_failure(
-            report,
-            manifest,
-            simulator,
-            lanes,
-            input_times,
-            images,
-            options,
-            work_dir,
-            build_root,
-            verilog,
-            failure_waves,
-            quick_build,
+        job, observed_path = work_dir / "job.npz", work_dir / "observed.npz"
+        observed_path.unlink(missing_ok=True)
+        write_job(job, manifest, lanes, input_times, network.tmax, options)
+        seconds = simulate(
+            build_dir, simulator, job, observed_path, waves=waves, progress_images=len(input_times) if progress else 0
         )
-    return report
+        observed, raw = read_observed(observed_path)
+        expected_images = expected_results(network, input_times)
+        horizon, b1 = time_horizon(network), isinstance(network, B1Network)
+        layer_sizes = network.sizes[1:]
+        report = RegressionReport(simulator, len(input_times), 0, sim_seconds=seconds, build_seconds=build_seconds)
+        report.cycles = raw.get("cycles", np.zeros(0, np.int64))
+        report.decisions = raw["decision"]
+        if waves and (wave := _waveform(build_dir, work_dir)) is not None:
+            report.artefacts["run waveform"] = wave
+        for index, got in enumerate(observed):
+            expected = expected_images[index]
+            if options.early_exit:
+                expected, got = _early_exit_view(expected, got, len(network.layers) - 1)
+            mismatch = first_mismatch(expected, got, layer_sizes, horizon, ordered=not b1)
+            if mismatch is None:
+                report.bit_exact += 1
+            elif report.mismatch is None:
+                report.first_failure, report.mismatch = index, mismatch
+        if len(observed) != len(input_times) and report.mismatch is None:
+            report.first_failure = len(observed)
+            report.mismatch = Mismatch(-1, -1, 0, "a result", "none", "missing result")
+        if report.first_failure is not None:
+            _save_failure(
+                report,
+                manifest,
+                simulator,
+                lanes,
+                input_times,
+                images,
+                options,
+                work_dir,
+                build_root,
+                verilog,
+                failure_waves,
+                quick_build,
+            )
+        return report
 
 
 def _early_exit_view(expected: ImageResult, got: ImageResult, output_layer: int) -> tuple[ImageResult, ImageResult]:

@@ -135,3 +135,15 @@ def test_the_current_folder_is_never_an_output_folder(tmp_path: Path, monkeypatc
         with pytest.raises(Bs4nnError, match="current folder or one above it"):
             write_output(Path(name), {"a.txt": "1"})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sub"] and not any((tmp_path / "sub").iterdir())
+
+
+def test_a_locked_folder_refuses_a_second_holder_until_released(tmp_path):
+    """Two simulations in one work folder would read each other's job and results: the second is refused."""
+    from bs4nn.fileio import folder_lock
+
+    with folder_lock(tmp_path / "run", "simulation"):
+        with pytest.raises(Bs4nnError, match="another simulation is running in this folder"):
+            with folder_lock(tmp_path / "run", "simulation"):
+                pass
+    with folder_lock(tmp_path / "run", "simulation"):  # released: the next run goes ahead
+        pass
