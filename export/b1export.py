@@ -28,7 +28,6 @@ from bs4nn.export.exporter import (
     ModelSource,
     canonical_dataset,
     check_output_folder,
-    load_npy_weights,
     memory_geometry,
     test_inputs,
     verify_bit_model,
@@ -37,6 +36,7 @@ from bs4nn.export.layout import MemoryLayout, time_bits
 from bs4nn.export.memfiles import memory_images
 from bs4nn.fileio import sha256_path
 from bs4nn.lanes import DEFAULT_LANES, MAX_LANES
+from bs4nn.npyfiles import load_relu_mlp
 from bs4nn.sim.b1 import B1Network, run_b1
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images
 from bs4nn.train.b1_model import B1Shape, b1_network, integer_weights, weight_step
@@ -181,15 +181,7 @@ def source_from_relu(
     training images (:func:`hidden_steps`), the scales chosen so :func:`b1_network` maps it exactly."""
     from bs4nn.train.datasets import load_split
 
-    if len(paths) < 2 or len(paths) % 2:
-        raise Bs4nnError(f"--from-relu needs pairs W.npy b.npy per layer, got {len(paths)} files")
-    weights = [load_npy_weights(path) for path in paths[0::2]]
-    biases = [_load_bias(path) for path in paths[1::2]]
-    for index, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
-        if bias.shape != (weight.shape[0],) or (index and weight.shape[1] != weights[index - 1].shape[0]):
-            raise Bs4nnError(
-                f"{paths[2 * index + 1]}: layer {index} shapes do not chain ({weight.shape}, {bias.shape})"
-            )
+    weights, biases = load_relu_mlp(paths)
     sizes = (weights[0].shape[1], *(w.shape[0] for w in weights))
     try:
         shape = B1Shape(sizes, tmax, (window,) * (len(weights) - 1), weight_bits)
@@ -220,15 +212,3 @@ def source_from_relu(
         biases=scaled_biases,
         weight_bits=weight_bits,
     )
-
-
-def _load_bias(path: str | os.PathLike) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise Bs4nnError(f"{path}: not a readable .npy array ({error})") from error
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu" or array.ndim != 1:
-        raise Bs4nnError(f"{path}: a bias must be a 1-D numeric .npy array")
-    if not np.isfinite(array).all():
-        raise Bs4nnError(f"{path}: bias holds NaN or inf")
-    return array.astype(np.float64)

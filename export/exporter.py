@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import time
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -41,6 +40,7 @@ from bs4nn.export.memfiles import MEMORY_FORMATS, memory_images, read_hex_image
 from bs4nn.export.naming import resolve_model
 from bs4nn.fileio import owned_entries, sha256_path
 from bs4nn.lanes import DEFAULT_LANES, MAX_LANES
+from bs4nn.npyfiles import load_npy_weights
 from bs4nn.sim.golden import IntegerNetwork, decision_statistics, run_golden, run_network
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images, threshold_count
 from bs4nn.train.checkpoint import load_checkpoint, run_model_path
@@ -127,26 +127,6 @@ def resolve_source(source: str, pretrained_root: str | os.PathLike | None = None
     if name.shipped:
         return source_from_checkpoint(name.path, {"kind": "shipped", "name": name.shipped, "path": name.path.name})
     return source_from_checkpoint(name.path, {"path": source})
-
-
-def load_npy_weights(path: str | os.PathLike) -> np.ndarray:
-    """One weight matrix ``(out, in)`` or ``(out, in, 1)`` from a ``.npy`` file, as float64."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError as error:
-        raise Bs4nnError(f"{path}: no such file") from error
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise Bs4nnError(f"{path}: not a readable .npy array ({error})") from error
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiub":
-        raise Bs4nnError(f"{path}: expected a numeric .npy array")
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim != 2 or array.size == 0:
-        raise Bs4nnError(f"{path}: weights must be (out, in) or (out, in, 1), got {array.shape}")
-    array = array.astype(np.float64)
-    if not np.isfinite(array).all():
-        raise Bs4nnError(f"{path}: weights hold NaN or inf")
-    return array
 
 
 def source_from_npy(

@@ -13,9 +13,33 @@ def softmax_cross_entropy(logits: Array, labels: Array, xp: ModuleType = np) -> 
     """The batch's summed cross-entropy and its gradient with respect to ``logits`` (of the sum).
 
     The logits are shifted by their row maximum first, so ``exp`` cannot overflow."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    log_probs = _log_softmax(logits, xp)
     rows = xp.arange(logits.shape[0])
     grad = xp.exp(log_probs)
     grad[rows, labels] -= 1
     return float(-log_probs[rows, labels].sum()), grad
+
+
+def distilled_cross_entropy(
+    logits: Array, labels: Array, teacher_logits: Array, weight: float, temperature: float, xp: ModuleType = np
+) -> tuple[float, Array]:
+    """``(1 - weight) CE(labels) + weight T^2 KL(teacher_T || student_T)`` summed over the batch, and its
+    gradient with respect to ``logits`` (Hinton, Vinyals & Dean 2015: the teacher's softened outputs).
+
+    Why: a 1-bit network learns from a float teacher's full distribution over the classes (which
+    wrong class is nearly right) what one-hot labels do not say.  The ``T^2`` keeps the soft term's
+    gradient on the scale of the hard one's whatever ``T``; ``weight`` 0 is the plain cross-entropy."""
+    hard_loss, hard_grad = softmax_cross_entropy(logits, labels, xp)
+    if not weight:
+        return hard_loss, hard_grad
+    student = _log_softmax(logits / temperature, xp)
+    teacher = _log_softmax(teacher_logits.astype(logits.dtype) / temperature, xp)
+    teacher_probs = xp.exp(teacher)
+    soft_loss = float((teacher_probs * (teacher - student)).sum()) * temperature**2
+    soft_grad = (xp.exp(student) - teacher_probs) * temperature
+    return (1 - weight) * hard_loss + weight * soft_loss, (1 - weight) * hard_grad + weight * soft_grad
+
+
+def _log_softmax(logits: Array, xp: ModuleType) -> Array:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))

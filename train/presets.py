@@ -15,7 +15,7 @@ from typing import Any
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.train.optimizers import OPTIMIZERS
-from bs4nn.train.rules import RULES, TrainingRule, rule_options, uses_dropout
+from bs4nn.train.rules import RULES, TrainingRule, rule_options, uses_dropout, uses_teacher
 from bs4nn.train.rules.temporal import TARGET_RULES
 
 BACKWARDS = tuple(RULES)
@@ -92,6 +92,8 @@ FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "activity_penalty": (_non_negative_number, "a number >= 0"),
     "deadline_weight": (_non_negative_number, "a number >= 0 (0: off)"),
     "decision_first_spike_share": (lambda v: _non_negative_number(v) and v <= 1, "in [0, 1] (0: none asked)"),
+    "distill_weight": (lambda v: _non_negative_number(v) and v <= 1, "in [0, 1] (0: no teacher)"),
+    "distill_temperature": (_positive_number, "a positive number"),
 }
 """The range of each numeric field: the one check that presets, the named flags of ``bs4nn
 train`` (:func:`parse_field`) and ``--set`` (:func:`parse_setting`) all go through."""
@@ -161,6 +163,9 @@ class Preset:
     weight_bits: int = 1  # b1: weight width (1: +1/-1, 2..8: two's complement)
     activity_penalty: float = 0.0  # b1: lambda of the mean hidden value (in steps)
     lr_schedule: str = "step"  # one of LR_SCHEDULES
+    teacher: str = ""  # b1: folder of a float ReLU MLP (W0.npy b0.npy ... of `bs4nn experiment relu`) to distil from
+    distill_weight: float = 0.0  # b1: share of the loss matching the teacher's softened outputs (0: no teacher)
+    distill_temperature: float = 4.0  # b1: the softening temperature T of both networks' logits
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -183,6 +188,12 @@ class Preset:
         if self.hidden_dropout and not uses_dropout(self.rule):
             dropout_rules = ", ".join(name for name, rule in RULES.items() if uses_dropout(rule))
             raise Bs4nnError(f"preset {self.name}: hidden_dropout is a {dropout_rules} option, not {self.backward}'s")
+        if bool(self.teacher) != bool(self.distill_weight):
+            raise Bs4nnError(
+                f"preset {self.name}: a teacher and a distill_weight > 0 go together (set both or neither)"
+            )
+        if self.teacher and not uses_teacher(self.rule):
+            raise Bs4nnError(f"preset {self.name}: a distillation teacher is a B1 option, not {self.backward}'s")
         if self.lr_schedule not in LR_SCHEDULES:
             raise Bs4nnError(
                 f"preset {self.name}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}"

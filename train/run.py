@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.fileio import sha256_path
+from bs4nn.npyfiles import relu_mlp_files
 from bs4nn.train.datasets import load_split
 from bs4nn.train.presets import Preset
 
@@ -74,6 +76,9 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
         "decision_deadline",
         "deadline_weight",
         "sample_with_replacement",
+        "teacher",
+        "distill_weight",
+        "distill_temperature",
     ):
         if getattr(preset, key) == PRESET_DEFAULTS[key]:
             settings.pop(key)
@@ -81,6 +86,8 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
     clips = effective_weight_clip(preset, options.binary)
     if clips is not None:  # absent when unbounded: older runs, and S4NN runs of a clipping preset, still resume
         settings["weight_clip"] = list(clips)
+    if preset.teacher:  # the teacher's files themselves: a resumed run must distil from the same network
+        settings["teacher_sha256"] = {path.name: sha256_path(path) for path in relu_mlp_files(preset.teacher)}
     return {"preset": settings, "seed": options.seed, "binary": options.binary}
 
 

@@ -39,6 +39,8 @@ from bs4nn.train.epochs import (
     learning_rates,
     move_images,
 )
+from bs4nn.train.experiments.relu import ReluLayer, load_relu_layers, scaled_inputs
+from bs4nn.train.experiments.relu import forward as relu_forward
 from bs4nn.train.finish import choose_readout_count, finish_run
 from bs4nn.train.metrics import plot_metrics, write_metrics
 from bs4nn.train.network import (
@@ -308,7 +310,10 @@ def run_epoch(run: Run, epoch: Epoch) -> tuple[dict[str, float], float]:
             extras={name: float(value[0]) for name, value in state.extras.items()},
             biases=state.biases[epoch.trained],
         )
-        batch = Batch(in_times, run.data.labels[rows], masks)
+        teacher_logits = None
+        if run.teacher is not None and epoch.phase == "train":
+            teacher_logits = relu_forward(run.teacher, scaled_inputs(in_times, preset.tmax, xp), xp)[0]
+        batch = Batch(in_times, run.data.labels[rows], masks, teacher_logits)
         result = parallel_batch_gradients(pool, epoch.rule, batch, params, epoch.rule_options, xp)
         where = f"epoch {epoch.number}, batch {batch_index}"
         check_finite([*result.weight_grads, *result.bias_grads], result.alpha_grads, where, xp)
@@ -424,6 +429,7 @@ class Run:
     best_accuracy: float
     log: Callable[[str], None]
     readout_inputs: Array | None = None  # the last hidden layer's spike times, in the readout epochs
+    teacher: list[ReluLayer] | None = None  # the preset's distillation teacher, a float ReLU MLP
 
     @property
     def total_epochs(self) -> int:
@@ -433,6 +439,7 @@ class Run:
 def start_run(preset: Preset, options: RunOptions, log: Callable[[str], None]) -> Run:
     """Load the data, start or resume the state, make the optimisers; refuse a silent network."""
     xp = get_xp(options.device)
+    teacher = load_teacher(preset, xp)  # before the output folder: a bad teacher leaves nothing behind
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     signature = run_signature(preset, options)
@@ -456,6 +463,7 @@ def start_run(preset: Preset, options: RunOptions, log: Callable[[str], None]) -
         probe_times, _ = forward(probe, state.weights, state.alphas, state.thetas, preset.tmax, options.binary, xp)
         check_not_silent(probe_times, preset.tmax, "initial network" if state.next_epoch == 1 else "resumed network")
     return Run(
+        teacher=teacher,
         preset=preset,
         options=options,
         xp=xp,
@@ -470,6 +478,20 @@ def start_run(preset: Preset, options: RunOptions, log: Callable[[str], None]) -
         best_accuracy=max((row["validation_accuracy"] for row in state.history), default=-1.0),
         log=log,
     )
+
+
+def load_teacher(preset: Preset, xp: ModuleType) -> list[ReluLayer] | None:
+    """The preset's teacher (``bs4nn experiment relu``'s weights), checked to have the student's sizes."""
+    if not preset.teacher:
+        return None
+    layers = load_relu_layers(preset.teacher, xp)
+    sizes = (layers[0].weights.shape[1], *(layer.weights.shape[0] for layer in layers))
+    if sizes != tuple(preset.sizes):
+        raise Bs4nnError(
+            f"teacher {preset.teacher}: a {'-'.join(map(str, sizes))} network, the preset's is "
+            f"{'-'.join(map(str, preset.sizes))}"
+        )
+    return layers
 
 
 def plan_epoch(run: Run, number: int) -> Epoch:

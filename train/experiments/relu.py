@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from bs4nn.fileio import atomic_write_bytes
+from bs4nn.npyfiles import load_relu_mlp, relu_mlp_files
 from bs4nn.sim.b1 import input_values
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images, to_numpy
 from bs4nn.train.losses import softmax_cross_entropy
@@ -59,6 +60,20 @@ def backward(layers: list[ReluLayer], activations: list[Any], grad: Any, xp: Mod
     return grads
 
 
+def scaled_inputs(input_times: Any, tmax: int, xp: ModuleType) -> Any:
+    """The float network's inputs of spike-coded images: the B1 input values over ``tmax``, in [0, 1]."""
+    return input_values(input_times, tmax, xp).astype(xp.float32) / np.float32(tmax)
+
+
+def load_relu_layers(folder: str | Path, xp: ModuleType) -> list[ReluLayer]:
+    """The layers that :meth:`Relu.write_extra` wrote to ``folder`` (a distillation teacher)."""
+    weights, biases = load_relu_mlp(relu_mlp_files(folder), what="teacher")
+    return [
+        ReluLayer(xp.asarray(weight, dtype=xp.float32), xp.asarray(bias, dtype=xp.float32))
+        for weight, bias in zip(weights, biases, strict=True)
+    ]
+
+
 class Relu:
     """The float ReLU MLP as a :class:`~bs4nn.train.experiments.baseline.BaselineNet`."""
 
@@ -70,8 +85,9 @@ class Relu:
 
     def inputs(self, images: np.ndarray, xp: ModuleType) -> Any:
         """The B1 network's input values over ``tmax``: in [0, 1], on the coding's grid."""
-        values = input_values(encode_images(images.reshape(len(images), -1), self.tmax, self.imax), self.tmax)
-        return xp.asarray(values, dtype=xp.float32) / np.float32(self.tmax)
+        return scaled_inputs(
+            xp.asarray(encode_images(images.reshape(len(images), -1), self.tmax, self.imax)), self.tmax, xp
+        )
 
     def init_layers(self, sizes: list[int], rng: np.random.Generator, xp: ModuleType) -> list[ReluLayer]:
         """Weights from ``U[-1/sqrt(fan_in), 1/sqrt(fan_in)]``, biases 0 (as the B1 trainer's proxies)."""

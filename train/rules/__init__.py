@@ -38,9 +38,19 @@ def get_rule(name: str) -> TrainingRule:
         raise Bs4nnError(f"unknown backward {name!r}; choose one of {', '.join(RULES)}") from None
 
 
+def has_option(rule: TrainingRule, name: str) -> bool:
+    """Whether the rule's options have a field ``name`` (a preset's field the rule acts on)."""
+    return any(field.name == name for field in fields(rule.options_type))
+
+
 def uses_dropout(rule: TrainingRule) -> bool:
     """Whether the rule takes hidden-dropout masks (its options have a ``hidden_dropout`` field)."""
-    return any(field.name == "hidden_dropout" for field in fields(rule.options_type))
+    return has_option(rule, "hidden_dropout")
+
+
+def uses_teacher(rule: TrainingRule) -> bool:
+    """Whether the rule distils from a teacher's logits (its options have a ``distill_weight`` field)."""
+    return has_option(rule, "distill_weight")
 
 
 def rule_options(rule: TrainingRule, settings: Any) -> Any:
@@ -55,4 +65,6 @@ def batch_gradients(rule: TrainingRule, batch: Batch, params: Parameters, option
     if batch.keep_masks is not None and not uses_dropout(rule):
         dropout_rules = ", ".join(name for name, other in RULES.items() if uses_dropout(other))
         raise Bs4nnError(f"hidden dropout is a {dropout_rules} option, not the {rule.name} backward's")
+    if batch.teacher_logits is not None and not uses_teacher(rule):
+        raise Bs4nnError(f"a distillation teacher is a B1 option, not the {rule.name} backward's")
     return rule.batch_gradients(batch, params, options, xp)

@@ -20,7 +20,7 @@ import numpy as np
 from bs4nn.errors import Bs4nnError
 from bs4nn.sim.b1 import run_b1
 from bs4nn.sim.semantics import encode_images
-from bs4nn.train.b1_model import B1Shape, b1_network, backward, forward, initial_parameters
+from bs4nn.train.b1_model import B1Shape, Distillation, b1_network, backward, forward, initial_parameters
 from bs4nn.train.b1_model import Parameters as B1Parameters
 from bs4nn.train.checkpoint import Checkpoint
 from bs4nn.train.network import LabelledImages
@@ -37,6 +37,8 @@ class B1Options:
     weight_bits: int = 1
     activity_penalty: float = 0.0  # lambda of the mean hidden value (in steps)
     hidden_dropout: float = 0.0
+    distill_weight: float = 0.0  # share of the loss that matches the teacher's softened outputs
+    distill_temperature: float = 4.0
 
     def __post_init__(self) -> None:
         try:
@@ -96,7 +98,10 @@ class B1Rule:
         log_scales = [xp.asarray([math.log(alpha)], dtype=xp.float32) for alpha in params.alphas]
         model = B1Parameters(list(params.weights), log_scales, list(params.biases))
         run = forward(model, batch.in_times, options.shape, xp, batch.keep_masks)
-        grads = backward(model, run, batch.labels, options.shape, options.activity_penalty, xp)
+        distillation = None
+        if batch.teacher_logits is not None:
+            distillation = Distillation(batch.teacher_logits, options.distill_weight, options.distill_temperature)
+        grads = backward(model, run, batch.labels, options.shape, options.activity_penalty, xp, distillation)
         n = len(params.weights)
         return BatchResult(
             weight_grads=grads.arrays[:n],

@@ -35,11 +35,13 @@ class Batch:
     in_times: Array  # (batch, n_in) int32 input spike times; tmax = the pixel never spikes
     labels: Array  # (batch,) int64 class labels
     keep_masks: Sequence[Array] | None = None  # hidden dropout: per hidden layer a (batch, n_l) float32 mask
+    teacher_logits: Array | None = None  # distillation: the float teacher's (batch, n_out) logits
 
     def rows(self, rows: slice) -> Batch:
-        """The samples ``rows`` of this batch, masks included (the loop's two halves)."""
+        """The samples ``rows`` of this batch, masks and teacher logits included (the loop's two halves)."""
         masks = None if self.keep_masks is None else [mask[rows] for mask in self.keep_masks]
-        return Batch(self.in_times[rows], self.labels[rows], masks)
+        teacher = None if self.teacher_logits is None else self.teacher_logits[rows]
+        return Batch(self.in_times[rows], self.labels[rows], masks, teacher)
 
     @property
     def size(self) -> int:

@@ -1,0 +1,137 @@
+"""Distilling a B1 network from a float ReLU teacher (preset fields ``teacher``, ``distill_weight``,
+``distill_temperature``): the loss and its gradient, that the teacher is what the student learns,
+resume, and the refusals."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bs4nn import cli as bs4nn_cli
+from bs4nn.sim.b1 import run_b1
+from bs4nn.sim.semantics import encode_images
+from bs4nn.train.checkpoint import load_checkpoint
+from bs4nn.train.datasets import load_split
+from bs4nn.train.experiments import baseline, relu
+from bs4nn.train.losses import distilled_cross_entropy, softmax_cross_entropy
+from bs4nn.train.presets import PRESETS
+from bs4nn.train.rules.b1 import b1_checkpoint_network
+from bs4nn.train.run import RunOptions
+from bs4nn.train.trainer import train
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = os.environ.get("BS4NN_DATA", str(REPO.parent / "shared" / "data"))
+PERMUTATION = np.array([3, 7, 0, 9, 1, 8, 2, 6, 4, 5])
+"""The class each of the permuted teacher's outputs stands for: output ``PERMUTATION[c]`` is class ``c``."""
+
+
+@pytest.mark.parametrize(("weight", "temperature"), [(0.3, 3.0), (0.9, 1.5), (1.0, 6.0)])
+def test_gradient_matches_finite_differences(weight, temperature):
+    rng = np.random.default_rng(7)
+    logits, teacher = rng.normal(0, 2, (5, 4)), rng.normal(0, 3, (5, 4))
+    labels = rng.integers(0, 4, 5)
+    _, grad = distilled_cross_entropy(logits, labels, teacher, weight, temperature, np)
+    step = 1e-6
+    for index in np.ndindex(logits.shape):
+        logits[index] += step
+        up = distilled_cross_entropy(logits, labels, teacher, weight, temperature, np)[0]
+        logits[index] -= 2 * step
+        down = distilled_cross_entropy(logits, labels, teacher, weight, temperature, np)[0]
+        logits[index] += step
+        assert grad[index] == pytest.approx((up - down) / (2 * step), rel=1e-5, abs=1e-8)
+
+
+def test_no_weight_is_the_cross_entropy_and_a_matched_teacher_adds_nothing():
+    rng = np.random.default_rng(1)
+    logits, labels = rng.normal(0, 2, (6, 10)), rng.integers(0, 10, 6)
+    plain_loss, plain_grad = softmax_cross_entropy(logits, labels, np)
+    loss, grad = distilled_cross_entropy(logits, labels, rng.normal(0, 2, (6, 10)), 0.0, 4.0, np)
+    assert loss == plain_loss and np.array_equal(grad, plain_grad)
+    loss, grad = distilled_cross_entropy(logits, labels, logits.copy(), 0.4, 4.0, np)
+    assert loss == pytest.approx(0.6 * plain_loss) and np.allclose(grad, 0.6 * plain_grad)
+
+
+@pytest.fixture(scope="module")
+def permuted_teacher(tmp_path_factory) -> Path:
+    """A 784-64-10 float ReLU net trained on 3,500 MNIST images, its outputs then permuted
+    (:data:`PERMUTATION`): a teacher whose answers no label agrees with."""
+    images, labels = load_split("mnist", "train", DATA_DIR, download=False)
+    config = baseline.BaselineConfig(sizes=[784, 64, 10], epochs=3, validation=500, seed=5, lr_start=5e-3)
+    net = relu.Relu()
+    result = baseline.train_baseline(net, config, images[:3500], labels[:3500], images[:10], labels[:10])
+    out = tmp_path_factory.mktemp("teacher")
+    output = result.layers[-1]
+    inverse = np.argsort(PERMUTATION)  # row r of the permuted layer is the original's class inverse[r]
+    result.layers[-1] = relu.ReluLayer(output.weights[inverse], output.bias[inverse])
+    net.write_extra(result.layers, out)
+    return out
+
+
+def test_the_student_learns_the_teachers_answers_not_the_labels(permuted_teacher, tmp_path):
+    """Pure distillation (weight 1) from the permuted teacher: the student's decisions on 1,000 test
+    images follow the teacher's permutation of the classes, so its accuracy against the labels is
+    near zero and against the permuted labels far above chance -- the teacher's logits, not the
+    labels, moved it."""
+    preset = replace(PRESETS["tiny-b1"], teacher=str(permuted_teacher), distill_weight=1.0, distill_temperature=2.0)
+    train(preset, RunOptions(out_dir=tmp_path, progress=False, threads=1, test=False), log=lambda _: None)
+    network = b1_checkpoint_network(load_checkpoint(tmp_path / "best.npz"))
+    images, labels = load_split("mnist", "test", DATA_DIR, download=False)
+    decisions = run_b1(network, encode_images(images[:1000])).decision
+    assert (decisions == PERMUTATION[labels[:1000]]).mean() >= 0.6  # measured 0.73
+    assert (decisions == labels[:1000]).mean() <= 0.15
+    recorded = load_checkpoint(tmp_path / "best.npz").hyperparameters["run"]["preset"]
+    assert recorded["teacher"] == str(permuted_teacher) and recorded["distill_weight"] == 1.0
+    assert set(recorded["teacher_sha256"]) == {"W0.npy", "b0.npy", "W1.npy", "b1.npy"}
+
+
+class InterruptedRunError(Exception):
+    pass
+
+
+def stop_after_first_epoch(line: str) -> None:
+    if line.startswith("epoch 1:"):
+        raise InterruptedRunError
+
+
+def test_resume_with_a_teacher_equals_uninterrupted(permuted_teacher, tmp_path):
+    preset = replace(
+        PRESETS["tiny-b1"], train_images=600, validation_images=200, teacher=str(permuted_teacher), distill_weight=0.5
+    )
+    train(preset, RunOptions(out_dir=tmp_path / "whole", progress=False, test=False), log=lambda _: None)
+    with pytest.raises(InterruptedRunError):
+        train(preset, RunOptions(out_dir=tmp_path / "parts", progress=False, test=False), log=stop_after_first_epoch)
+    train(preset, RunOptions(out_dir=tmp_path / "parts", progress=False, test=False, resume=True), log=lambda _: None)
+    first, second = (load_checkpoint(tmp_path / run / "checkpoint.npz") for run in ("whole", "parts"))
+    for a, b in zip([*first.weights, *first.biases], [*second.weights, *second.biases], strict=True):
+        assert np.array_equal(a, b)
+
+
+def run_bs4nn(capsys, *argv: str) -> tuple[int, str]:
+    try:
+        code = bs4nn_cli.main(list(argv))
+    except SystemExit as stop:
+        code = stop.code
+    return code, capsys.readouterr().err
+
+
+def test_refusals(permuted_teacher, tmp_path, capsys):
+    """One line, exit 2, no run folder: a teacher without a weight (and the reverse), a teacher for
+    a BS4NN preset, a folder without weights, a teacher of other sizes."""
+    teacher = f"teacher={permuted_teacher}"
+    cases = [
+        (["--preset", "tiny-b1", "--set", teacher], "a teacher and a distill_weight > 0 go together"),
+        (["--preset", "tiny-b1", "--set", "distill_weight=0.5"], "a teacher and a distill_weight > 0 go together"),
+        (["--preset", "tiny", "--set", teacher, "--set", "distill_weight=0.5"], "a B1 option, not temporal's"),
+        (["--preset", "tiny-b1", "--set", f"teacher={tmp_path}", "--set", "distill_weight=0.5"], "no W0.npy"),
+        (["--preset", "mnist-b1", "--set", teacher, "--set", "distill_weight=0.5"], "a 784-64-10 network"),
+        (["--preset", "tiny-b1", "--set", teacher, "--set", "distill_weight=1.5"], "distill_weight must be in [0, 1]"),
+    ]
+    for flags, message in cases:
+        code, err = run_bs4nn(capsys, "train", "--out", str(tmp_path / "run"), *flags)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and message in lines[0], (flags, err)
+        assert not (tmp_path / "run").exists()
