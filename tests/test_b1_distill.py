@@ -5,6 +5,7 @@ resume, and the refusals."""
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from bs4nn import cli as bs4nn_cli
+from bs4nn.errors import Bs4nnError
 from bs4nn.sim.b1 import run_b1
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.checkpoint import load_checkpoint
@@ -97,9 +99,10 @@ def stop_after_first_epoch(line: str) -> None:
         raise InterruptedRunError
 
 
-def test_resume_with_a_teacher_equals_uninterrupted(permuted_teacher, tmp_path):
+def test_resume_with_a_teacher_equals_uninterrupted_and_refuses_a_changed_one(permuted_teacher, tmp_path):
+    teacher = Path(shutil.copytree(permuted_teacher, tmp_path / "teacher"))
     preset = replace(
-        PRESETS["tiny-b1"], train_images=600, validation_images=200, teacher=str(permuted_teacher), distill_weight=0.5
+        PRESETS["tiny-b1"], train_images=600, validation_images=200, teacher=str(teacher), distill_weight=0.5
     )
     train(preset, RunOptions(out_dir=tmp_path / "whole", progress=False, test=False), log=lambda _: None)
     with pytest.raises(InterruptedRunError):
@@ -108,6 +111,9 @@ def test_resume_with_a_teacher_equals_uninterrupted(permuted_teacher, tmp_path):
     first, second = (load_checkpoint(tmp_path / run / "checkpoint.npz") for run in ("whole", "parts"))
     for a, b in zip([*first.weights, *first.biases], [*second.weights, *second.biases], strict=True):
         assert np.array_equal(a, b)
+    np.save(teacher / "b1.npy", np.load(teacher / "b1.npy") + 1)  # same folder, other network
+    with pytest.raises(Bs4nnError, match="was made with other settings"):
+        train(preset, RunOptions(out_dir=tmp_path / "parts", progress=False, test=False, resume=True), log=print)
 
 
 def run_bs4nn(capsys, *argv: str) -> tuple[int, str]:
