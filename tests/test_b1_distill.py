@@ -133,6 +133,7 @@ def test_refusals(permuted_teacher, tmp_path, capsys):
         (["--preset", "tiny-b1", "--set", "distill_weight=0.5"], "a teacher and a distill_weight > 0 go together"),
         (["--preset", "tiny", "--set", teacher, "--set", "distill_weight=0.5"], "a B1 option, not temporal's"),
         (["--preset", "tiny-b1", "--set", f"teacher={tmp_path}", "--set", "distill_weight=0.5"], "no W0.npy"),
+        (["--preset", "tiny-b1", "--set", "teacher=no-such", "--set", "distill_weight=0.5"], "nor a shipped teacher"),
         (["--preset", "mnist-b1", "--set", teacher, "--set", "distill_weight=0.5"], "a 784-64-10 network"),
         (["--preset", "tiny-b1", "--set", teacher, "--set", "distill_weight=1.5"], "distill_weight must be in [0, 1]"),
     ]
@@ -141,3 +142,14 @@ def test_refusals(permuted_teacher, tmp_path, capsys):
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and message in lines[0], (flags, err)
         assert not (tmp_path / "run").exists()
+
+
+def test_a_shipped_teacher_is_found_by_name(permuted_teacher, tmp_path, monkeypatch):
+    """A name that is not a path is looked up among the shipped teachers (``train/pretrained/teachers``)."""
+    monkeypatch.setattr(relu, "SHIPPED_TEACHERS", tmp_path)
+    shutil.copytree(permuted_teacher, tmp_path / "digits")
+    assert relu.teacher_files("digits") == [
+        tmp_path / "digits" / name for name in ("W0.npy", "b0.npy", "W1.npy", "b1.npy")
+    ]
+    layers = relu.load_relu_layers("digits", np)
+    np.testing.assert_array_equal(layers[1].bias, np.load(permuted_teacher / "b1.npy"))

@@ -24,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from bs4nn.errors import Bs4nnError
 from bs4nn.fileio import atomic_write_bytes
 from bs4nn.npyfiles import load_relu_mlp, relu_mlp_files
 from bs4nn.sim.b1 import input_values
 from bs4nn.sim.semantics import IMAX, TMAX, encode_images, to_numpy
+from bs4nn.train.checkpoint import PRETRAINED_DIR
 from bs4nn.train.losses import softmax_cross_entropy
 from bs4nn.train.optimizers import Adam
 
@@ -65,9 +67,24 @@ def scaled_inputs(input_times: Any, tmax: int, xp: ModuleType) -> Any:
     return input_values(input_times, tmax, xp).astype(xp.float32) / np.float32(tmax)
 
 
-def load_relu_layers(folder: str | Path, xp: ModuleType) -> list[ReluLayer]:
-    """The layers that :meth:`Relu.write_extra` wrote to ``folder`` (a distillation teacher)."""
-    weights, biases = load_relu_mlp(relu_mlp_files(folder), what="teacher")
+SHIPPED_TEACHERS = PRETRAINED_DIR / "teachers"
+"""Float references shipped for distillation, one folder each as ``bs4nn experiment relu`` wrote it."""
+
+
+def teacher_files(teacher: str) -> list[Path]:
+    """The ``W0.npy b0.npy ...`` of a preset's ``teacher``: a folder, or the name of a shipped one
+    (``train/pretrained/teachers/NAME``), so a preset that distils reproduces on a fresh clone."""
+    if Path(teacher).exists():
+        return relu_mlp_files(teacher)
+    if (SHIPPED_TEACHERS / teacher).is_dir():
+        return relu_mlp_files(SHIPPED_TEACHERS / teacher)
+    shipped = sorted(path.name for path in SHIPPED_TEACHERS.glob("*") if path.is_dir()) or ["none"]
+    raise Bs4nnError(f"teacher {teacher}: no such folder, nor a shipped teacher ({', '.join(shipped)})")
+
+
+def load_relu_layers(teacher: str, xp: ModuleType) -> list[ReluLayer]:
+    """A distillation teacher's layers (:func:`teacher_files`), as :meth:`Relu.write_extra` wrote them."""
+    weights, biases = load_relu_mlp(teacher_files(teacher), what="teacher")
     return [
         ReluLayer(xp.asarray(weight, dtype=xp.float32), xp.asarray(bias, dtype=xp.float32))
         for weight, bias in zip(weights, biases, strict=True)
