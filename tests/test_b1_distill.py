@@ -4,6 +4,7 @@ resume, and the refusals."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import replace
@@ -153,3 +154,16 @@ def test_a_shipped_teacher_is_found_by_name(permuted_teacher, tmp_path, monkeypa
     ]
     layers = relu.load_relu_layers("digits", np)
     np.testing.assert_array_equal(layers[1].bias, np.load(permuted_teacher / "b1.npy"))
+
+
+def test_the_shipped_fashion_teacher_scores_what_it_records():
+    """``fashion-b1``'s teacher, found by name, is the 784-1000-10 float reference its ``relu.json``
+    describes: its test accuracy on the 10,000 Fashion-MNIST test images is the recorded one."""
+    assert PRESETS["fashion-b1"].teacher == "fashion-relu"
+    layers = relu.load_relu_layers("fashion-relu", np)
+    info = json.loads((relu.SHIPPED_TEACHERS / "fashion-relu" / "relu.json").read_text())
+    assert info["dataset"] == "fashion-mnist" and info["config"]["validation"] == 5000
+    images, labels = load_split("fashion-mnist", "test", DATA_DIR, download=False)
+    net = relu.Relu()
+    decisions = baseline.predict(net, layers, net.inputs(images, np))
+    assert (decisions == labels).mean() == info["test_accuracy"]
