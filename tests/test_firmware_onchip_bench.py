@@ -210,3 +210,19 @@ def test_a_bench_block_builds_with_the_real_tools(tmp_path: Path, board: str) ->
     assert report["measured"]["yosys"]["block_rams"] <= estimated["block_rams_available"]
     (fmax,) = report["measured"]["fmax_mhz"].values()
     assert fmax["achieved"] > report["clock_hz"] / 1e6
+
+
+def test_bs4nn_run_simulates_an_early_exit_board(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    manifest = write_bit_model(tiny_network(), tmp_path / "model")
+    np.save(tmp_path / "images.npy", np.random.default_rng(4).integers(0, 256, size=(4, 20), dtype=np.uint8))
+    command = ["run", "--simulate", "--early-exit", "--model", str(manifest), str(tmp_path / "images.npy")]
+    assert main([*command, "--verify"]) == 0
+    assert "golden-model agreement: 4/4 images" in capsys.readouterr().out
+    assert main([*command, "--bench", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["measured"]["matches_golden"]
+    assert (
+        main(["run", "--port", "/dev/null", "--early-exit", "--model", str(manifest), str(tmp_path / "images.npy")])
+        == 2
+    )
+    assert "give --simulate" in capsys.readouterr().err
