@@ -14,6 +14,10 @@
 * ``WEIGHT`` frames: one weight-memory word (:class:`~bs4nn.firmware.payloads.WeightFrameDecoder`)
   through the core's write port, then an ``ACK``.
 * The result goes out through :class:`~bs4nn.firmware.payloads.ResultSerialiser`.
+* ``BENCH`` frames (a board built with a block of images, ``bench_inputs``): the
+  :class:`~bs4nn.firmware.onchip_bench.BenchRunner` streams the baked images back to back through
+  the same event source and core, folds each result into a CRC through the same serialiser, and
+  the board answers one ``BENCH_RESULT`` with the cycles it counted.
 
 This module is the glue: it wires those engines and runs the control FSM (which frame, which reply).
 The core is the network family's (:func:`bs4nn.rtl.family.core_for`: BS4NN or B1); every engine
@@ -28,6 +32,7 @@ arrives (even in part) while the board is busy is ignored, without a reply (the 
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -36,9 +41,18 @@ from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.firmware.event_source import EventSource, StreamRegister
 from bs4nn.firmware.frames import LENGTH_BITS, FrameParser, FrameSender
-from bs4nn.firmware.payloads import EventFrameDecoder, ResultSerialiser, WeightFrameDecoder
+from bs4nn.firmware.onchip_bench import BenchRunner
+from bs4nn.firmware.payloads import (
+    BenchFrameDecoder,
+    EventFrameDecoder,
+    ResultSerialiser,
+    WeightFrameDecoder,
+    payload_byte,
+)
 from bs4nn.firmware.pixel_coder import PixelCoder
 from bs4nn.firmware.protocol import (
+    BENCH_FIELDS,
+    BENCH_RESULT_FIELDS,
     BYTE_BITS,
     EVENT_BYTES,
     MAX_CLASSES,
@@ -60,15 +74,18 @@ DEFAULT_TIMEOUT_BYTES = 1000  # a frame pausing longer than this many byte times
 UART_FRAME_BITS = 10
 
 
-def frame_lengths(network: IntegerNetwork | B1Network, lanes: int) -> dict[int, tuple[int, int]]:
-    """Payload length range of every frame type the board accepts."""
+def frame_lengths(network: IntegerNetwork | B1Network, lanes: int, bench: bool = False) -> dict[int, tuple[int, int]]:
+    """Payload length range of every frame type the board accepts (``BENCH`` only with a block)."""
     n_in = network.layers[0].fan_in
     weight_bytes = payload_bytes(weight_fields(lanes))
-    return {
+    lengths = {
         FrameType.IMAGE: (n_in, n_in),
         FrameType.EVENTS: (0, EVENT_BYTES * n_in),
         FrameType.WEIGHT: (weight_bytes, weight_bytes),
     }
+    if bench:
+        lengths[FrameType.BENCH] = (payload_bytes(BENCH_FIELDS),) * 2
+    return lengths
 
 
 def check_board_network(network: IntegerNetwork | B1Network) -> None:
@@ -114,10 +131,12 @@ class BoardTop(wiring.Component):
         early_exit: bool = False,
         timeout_cycles: int | None = None,
         weight_init: bool = True,
+        bench_inputs: np.ndarray | None = None,
     ) -> None:
         """``weight_init=False``: the core's weight memories start empty (iCE40 SPRAM has no
         initial contents); the host loads them with ``WEIGHT`` frames (``bs4nn run --upload``), 1-bit
-        weights only (:func:`check_weight_uploads`)."""
+        weights only (:func:`check_weight_uploads`).  ``bench_inputs``: spike times ``(images, n_in)``
+        of the images baked in for ``BENCH`` frames (:mod:`bs4nn.firmware.onchip_bench`)."""
         check_board_network(network)
         if not weight_init:
             check_weight_uploads(network)
@@ -127,6 +146,7 @@ class BoardTop(wiring.Component):
         self.divisor = divisor
         self.lanes = lanes
         self.early_exit = early_exit
+        self.bench_inputs = None if bench_inputs is None else np.asarray(bench_inputs)
         self.timeout_cycles = timeout_cycles or DEFAULT_TIMEOUT_BYTES * UART_FRAME_BITS * divisor
         super().__init__()
 
@@ -137,16 +157,22 @@ class BoardTop(wiring.Component):
         params = core.params
         m.submodules.uart_rx = uart_rx = UARTRx(self.divisor)
         m.submodules.uart_tx = uart_tx = UARTTx(self.divisor)
+        bench = None if self.bench_inputs is None else BenchRunner(params, self.bench_inputs, self.early_exit)
+        lengths = frame_lengths(network, params.weight_lanes, bench=bench is not None)
         parts = _Parts(
             core=core,
-            parser=FrameParser(frame_lengths(network, params.weight_lanes), self.timeout_cycles),
+            parser=FrameParser(lengths, self.timeout_cycles),
             sender=FrameSender(),
             coder=PixelCoder(params, network.imax),
             event_decoder=EventFrameDecoder(params),
             weight_decoder=WeightFrameDecoder(params),
-            source=EventSource(params),
+            source=EventSource(params, block=bench.events if bench else ()),
             serialiser=ResultSerialiser(params),
+            bench=bench,
+            bench_decoder=BenchFrameDecoder(len(bench.counts)) if bench else None,
         )
+        if bench:
+            m.submodules.bench, m.submodules.bench_decoder = bench, parts.bench_decoder
         m.submodules.parser, m.submodules.sender = parts.parser, parts.sender
         m.submodules.pixel_coder, m.submodules.event_source = parts.coder, parts.source
         m.submodules.event_decoder, m.submodules.weight_decoder = parts.event_decoder, parts.weight_decoder
@@ -185,6 +211,8 @@ class _Parts:
     weight_decoder: WeightFrameDecoder
     source: EventSource
     serialiser: ResultSerialiser
+    bench: BenchRunner | None = None
+    bench_decoder: BenchFrameDecoder | None = None
     idle: Signal = field(default_factory=lambda: Signal(name="idle"))
 
 
@@ -210,6 +238,11 @@ def _route_payloads(m: Module, parts: _Parts) -> None:
         source.write_addr.eq(Mux(coder.write_en, coder.write_addr, events.write_addr)),
         source.write_data.eq(Mux(coder.write_en, coder.write_data, events.write_data)),
     ]
+    if parts.bench_decoder is not None:
+        m.d.comb += [
+            parts.bench_decoder.byte.eq(parser.payload_byte),
+            parts.bench_decoder.byte_valid.eq(receiving & (parser.frame_type == FrameType.BENCH)),
+        ]
 
 
 def _control(m: Module, parts: _Parts) -> None:
@@ -225,14 +258,19 @@ def _control(m: Module, parts: _Parts) -> None:
     with m.If(core.result.valid & core.result.ready):
         m.d.sync += [parts.serialiser.result.eq(core.result.payload), have_result.eq(1)]
     reply_type, reply_length, error_code = Signal(BYTE_BITS), Signal(LENGTH_BITS), Signal(BYTE_BITS)
+    reply_byte = Mux(reply_type == FrameType.RESULT, parts.serialiser.byte, error_code)
     m.d.comb += [
         parts.serialiser.index.eq(sender.payload_index),
         sender.frame_type.eq(reply_type),
         sender.length.eq(reply_length),
-        sender.payload_byte.eq(Mux(reply_type == FrameType.RESULT, parts.serialiser.byte, error_code)),
+        sender.payload_byte.eq(reply_byte),
     ]
     result_bytes = result_payload_bytes(core.params.n_out, **result_widths(core.params))
     reply_lengths = {FrameType.RESULT: result_bytes, FrameType.ACK: 0, FrameType.ERROR: 1}
+    benching = Signal()  # the bench runner drives the event source and reads the serialiser
+    if parts.bench is not None:
+        _wire_bench(m, parts, benching, have_result, reply_type, reply_byte)
+        reply_lengths[FrameType.BENCH_RESULT] = payload_bytes(BENCH_RESULT_FIELDS)
 
     def reply(frame_type: FrameType, code=0) -> None:
         """Answer with ``frame_type`` (an ``ERROR`` carries ``code``): next state ``REPLY``."""
@@ -260,6 +298,13 @@ def _control(m: Module, parts: _Parts) -> None:
                     with m.Else():
                         m.d.comb += [source.start.eq(1), source.count.eq(parts.event_decoder.count)]
                         m.next = "STREAM"
+                if parts.bench is not None:  # the parser knows BENCH frames only then
+                    with m.Elif(parser.frame_type == FrameType.BENCH):
+                        with m.If(parts.bench_decoder.ok):
+                            m.d.comb += [parts.bench.start.eq(1), parts.bench.images.eq(parts.bench_decoder.images)]
+                            m.next = "BENCH"
+                        with m.Else():
+                            reply(FrameType.ERROR, ErrorCode.BAD_VALUE)
                 with m.Else():  # WEIGHT
                     with m.If(parts.weight_decoder.ok & core.idle):
                         m.d.comb += core.weights.valid.eq(1)
@@ -276,9 +321,37 @@ def _control(m: Module, parts: _Parts) -> None:
         with m.State("WAIT_RESULT"):
             with m.If(have_result):
                 reply(FrameType.RESULT)
+        with m.State("BENCH"):
+            m.d.comb += benching.eq(1)
+            if parts.bench is not None:
+                with m.If(parts.bench.done):
+                    reply(FrameType.BENCH_RESULT)
         with m.State("REPLY"):
             m.d.comb += [sender.start.eq(1), coder.clear.eq(1)]
             m.next = "SENDING"
         with m.State("SENDING"):  # meanwhile the pixel coder clears its histogram
             with m.If(~coder.clearing & ~sender.busy):
                 m.next = "IDLE"
+
+
+def _wire_bench(m: Module, parts: _Parts, benching: Signal, have_result: Signal, reply_type, reply_byte) -> None:
+    """While ``benching``, the bench runner starts the event source on each baked image and reads
+    each result through the serialiser (then releases it); its reply is the ``BENCH_RESULT``."""
+    bench, source, core, sender = parts.bench, parts.source, parts.core, parts.sender
+    m.d.comb += [
+        bench.source_done.eq(source.done),
+        bench.result_taken.eq(benching & core.result.valid & core.result.ready),
+        bench.result_waiting.eq(core.result.valid & ~core.result.ready),
+        bench.serial_byte.eq(parts.serialiser.byte),
+    ]
+    with m.If(benching):
+        m.d.comb += [
+            source.start.eq(bench.source_start),
+            source.base.eq(bench.source_base),
+            source.count.eq(bench.source_count),
+            parts.serialiser.index.eq(bench.serial_index),
+        ]
+    with m.If(bench.release):
+        m.d.sync += have_result.eq(0)
+    bench_byte = payload_byte(m, BENCH_RESULT_FIELDS, bench.reply_values(), sender.payload_index)
+    m.d.comb += sender.payload_byte.eq(Mux(reply_type == FrameType.BENCH_RESULT, bench_byte, reply_byte))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from amaranth import Elaboratable, Module
 from amaranth.lib import io
 from tqdm import tqdm
@@ -34,7 +35,7 @@ from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.fileio import atomic_write_text, output_directory, owned_entries, sha256_path, work_directory
 from bs4nn.firmware.board import BoardTop, check_board_network, check_weight_uploads
-from bs4nn.firmware.protocol import BYTE_VALUES, DEFAULT_BAUD
+from bs4nn.firmware.protocol import BYTE_VALUES, CRC_BYTES, DEFAULT_BAUD
 from bs4nn.firmware.uart import uart_rate
 from bs4nn.rtl.b1neuron import B1LayerParams
 from bs4nn.rtl.family import core_params
@@ -58,7 +59,8 @@ YOSYS_STAT = "yosys_stat.json"
 WRITER = "bs4nn build"  # the owner of its output folders (bs4nn.fileio.output_directory)
 FAILED_WRITER = "bs4nn build (logs of a failed build)"  # owns OUT.failed; a folder of the user's is refused
 LOGIC_BITS_PER_ROM_COST = 16  # memory_libmap's default -logic-cost-rom 1/16 (RAM: 1 per bit)
-ROMS = frozenset({"pixel_code_rom"})
+ROMS = frozenset({"pixel_code_rom", "bench_counts", "bench_fingerprints"})
+CRC_BITS = CRC_BYTES * 8
 BIAS_ROM = "_biases"  # a B1 layer's bias ROM (layer{L}_biases), read by the clear
 STAGES = ("elaborate", "yosys", "nextpnr", "pack")
 TOOL_STAGES = {"YOSYS": "yosys", "NEXTPNR_ICE40": "nextpnr", "NEXTPNR_ECP5": "nextpnr", "ICEPACK": "pack"}
@@ -118,17 +120,32 @@ def tool_environment(spec: BoardSpec) -> dict[str, str]:
 
 
 class PlatformTop(Elaboratable):
-    """The board top on real pins: ``uart`` rx/tx and the first LED (lit while an image runs)."""
+    """The board top on real pins: ``uart`` rx/tx and the first LED (lit while an image runs).
+    ``bench_inputs``: the on-chip benchmark's images (:mod:`bs4nn.firmware.onchip_bench`)."""
 
-    def __init__(self, network: Network, lanes: int, baud: int, early_exit: bool, weight_init: bool) -> None:
+    def __init__(
+        self,
+        network: Network,
+        lanes: int,
+        baud: int,
+        early_exit: bool,
+        weight_init: bool,
+        bench_inputs: np.ndarray | None = None,
+    ) -> None:
         self.network, self.lanes, self.baud, self.early_exit = network, lanes, baud, early_exit
         self.weight_init = weight_init
+        self.bench_inputs = bench_inputs
 
     def elaborate(self, platform) -> Module:
         m = Module()
         divisor = uart_rate(platform.default_clk_frequency, self.baud).divisor
         m.submodules.board = board = BoardTop(
-            self.network, divisor=divisor, lanes=self.lanes, early_exit=self.early_exit, weight_init=self.weight_init
+            self.network,
+            divisor=divisor,
+            lanes=self.lanes,
+            early_exit=self.early_exit,
+            weight_init=self.weight_init,
+            bench_inputs=self.bench_inputs,
         )
         # raw ports wrapped in explicit buffers (Amaranth 0.5's I/O model); a board's inverted
         # pins (the iCEBreaker's active-low LED) stay inverted through the port
@@ -168,14 +185,16 @@ def sprams_for(depth: int, width: int) -> int:
     return (columns + (rest > 0)) * deep
 
 
-def memory_shapes(network: Network, lanes: int) -> dict[str, tuple[int, int]]:
+def memory_shapes(network: Network, lanes: int, bench_inputs: np.ndarray | None = None) -> dict[str, tuple[int, int]]:
     """``(depth, width)`` of every memory of the board top: the core's per layer, the board's buffers.
 
     The core's shapes come from its params (:func:`bs4nn.rtl.family.core_params`), so either family
     is sized as it elaborates: a BS4NN counter word is ``lanes`` (counter, fired) pairs, a B1
     potential word ``lanes`` signed potentials of the layer's ``potential_bits``, and a B1 layer
     has a bias ROM (``layer{L}_biases``: one word of ``lanes`` biases per potential word, the
-    narrowest width holding them) that the clear reads.
+    narrowest width holding them) that the clear reads.  ``bench_inputs`` (spike times of the images
+    baked in for ``BENCH`` frames): their events lengthen the event buffer, and each image has an
+    event count and a fingerprint (:class:`~bs4nn.firmware.onchip_bench.BenchRunner`'s tables).
     """
     shapes: dict[str, tuple[int, int]] = {}
     params = core_params(network, lanes)
@@ -193,12 +212,23 @@ def memory_shapes(network: Network, lanes: int) -> dict[str, tuple[int, int]]:
     pixel_width = max(1, (n_in - 1).bit_length())
     shapes["pixel_times"] = (n_in, time_width)
     shapes["event_buffer"] = (n_in, pixel_width + time_width)
+    if bench_inputs is not None:
+        bench_events = int((np.asarray(bench_inputs) < network.tmax).sum())
+        shapes["event_buffer"] = (n_in + bench_events, pixel_width + time_width)
+        shapes["bench_counts"] = (len(bench_inputs), n_in.bit_length())
+        shapes["bench_fingerprints"] = (len(bench_inputs), CRC_BITS)
     shapes["histogram"] = (network.tmax, n_in.bit_length())
     shapes["pixel_code_rom"] = (BYTE_VALUES, time_width + 1)
     return shapes
 
 
-def estimate(network: Network, lanes: int, spec: BoardSpec, spram_layers: Collection[int] = ()) -> dict[str, Any]:
+def estimate(
+    network: Network,
+    lanes: int,
+    spec: BoardSpec,
+    spram_layers: Collection[int] = (),
+    bench_inputs: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Memory the core and the board buffers need, in bits, block RAMs and SPRAMs.
 
     Each memory is counted as Yosys maps it (:func:`block_rams_for`: the block configuration
@@ -207,7 +237,7 @@ def estimate(network: Network, lanes: int, spec: BoardSpec, spram_layers: Collec
     16k x 16 SPRAMs instead; SPRAM has no initial contents, so such a bitstream starts with empty
     weights (``bs4nn run --upload``).
     """
-    shapes = memory_shapes(network, lanes)
+    shapes = memory_shapes(network, lanes, bench_inputs)
     in_spram = {f"layer{index}_weights" for index in spram_layers}
     blocks = {
         name: block_rams_for(*shape, spec, rom=name in ROMS or name.endswith(BIAS_ROM))
@@ -229,7 +259,9 @@ def estimate(network: Network, lanes: int, spec: BoardSpec, spram_layers: Collec
     return result
 
 
-def plan_spram_layers(network: Network, lanes: int, spec: BoardSpec, spram: bool | None) -> tuple[int, ...]:
+def plan_spram_layers(
+    network: Network, lanes: int, spec: BoardSpec, spram: bool | None, bench_inputs: np.ndarray | None = None
+) -> tuple[int, ...]:
     """The layers whose weights go to SPRAM: all (``spram=True``), none (``False``), or the fewest.
 
     Automatic (``None``, iCE40 only): none while block RAM holds the estimate, else the largest
@@ -238,13 +270,13 @@ def plan_spram_layers(network: Network, lanes: int, spec: BoardSpec, spram: bool
     """
     if spram is not None:
         return tuple(range(len(network.layers))) if spram else ()
-    if spec.family != "ice40" or estimate(network, lanes, spec)["fits"]:
+    if spec.family != "ice40" or estimate(network, lanes, spec, (), bench_inputs)["fits"]:
         return ()
     sizes = {index: layer.fan_in * layer.fan_out for index, layer in enumerate(network.layers)}
     chosen: list[int] = []
     for index in sorted(sizes, key=lambda i: (-sizes[i], i)):
         chosen.append(index)
-        if estimate(network, lanes, spec, chosen)["fits"]:
+        if estimate(network, lanes, spec, chosen, bench_inputs)["fits"]:
             return tuple(sorted(chosen))
     return tuple(sorted(chosen))
 
@@ -354,6 +386,17 @@ def _yosys_script(spram_layers: Collection[int]) -> str:
     return "\n".join([SPRAM_SCRIPT, *(SPRAM_ATTRIBUTE.format(index=index) for index in spram_layers)])
 
 
+def _refuse_unfit(estimated: dict[str, Any], spec: BoardSpec, spram_layers, bench_inputs) -> None:
+    """The one-line refusal of a network (and bench block) the estimate says the board cannot hold."""
+    raise Bs4nnError(
+        f"the network needs at least {estimated['block_rams_needed_at_least']} block RAMs, {spec.name} has "
+        f"{spec.block_rams}"
+        + ("" if spram_layers else " (weights in block RAM; --spram moves them to SPRAM)")
+        + (f" (with {len(bench_inputs)} bench images: fewer --bench-images)" if bench_inputs is not None else "")
+        + ": use a smaller network, --board ulx3s-85f, or --force to try anyway"
+    )
+
+
 def build_bitstream(
     network: Network,
     out_dir: str | os.PathLike,
@@ -368,6 +411,8 @@ def build_bitstream(
     notify: Callable[[str], None] = print,
     progress: bool = False,
     target_mhz: float | None = None,
+    bench_inputs: np.ndarray | None = None,
+    bench_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Synthesise, place and route the board top; write ``OUT/<top>.bin|bit`` and ``OUT/report.json``.
 
@@ -379,9 +424,10 @@ def build_bitstream(
     ``spram=None`` (automatic): on an iCE40 UltraPlus the largest weight memories go to SPRAM
     exactly when block RAM cannot hold them all (:func:`plan_spram_layers`); SPRAM has no
     initial contents, so ``notify`` tells the user to upload the weights after programming
-    (``bs4nn run --upload``).  ``progress``: a bar per stage (elaborate, yosys, nextpnr, pack)
-    on stderr, quiet when stderr is not a terminal.  A failing tool's first error line is in the
-    raised :class:`Bs4nnError`; its logs are kept in ``OUT.failed``.
+    (``bs4nn run --upload``).  ``bench_inputs``: spike times ``(images, n_in)`` baked in for ``BENCH``
+    frames (:mod:`bs4nn.firmware.onchip_bench`), ``bench_info`` what they are (``report.json``).
+    ``progress``: a bar per stage on stderr, quiet when stderr is not a terminal.  A failing tool's
+    first error line is in the raised :class:`Bs4nnError`; its logs are kept in ``OUT.failed``.
     """
     if board not in BOARDS:
         raise Bs4nnError(f"unknown board {board!r}; choose from {', '.join(sorted(BOARDS))}")
@@ -398,7 +444,7 @@ def build_bitstream(
         raise Bs4nnError(str(error)) from error
     if wide and spram:
         raise Bs4nnError("the wide core (lanes beyond 64) reads its weight rows from block RAM, not SPRAM")
-    spram_layers = () if wide else plan_spram_layers(network, lanes, spec, spram)
+    spram_layers = () if wide else plan_spram_layers(network, lanes, spec, spram, bench_inputs)
     if spram_layers:
         check_weight_uploads(network)
     if spram is None and spram_layers:
@@ -406,14 +452,9 @@ def build_bitstream(
             f"weights do not fit block RAM: layer {', '.join(map(str, spram_layers))} weights go to SPRAM, which a "
             "bitstream cannot initialise; after programming, load them with 'bs4nn run --upload'"
         )
-    estimated = estimate(network, lanes, spec, spram_layers)
+    estimated = estimate(network, lanes, spec, spram_layers, bench_inputs)
     if not estimated["fits"] and not force:
-        raise Bs4nnError(
-            f"the network needs at least {estimated['block_rams_needed_at_least']} block RAMs, {board} has "
-            f"{spec.block_rams}"
-            + ("" if spram_layers else " (weights in block RAM; --spram moves them to SPRAM)")
-            + ": use a smaller network, --board ulx3s-85f, or --force to try anyway"
-        )
+        _refuse_unfit(estimated, spec, spram_layers, bench_inputs)
     env = tool_environment(spec)
     platform = spec.platform()
     clock_target = _clock_target(spec, platform, target_mhz)  # refused (iCE40) before any work
@@ -424,7 +465,7 @@ def build_bitstream(
         build_dir = tmp / "build"
         bar.set_postfix_str("elaborate")
         plan = platform.prepare(
-            PlatformTop(network, lanes, baud, early_exit, weight_init=not spram_layers),
+            PlatformTop(network, lanes, baud, early_exit, weight_init=not spram_layers, bench_inputs=bench_inputs),
             name=TOP_NAME,
             script_after_synth=f"tee -q -o {YOSYS_STAT} stat -json",
             synth_opts="-spram" if spram_layers else "",
@@ -467,6 +508,7 @@ def build_bitstream(
             "estimated": estimated,
             "bitstream": {"file": bitstream_name, "sha256": sha256_path(tmp / bitstream_name)},
             "build_seconds": round(time.monotonic() - started, 1),
+            "bench_block": None if bench_inputs is None else {**(bench_info or {}), "images": len(bench_inputs)},
         }
         atomic_write_text(tmp / "report.json", json.dumps(report, indent=2) + "\n")
     return report

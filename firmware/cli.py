@@ -17,6 +17,7 @@ from bs4nn.export.bitmodel import network_inputs
 from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.export.models import named_model
 from bs4nn.firmware.protocol import DEFAULT_BAUD
+from bs4nn.lanes import is_wide
 from bs4nn.sim.b1 import B1Network
 from bs4nn.sim.golden import IntegerNetwork, random_network
 
@@ -78,6 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "SPRAM has no initial contents, so load the weights with 'bs4nn run --upload' after programming "
         "(default: the largest weight memories go to SPRAM, as many as block RAM cannot hold)",
     )
+    _add_bench_arguments(build)
+    add_data_dir(build)
     build.add_argument("--quiet", action="store_true", help="no progress bar (it is off anyway when not a terminal)")
     build.set_defaults(handler=_build)
 
@@ -100,8 +103,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--lanes",
-        type=argtypes.lanes,
-        help="lanes of the bitstream's core (for --upload, --simulate; default: the manifest's lanes)",
+        type=argtypes.core_lanes,
+        help="lanes of the bitstream's core: 1..64, or the wide core's (for --upload: 1..64; --simulate, --bench; "
+        "default: the manifest's lanes)",
     )
     argtypes.add_model_argument(run)
     run.add_argument(
@@ -121,6 +125,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--split", default="test", choices=["train", "test"], help="dataset split (default: test)")
     run.add_argument("--count", type=argtypes.positive_int, default=10, help="dataset images to send (default: 10)")
     run.add_argument("--events", action="store_true", help="code the spikes on the host and send EVENTS frames")
+    run.add_argument(
+        "--bench",
+        action="store_true",
+        help="on-chip benchmark: one BENCH frame runs the images baked into the bitstream (bs4nn build "
+        "--bench-images) back to back; prints the board's cycle count, images/s at --board's clock, and checks "
+        "the results' checksum against the golden model (exit 1 if it differs). The images given (--dataset, "
+        "--count, IMAGES.npy) must be the block's first ones; with --simulate they are the simulated board's block",
+    )
     run.add_argument("--verify", action="store_true", help="compare every answer with the golden model")
     run.add_argument(
         "--upload",
@@ -132,8 +144,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--timeout", type=argtypes.finite_seconds, default=5.0, help="seconds to wait for each reply (default: 5)"
     )
     run.add_argument("--json", action="store_true", help="print the answers as JSON lines")
+    _add_simulated_mode(run)
     add_data_dir(run)
     run.set_defaults(handler=_run)
+
+
+def _add_bench_arguments(build: argparse.ArgumentParser) -> None:
+    """``bs4nn build``'s on-chip benchmark block (:mod:`bs4nn.firmware.onchip_bench`)."""
+    build.add_argument(
+        "--bench-images",
+        type=argtypes.positive_int,
+        metavar="N",
+        help="bake the first N test images of --bench-dataset into the bitstream as address events, for the "
+        "on-chip benchmark ('bs4nn run --bench --dataset D --count N': the board runs them back to back and "
+        "reports its cycle count); they take block RAM (~150 events of 19 bits per MNIST image)",
+    )
+    build.add_argument(
+        "--bench-dataset",
+        metavar="NAME",
+        help="dataset of --bench-images (mnist, fashion-mnist; default: the model's, else mnist)",
+    )
+
+
+def _add_simulated_mode(run: argparse.ArgumentParser) -> None:
+    """``bs4nn run --simulate --early-exit``: a real board's mode is its bitstream's."""
+    run.add_argument(
+        "--early-exit",
+        action="store_true",
+        help="with --simulate: simulate a board built with --early-exit (BS4NN models; a board's own mode is "
+        "its bitstream's); --verify then compares decisions and decision times",
+    )
 
 
 def default_network() -> tuple[IntegerNetwork, dict]:
@@ -175,13 +215,16 @@ def _build(args: argparse.Namespace) -> int:
 
     _check_baud(args.board, args.baud)
 
+    dataset = None
     if args.model:
         model = named_model(args.model, "bs4nn build")
         network, info = model.network, {"source": str(model.path), "manifest": model.manifest.get("source")}
         args.lanes = args.lanes or model.lanes
+        dataset = model.manifest.get("dataset")
     else:
         network, info = default_network()
         args.lanes = args.lanes or DEFAULT_LANES
+    bench_inputs, bench_info = _bench_block(args, network, args.bench_dataset or dataset or "mnist")
     if args.output is None:
         args.output = default_build_folder(args.model, args.board)
     print(f"building {args.board} bitstream for {'-'.join(map(str, network.sizes))}, {args.lanes} lanes ...")
@@ -197,6 +240,8 @@ def _build(args: argparse.Namespace) -> int:
         spram=args.spram,
         notify=lambda line: print(f"bs4nn build: {line}", file=sys.stderr),
         progress=not args.quiet,
+        bench_inputs=bench_inputs,
+        bench_info=bench_info,
     )
     measured = report["measured"]
     yosys = measured.get("yosys", {})
@@ -208,6 +253,25 @@ def _build(args: argparse.Namespace) -> int:
     for clock, fmax in measured.get("fmax_mhz", {}).items():
         print(f"nextpnr Fmax {clock}: {fmax['achieved']:.1f} MHz (constraint {fmax['constraint']:.1f} MHz)")
     return 0
+
+
+def _bench_block(args: argparse.Namespace, network: IntegerNetwork | B1Network, dataset: str):
+    """``--bench-images``: the spike times of the first N test images of ``dataset``, and what they are."""
+    if args.bench_images is None:
+        if args.bench_dataset:
+            raise Bs4nnError("--bench-dataset names the images of --bench-images: give --bench-images N too")
+        return None, None
+    from bs4nn.firmware.onchip_bench import check_bench_images
+    from bs4nn.sim.semantics import encode_images
+    from bs4nn.train.datasets import load_split
+
+    check_bench_images(args.bench_images)
+    images, _ = load_split(dataset, "test", args.data_dir)
+    if args.bench_images > len(images):
+        raise Bs4nnError(f"--bench-images {args.bench_images}: the {dataset} test split has {len(images)} images")
+    pixels = network_inputs(network, images[: args.bench_images], f"{dataset} test")
+    info = {"dataset": dataset, "split": "test", "first": 0}
+    return encode_images(pixels, network.tmax, network.imax), info
 
 
 def _load_images(args: argparse.Namespace, network: IntegerNetwork | B1Network) -> np.ndarray:
@@ -240,13 +304,21 @@ def _run(args: argparse.Namespace) -> int:
     check_board_network(network)
     if args.upload:
         check_weight_uploads(network)
+        if is_wide(args.lanes):
+            raise Bs4nnError(f"--upload writes the narrow core's weight words (lanes 1..64), not lanes {args.lanes}")
+    if args.bench and args.events:
+        raise Bs4nnError("--bench runs the images baked into the bitstream; --events does not apply")
+    if args.early_exit and (not args.simulate or isinstance(network, B1Network)):
+        raise Bs4nnError("--early-exit simulates an early-exit board: give --simulate and a BS4NN model")
     images = _load_images(args, network)
-    golden = expected_board_results(network, images) if args.verify else None
+    golden = expected_board_results(network, images) if args.verify and not args.bench else None
     if args.simulate:
         from bs4nn.firmware.board import BoardTop
         from bs4nn.firmware.loopback import run_with_host
+        from bs4nn.sim.semantics import encode_images
 
-        board = BoardTop(network, divisor=divisor, lanes=args.lanes)
+        block = encode_images(images, network.tmax, network.imax) if args.bench else None
+        board = BoardTop(network, divisor=divisor, lanes=args.lanes, early_exit=args.early_exit, bench_inputs=block)
         simulated = run_with_host(board, lambda path: _talk(args, path, network, images, golden, SIMULATED_TIMEOUT_S))
         mismatches = simulated[0]
     else:
@@ -274,11 +346,16 @@ def _talk(
             words = link.upload_signs(network, args.lanes, progress=not args.json)
             if not args.json:
                 print(f"uploaded {words} weight words ({args.lanes} lanes)")
+        if args.bench:
+            return _bench(args, link, network, images)
         for index, pixels in enumerate(images):
             result = link.classify_events(pixels) if args.events else link.classify(pixels)
             line = {"image": index, "decision": result.decision, "decision_time": result.decision_time}
             if golden is not None:
-                same = result == golden[index]
+                expected = golden[index]
+                same = result == expected  # an early exit: its decision and time are the golden model's
+                if args.early_exit:
+                    same = (result.decision, result.decision_time) == (expected.decision, expected.decision_time)
                 line["matches_golden"] = bool(same)
                 mismatches += int(not same)
             if args.json:
@@ -292,3 +369,42 @@ def _talk(
         if golden is not None:
             print(f"golden-model agreement: {len(images) - mismatches}/{len(images)} images")
     return mismatches
+
+
+def _bench(args: argparse.Namespace, link, network: IntegerNetwork | B1Network, images: np.ndarray) -> int:
+    """One ``BENCH`` frame over ``images`` (the board's baked block); print the board's counts and
+    rates; return 1 if the results' checksum differs from the golden model's."""
+    from bs4nn.firmware.build import BOARDS
+    from bs4nn.firmware.host import BenchCheck
+    from bs4nn.firmware.onchip_bench import bench_summary
+    from bs4nn.sim.semantics import encode_images
+
+    reply = link.bench(len(images))
+    check = BenchCheck.of(network, images, args.lanes, reply.checked_bytes)
+    if reply.events_crc != check.events_crc:
+        raise Bs4nnError(
+            f"the board ran other images than these {len(images)} (fingerprint 0x{reply.events_crc:04x}, expected "
+            f"0x{check.events_crc:04x}): give the images it was built with (its report.json, bench_block)"
+        )
+    clock_hz = BOARDS[args.board].platform().default_clk_frequency
+    times = encode_images(images, network.tmax, network.imax)
+    summary = bench_summary(reply, check, clock_hz, times, network.tmax)
+    measured, coder = summary["measured"], summary["estimated"]["pixel_coder"]
+    if args.json:
+        print(json.dumps({"board": args.board, **summary}))
+    else:
+        verdict = "= golden" if measured["matches_golden"] else "DIFFERS from golden"
+        print(
+            f"bench: {reply.images} images (of {reply.block_images} baked) in {reply.cycles:,} cycles, "
+            f"{measured['cycles_per_image']:,} per image, {reply.stall_cycles} stalled"
+        )
+        print(
+            f"at {args.board}'s {clock_hz / 1e6:g} MHz: {measured['images_per_second']:,} images/s, "
+            f"{measured['latency_us_mean']:g} us per image (core and event source; no UART, no pixel coder)"
+        )
+        print(f"results checksum 0x{reply.results_crc:04x} {verdict} (0x{check.results_crc:04x})")
+        print(
+            f"pixel coder (formula, not in the count): {coder['cycles_per_image']:,} cycles per image, "
+            f"{coder['images_per_second']:,} images/s at {clock_hz / 1e6:g} MHz"
+        )
+    return int(not measured["matches_golden"])

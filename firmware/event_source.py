@@ -2,6 +2,8 @@
 by the pixel coder or the ``EVENTS`` decoder, then sent beat by beat with the end-of-image beat."""
 # ruff: noqa: SIM117  # nested m.If / m.State blocks are the Amaranth idiom
 
+from collections.abc import Sequence
+
 from amaranth import Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -18,16 +20,24 @@ class EventSource(wiring.Component):
 
     Why one beat a cycle: the wide core takes an input event every cycle, so a source at one beat
     per two cycles (read, then send) would double the input phase.  The buffer is read one beat
-    ahead: its address is the beat after the current one in the cycle the current one moves."""
+    ahead: its address is the beat after the current one in the cycle the current one moves.
 
-    def __init__(self, params: CoreParams):
+    ``block``: ``(pixel, time)`` events held after the ``n_in`` entries a frame writes, from the
+    bitstream on (the on-chip benchmark's images, :mod:`bs4nn.firmware.onchip_bench`); ``start`` with
+    ``base`` streams ``count`` events from entry ``base`` (0: the frame's image).  One buffer, one
+    streaming engine for a frame's image and the baked ones."""
+
+    def __init__(self, params: CoreParams, block: Sequence[tuple[int, int]] = ()):
         self.params = params
+        self.block = [params.event_layout.const({"pixel": pixel, "time": time}) for pixel, time in block]
+        self.depth = params.n_in + len(self.block)
         super().__init__(
             {
                 "write_en": In(1),
                 "write_addr": In(range(params.n_in)),
                 "write_data": In(params.event_layout),
                 "start": In(1),
+                "base": In(range(self.depth)),
                 "count": In(range(params.n_in + 1)),
                 "skip": In(1),
                 "events": Out(stream.Signature(params.event_layout)),
@@ -38,17 +48,19 @@ class EventSource(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         params = self.params
-        m.submodules.buffer = buffer = memory.Memory(shape=params.event_layout, depth=params.n_in, init=[])
+        empty = params.event_layout.const({"pixel": 0, "time": 0})
+        init = [empty] * params.n_in + self.block if self.block else []
+        m.submodules.buffer = buffer = memory.Memory(shape=params.event_layout, depth=self.depth, init=init)
         write, read = buffer.write_port(), buffer.read_port()
         m.d.comb += [write.en.eq(self.write_en), write.addr.eq(self.write_addr), write.data.eq(self.write_data)]
-        index = Signal(range(params.n_in + 1))  # the beat on offer (``total``: the end beat)
-        total = Signal(range(params.n_in + 1))
+        index = Signal(range(self.depth + 1))  # the beat on offer (``total``: the end beat)
+        total = Signal(range(self.depth + 1))
         moved = self.events.valid & self.events.ready
         m.d.comb += read.addr.eq(index)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [index.eq(0), total.eq(self.count)]
+                    m.d.sync += [index.eq(self.base), total.eq(self.base + self.count)]
                     m.next = "READ"
             with m.State("READ"):  # the buffer reads beat 0 (written up to the cycle before)
                 m.next = "SEND"

@@ -16,6 +16,7 @@ from bs4nn.errors import Bs4nnError
 from bs4nn.export.layout import network_weight_writes
 from bs4nn.firmware.board import check_weight_uploads
 from bs4nn.firmware.protocol import (
+    BENCH_RESULT_FIELDS,
     DEFAULT_BAUD,
     FIELD_BITS,
     BoardResult,
@@ -23,10 +24,15 @@ from bs4nn.firmware.protocol import (
     Frame,
     FrameDecoder,
     FrameType,
+    bench_events_crc,
+    bench_frame,
+    bench_results_crc,
     decode_result,
     events_frame,
     image_frame,
+    payload_bytes,
     result_widths,
+    unpack_fields,
     weight_frame,
 )
 from bs4nn.rtl.family import core_params
@@ -85,6 +91,36 @@ def expected_board_results(network: IntegerNetwork | B1Network, pixels: np.ndarr
         )
         for image in expected_results(network, input_times)
     ]
+
+
+@dataclass(frozen=True)
+class BenchReply:
+    """A decoded ``BENCH_RESULT`` frame (:data:`~bs4nn.firmware.protocol.BENCH_RESULT_FIELDS`)."""
+
+    images: int
+    cycles: int
+    stall_cycles: int
+    results_crc: int
+    checked_bytes: int
+    block_images: int
+    events_crc: int
+
+
+@dataclass(frozen=True)
+class BenchCheck:
+    """What the golden model says a bench run of some images must report."""
+
+    results_crc: int
+    events_crc: int
+
+    @classmethod
+    def of(cls, network: IntegerNetwork | B1Network, pixels: np.ndarray, lanes: int, checked_bytes: int) -> BenchCheck:
+        """The checksums for images ``pixels`` (rows) baked into a board of ``network`` at ``lanes``
+        that folds the first ``checked_bytes`` of each result (the board's ``BenchReply`` says)."""
+        times = encode_images(np.asarray(pixels).reshape(len(pixels), -1), network.tmax, network.imax)
+        widths = result_widths(core_params(network, lanes))
+        results = bench_results_crc(expected_board_results(network, pixels), checked_bytes, **widths)
+        return cls(results, bench_events_crc(times, network.tmax)[-1])
 
 
 class BoardLink:
@@ -148,6 +184,22 @@ class BoardLink:
         """Code one image on the host (``encode_images``) and send its spikes as events."""
         times = encode_images(np.asarray(pixels).reshape(1, -1), self.shape.tmax, self.shape.imax)[0]
         return self._result(self.exchange(events_frame(times, self.shape.tmax)))
+
+    def bench(self, images: int) -> BenchReply:
+        """Run the first ``images`` images of the board's baked block (a ``BENCH`` frame)."""
+        try:
+            reply = self.exchange(bench_frame(images))
+        except BoardError as error:
+            if error.code == ErrorCode.BAD_TYPE:
+                raise Bs4nnError(
+                    "the board's bitstream has no bench block (build it with 'bs4nn build --bench-images N')"
+                ) from None
+            if error.code == ErrorCode.BAD_VALUE:
+                raise Bs4nnError(f"the board's bench block holds fewer than {images} images") from None
+            raise
+        if reply.frame_type != FrameType.BENCH_RESULT or len(reply.payload) != payload_bytes(BENCH_RESULT_FIELDS):
+            raise Bs4nnError(f"expected a bench result frame, got type 0x{reply.frame_type:02x}")
+        return BenchReply(**unpack_fields(BENCH_RESULT_FIELDS, reply.payload))
 
     def write_weight(self, layer: int, address: int, word: int, lanes: int) -> None:
         reply = self.exchange(weight_frame(layer, address, word, lanes))

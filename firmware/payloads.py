@@ -7,12 +7,13 @@ Each decoder sees a frame's payload bytes as they arrive (``byte_valid``, ``byte
 acts only when the board's control decides so, once the whole frame's CRC checked out.
 """
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from bs4nn.firmware.frames import LENGTH_BITS
 from bs4nn.firmware.protocol import (
+    BENCH_FIELDS,
     BYTE_BITS,
     EVENT_BYTES,
     EVENT_FIELDS,
@@ -111,6 +112,26 @@ class WeightFrameDecoder(wiring.Component):
         return m
 
 
+class BenchFrameDecoder(wiring.Component):
+    """``BENCH`` payload bytes -> ``images``, with ``ok`` = 1 when ``1 <= images <= block_images``
+    (the images baked into the bitstream, :mod:`bs4nn.firmware.onchip_bench`)."""
+
+    def __init__(self, block_images: int):
+        self.block_images = block_images
+        super().__init__({"byte": In(BYTE_BITS), "byte_valid": In(1), "images": Out(16), "ok": Out(1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        fields = Signal(fields_layout(BENCH_FIELDS))
+        with m.If(self.byte_valid):
+            m.d.sync += fields.eq(Cat(self.byte, fields.as_value()[:-BYTE_BITS]))
+        m.d.comb += [
+            self.images.eq(fields.images),
+            self.ok.eq((fields.images >= 1) & (fields.images <= self.block_images)),
+        ]
+        return m
+
+
 class ResultSerialiser(wiring.Component):
     """The ``RESULT`` payload byte at ``index`` of ``result`` (the core's result layout): fields in
     :func:`~bs4nn.firmware.protocol.result_fields` order and widths (the core's), big-endian,
@@ -127,11 +148,18 @@ class ResultSerialiser(wiring.Component):
         values |= {f"spike_time{j}": result.spike_times[j].as_unsigned() for j in range(n_out)}
         values |= {f"count{j}": result.counts[j].as_signed() for j in range(n_out)}
         fields = result_fields(n_out, **result_widths(self.params))
-        payload = []
-        for name, size in fields:
-            wide = Signal(size * BYTE_BITS, name=f"field_{name}")
-            m.d.comb += wide.eq(values[name])  # sign- or zero-extended to the field
-            payload += [wide[(size - 1 - k) * BYTE_BITS :][:BYTE_BITS] for k in range(size)]
-        assert len(payload) == payload_bytes(fields)
-        m.d.comb += self.byte.eq(Array(payload)[self.index[: max(1, (len(payload) - 1).bit_length())]])
+        m.d.comb += self.byte.eq(payload_byte(m, fields, values, self.index))
         return m
+
+
+def payload_byte(m: Module, fields, values, index) -> Value:
+    """Byte ``index`` of the payload ``fields`` (:mod:`~bs4nn.firmware.protocol` field list) holding
+    ``values`` (name -> Amaranth value, sign- or zero-extended to its field), big-endian, field after
+    field: how the board serialises a reply for :class:`~bs4nn.firmware.frames.FrameSender`."""
+    payload = []
+    for name, size in fields:
+        wide = Signal(size * BYTE_BITS, name=f"field_{name}")
+        m.d.comb += wide.eq(values[name])
+        payload += [wide[(size - 1 - k) * BYTE_BITS :][:BYTE_BITS] for k in range(size)]
+    assert len(payload) == payload_bytes(fields)
+    return Array(payload)[index[: max(1, (len(payload) - 1).bit_length())]]

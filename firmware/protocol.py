@@ -17,6 +17,9 @@ Frame types (host -> board):
   pairs in non-decreasing time order (times ``< tmax``).
 * ``WEIGHT`` (0x03): ``layer`` (1 byte), ``address`` (2 bytes), ``data`` (``ceil(lanes/8)``
   bytes, big-endian): one weight-memory word, applied only once the whole frame checked out.
+* ``BENCH`` (0x04): ``images`` (2 bytes): run the first ``images`` images of the block of address
+  events baked into the bitstream (``bs4nn build --bench-images``) back to back through the core
+  (:data:`BENCH_FIELDS`); only a board built with such a block knows the type.
 
 Frame types (board -> host):
 
@@ -26,11 +29,16 @@ Frame types (board -> host):
   the core's params: a B1 core's scores are its signed output potentials, its times the decision
   latency), so the board and the host read the widths from the same network.
 * ``ACK`` (0x83): empty: a ``WEIGHT`` frame was applied.
+* ``BENCH_RESULT`` (0x84): the on-chip benchmark's counts (:data:`BENCH_RESULT_FIELDS`): images
+  run, clock cycles from the start to the last result taken, the cycles a result waited on the
+  checksum, the CRC-16 of every image's ``RESULT`` payload in order, the block's size, and the
+  fingerprint of the images run (:func:`bench_events_crc`, from a table fixed at build time).
 * ``ERROR`` (0xEE): one byte, an :class:`ErrorCode`.  The rejected frame had no effect at all.
 """
 
 from __future__ import annotations
 
+import binascii
 import enum
 from dataclasses import dataclass
 
@@ -62,6 +70,28 @@ MAX_INPUTS = ((1 << (BYTE_BITS * FIELD_BYTES)) - 1) // EVENT_BYTES
 """Most inputs a network may have: a whole ``EVENTS`` frame's length must fit a field."""
 MAX_CLASSES = BYTE_VALUES
 """Most outputs: the decision is one byte."""
+
+
+BENCH_FIELDS: Fields = (("images", FIELD_BYTES),)
+"""The ``BENCH`` frame's payload: how many images of the baked block to run (1 .. the block's)."""
+CYCLE_BYTES = 4  # 2**32 cycles: 358 s at the iCEBreaker's 12 MHz
+BENCH_RESULT_FIELDS: Fields = (
+    ("images", FIELD_BYTES),
+    ("cycles", CYCLE_BYTES),
+    ("stall_cycles", CYCLE_BYTES),
+    ("results_crc", FIELD_BYTES),
+    ("checked_bytes", FIELD_BYTES),
+    ("block_images", FIELD_BYTES),
+    ("events_crc", FIELD_BYTES),
+)
+"""The ``BENCH_RESULT`` payload: ``images`` run; ``cycles`` from the run's start to the last
+result taken; ``stall_cycles`` of them in which a result waited for the previous one's checksum;
+``results_crc``: CRC-16 of the concatenated ``RESULT`` payloads of the images, in order, each cut
+to its first ``checked_bytes`` (what :func:`bench_results_crc` computes from the golden model):
+the whole payload, or on an early-exit board the decision and decision time (the other fields are
+not the golden model's after an early exit); ``block_images``: how many images the
+bitstream holds; ``events_crc``: :func:`bench_events_crc` of the ``images`` run (the build computed
+it for every prefix of the block), so the host knows the board ran the images it checks against."""
 
 
 def weight_fields(lanes: int) -> Fields:
@@ -98,8 +128,10 @@ class FrameType(enum.IntEnum):
     IMAGE = 0x01
     EVENTS = 0x02
     WEIGHT = 0x03
+    BENCH = 0x04
     RESULT = 0x81
     ACK = 0x83
+    BENCH_RESULT = 0x84
     ERROR = 0xEE
 
 
@@ -111,9 +143,14 @@ class ErrorCode(enum.IntEnum):
     TIMEOUT = 5  # the frame stopped arriving mid-way
 
 
-def crc16(data: bytes) -> int:
-    """CRC-16/CCITT-FALSE of ``data``."""
-    return CRC_ALGORITHM(data_width=BYTE_BITS).compute(data)
+CRC_INIT = 0xFFFF
+
+
+def crc16(data: bytes, crc: int = CRC_INIT) -> int:
+    """CRC-16/CCITT-FALSE of ``data``; ``crc``: the CRC of what came before, to go on from it.
+    ``binascii.crc_hqx`` is this CRC (poly 0x1021, MSB first, no final xor) started at ``crc``, in C:
+    the bench fingerprints run over megabytes (the board's is ``CRC_ALGORITHM``, tested equal)."""
+    return binascii.crc_hqx(data, crc)
 
 
 def encode_frame(frame_type: int, payload: bytes) -> bytes:
@@ -177,9 +214,7 @@ def image_frame(pixels: np.ndarray, imax: int) -> bytes:
 
 def events_frame(input_times: np.ndarray, tmax: int) -> bytes:
     """An ``EVENTS`` frame: one image's :func:`~bs4nn.sim.semantics.address_events`."""
-    events = address_events(input_times, tmax).tolist()
-    payload = b"".join(pack_fields(EVENT_FIELDS, {"pixel": pixel, "time": time}) for pixel, time in events)
-    return encode_frame(FrameType.EVENTS, payload)
+    return encode_frame(FrameType.EVENTS, events_payload(input_times, tmax))
 
 
 def weight_frame(layer: int, address: int, word: int, lanes: int) -> bytes:
@@ -243,7 +278,49 @@ def decode_result(payload: bytes, n_out: int, **widths: int) -> BoardResult:
 
 def encode_result(result: BoardResult, **widths: int) -> bytes:
     """The ``RESULT`` frame a board sends (used by tests and the reference)."""
+    fields = result_fields(len(result.counts), **widths)
+    return encode_frame(FrameType.RESULT, pack_fields(fields, result_values(result)))
+
+
+def bench_frame(images: int) -> bytes:
+    """A ``BENCH`` frame: run the first ``images`` images of the board's baked block."""
+    return encode_frame(FrameType.BENCH, pack_fields(BENCH_FIELDS, {"images": images}))
+
+
+def events_payload(input_times: np.ndarray, tmax: int) -> bytes:
+    """One image's :func:`~bs4nn.sim.semantics.address_events` as ``EVENT_FIELDS`` bytes: the
+    ``EVENTS`` payload, and the bytes a bench block's fingerprint is taken over."""
+    events = address_events(input_times, tmax).tolist()
+    return b"".join(pack_fields(EVENT_FIELDS, {"pixel": pixel, "time": time}) for pixel, time in events)
+
+
+def bench_events_crc(input_times: np.ndarray, tmax: int) -> list[int]:
+    """Fingerprints of a bench block (``(images, n_in)`` spike times), one per prefix: entry ``k``
+    is the CRC-16 of the ``EVENTS`` payloads of images ``0..k`` in order.  The board reports the
+    entry of the images it ran; the host compares it with the images it checks against."""
+    fingerprints, crc = [], CRC_INIT
+    for times in np.asarray(input_times):
+        crc = crc16(events_payload(times, tmax), crc)
+        fingerprints.append(crc)
+    return fingerprints
+
+
+def bench_results_crc(results: list[BoardResult], checked_bytes: int, **widths: int) -> int:
+    """The ``results_crc`` a board running ``results``' images must report: CRC-16 over the first
+    ``checked_bytes`` of each one's ``RESULT`` payload, in order (``widths``: the core's, as
+    :func:`result_fields`)."""
+    payloads = [pack_fields(result_fields(len(r.counts), **widths), result_values(r)) for r in results]
+    return crc16(b"".join(payload[:checked_bytes] for payload in payloads))
+
+
+def decision_bytes(**widths: int) -> int:
+    """Bytes of a ``RESULT`` payload up to the decision time: all an early-exit board's bench checks."""
+    return payload_bytes(result_fields(0, **widths)[:2])
+
+
+def result_values(result: BoardResult) -> dict[str, int]:
+    """A result's :func:`result_fields` values by name."""
     values = {"decision": result.decision, "decision_time": result.decision_time}
     values |= {f"spike_time{j}": time for j, time in enumerate(result.spike_times)}
     values |= {f"count{j}": count for j, count in enumerate(result.counts)}
-    return encode_frame(FrameType.RESULT, pack_fields(result_fields(len(result.counts), **widths), values))
+    return values

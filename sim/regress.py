@@ -42,7 +42,19 @@ from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.export.layout import network_weight_writes
 from bs4nn.fileio import atomic_write_bytes, atomic_write_text, folder_lock, sha256_bytes
 from bs4nn.lanes import DEFAULT_LANES, weight_lanes
+from bs4nn.rtl.family import core_params
 from bs4nn.sim.b1 import B1Network
+from bs4nn.sim.cocotb_tb.harness import (
+    BEATS_FILE,
+    BEATS_PLUSARG,
+    HARNESS_FILE,
+    HARNESS_TOP,
+    OBSERVED_FILE,
+    OBSERVED_PLUSARG,
+    beats_lines,
+    harness_verilog,
+    streams_in_verilog,
+)
 from bs4nn.sim.cocotb_tb.job import JOB_ENV, NO_RESET, PROGRESS_ENV, PROGRESS_INTERVAL_S, RESULT_ENV
 from bs4nn.sim.golden import IntegerNetwork
 from bs4nn.sim.scoreboard import ImageResult, Mismatch, expected_results, first_mismatch, time_horizon
@@ -53,18 +65,22 @@ MIN_VERILATOR = (5, 36)
 """cocotb 2.x drives Verilator through VPI features that need Verilator >= 5.036."""
 TIMESCALE = ("1ns", "1ps")
 TOPLEVEL = "bs4nn_core"
+"""The core's module; the simulator's top is the stream harness around it (:mod:`~bs4nn.sim.cocotb_tb.harness`)."""
 TESTBENCH_MODULE = "bs4nn.sim.cocotb_tb.tb_core"
 DEFAULT_BUILD_ROOT = Path("sim_build")
-VERILATOR_BUILD_ARGS = ("-Wno-fatal", "-O2")
+VERILATOR_BUILD_ARGS = ("-Wno-fatal", "-O2", "--timing")
+"""``--timing``: the harness's clock is a Verilog ``always #5`` (a clock from cocotb costs ~12 us a cycle)."""
 ICARUS_BUILD_ARGS = ("-g2005",)
 """cocotb's runner compiles with ``-g2012``, where a declaration initialiser (``reg x = 0``) raises no
 event at time 0; Yosys's Verilog relies on that event to run every ``always @*`` block once, so
 under ``-g2012`` Icarus leaves combinational outputs X until an input changes (the counter memory
 is then cleared with X).  The last ``-g`` wins: Verilog-2005 semantics restore the event."""
-VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include"
+VERILATOR_MAKEFLAGS = "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_STD=-std=gnu++20 CFG_CXXFLAGS_COROUTINES=-fcoroutines"
 """The wheel's ``verilated.mk`` leaves the precompiled-header include flag empty, so split
 (large) models fail to compile with ``Vtop__pch.h.fast: linker input file not found``; a
-command-line variable in ``MAKEFLAGS`` restores GCC's ``-include``."""
+command-line variable in ``MAKEFLAGS`` restores GCC's ``-include``.  It leaves the C++ standard
+and the coroutine flag empty too, which ``--timing`` needs (``the coroutine header requires
+-fcoroutines`` from GCC 12's default C++17)."""
 VERILATOR_QUICK_BUILD = "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
 """C++ without optimisation: builds ~40 % faster, simulates slower; for small test networks."""
 
@@ -125,6 +141,14 @@ def generate_core(manifest: str | os.PathLike, lanes: int, out: str | os.PathLik
     return atomic_write_text(out, generate_verilog(network, lanes, TOPLEVEL))
 
 
+def generate_sources(manifest: str | os.PathLike, lanes: int, folder: Path) -> list[Path]:
+    """The simulator's sources in ``folder``: the core (:func:`generate_core`) and the stream
+    harness around it (:func:`~bs4nn.sim.cocotb_tb.harness.harness_verilog`)."""
+    core = generate_core(manifest, lanes, folder / "core.v")
+    params = core_params(load_bit_model(manifest).network, lanes)
+    return [core, atomic_write_text(folder / HARNESS_FILE, harness_verilog(params, TOPLEVEL))]
+
+
 def _convert_core(network: IntegerNetwork | B1Network, lanes: int) -> str:
     from amaranth import Const, Value
     from amaranth.back import verilog
@@ -139,23 +163,22 @@ def _convert_core(network: IntegerNetwork | B1Network, lanes: int) -> str:
 
 
 def build_core(
-    verilog: Path,
+    sources: Sequence[Path],
     simulator: str,
     build_root: Path,
     waves: bool = False,
-    toplevel: str = TOPLEVEL,
+    toplevel: str = HARNESS_TOP,
     quick_build: bool = False,
     announce: bool = False,
 ) -> Path:
-    """Compile ``verilog`` for ``simulator`` once; the folder is keyed by the sha256 of the Verilog and flags.
+    """Compile ``sources`` for ``simulator`` once; the folder is keyed by the sha256 of the Verilog and flags.
 
     ``quick_build``: Verilator's C++ without optimisation (small networks, where Python dominates).
     """
-    from cocotb_tools.runner import get_runner
-
     build_args = list(VERILATOR_BUILD_ARGS if simulator == "verilator" else ICARUS_BUILD_ARGS)
     quick_build = quick_build and simulator == "verilator"
-    key = sha256_bytes(verilog.read_bytes() + repr((build_args, quick_build)).encode())[:16]
+    verilog = b"".join(source.read_bytes() for source in sources)
+    key = sha256_bytes(verilog + repr((build_args, quick_build)).encode())[:16]
     build_dir = (build_root / f"{toplevel}-{key}-{simulator}{'-waves' if waves else ''}").resolve()
     stamp = build_dir / "built.ok"
     if stamp.is_file():
@@ -163,10 +186,10 @@ def build_core(
     if announce:
         print(f"compiling the core for {simulator} (once per core and flags) ...", file=sys.stderr)
     with simulator_environment(simulator, quick_build):
-        runner = get_runner(simulator)
+        runner = _builder(simulator)
         build_dir.mkdir(parents=True, exist_ok=True)
         log = build_dir.parent / f"{build_dir.name}.log"
-        sources = [verilog]
+        sources = list(sources)
         runner_waves = waves
         if waves and simulator == "icarus":
             # cocotb's own dump module is SystemVerilog (``string``): use a Verilog-2005 one
@@ -185,12 +208,31 @@ def build_core(
                 log_file=log,
             )
         except (SystemExit, RuntimeError) as error:
-            raise Bs4nnError(f"{simulator} could not build {verilog} ({error}); see {log}") from error
-    stamp.write_text(sha256_bytes(verilog.read_bytes()) + "\n")
+            raise Bs4nnError(f"{simulator} could not build {sources[0]} ({error}); see {log}") from error
+    stamp.write_text(sha256_bytes(verilog) + "\n")
     return build_dir
 
 
 ICARUS_DUMP_MODULE = "bs4nn_waves"
+
+
+def _builder(simulator: str):
+    """cocotb's runner for ``simulator``; Verilator's without ``--public-flat-rw``.  That flag makes
+    every signal of the design reachable from Python, and Verilator then keeps each one as it is
+    written instead of optimising it away; the testbench touches only the harness's ports, which
+    the harness marks public itself (``/*verilator public_flat_rw*/``)."""
+    from cocotb_tools.runner import Verilator, get_runner
+
+    if simulator != "verilator":
+        return get_runner(simulator)
+
+    class VerilatorPortsPublic(Verilator):
+        def _build_command(self):
+            commands = super()._build_command()
+            commands[0] = [arg for arg in commands[0] if arg != "--public-flat-rw"]
+            return commands
+
+    return VerilatorPortsPublic()
 
 
 def _icarus_dump_module(toplevel: str) -> str:
@@ -236,7 +278,8 @@ class StreamOptions:
 def write_job(
     path: Path, manifest: Path, lanes: int, input_times: np.ndarray, tmax: int, options: StreamOptions
 ) -> Path:
-    """The testbench's input: every image's address events, concatenated, with offsets."""
+    """The testbench's input: every image's address events, concatenated, with offsets; and, when
+    the harness streams the job (:func:`~bs4nn.sim.cocotb_tb.harness.streams_in_verilog`), its beats file."""
     streams = [address_events(row, tmax) for row in input_times]
     offsets = np.cumsum([0] + [len(s) for s in streams]).astype(np.int64)
     events = np.concatenate(streams, axis=0) if streams else np.zeros((0, 2), np.int32)
@@ -249,6 +292,11 @@ def write_job(
         offsets=offsets,
         **options.as_arrays(len(input_times)),
     )
+    beats = path.with_name(BEATS_FILE)
+    beats.unlink(missing_ok=True)  # an earlier job's: the Python driver runs this one, or it is rewritten
+    if streams_in_verilog(options.as_arrays(len(input_times))):
+        params = core_params(load_bit_model(manifest).network, lanes)
+        atomic_write_text(beats, beats_lines(params, events, offsets))
     return atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -342,7 +390,7 @@ def simulate(
     job: Path,
     observed: Path,
     waves: bool = False,
-    toplevel: str = TOPLEVEL,
+    toplevel: str = HARNESS_TOP,
     testbench: str = TESTBENCH_MODULE,
     progress_images: int = 0,
 ) -> float:
@@ -372,6 +420,10 @@ def simulate(
                     PROGRESS_ENV: str(progress_file.resolve()),
                 },
                 log_file=test_dir / "sim.log",
+                plusargs=[
+                    f"+{BEATS_PLUSARG}={job.resolve().with_name(BEATS_FILE)}",
+                    f"+{OBSERVED_PLUSARG}={(test_dir / OBSERVED_FILE).resolve()}",
+                ],
                 results_xml=str((test_dir / "results.xml").resolve()),
             )
         except (SystemExit, RuntimeError) as error:
@@ -440,7 +492,7 @@ def run_regression(
     work_dir, build_root = Path(work_dir).resolve(), Path(build_root).resolve()
     with folder_lock(work_dir, "simulation"):  # its job and results files are one run's
         start = time.perf_counter()
-        verilog = generate_core(manifest, lanes, work_dir / "core.v")
+        verilog = generate_sources(manifest, lanes, work_dir)
         build_dir = build_core(verilog, simulator, build_root, waves=waves, quick_build=quick_build, announce=progress)
         build_seconds = time.perf_counter() - start
 
@@ -520,7 +572,7 @@ def _save_failure(
     options: StreamOptions,
     work_dir: Path,
     build_root: Path,
-    verilog: Path,
+    verilog: Sequence[Path],
     waves: bool,
     quick_build: bool = False,
 ) -> None:

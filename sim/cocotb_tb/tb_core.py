@@ -3,8 +3,10 @@
 Run through :func:`bs4nn.sim.regress.run_regression`, never by hand: the job file named by
 ``$BS4NN_TB_JOB`` holds every image's address events and the stream options; what the core
 reported is written to ``$BS4NN_TB_RESULT`` and scored against the golden model outside the
-simulator.  The clock is cocotb's ``Clock`` in the simulator (GPI implementation), so Python
-only wakes for handshakes: while the core back-pressures, the driver sleeps on ``events__ready``
+simulator.  The top is the stream harness (:mod:`bs4nn.sim.cocotb_tb.harness`): the clock is
+Verilog's, and a job without gaps, delays or resets is streamed by the harness's Verilog driver
+while Python sleeps until it is done.  Otherwise :class:`Bench` drives the core from Python and
+wakes only for handshakes: while the core back-pressures, the driver sleeps on ``events__ready``
 rising instead of polling each cycle; the spike monitor sleeps on ``spikes__valid``.
 
 Interface (``rtl/README.md``): ``events`` valid/ready ``(pixel, time)`` beats ending with one
@@ -17,17 +19,19 @@ from __future__ import annotations
 import io
 import os
 import time
+from pathlib import Path
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge, Timer, with_timeout
 
 from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.fileio import atomic_write_bytes
 from bs4nn.rtl.family import core_params, worst_case_cycles_of
 from bs4nn.rtl.params import CoreParams
+from bs4nn.sim.cocotb_tb.harness import OBSERVED_FILE, read_observed, streams_in_verilog
 from bs4nn.sim.cocotb_tb.job import (
     CLOCK_PERIOD_NS,
     JOB_ENV,
@@ -71,12 +75,14 @@ class Bench:
 
     def __init__(self, dut, params: CoreParams, job: dict[str, np.ndarray]):
         self.dut, self.params, self.job = dut, params, job
+        # the core's clock: the harness's own while it streams, else cocotb's on ``clk``
+        self.clock = dut.clock if streams_in_verilog(job) else dut.clk
         self.rng = np.random.default_rng(int(job["seed"]))
         self.monitor = SpikeMonitor(dut, params)
 
     async def wait_accepted(self, ready) -> None:
         """Return at the rising edge where the beat moved (valid and ready both 1)."""
-        clk = self.dut.clk
+        clk = self.clock
         while True:
             await RisingEdge(clk)
             if _high(ready):
@@ -96,7 +102,7 @@ class Bench:
         while position < len(beats):
             if gap_probability and self.rng.random() < gap_probability:
                 dut.events__valid.value = 0
-                await ClockCycles(dut.clk, int(self.rng.integers(1, max_gap + 1)))
+                await ClockCycles(self.clock, int(self.rng.integers(1, max_gap + 1)))
             dut.events__payload.value = beats[position]
             dut.events__valid.value = 1
             await self.wait_accepted(dut.events__ready)
@@ -109,10 +115,10 @@ class Bench:
         await ReadOnly()
         if not _high(dut.result__valid):
             await RisingEdge(dut.result__valid)
-        await RisingEdge(dut.clk)
+        await RisingEdge(self.clock)
         delay_probability = float(self.job["result_delay_probability"])
         if delay_probability and self.rng.random() < delay_probability:
-            await ClockCycles(dut.clk, int(self.rng.integers(1, int(self.job["max_result_delay"]) + 1)))
+            await ClockCycles(self.clock, int(self.rng.integers(1, int(self.job["max_result_delay"]) + 1)))
         dut.result__ready.value = 1
         await self.wait_accepted(dut.result__valid)
         value = dut.result__payload.value
@@ -123,7 +129,7 @@ class Bench:
 
     async def reset(self) -> None:
         self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, RESET_CYCLES)
+        await ClockCycles(self.clock, RESET_CYCLES)
         self.dut.rst.value = 0
         self.dut.events__valid.value = 0
         self.dut.result__ready.value = 0
@@ -134,11 +140,11 @@ class Bench:
         await ReadOnly()
         if not _high(dut.idle):
             await RisingEdge(dut.idle)
-        await RisingEdge(dut.clk)
+        await RisingEdge(self.clock)
         for layer, address, word in writes.tolist():
             dut.weights__payload.value = self.params.encode_weight(int(layer), int(address), int(word))
             dut.weights__valid.value = 1
-            await RisingEdge(dut.clk)
+            await RisingEdge(self.clock)
         dut.weights__valid.value = 0
 
     def beats(self, events: np.ndarray) -> list[int]:
@@ -155,7 +161,7 @@ class Bench:
         beats = self.beats(events)
         if reset_after != NO_RESET:
             await self.send(beats[: min(reset_after, len(beats) - 1)], whole_image=False)
-            await ClockCycles(self.dut.clk, int(self.rng.integers(0, 4)))
+            await ClockCycles(self.clock, int(self.rng.integers(0, 4)))
             await self.reset()
         first_spike = len(self.monitor.events)
         sender = cocotb.start_soon(self.send(beats))
@@ -197,14 +203,19 @@ async def stream_images(dut) -> None:
     bench = Bench(dut, params, job)
     # every input defined and reset held BEFORE the first clock edge: an edge that samples
     # undriven (X) inputs would put X into the counter memories, which no reset clears
-    for port in (dut.events__valid, dut.events__payload, dut.result__ready, dut.weights__valid, dut.weights__payload):
+    inputs = (dut.events__valid, dut.events__payload, dut.result__ready, dut.weights__valid, dut.weights__payload)
+    for port in (*inputs, dut.stream_go):
         port.value = 0
     dut.early_exit.value = int(early_exit)
     dut.rst.value = 1
-    Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns", impl="gpi").start(start_high=False)
+    if not streams_in_verilog(job):
+        Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns", impl="gpi").start(start_high=False)
     await bench.reset()
     if len(job["weight_writes"]):
         await bench.load_weights(job["weight_writes"])
+    if streams_in_verilog(job):
+        await _stream_in_verilog(dut, bench, job, params)
+        return
     cocotb.start_soon(bench.monitor.run())
 
     offsets, events = job["offsets"], job["events"]
@@ -231,6 +242,36 @@ async def stream_images(dut) -> None:
         progress.report(index + 1)
     progress.report(len(results), final=True)
     _write_observed(results, bench.monitor.events, spike_slices, cycles, params, timed_out)
+
+
+CHECK_CYCLES = 200_000  # while the harness streams, Python looks in this often (progress, a hung core)
+
+
+async def _stream_in_verilog(dut, bench: Bench, job: dict[str, np.ndarray], params: CoreParams) -> None:
+    """The harness streams the whole job; Python wakes every :data:`CHECK_CYCLES` (or when it is
+    done) to report progress and to stop a core that finished no image within the watchdog."""
+    offsets = job["offsets"]
+    n_images = len(offsets) - 1
+    progress = ProgressFile(os.environ.get(PROGRESS_ENV))
+    budget = bench.watchdog_cycles(int(np.diff(offsets).max(initial=0)))
+    finished, quiet, timed_out = 0, 0, False
+    dut.stream_go.value = int(n_images > 0)
+    while n_images and not _high(dut.stream_done):
+        await First(Timer(CHECK_CYCLES * CLOCK_PERIOD_NS, "ns"), RisingEdge(dut.stream_done))
+        done = int(dut.stream_images.value)
+        quiet = 0 if done > finished else quiet + CHECK_CYCLES
+        finished = done
+        progress.report(finished)
+        if quiet > budget and not _high(dut.stream_done):
+            dut._log.error("image %d: no result after %d cycles: the core hung", finished, quiet)
+            timed_out = True
+            break
+    observed = os.path.join(os.path.dirname(os.environ[RESULT_ENV]), OBSERVED_FILE)
+    payloads, cycles, spike_payloads, slices = read_observed(Path(observed)) if n_images else ([], [], [], [])
+    progress.report(len(payloads), final=True)
+    results = [params.decode_result(payload) for payload in payloads]
+    spikes = [params.decode_spike(payload) for payload in spike_payloads]
+    _write_observed(results, spikes, slices, cycles, params, timed_out)
 
 
 def _write_observed(results, spikes, slices, cycles, params: CoreParams, timed_out: bool) -> None:
