@@ -141,9 +141,11 @@ def test_a_locked_folder_refuses_a_second_holder_until_released(tmp_path):
     """Two simulations in one work folder would read each other's job and results: the second is refused."""
     from bs4nn.fileio import folder_lock
 
-    with folder_lock(tmp_path / "run", "simulation"):
-        with pytest.raises(Bs4nnError, match="another simulation is running in this folder"):
-            with folder_lock(tmp_path / "run", "simulation"):
-                pass
+    with (
+        folder_lock(tmp_path / "run", "simulation"),
+        pytest.raises(Bs4nnError, match="another simulation is running in this folder"),
+        folder_lock(tmp_path / "run", "simulation"),
+    ):
+        pass
     with folder_lock(tmp_path / "run", "simulation"):  # released: the next run goes ahead
         pass
