@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 PROGRAMS = ("bs4nn", "bs4nn-export", "make", "python")
-PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]+$")  # MODEL, DEV, DIR (not PYTHON=python3.12)
+PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*$")  # N, MODEL, DEV, DIR (not PYTHON=python3.12)
 RUN_AS_WRITTEN = {
     # cheap on the real data and the shipped model: seconds each (--check mnist, 13 s of CPU, parses only)
     "bs4nn-export --to-bits mnist -o bits/",  # first: the folder the next ones read
