@@ -26,9 +26,8 @@ from bs4nn.export.bitmodel import load_bit_model
 from bs4nn.fileio import atomic_write_text, output_directory
 from bs4nn.firmware.build import BOARDS, build_bitstream
 from bs4nn.firmware.pixel_coder import sort_cycles
-from bs4nn.rtl.cycles import predicted_cycles
+from bs4nn.rtl.family import core_params, predicted_cycles_of
 from bs4nn.rtl.params import CoreParams
-from bs4nn.sim.golden import GoldenResult, IntegerNetwork, run_golden
 from bs4nn.sim.regress import RegressionReport, StreamOptions, run_regression
 
 WRITER = "bs4nn bench hw"  # the owner of its output folders (bs4nn.fileio.output_directory)
@@ -86,8 +85,9 @@ def bench_hardware(
             failure_waves=False,
             quick_build=quick_build,
         )
-        params, golden = CoreParams.from_network(network, lanes), run_golden(network, input_times)
-        bench = bench_record(build, regression, params, golden, network)
+        params = core_params(network, lanes)
+        predicted = predicted_cycles_of(params, network, np.asarray(input_times), early_exit)
+        bench = bench_record(build, regression, params, np.asarray(input_times), predicted)
         atomic_write_text(tmp / BENCH_FILE, json.dumps(bench, indent=2) + "\n")
     return bench
 
@@ -96,17 +96,18 @@ def bench_record(
     build: dict[str, Any],
     regression: RegressionReport,
     params: CoreParams,
-    golden: GoldenResult,
-    network: IntegerNetwork,
+    input_times: np.ndarray,
+    predicted: np.ndarray,
 ) -> dict[str, Any]:
-    """``bench.json``: the build's and the simulation's measurements, then the formulas' figures."""
+    """``bench.json``: the build's and the simulation's measurements, then the formulas' figures
+    (``predicted``: the core's own cycles per image, :func:`~bs4nn.rtl.family.predicted_cycles_of`)."""
     fmax = min(clock["achieved"] for clock in build["measured"]["fmax_mhz"].values())
     cycles = [int(c) for c in regression.cycles]
     if not cycles:
         raise Bs4nnError("the simulation reported no cycle counts")
     cycles_mean = statistics.fmean(cycles)
     early_exit = build["early_exit"]
-    coder = sort_cycles(golden.input_times, params.tmax)
+    coder = sort_cycles(input_times, params.tmax)
     coder_per_image = float(coder.mean()) + params.tmax  # sort, then clear the histogram
     return {
         "board": build["board"],
@@ -138,7 +139,7 @@ def bench_record(
         },
         "estimated": {
             # the core alone, first beat to result, by the cycle-exact formula of bs4nn.rtl.cycles
-            "predicted_cycles_mean": round(float(predicted_cycles(params, golden, early_exit, network).mean()), 1),
+            "predicted_cycles_mean": round(float(predicted.mean()), 1),
             "pixel_coder": {
                 "sort_cycles_mean": round(float(coder.mean()), 1),
                 "sort_cycles_max": int(coder.max()),

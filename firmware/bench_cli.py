@@ -8,7 +8,7 @@ import argparse
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.bitmodel import network_inputs, require_bs4nn
+from bs4nn.export.bitmodel import network_inputs
 from bs4nn.export.models import named_model
 from bs4nn.sim.semantics import encode_images
 
@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "checking every image against the golden model, and write OUT/bench.json: measured Fmax, cycles per "
         "image (mean, max), images per second (Fmax / mean cycles), latency, resources and bit-exact images, "
         "apart from the estimates (memory, the cycle formula, the pixel coder's cycles by formula). Exit "
-        "status 0 only if every image is bit-exact. Heavy: minutes per run.",
+        "status 0 only if every image is bit-exact. Either family: a BS4NN or a B1 model (B1 has no early exit). "
+        "Heavy: minutes per run.",
     )
     hw.add_argument("--board", required=True, choices=sorted(BOARDS), help="target board")
     argtypes.add_model_argument(hw)
@@ -41,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="counters updated per cycle: 1..64 (block-RAM counters) or at least the widest layer (the wide core, "
         "counters in registers, e.g. 600 for 784-600-10) (default: the manifest's lanes)",
     )
-    hw.add_argument("--early-exit", action="store_true", help="stop each image at its first output spike (as deployed)")
+    hw.add_argument(
+        "--early-exit", action="store_true", help="BS4NN: stop each image at its first output spike (as deployed)"
+    )
     hw.add_argument(
         "--target-mhz",
         type=argtypes.positive_float,
@@ -65,7 +68,7 @@ def _bench_hw(args: argparse.Namespace) -> int:
     from bs4nn.firmware.bench import bench_hardware, bench_table
     from bs4nn.train.datasets import load_split
 
-    model = require_bs4nn(named_model(args.model, "bs4nn bench hw"), "bs4nn bench hw")
+    model = named_model(args.model, "bs4nn bench hw")
     network = model.network
     dataset = args.dataset or model.manifest.get("dataset", "mnist")
     images, _ = load_split(dataset, "test", args.data_dir)

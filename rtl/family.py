@@ -7,14 +7,16 @@ Everything downstream of the core (generator, testbenches, board top) takes the 
 
 from __future__ import annotations
 
+import numpy as np
+
 from bs4nn.lanes import DEFAULT_LANES, is_wide
 from bs4nn.rtl.b1core import B1Core, B1CoreParams
 from bs4nn.rtl.core import Bs4nnCore
-from bs4nn.rtl.cycles import worst_case_b1_cycles, worst_case_cycles
+from bs4nn.rtl.cycles import predicted_b1_cycles, predicted_cycles, worst_case_b1_cycles, worst_case_cycles
 from bs4nn.rtl.params import CoreParams
 from bs4nn.rtl.wide import Bs4nnWideCore
-from bs4nn.sim.b1 import B1Network
-from bs4nn.sim.golden import IntegerNetwork
+from bs4nn.sim.b1 import B1Network, run_b1
+from bs4nn.sim.golden import IntegerNetwork, run_golden
 
 
 def core_for(
@@ -53,3 +55,13 @@ def core_params(network: IntegerNetwork | B1Network, lanes: int) -> CoreParams:
 def worst_case_cycles_of(params: CoreParams) -> int:
     """Upper bound of the cycles of one image (and the clear) of either family's core."""
     return worst_case_b1_cycles(params) if isinstance(params, B1CoreParams) else worst_case_cycles(params)
+
+
+def predicted_cycles_of(
+    params: CoreParams, network: IntegerNetwork | B1Network, input_times: np.ndarray, early_exit: bool = False
+) -> np.ndarray:
+    """The core's own cycles per image (``(batch,)``) by its family's cycle-exact formula, on the
+    golden model's run of ``input_times`` (``early_exit``: BS4NN only, a B1 core has none)."""
+    if isinstance(params, B1CoreParams):
+        return predicted_b1_cycles(params, run_b1(network, input_times))
+    return predicted_cycles(params, run_golden(network, input_times), early_exit, network)

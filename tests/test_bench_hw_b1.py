@@ -1,0 +1,65 @@
+"""``bs4nn bench hw`` on a tiny B1 network: the same build, place and route and Verilator run as a
+BS4NN model, the B1 core's cycle formula in ``bench.json``, and early exit refused before any tool."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bs4nn.cli import main
+from bs4nn.export.bitmodel import write_bit_model
+from bs4nn.firmware.bench import BENCH_FILE, bench_hardware, bench_table
+from bs4nn.rtl.cycles import clear_cycles, predicted_b1_cycles
+from bs4nn.rtl.family import core_params
+from bs4nn.sim.b1 import random_b1_network, run_b1
+
+LANES = 4
+HANDOVER = 3  # as in test_bench_hw: the testbench's start to the first beat, the result's take
+
+
+def tiny_b1():
+    return random_b1_network([20, 6, 3], 2, ramps=[3], windows=[5], seed=4, tmax=8)
+
+
+def test_bench_hw_measures_a_tiny_b1_core(tmp_path: Path) -> None:
+    network = tiny_b1()
+    manifest = write_bit_model(network, tmp_path / "model")
+    input_times = np.random.default_rng(5).integers(0, network.tmax + 2, size=(10, 20))
+    out = tmp_path / "bench"
+    bench = bench_hardware(
+        manifest,
+        input_times,
+        out,
+        board="icebreaker",
+        lanes=LANES,
+        early_exit=False,
+        build_root=tmp_path / "sim_build",
+        quick_build=True,
+        notify=lambda line: None,
+    )
+    assert json.loads((out / BENCH_FILE).read_text()) == bench
+    measured = bench["measured"]
+    assert bench["mode"] == "full" and measured["bit_exact"] == 10 == bench["images"]
+    params = core_params(network, LANES)
+    expected = predicted_b1_cycles(params, run_b1(network, input_times))
+    with np.load(out / "sim" / "observed.npz") as observed:
+        between = observed["cycles"] - expected
+    # every image: the formula, the hand-over, and from the second image on at most the clear
+    assert between[0] == HANDOVER and (between >= HANDOVER).all()
+    assert (between <= HANDOVER + clear_cycles(params)).all()
+    assert bench["estimated"]["predicted_cycles_mean"] == pytest.approx(expected.mean(), abs=0.05)
+    assert measured["fmax_mhz"] > 12 and measured["resources"]["logic_cells"]["used"] > 100
+    assert "10/10" in bench_table(bench)
+
+
+def test_bench_hw_refuses_early_exit_for_a_b1_model_in_one_line(tmp_path: Path, capsys) -> None:
+    network = random_b1_network([784, 6, 3], 1, ramps=[3], windows=[5], seed=4)  # reads MNIST images
+    manifest = write_bit_model(network, tmp_path / "model")
+    out = tmp_path / "o"
+    command = ["bench", "hw", "--board", "icebreaker", "--model", str(manifest), "--images", "2"]
+    assert main([*command, "--early-exit", "-o", str(out), "--dataset", "mnist"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "early exit" in err and not out.exists()
