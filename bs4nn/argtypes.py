@@ -128,3 +128,15 @@ def add_model_argument(parser: argparse.ArgumentParser, required: bool = True, w
 def add_output_argument(parser: argparse.ArgumentParser, metavar: str, help_text: str, **kwargs) -> None:
     """``-o/--output``, the one flag every command names its output with (``--out`` is kept as an alias)."""
     parser.add_argument("-o", "--output", "--out", dest="output", metavar=metavar, help=help_text, **kwargs)
+
+
+def add_target_mhz_argument(parser: argparse.ArgumentParser) -> None:
+    """``--target-mhz``, the clock nextpnr works to, for every command that places and routes a board top."""
+    parser.add_argument(
+        "--target-mhz",
+        type=positive_float,
+        default=None,
+        metavar="MHZ",
+        help="ECP5: constrain the clock at MHZ for nextpnr's timing-driven placement and routing (it works only "
+        "for the slack it is given); the measured Fmax is nextpnr's achieved one either way (default: the board clock)",
+    )

@@ -45,14 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     hw.add_argument(
         "--early-exit", action="store_true", help="BS4NN: stop each image at its first output spike (as deployed)"
     )
-    hw.add_argument(
-        "--target-mhz",
-        type=argtypes.positive_float,
-        default=None,
-        metavar="MHZ",
-        help="ECP5: constrain the clock at MHZ for nextpnr's timing-driven placement and routing (it works only "
-        "for the slack it is given); the measured Fmax is nextpnr's achieved one either way (default: the board clock)",
-    )
+    argtypes.add_target_mhz_argument(hw)
     hw.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: the manifest's dataset)")
     hw.add_argument(
         "--build-dir",

@@ -71,6 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--early-exit", action="store_true", help="stop each image at the first output spike (BS4NN models only)"
     )
     build.add_argument("--force", action="store_true", help="build even if the memory estimate says it will not fit")
+    argtypes.add_target_mhz_argument(build)
     build.add_argument(
         "--spram",
         action=argparse.BooleanOptionalAction,
@@ -240,6 +241,7 @@ def _build(args: argparse.Namespace) -> int:
         spram=args.spram,
         notify=lambda line: print(f"bs4nn build: {line}", file=sys.stderr),
         progress=not args.quiet,
+        target_mhz=args.target_mhz,
         bench_inputs=bench_inputs,
         bench_info=bench_info,
     )

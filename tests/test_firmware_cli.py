@@ -137,6 +137,20 @@ def test_small_icebreaker_build_with_real_tools(tmp_path: Path) -> None:
     assert report["estimated"]["fits"] and "weight_bits" in report["estimated"]
 
 
+def test_build_target_mhz_constrains_nextpnr_on_ecp5_and_is_refused_on_ice40(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    manifest = write_bit_model(tiny_network(), tmp_path / "model")
+    refused = ["build", "--board", "icebreaker", "--target-mhz", "50", "--model", str(manifest)]
+    assert main([*refused, "-o", str(tmp_path / "ice")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "ice").exists()
+    out = tmp_path / "ulx"
+    assert main(["build", "--board", "ulx3s-85f", "--target-mhz", "80", "--model", str(manifest), "-o", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    (fmax,) = report["measured"]["fmax_mhz"].values()
+    assert report["target_mhz"] == 80 and fmax["constraint"] == pytest.approx(80)
+
+
 @pytest.mark.slow
 def test_full_784_600_10_build_for_ulx3s_85f(tmp_path: Path) -> None:
     """The full-size random network on ECP5-85F (its weights need ~26 EBR; the UP5K has 30 of 4 kbit)."""
