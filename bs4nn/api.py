@@ -68,11 +68,9 @@ class Model:
         return float(np.mean(self.run(images).decision == np.asarray(labels)))
 
     def verilog(self, lanes: int | None = None, name: str = "bs4nn_core") -> str:
-        """The Verilog of the core for this model (BS4NN models; ``lanes`` default: the folder's)."""
-        from bs4nn.export.bitmodel import require_bs4nn
+        """The Verilog of the core of this model's family (BS4NN or B1; ``lanes`` default: the folder's)."""
         from bs4nn.rtl.generate import generate_verilog  # Amaranth loads only when a core is wanted
 
-        require_bs4nn(self.bits, "Model.verilog")
         return generate_verilog(self.network, lanes or self.bits.lanes, name)
 
 

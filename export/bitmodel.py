@@ -304,18 +304,3 @@ def _listed_file(folder: Path, manifest: Mapping[str, Any], name: str) -> bytes:
     if name not in manifest.get("files", {}):
         raise Bs4nnError(f"{folder / MANIFEST}: {name} has no sha256 in the manifest")
     return (folder / name).read_bytes()
-
-
-def load_bs4nn_model(path: str | os.PathLike, what: str) -> BitModel:
-    """:func:`load_bit_model` for the stages that run BS4NN networks only (the core, the firmware):
-    a B1 folder is one clear error, not a crash inside them (the B1 core is issue 26)."""
-    return require_bs4nn(load_bit_model(path), what)
-
-
-def require_bs4nn(model: BitModel, what: str) -> BitModel:
-    """``model`` itself if it holds a BS4NN network, else one clear error naming the stage."""
-    if model.model != BS4NN_MODEL:
-        raise Bs4nnError(
-            f"{model.path}: a {model.model} network; {what} runs BS4NN networks only (the B1 core is issue 26)"
-        )
-    return model

@@ -54,3 +54,17 @@ def test_bad_names_are_one_error():
         bs4nn.train_preset("nope", "x")
     with pytest.raises(AttributeError):
         bs4nn.nothing  # noqa: B018
+
+
+def test_model_verilog_is_the_core_of_either_family(tmp_path):
+    from bs4nn.export.bitmodel import write_bit_model
+    from bs4nn.sim.b1 import random_b1_network
+    from bs4nn.sim.golden import random_network
+
+    for name, network in (
+        ("bs4nn", random_network([12, 5, 3], [3, 2], seed=1, tmax=8)),
+        ("b1", random_b1_network([12, 5, 3], 2, ramps=[2], windows=[4], seed=1, tmax=8)),
+    ):
+        model = api.load(write_bit_model(network, tmp_path / name))
+        verilog = model.verilog(lanes=4)
+        assert "module bs4nn_core" in verilog and "endmodule" in verilog
