@@ -144,6 +144,8 @@ class Bs4nnCore(wiring.Component):
                 self._weight_input(integrate).eq(mem.weight_read_data),
                 threshold.state.eq(mem.state_read_data),
             ]
+            if layer.paired:
+                m.d.comb += integrate.signs2.eq(mem.weight_read_data2)
             layers.append(_Layer(index, layer, mem, integrate, threshold))
         m.submodules.readout = readout = OutputReadout(params)
         m.submodules.lowest = lowest = LowestLane(params.lanes)
@@ -195,6 +197,8 @@ class _Controller:
         words = range(self.max_words + 1)
         self.int_word = Signal(words)  # word of the integration sweep
         self.int_row_base = Signal(params.address_bits)  # presynaptic index * words of the target layer
+        self.pair = Signal()  # a paired input layer integrates a second event (row at int_row_base2)
+        self.int_row_base2 = Signal(params.address_bits)
         self.writeback = Signal(n_layers)  # per layer: the word read last cycle is written back now
         self.writeback_word = Signal(words)
         self.scan_word = Signal(words)
@@ -221,6 +225,9 @@ class _Controller:
                 self._clear()
             with m.State("WAIT"):
                 self._wait()
+            if self.layers[0].params.paired:
+                with m.State("PAIR"):
+                    self._pair()
             for layer in self.layers:
                 self._integrate_states(layer)
             for layer in self.scanned_layers:
@@ -243,6 +250,8 @@ class _Controller:
     def _writeback(self, layer: _Layer) -> None:
         """Integration writeback, outside the FSM: it follows the read by one cycle."""
         mem = layer.mem
+        if layer.params.paired:
+            self.m.d.comb += layer.integrate.pair.eq(self.pair)
         with self.m.If(self.writeback[layer.index]):
             self.m.d.comb += [
                 layer.integrate.active.eq(1),
@@ -308,7 +317,21 @@ class _Controller:
                 m.d.sync += [self.step.eq(event.time), self.started.eq(1)]
                 self._start_integration(0, event.pixel)
                 self._assume_valid_pixel(event.pixel)
-                m.next = self._integration_state(0)
+                m.next = "PAIR" if self.layers[0].params.paired else self._integration_state(0)
+
+    def _pair(self) -> None:
+        """A paired input layer: take the next beat as the sweep's second event if it belongs to the
+        same step (an event of a later step, or the end beat, waits for the scan); the sweep then
+        costs ``W_0 + 3`` cycles for one or two events (accept, pair, ``W_0`` words, drain)."""
+        m, core = self.m, self.core
+        event, words = core.events.payload, self.layers[0].params.words
+        with m.If(core.events.valid & (event.time == self.step)):
+            m.d.comb += core.events.ready.eq(1)
+            m.d.sync += [self.pair.eq(1), self.int_row_base2.eq(event.pixel * words)]
+            self._assume_valid_pixel(event.pixel)
+        with m.Else():
+            m.d.sync += self.pair.eq(0)
+        m.next = self._integration_state(0)
 
     def _assume_valid_pixel(self, pixel) -> None:
         """Formal: an accepted input event's pixel is in range and new in this image (the input
@@ -325,6 +348,8 @@ class _Controller:
                 layer.mem.weight_read_addr.eq(self.int_row_base + self.int_word),
                 layer.mem.state_read_addr.eq(self.int_word),
             ]
+            if layer.params.paired:
+                m.d.comb += layer.mem.weight_read_addr2.eq(self.int_row_base2 + self.int_word)
             m.d.sync += [
                 self.writeback[index].eq(1),
                 self.writeback_word.eq(self.int_word),

@@ -23,6 +23,14 @@ def index_bits(count: int) -> int:
     return max(1, (count - 1).bit_length())
 
 
+# The narrow core's input layer integrates two events of a step per sweep of its counter words
+# when it has at most this many lanes: the counters' block RAM bounds the lanes (on the UP5K 16
+# lanes of 784-600-10 counters take 12 of its 30 EBR, 24 would take 18), while a second copy of the
+# weights doubles the weight bits read a cycle; at 16 lanes two copies of 784-600 weights (29,792 x
+# 16 each) fill the UP5K's 4 SPRAMs exactly, at 20 lanes they would need 6.
+PAIRED_MAX_LANES = 16
+
+
 @dataclass(frozen=True)
 class LayerParams:
     """Elaboration parameters of one layer of the core.
@@ -38,6 +46,8 @@ class LayerParams:
     lanes: int
     weight_lanes: int | None = field(default=None, kw_only=True)  # None: = lanes
     weight_bits: int = field(default=1, kw_only=True)
+    # two input events per sweep, from two copies of the weights (:data:`PAIRED_MAX_LANES`)
+    paired: bool = field(default=False, kw_only=True)
 
     @property
     def layout(self) -> MemoryLayout:
@@ -90,8 +100,9 @@ class CoreParams:
                 # 32 lanes: the output layer's word holds 10 counters, not 22 more that never count)
                 layer.fan_out if is_wide(lanes) else min(lanes, layer.fan_out),
                 weight_lanes=weight_lanes(lanes),
+                paired=index == 0 and lanes <= PAIRED_MAX_LANES,
             )
-            for layer in network.layers
+            for index, layer in enumerate(network.layers)
         )
         return cls(layers, network.tmax, lanes)
 
