@@ -73,16 +73,19 @@ class Bs4nnCore(wiring.Component):
         weight_init: bool = True,
         formal: bool = False,
         assume_valid_input: bool = True,
+        paired: bool | None = None,
     ):
         """``weight_init=False``: empty weight memories, to be loaded through ``weights`` before
         the first image.  ``formal=True`` adds the assertions of :mod:`bs4nn.rtl.formal` (a
         neuron fires at most once per image, no counter wraps) and the input assumptions they
         need (each pixel at most once per image, pixel indices in range; ``assume_valid_input=False``
-        drops them, to show the proof fails without them)."""
+        drops them, to show the proof fails without them).  ``paired``: the input layer takes the
+        events of a step two at a time (:meth:`~bs4nn.rtl.params.CoreParams.from_network`)."""
         self.network = network
         self.weight_init = weight_init
         self.formal = formal
         self.assume_valid_input = assume_valid_input
+        self.paired = paired
         self.params = params = self._core_params(network, lanes)
         if params.wide != self.wide:
             kind = "the wide core (bs4nn.rtl.family.core_for)" if params.wide else "a narrow core (lanes 1..64)"
@@ -102,7 +105,7 @@ class Bs4nnCore(wiring.Component):
     # --- what a network family swaps (bs4nn.rtl.b1core overrides these) ---
 
     def _core_params(self, network, lanes: int) -> CoreParams:
-        return CoreParams.from_network(network, lanes)
+        return CoreParams.from_network(network, lanes, self.paired)
 
     def _weight_images(self) -> list:
         return network_weight_words(self.network, self.params.weight_lanes)
@@ -199,6 +202,9 @@ class _Controller:
         self.int_row_base = Signal(params.address_bits)  # presynaptic index * words of the target layer
         self.pair = Signal()  # a paired input layer integrates a second event (row at int_row_base2)
         self.int_row_base2 = Signal(params.address_bits)
+        self.writeback_pair = Signal()  # ``pair`` of the word being written back
+        self.next_valid = Signal()  # the next sweep's first event is taken (row at next_row_base)
+        self.next_row_base = Signal(params.address_bits)
         self.writeback = Signal(n_layers)  # per layer: the word read last cycle is written back now
         self.writeback_word = Signal(words)
         self.scan_word = Signal(words)
@@ -251,7 +257,7 @@ class _Controller:
         """Integration writeback, outside the FSM: it follows the read by one cycle."""
         mem = layer.mem
         if layer.params.paired:
-            self.m.d.comb += layer.integrate.pair.eq(self.pair)
+            self.m.d.comb += layer.integrate.pair.eq(self.writeback_pair)
         with self.m.If(self.writeback[layer.index]):
             self.m.d.comb += [
                 layer.integrate.active.eq(1),
@@ -348,18 +354,50 @@ class _Controller:
                 layer.mem.weight_read_addr.eq(self.int_row_base + self.int_word),
                 layer.mem.state_read_addr.eq(self.int_word),
             ]
-            if layer.params.paired:
-                m.d.comb += layer.mem.weight_read_addr2.eq(self.int_row_base2 + self.int_word)
             m.d.sync += [
                 self.writeback[index].eq(1),
                 self.writeback_word.eq(self.int_word),
                 self.int_word.eq(self.int_word + 1),
             ]
+            if layer.params.paired:
+                m.d.comb += layer.mem.weight_read_addr2.eq(self.int_row_base2 + self.int_word)
+                m.d.sync += self.writeback_pair.eq(self.pair)
+                if words >= 2:
+                    self._look_ahead(words)
             with m.If(self.int_word == words - 1):
                 m.next = f"INTEGRATE_DRAIN_{index}"
+                if layer.params.paired and words >= 2:
+                    self._next_pair(words)
         with m.State(f"INTEGRATE_DRAIN_{index}"):
             m.d.sync += self.writeback[index].eq(0)
             m.next = "WAIT" if index == 0 else f"SCAN_NEXT_{index - 1}"
+
+    def _same_step_event(self):
+        """The input beat is an event of the current step (one the running integration may take)."""
+        return self.core.events.valid & (self.core.events.payload.time == self.step)
+
+    def _next_pair(self, words: int) -> None:
+        """A paired input layer of two words or more takes the next pair of events of the step
+        during the last two words of the running sweep (``_look_ahead``, then here: the pair's
+        second event), so back-to-back sweeps cost ``W_0`` cycles a pair, not ``W_0 + 3``; the
+        next sweep starts at once, its first word read while the last one is written back."""
+        m, core, event = self.m, self.core, self.core.events.payload
+        with m.If(self.next_valid):
+            m.d.sync += [self.int_word.eq(0), self.int_row_base.eq(self.next_row_base), self.pair.eq(0)]
+            m.next = self._integration_state(0)
+            with m.If(self._same_step_event()):
+                m.d.comb += core.events.ready.eq(1)
+                m.d.sync += [self.pair.eq(1), self.int_row_base2.eq(event.pixel * words)]
+                self._assume_valid_pixel(event.pixel)
+
+    def _look_ahead(self, words: int) -> None:
+        """The first event of the next pair, accepted in the sweep's next-to-last word (:meth:`_next_pair`)."""
+        m, core, event = self.m, self.core, self.core.events.payload
+        m.d.sync += self.next_valid.eq(0)
+        with m.If((self.int_word == words - 2) & self._same_step_event()):
+            m.d.comb += core.events.ready.eq(1)
+            m.d.sync += [self.next_valid.eq(1), self.next_row_base.eq(event.pixel * words)]
+            self._assume_valid_pixel(event.pixel)
 
     def _goto_scan(self, index: int) -> None:
         """Next state: scan layer ``index`` if it received events this step, else the next one."""

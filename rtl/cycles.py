@@ -5,8 +5,10 @@ cycle that accepts an image's first beat to the cycle its result beat is accepte
 counted), with ``W_l = ceil(fan_out_l / lanes)`` counter words in layer ``l`` (``L`` layers):
 
 * ``W_0 + 2`` per input event (accept, ``W_0`` read-modify-write cycles, drain); a paired input
-  layer (:data:`bs4nn.rtl.params.PAIRED_MAX_LANES`) takes the events of a step two at a time,
-  ``W_0 + 3`` per pair and per odd last event of a step (accept, pair, ``W_0`` cycles, drain);
+  layer (:data:`bs4nn.rtl.params.PAIRED_MIN_WORDS`) takes the events of a step two at a time,
+  ``W_0`` per pair (and per odd last event of a step), the next pair accepted during the last two
+  words of a sweep, and ``3`` per step with events (accept, pair, drain); ``W_0 + 3`` per pair
+  when ``W_0 = 1``;
 * ``1`` per distinct input time step (the beat of a later step closes the step);
 * ``3`` per *candidate* word of layer ``l`` and step (read, threshold test, decide): a word where, after
   some event of the step, a neuron not fired before reached the threshold
@@ -57,8 +59,8 @@ def _distinct_steps(times: np.ndarray, tmax: int, until: np.ndarray) -> np.ndarr
 
 def _integration_cycles(input_times: np.ndarray, until: np.ndarray, tmax: int, words: int, paired: bool) -> np.ndarray:
     """Cycles integrating the input events of steps ``t <= until`` into layer 0 (``words`` words):
-    ``words + 2`` an event, or paired ``words + 3`` per pair of events of one step (an odd one
-    alone)."""
+    ``words + 2`` an event, or paired ``words`` per pair of events of one step (an odd one alone)
+    and ``3`` per step (accept, pair, drain); a one-word layer ``words + 3`` per pair."""
     live = input_times <= np.minimum(until, tmax - 1)[:, None]
     if not paired:
         return live.sum(axis=1).astype(np.int64) * (words + 2)
@@ -66,7 +68,10 @@ def _integration_cycles(input_times: np.ndarray, until: np.ndarray, tmax: int, w
     per_step = np.zeros((batch, tmax), dtype=np.int64)
     rows, pixels = np.nonzero(live)
     np.add.at(per_step, (rows, input_times[rows, pixels]), 1)
-    return ((per_step + 1) // 2).sum(axis=1) * (words + 3)
+    pairs = (per_step + 1) // 2
+    if words < 2:
+        return pairs.sum(axis=1) * (words + 3)
+    return pairs.sum(axis=1) * words + 3 * (per_step > 0).sum(axis=1)
 
 
 def candidate_words(
