@@ -205,6 +205,7 @@ class _Controller:
         self.writeback_pair = Signal()  # ``pair`` of the word being written back
         self.next_valid = Signal()  # the next sweep's first event is taken (row at next_row_base)
         self.next_row_base = Signal(params.address_bits)
+        self.look = Signal()  # INTEGRATE_0 in its next-to-last word (registered: _drive_look)
         self.writeback = Signal(n_layers)  # per layer: the word read last cycle is written back now
         self.writeback_word = Signal(words)
         self.scan_word = Signal(words)
@@ -226,7 +227,7 @@ class _Controller:
         self._drive_emitted_neuron()
         for layer in self.layers:
             self._writeback(layer)
-        with m.FSM(init="CLEAR"):
+        with m.FSM(init="CLEAR") as self.fsm:
             with m.State("CLEAR"):
                 self._clear()
             with m.State("WAIT"):
@@ -239,6 +240,23 @@ class _Controller:
             for layer in self.scanned_layers:
                 self._scan_states(layer)
             self._finish_states()
+        if self._pipelined():
+            self._drive_look()
+
+    def _pipelined(self) -> bool:
+        """Whether the input layer's sweeps run back to back (paired, two words or more)."""
+        first = self.layers[0].params
+        return first.paired and first.words >= 2
+
+    def _drive_look(self) -> None:
+        """``look``, a cycle ahead: the next cycle is ``INTEGRATE_0``'s word ``W_0 - 2``, so the
+        look-ahead's accept decides on a flip-flop, not on a compare of the word counter."""
+        fsm, words = self.fsm, self.layers[0].params.words
+        if words >= 3:
+            ahead = fsm.ongoing("INTEGRATE_0") & (self.int_word == words - 3)
+        else:  # two words: word 0 of a sweep, after PAIR or a back-to-back restart
+            ahead = fsm.ongoing("PAIR") | (fsm.ongoing("INTEGRATE_0") & self.next_valid)
+        self.m.d.sync += self.look.eq(ahead)
 
     def _drive_emitted_neuron(self) -> None:
         """The neuron ``SCAN_EMIT`` emits: the scanned word's base plus its lowest pending lane."""
@@ -315,11 +333,12 @@ class _Controller:
             with m.If(self.touched[0] & (end_of_image | (event.time != self.step))):
                 self._goto_scan(0)
             with m.Elif(end_of_image):
-                m.d.comb += [core.events.ready.eq(1), self.readout.start.eq(1)]
+                self._ready()
+                m.d.comb += self.readout.start.eq(1)
                 m.d.sync += self.started.eq(1)
                 m.next = "FINISH"
             with m.Else():
-                m.d.comb += core.events.ready.eq(1)
+                self._ready()
                 m.d.sync += [self.step.eq(event.time), self.started.eq(1)]
                 self._start_integration(0, event.pixel)
                 self._assume_valid_pixel(event.pixel)
@@ -332,7 +351,7 @@ class _Controller:
         m, core = self.m, self.core
         event, words = core.events.payload, self.layers[0].params.words
         with m.If(core.events.valid & (event.time == self.step)):
-            m.d.comb += core.events.ready.eq(1)
+            self._ready()
             m.d.sync += [self.pair.eq(1), self.int_row_base2.eq(event.pixel * words)]
             self._assume_valid_pixel(event.pixel)
         with m.Else():
@@ -362,15 +381,20 @@ class _Controller:
             if layer.params.paired:
                 m.d.comb += layer.mem.weight_read_addr2.eq(self.int_row_base2 + self.int_word)
                 m.d.sync += self.writeback_pair.eq(self.pair)
-                if words >= 2:
+                if self._pipelined():
                     self._look_ahead(words)
             with m.If(self.int_word == words - 1):
                 m.next = f"INTEGRATE_DRAIN_{index}"
-                if layer.params.paired and words >= 2:
+                if self._pipelined():
                     self._next_pair(words)
         with m.State(f"INTEGRATE_DRAIN_{index}"):
             m.d.sync += self.writeback[index].eq(0)
             m.next = "WAIT" if index == 0 else f"SCAN_NEXT_{index - 1}"
+
+    def _ready(self) -> None:
+        """Take the input beat on offer (where the state's conditions hold; :class:`_Bs4nnController`
+        drives ``ready`` from one flat expression instead)."""
+        self.m.d.comb += self.core.events.ready.eq(1)
 
     def _same_step_event(self):
         """The input beat is an event of the current step (one the running integration may take)."""
@@ -381,21 +405,21 @@ class _Controller:
         during the last two words of the running sweep (``_look_ahead``, then here: the pair's
         second event), so back-to-back sweeps cost ``W_0`` cycles a pair, not ``W_0 + 3``; the
         next sweep starts at once, its first word read while the last one is written back."""
-        m, core, event = self.m, self.core, self.core.events.payload
+        m, event = self.m, self.core.events.payload
         with m.If(self.next_valid):
             m.d.sync += [self.int_word.eq(0), self.int_row_base.eq(self.next_row_base), self.pair.eq(0)]
             m.next = self._integration_state(0)
             with m.If(self._same_step_event()):
-                m.d.comb += core.events.ready.eq(1)
+                self._ready()
                 m.d.sync += [self.pair.eq(1), self.int_row_base2.eq(event.pixel * words)]
                 self._assume_valid_pixel(event.pixel)
 
     def _look_ahead(self, words: int) -> None:
         """The first event of the next pair, accepted in the sweep's next-to-last word (:meth:`_next_pair`)."""
-        m, core, event = self.m, self.core, self.core.events.payload
+        m, event = self.m, self.core.events.payload
         m.d.sync += self.next_valid.eq(0)
-        with m.If((self.int_word == words - 2) & self._same_step_event()):
-            m.d.comb += core.events.ready.eq(1)
+        with m.If(self.look & self._same_step_event()):
+            self._ready()
             m.d.sync += [self.next_valid.eq(1), self.next_row_base.eq(event.pixel * words)]
             self._assume_valid_pixel(event.pixel)
 
@@ -525,7 +549,7 @@ class _Controller:
                     m.next = "CLEAR"
         with m.State("DRAIN"):
             # early exit: discard the rest of the image up to its end beat
-            m.d.comb += core.events.ready.eq(1)
+            self._ready()
             with m.If(core.events.valid & (core.events.payload.time >= self.params.tmax)):
                 m.next = "CLEAR"
 
@@ -554,6 +578,31 @@ class _Bs4nnController(_Controller):
 
     def _image_resets(self) -> list:
         return [*super()._image_resets(), *[candidates.eq(0) for candidates in self.candidates]]
+
+    def _ready(self) -> None:
+        """Nothing here: :meth:`_drive_ready` drives ``ready`` for every state at once."""
+
+    def build(self) -> None:
+        super().build()
+        self._drive_ready()
+
+    def _drive_ready(self) -> None:
+        """``ready`` as one flat expression of the beat's step test and a few state bits, where the
+        states' nested conditions made a chain of six LUTs from the beat's time through the FSM to
+        the board's stream register (the critical path of the paired 16-lane iCEBreaker build).
+        The same conditions as the states' accepts: ``WAIT`` takes a beat unless it closes a step
+        with events, ``PAIR`` and the look-ahead an event of the current step, ``DRAIN`` all."""
+        fsm, core, index = self.fsm, self.core, self.layers[0].index
+        same_step = core.events.payload.time == self.step  # step < tmax: never the end beat
+        takes_same_step = fsm.ongoing("WAIT")
+        if self.layers[0].params.paired:
+            takes_same_step |= fsm.ongoing("PAIR")
+        if self._pipelined():
+            takes_same_step |= self.look | self.next_valid  # next_valid: only in a sweep's last word
+        opens_step = fsm.ongoing("WAIT") & ~self.touched[index]
+        self.m.d.comb += core.events.ready.eq(
+            fsm.ongoing("DRAIN") | (core.events.valid & (opens_step | (same_step & takes_same_step)))
+        )
 
     def _writeback(self, layer: _Layer) -> None:
         super()._writeback(layer)
