@@ -339,7 +339,8 @@ class _Controller:
                 m.next = "FINISH"
             with m.Else():
                 self._ready()
-                m.d.sync += [self.step.eq(event.time), self.started.eq(1)]
+                self._load_step(event.time)
+                m.d.sync += self.started.eq(1)
                 self._start_integration(0, event.pixel)
                 self._assume_valid_pixel(event.pixel)
                 m.next = "PAIR" if self.layers[0].params.paired else self._integration_state(0)
@@ -395,6 +396,11 @@ class _Controller:
         """Take the input beat on offer (where the state's conditions hold; :class:`_Bs4nnController`
         drives ``ready`` from one flat expression instead)."""
         self.m.d.comb += self.core.events.ready.eq(1)
+
+    def _load_step(self, time) -> None:
+        """``WAIT`` took an event: its time is the current step (:class:`_Bs4nnController` loads it
+        outside the states, under a shorter condition)."""
+        self.m.d.sync += self.step.eq(time)
 
     def _same_step_event(self):
         """The input beat is an event of the current step (one the running integration may take)."""
@@ -582,6 +588,9 @@ class _Bs4nnController(_Controller):
     def _ready(self) -> None:
         """Nothing here: :meth:`_drive_ready` drives ``ready`` for every state at once."""
 
+    def _load_step(self, time) -> None:
+        """Nothing here: :meth:`_drive_ready` loads the step."""
+
     def build(self) -> None:
         super().build()
         self._drive_ready()
@@ -603,6 +612,10 @@ class _Bs4nnController(_Controller):
         self.m.d.comb += core.events.ready.eq(
             fsm.ongoing("DRAIN") | (core.events.valid & (opens_step | (same_step & takes_same_step)))
         )
+        # the step: loaded by an event that opens one (an event of the current step would load the
+        # value it holds), so its enable needs no compare with the step itself
+        with self.m.If(core.events.valid & opens_step & (core.events.payload.time < self.params.tmax)):
+            self.m.d.sync += self.step.eq(core.events.payload.time)
 
     def _writeback(self, layer: _Layer) -> None:
         super()._writeback(layer)

@@ -185,13 +185,15 @@ def test_mnist_images_early_exit(mnist_network: IntegerNetwork, mnist_test) -> N
 
 
 @pytest.mark.parametrize("weight_init", [True, False])
-def test_weights_loaded_at_run_time_replace_the_initial_model(weight_init: bool) -> None:
+@pytest.mark.parametrize("paired", [False, True])  # paired: the write lands in both weight copies
+def test_weights_loaded_at_run_time_replace_the_initial_model(weight_init: bool, paired: bool) -> None:
     built = random_network([16, 9, 4], [2, 2], seed=1, tmax=10)
     loaded = random_network([16, 9, 4], [2, 2], seed=2, tmax=10)
     lanes = 4
     writes = [tuple(row) for row in network_weight_writes(loaded, lanes).tolist()]
     times = np.random.default_rng(3).integers(0, 12, size=(4, 16))
-    runs = simulate_core(loaded, times, core=Bs4nnCore(built, lanes, weight_init=weight_init), weight_writes=writes)
+    core = Bs4nnCore(built, lanes, weight_init=weight_init, paired=paired)
+    runs = simulate_core(loaded, times, core=core, weight_writes=writes)
     golden = run_golden(loaded, times)
     assert_matches_golden(runs, golden, loaded)
     assert run_golden(built, times).spike_times[0].tolist() != golden.spike_times[0].tolist()
