@@ -54,7 +54,8 @@ SPRAM_SCRIPT = f"delete {TOP_NAME}.board.core.layer*/t:$meminit_v2"
 # Yosys picks each memory's cells by its own cost, blind to how many the device has: a 5,488 x 16
 # weight memory (784-100-10 at 16 lanes) costs less as 23 block RAMs than as one SPRAM, and the
 # board then needs 45 of 30.  ram_style "huge" makes the chosen weight memories SPRAM, always.
-SPRAM_ATTRIBUTE = 'setattr -set ram_style "huge" ' + TOP_NAME + ".board.core.layer{index}.weights/m:memory"
+SPRAM_ATTRIBUTE = 'setattr -set ram_style "huge" ' + TOP_NAME + ".board.core.layer{index}.{copy}/m:memory"
+WEIGHT_COPIES = ("weights", "weights2")  # a paired layer's second copy (rtl.memories.LayerMemories)
 YOSYS_STAT = "yosys_stat.json"
 WRITER = "bs4nn build"  # the owner of its output folders (bs4nn.fileio.output_directory)
 FAILED_WRITER = "bs4nn build (logs of a failed build)"  # owns OUT.failed; a folder of the user's is refused
@@ -204,6 +205,8 @@ def memory_shapes(network: Network, lanes: int, bench_inputs: np.ndarray | None 
                 shapes[f"layer{index}_bank{bank}_weights"] = (layer.fan_in, layer.layout.width)
             continue
         shapes[f"layer{index}_weights"] = (layer.layout.depth, layer.layout.width)
+        if layer.paired:
+            shapes[f"layer{index}_weights2"] = (layer.layout.depth, layer.layout.width)
         shapes[f"layer{index}_counters"] = (layer.words, layer.state_layout.size)
         if isinstance(layer, B1LayerParams):
             shapes[f"layer{index}_biases"] = (layer.words, layer.bias_layout.size)
@@ -238,7 +241,7 @@ def estimate(
     weights (``bs4nn run --upload``).
     """
     shapes = memory_shapes(network, lanes, bench_inputs)
-    in_spram = {f"layer{index}_weights" for index in spram_layers}
+    in_spram = {f"layer{index}_{copy}" for index in spram_layers for copy in WEIGHT_COPIES} & shapes.keys()
     blocks = {
         name: block_rams_for(*shape, spec, rom=name in ROMS or name.endswith(BIAS_ROM))
         for name, shape in shapes.items()
@@ -383,7 +386,8 @@ def _clock_target(spec: BoardSpec, platform, target_mhz: float | None) -> dict[s
 
 
 def _yosys_script(spram_layers: Collection[int]) -> str:
-    return "\n".join([SPRAM_SCRIPT, *(SPRAM_ATTRIBUTE.format(index=index) for index in spram_layers)])
+    attributes = [SPRAM_ATTRIBUTE.format(index=index, copy=copy) for index in spram_layers for copy in WEIGHT_COPIES]
+    return "\n".join([SPRAM_SCRIPT, *attributes])
 
 
 def _refuse_unfit(estimated: dict[str, Any], spec: BoardSpec, spram_layers, bench_inputs) -> None:

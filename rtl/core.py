@@ -73,16 +73,19 @@ class Bs4nnCore(wiring.Component):
         weight_init: bool = True,
         formal: bool = False,
         assume_valid_input: bool = True,
+        paired: bool | None = None,
     ):
         """``weight_init=False``: empty weight memories, to be loaded through ``weights`` before
         the first image.  ``formal=True`` adds the assertions of :mod:`bs4nn.rtl.formal` (a
         neuron fires at most once per image, no counter wraps) and the input assumptions they
         need (each pixel at most once per image, pixel indices in range; ``assume_valid_input=False``
-        drops them, to show the proof fails without them)."""
+        drops them, to show the proof fails without them).  ``paired``: the input layer takes the
+        events of a step two at a time (:meth:`~bs4nn.rtl.params.CoreParams.from_network`)."""
         self.network = network
         self.weight_init = weight_init
         self.formal = formal
         self.assume_valid_input = assume_valid_input
+        self.paired = paired
         self.params = params = self._core_params(network, lanes)
         if params.wide != self.wide:
             kind = "the wide core (bs4nn.rtl.family.core_for)" if params.wide else "a narrow core (lanes 1..64)"
@@ -102,7 +105,7 @@ class Bs4nnCore(wiring.Component):
     # --- what a network family swaps (bs4nn.rtl.b1core overrides these) ---
 
     def _core_params(self, network, lanes: int) -> CoreParams:
-        return CoreParams.from_network(network, lanes)
+        return CoreParams.from_network(network, lanes, self.paired)
 
     def _weight_images(self) -> list:
         return network_weight_words(self.network, self.params.weight_lanes)
@@ -144,6 +147,8 @@ class Bs4nnCore(wiring.Component):
                 self._weight_input(integrate).eq(mem.weight_read_data),
                 threshold.state.eq(mem.state_read_data),
             ]
+            if layer.paired:
+                m.d.comb += integrate.signs2.eq(mem.weight_read_data2)
             layers.append(_Layer(index, layer, mem, integrate, threshold))
         m.submodules.readout = readout = OutputReadout(params)
         m.submodules.lowest = lowest = LowestLane(params.lanes)
@@ -195,6 +200,12 @@ class _Controller:
         words = range(self.max_words + 1)
         self.int_word = Signal(words)  # word of the integration sweep
         self.int_row_base = Signal(params.address_bits)  # presynaptic index * words of the target layer
+        self.pair = Signal()  # a paired input layer integrates a second event (row at int_row_base2)
+        self.int_row_base2 = Signal(params.address_bits)
+        self.writeback_pair = Signal()  # ``pair`` of the word being written back
+        self.next_valid = Signal()  # the next sweep's first event is taken (row at next_row_base)
+        self.next_row_base = Signal(params.address_bits)
+        self.look = Signal()  # INTEGRATE_0 in its next-to-last word (registered: _drive_look)
         self.writeback = Signal(n_layers)  # per layer: the word read last cycle is written back now
         self.writeback_word = Signal(words)
         self.scan_word = Signal(words)
@@ -216,16 +227,36 @@ class _Controller:
         self._drive_emitted_neuron()
         for layer in self.layers:
             self._writeback(layer)
-        with m.FSM(init="CLEAR"):
+        with m.FSM(init="CLEAR") as self.fsm:
             with m.State("CLEAR"):
                 self._clear()
             with m.State("WAIT"):
                 self._wait()
+            if self.layers[0].params.paired:
+                with m.State("PAIR"):
+                    self._pair()
             for layer in self.layers:
                 self._integrate_states(layer)
             for layer in self.scanned_layers:
                 self._scan_states(layer)
             self._finish_states()
+        if self._pipelined():
+            self._drive_look()
+
+    def _pipelined(self) -> bool:
+        """Whether the input layer's sweeps run back to back (paired, two words or more)."""
+        first = self.layers[0].params
+        return first.paired and first.words >= 2
+
+    def _drive_look(self) -> None:
+        """``look``, a cycle ahead: the next cycle is ``INTEGRATE_0``'s word ``W_0 - 2``, so the
+        look-ahead's accept decides on a flip-flop, not on a compare of the word counter."""
+        fsm, words = self.fsm, self.layers[0].params.words
+        if words >= 3:
+            ahead = fsm.ongoing("INTEGRATE_0") & (self.int_word == words - 3)
+        else:  # two words: word 0 of a sweep, after PAIR or a back-to-back restart
+            ahead = fsm.ongoing("PAIR") | (fsm.ongoing("INTEGRATE_0") & self.next_valid)
+        self.m.d.sync += self.look.eq(ahead)
 
     def _drive_emitted_neuron(self) -> None:
         """The neuron ``SCAN_EMIT`` emits: the scanned word's base plus its lowest pending lane."""
@@ -243,6 +274,8 @@ class _Controller:
     def _writeback(self, layer: _Layer) -> None:
         """Integration writeback, outside the FSM: it follows the read by one cycle."""
         mem = layer.mem
+        if layer.params.paired:
+            self.m.d.comb += layer.integrate.pair.eq(self.writeback_pair)
         with self.m.If(self.writeback[layer.index]):
             self.m.d.comb += [
                 layer.integrate.active.eq(1),
@@ -300,15 +333,31 @@ class _Controller:
             with m.If(self.touched[0] & (end_of_image | (event.time != self.step))):
                 self._goto_scan(0)
             with m.Elif(end_of_image):
-                m.d.comb += [core.events.ready.eq(1), self.readout.start.eq(1)]
+                self._ready()
+                m.d.comb += self.readout.start.eq(1)
                 m.d.sync += self.started.eq(1)
                 m.next = "FINISH"
             with m.Else():
-                m.d.comb += core.events.ready.eq(1)
-                m.d.sync += [self.step.eq(event.time), self.started.eq(1)]
+                self._ready()
+                self._load_step(event.time)
+                m.d.sync += self.started.eq(1)
                 self._start_integration(0, event.pixel)
                 self._assume_valid_pixel(event.pixel)
-                m.next = self._integration_state(0)
+                m.next = "PAIR" if self.layers[0].params.paired else self._integration_state(0)
+
+    def _pair(self) -> None:
+        """A paired input layer: take the next beat as the sweep's second event if it belongs to the
+        same step (an event of a later step, or the end beat, waits for the scan); the sweep then
+        costs ``W_0 + 3`` cycles for one or two events (accept, pair, ``W_0`` words, drain)."""
+        m, core = self.m, self.core
+        event, words = core.events.payload, self.layers[0].params.words
+        with m.If(core.events.valid & (event.time == self.step)):
+            self._ready()
+            m.d.sync += [self.pair.eq(1), self.int_row_base2.eq(event.pixel * words)]
+            self._assume_valid_pixel(event.pixel)
+        with m.Else():
+            m.d.sync += self.pair.eq(0)
+        m.next = self._integration_state(0)
 
     def _assume_valid_pixel(self, pixel) -> None:
         """Formal: an accepted input event's pixel is in range and new in this image (the input
@@ -330,11 +379,55 @@ class _Controller:
                 self.writeback_word.eq(self.int_word),
                 self.int_word.eq(self.int_word + 1),
             ]
+            if layer.params.paired:
+                m.d.comb += layer.mem.weight_read_addr2.eq(self.int_row_base2 + self.int_word)
+                m.d.sync += self.writeback_pair.eq(self.pair)
+                if self._pipelined():
+                    self._look_ahead(words)
             with m.If(self.int_word == words - 1):
                 m.next = f"INTEGRATE_DRAIN_{index}"
+                if self._pipelined():
+                    self._next_pair(words)
         with m.State(f"INTEGRATE_DRAIN_{index}"):
             m.d.sync += self.writeback[index].eq(0)
             m.next = "WAIT" if index == 0 else f"SCAN_NEXT_{index - 1}"
+
+    def _ready(self) -> None:
+        """Take the input beat on offer (where the state's conditions hold; :class:`_Bs4nnController`
+        drives ``ready`` from one flat expression instead)."""
+        self.m.d.comb += self.core.events.ready.eq(1)
+
+    def _load_step(self, time) -> None:
+        """``WAIT`` took an event: its time is the current step (:class:`_Bs4nnController` loads it
+        outside the states, under a shorter condition)."""
+        self.m.d.sync += self.step.eq(time)
+
+    def _same_step_event(self):
+        """The input beat is an event of the current step (one the running integration may take)."""
+        return self.core.events.valid & (self.core.events.payload.time == self.step)
+
+    def _next_pair(self, words: int) -> None:
+        """A paired input layer of two words or more takes the next pair of events of the step
+        during the last two words of the running sweep (``_look_ahead``, then here: the pair's
+        second event), so back-to-back sweeps cost ``W_0`` cycles a pair, not ``W_0 + 3``; the
+        next sweep starts at once, its first word read while the last one is written back."""
+        m, event = self.m, self.core.events.payload
+        with m.If(self.next_valid):
+            m.d.sync += [self.int_word.eq(0), self.int_row_base.eq(self.next_row_base), self.pair.eq(0)]
+            m.next = self._integration_state(0)
+            with m.If(self._same_step_event()):
+                self._ready()
+                m.d.sync += [self.pair.eq(1), self.int_row_base2.eq(event.pixel * words)]
+                self._assume_valid_pixel(event.pixel)
+
+    def _look_ahead(self, words: int) -> None:
+        """The first event of the next pair, accepted in the sweep's next-to-last word (:meth:`_next_pair`)."""
+        m, event = self.m, self.core.events.payload
+        m.d.sync += self.next_valid.eq(0)
+        with m.If(self.look & self._same_step_event()):
+            self._ready()
+            m.d.sync += [self.next_valid.eq(1), self.next_row_base.eq(event.pixel * words)]
+            self._assume_valid_pixel(event.pixel)
 
     def _goto_scan(self, index: int) -> None:
         """Next state: scan layer ``index`` if it received events this step, else the next one."""
@@ -462,7 +555,7 @@ class _Controller:
                     m.next = "CLEAR"
         with m.State("DRAIN"):
             # early exit: discard the rest of the image up to its end beat
-            m.d.comb += core.events.ready.eq(1)
+            self._ready()
             with m.If(core.events.valid & (core.events.payload.time >= self.params.tmax)):
                 m.next = "CLEAR"
 
@@ -491,6 +584,38 @@ class _Bs4nnController(_Controller):
 
     def _image_resets(self) -> list:
         return [*super()._image_resets(), *[candidates.eq(0) for candidates in self.candidates]]
+
+    def _ready(self) -> None:
+        """Nothing here: :meth:`_drive_ready` drives ``ready`` for every state at once."""
+
+    def _load_step(self, time) -> None:
+        """Nothing here: :meth:`_drive_ready` loads the step."""
+
+    def build(self) -> None:
+        super().build()
+        self._drive_ready()
+
+    def _drive_ready(self) -> None:
+        """``ready`` as one flat expression of the beat's step test and a few state bits, where the
+        states' nested conditions made a chain of six LUTs from the beat's time through the FSM to
+        the board's stream register (the critical path of the paired 16-lane iCEBreaker build).
+        The same conditions as the states' accepts: ``WAIT`` takes a beat unless it closes a step
+        with events, ``PAIR`` and the look-ahead an event of the current step, ``DRAIN`` all."""
+        fsm, core, index = self.fsm, self.core, self.layers[0].index
+        same_step = core.events.payload.time == self.step  # step < tmax: never the end beat
+        takes_same_step = fsm.ongoing("WAIT")
+        if self.layers[0].params.paired:
+            takes_same_step |= fsm.ongoing("PAIR")
+        if self._pipelined():
+            takes_same_step |= self.look | self.next_valid  # next_valid: only in a sweep's last word
+        opens_step = fsm.ongoing("WAIT") & ~self.touched[index]
+        self.m.d.comb += core.events.ready.eq(
+            fsm.ongoing("DRAIN") | (core.events.valid & (opens_step | (same_step & takes_same_step)))
+        )
+        # the step: loaded by an event that opens one (an event of the current step would load the
+        # value it holds), so its enable needs no compare with the step itself
+        with self.m.If(core.events.valid & opens_step & (core.events.payload.time < self.params.tmax)):
+            self.m.d.sync += self.step.eq(core.events.payload.time)
 
     def _writeback(self, layer: _Layer) -> None:
         super()._writeback(layer)

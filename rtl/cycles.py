@@ -4,7 +4,11 @@ With the input stream always valid and the result always accepted, the core spen
 cycle that accepts an image's first beat to the cycle its result beat is accepted (both
 counted), with ``W_l = ceil(fan_out_l / lanes)`` counter words in layer ``l`` (``L`` layers):
 
-* ``W_0 + 2`` per input event (accept, ``W_0`` read-modify-write cycles, drain);
+* ``W_0 + 2`` per input event (accept, ``W_0`` read-modify-write cycles, drain); a paired input
+  layer (:data:`bs4nn.rtl.params.PAIRED_MIN_WORDS`) takes the events of a step two at a time,
+  ``W_0`` per pair (and per odd last event of a step), the next pair accepted during the last two
+  words of a sweep, and ``3`` per step with events (accept, pair, drain); ``W_0 + 3`` per pair
+  when ``W_0 = 1``;
 * ``1`` per distinct input time step (the beat of a later step closes the step);
 * ``3`` per *candidate* word of layer ``l`` and step (read, threshold test, decide): a word where, after
   some event of the step, a neuron not fired before reached the threshold
@@ -51,6 +55,23 @@ def _distinct_steps(times: np.ndarray, tmax: int, until: np.ndarray) -> np.ndarr
     present[rows, np.minimum(times, tmax)] = True
     steps = np.arange(tmax + 1)
     return (present & (steps[None, :] <= np.minimum(until, tmax - 1)[:, None])).sum(axis=1)
+
+
+def _integration_cycles(input_times: np.ndarray, until: np.ndarray, tmax: int, words: int, paired: bool) -> np.ndarray:
+    """Cycles integrating the input events of steps ``t <= until`` into layer 0 (``words`` words):
+    ``words + 2`` an event, or paired ``words`` per pair of events of one step (an odd one alone)
+    and ``3`` per step (accept, pair, drain); a one-word layer ``words + 3`` per pair."""
+    live = input_times <= np.minimum(until, tmax - 1)[:, None]
+    if not paired:
+        return live.sum(axis=1).astype(np.int64) * (words + 2)
+    batch = input_times.shape[0]
+    per_step = np.zeros((batch, tmax), dtype=np.int64)
+    rows, pixels = np.nonzero(live)
+    np.add.at(per_step, (rows, input_times[rows, pixels]), 1)
+    pairs = (per_step + 1) // 2
+    if words < 2:
+        return pairs.sum(axis=1) * (words + 3)
+    return pairs.sum(axis=1) * words + 3 * (per_step > 0).sum(axis=1)
 
 
 def candidate_words(
@@ -109,9 +130,7 @@ def predicted_cycles(
     until = np.where(exits, golden.decision_time, tmax - 1)
     layer_inputs = [input_times, *golden.spike_times[:-1]]
 
-    cycles = np.zeros(batch, dtype=np.int64)
-    events = (input_times <= until[:, None]).sum(axis=1)
-    cycles += events * (words[0] + 2)
+    cycles = _integration_cycles(input_times, until, tmax, words[0], params.layers[0].paired)
     cycles += _distinct_steps(input_times, tmax, until)  # step-closing beats
     decision_word = golden.decision // params.layers[-1].lanes
     for index, presynaptic in enumerate(layer_inputs):
@@ -169,7 +188,7 @@ def worst_case_cycles(params: CoreParams) -> int:
     layers = params.layers
     words = [layer.words for layer in layers]
     steps = min(params.tmax, params.n_in)
-    cycles = params.n_in * (words[0] + 2) + steps
+    cycles = params.n_in * (words[0] + 2 + layers[0].paired) + steps
     cycles += sum(3 * w * params.tmax for w in words)
     cycles += sum(layer.fan_out * (w_next + 3) for layer, w_next in zip(layers[:-1], words[1:], strict=True))
     cycles += 2 * params.n_out + 1 + 2 * words[-1] + params.n_out + 1

@@ -55,6 +55,9 @@ class LayerMemories(wiring.Component):
 
     Weight memory: one read port (the integrating event's row) and one write port (run-time
     model loading, only between images) sharing one address, so it maps to single-port RAM.
+    A paired layer (:attr:`~bs4nn.rtl.params.LayerParams.paired`) has a second copy of the weights
+    with its own read port (``weight_read_addr2``), so two events' rows are read in one cycle; a
+    write goes to both copies.
     Counter memory: ``words`` words of ``lanes`` (counter, fired) pairs, one synchronous read
     port and one write port; the controller never reads a word in the cycle it writes it, so
     no transparency is needed.
@@ -67,8 +70,10 @@ class LayerMemories(wiring.Component):
         state = params.state_layout
         address = unsigned(layout.address_bits)
         word_address = unsigned(index_bits(params.words))
+        pair_ports = {"weight_read_addr2": In(address), "weight_read_data2": Out(layout.width)} if params.paired else {}
         super().__init__(
             {
+                **pair_ports,
                 "weight_read_addr": In(address),
                 "weight_read_data": Out(layout.width),
                 "weight_write_en": In(1),
@@ -86,13 +91,19 @@ class LayerMemories(wiring.Component):
         m = Module()
         params = self.params
         m.submodules.weights = weights = WeightMemory(params.layout.width, params.layout.depth, self._weight_words)
-        m.d.comb += [
-            weights.read_addr.eq(self.weight_read_addr),
-            self.weight_read_data.eq(weights.read_data),
-            weights.write_en.eq(self.weight_write_en),
-            weights.write_addr.eq(self.weight_write_addr),
-            weights.write_data.eq(self.weight_write_data),
-        ]
+        copies = [(weights, self.weight_read_addr, self.weight_read_data)]
+        if params.paired:
+            weights2 = WeightMemory(params.layout.width, params.layout.depth, self._weight_words)
+            m.submodules.weights2 = weights2
+            copies.append((weights2, self.weight_read_addr2, self.weight_read_data2))
+        for memory, read_addr, read_data in copies:
+            m.d.comb += [
+                memory.read_addr.eq(read_addr),
+                read_data.eq(memory.read_data),
+                memory.write_en.eq(self.weight_write_en),
+                memory.write_addr.eq(self.weight_write_addr),
+                memory.write_data.eq(self.weight_write_data),
+            ]
         m.submodules.state = state = Memory(shape=params.state_layout, depth=params.words, init=[])
         state_write = state.write_port()
         state_read = state.read_port()

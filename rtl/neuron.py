@@ -9,7 +9,7 @@ reads and writes it.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.hdl import Assert
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -24,15 +24,20 @@ class CounterIntegrate(wiring.Component):
     to write back (fired flags kept); ``reaches``: lanes not fired yet whose updated counter is at or
     above the threshold, so the controller scans only words that may fire (decided from the counter
     as read, beside the adder rather than after it: ``+1`` from ``threshold - 1`` on, ``-1`` from
-    ``threshold + 1`` on).  ``formal=True``: while ``active``, assert that no counter
+    ``threshold + 1`` on).  A paired layer (:attr:`~bs4nn.rtl.params.LayerParams.paired`) takes a
+    second event's row, ``signs2``, while ``pair``: one adder of -2..+2, and ``reaches`` holds
+    after either event (the golden model fires a neuron that reached the threshold after any event
+    of the step, even if the next one takes it back below).  ``formal=True``: while ``active``, assert that no counter
     wraps (the counter width of :func:`~bs4nn.export.layout.counter_bits` must suffice).
     """
 
     def __init__(self, params: LayerParams, *, formal: bool = False):
         self.params = params
         self.formal = formal
+        pair_ports = {"signs2": In(params.lanes), "pair": In(1)} if params.paired else {}
         super().__init__(
             {
+                **pair_ports,
                 "state": In(params.state_layout),
                 "signs": In(params.lanes),
                 "active": In(1),
@@ -47,15 +52,28 @@ class CounterIntegrate(wiring.Component):
         largest, smallest = (1 << (bits - 1)) - 1, -(1 << (bits - 1))
         for lane in range(self.params.lanes):
             old, sign = self.state[lane], self.signs[lane]
+            if self.params.paired:
+                # the second event: -1 or +1 while pairing; ``up2``: it raises the counter further
+                second, up2 = Mux(self.pair, Mux(self.signs2[lane], 1, -1), 0), self.pair & self.signs2[lane]
+                delta = Signal(signed(3), name=f"delta{lane}")
+                m.d.comb += delta.eq(Mux(sign, 1, -1) + second)
+                # the higher of the two counts after the first event and after both
+                up = Mux(up2, old.count >= threshold - 2, old.count >= threshold - 1)
+                down = Mux(up2, old.count >= threshold, old.count >= threshold + 1)
+            else:
+                delta = Mux(sign, 1, -1)
+                up, down = old.count >= threshold - 1, old.count >= threshold + 1
+            total = Signal(signed(bits + 2), name=f"total{lane}")
             m.d.comb += [
-                # one adder of +1 or -1 (two adders and a multiplexer cost twice the carry cells)
-                self.update[lane].count.eq(old.count + Mux(sign, 1, -1)),
+                # one adder of the event's (or pair's) step, not an adder per event and a multiplexer
+                total.eq(old.count + delta),
+                self.update[lane].count.eq(total),
                 self.update[lane].fired.eq(old.fired),
-                self.reaches[lane].eq(~old.fired & Mux(sign, old.count >= threshold - 1, old.count >= threshold + 1)),
+                self.reaches[lane].eq(~old.fired & Mux(sign, up, down)),
             ]
             if self.formal:
                 with m.If(self.active):
-                    m.d.comb += Assert(~(sign & (old.count == largest)) & ~(~sign & (old.count == smallest)))
+                    m.d.comb += Assert((total <= largest) & (total >= smallest))
         return m
 
 

@@ -23,6 +23,16 @@ def index_bits(count: int) -> int:
     return max(1, (count - 1).bit_length())
 
 
+# The narrow core's input layer integrates two events of a step per sweep of its counter words,
+# from a second copy of its weights, when that pays and fits (``paired=None``): a sweep of at least
+# PAIRED_MIN_WORDS words (integration then dominates the cycles; the counters' block RAM is what
+# bounds the lanes, 784-600-10 at 16 lanes: 38 words, 12 of the UP5K's 30 EBR) and a weight
+# memory of at most PAIRED_MAX_BITS (two copies in the UP5K's 4 SPRAMs of 256 kbit: 784-600 at 16
+# lanes, 29,792 x 16, fills them exactly).  784-600-10 at 20 lanes (30 words) stays unpaired.
+PAIRED_MIN_WORDS = 32
+PAIRED_MAX_BITS = 1 << 19
+
+
 @dataclass(frozen=True)
 class LayerParams:
     """Elaboration parameters of one layer of the core.
@@ -38,6 +48,8 @@ class LayerParams:
     lanes: int
     weight_lanes: int | None = field(default=None, kw_only=True)  # None: = lanes
     weight_bits: int = field(default=1, kw_only=True)
+    # two input events per sweep, from two copies of the weights (:data:`PAIRED_MIN_WORDS`)
+    paired: bool = field(default=False, kw_only=True)
 
     @property
     def layout(self) -> MemoryLayout:
@@ -78,8 +90,10 @@ class CoreParams:
     lanes: int
 
     @classmethod
-    def from_network(cls, network: IntegerNetwork, lanes: int) -> CoreParams:
-        """Raises ``ValueError`` for a wide core (``lanes > MAX_LANES``) narrower than a layer."""
+    def from_network(cls, network: IntegerNetwork, lanes: int, paired: bool | None = None) -> CoreParams:
+        """Raises ``ValueError`` for a wide core (``lanes > MAX_LANES``) narrower than a layer.
+        ``paired``: whether the narrow core's input layer takes events two at a time (``None``:
+        where it pays and fits, :data:`PAIRED_MIN_WORDS`; the wide core never)."""
         check_wide_lanes([layer.fan_out for layer in network.layers], lanes)
         layers = tuple(
             LayerParams(
@@ -90,8 +104,9 @@ class CoreParams:
                 # 32 lanes: the output layer's word holds 10 counters, not 22 more that never count)
                 layer.fan_out if is_wide(lanes) else min(lanes, layer.fan_out),
                 weight_lanes=weight_lanes(lanes),
+                paired=index == 0 and not is_wide(lanes) and _pairs(layer, lanes, paired),
             )
-            for layer in network.layers
+            for index, layer in enumerate(network.layers)
         )
         return cls(layers, network.tmax, lanes)
 
@@ -221,6 +236,14 @@ class CoreParams:
             "spike_times": list(result.spike_times),
             "counts": list(result.counts),
         }
+
+
+def _pairs(layer, lanes: int, paired: bool | None) -> bool:
+    """Whether a narrow core's input layer is paired (``paired=None``: :data:`PAIRED_MIN_WORDS`)."""
+    if paired is not None:
+        return paired
+    words = -(-layer.fan_out // lanes)
+    return words >= PAIRED_MIN_WORDS and layer.fan_in * words * lanes <= PAIRED_MAX_BITS
 
 
 def check_wide_lanes(widths: list[int], lanes: int) -> None:

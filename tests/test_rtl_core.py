@@ -85,6 +85,37 @@ def test_a_layer_matches_the_golden_model(lanes: int) -> None:
     ).tolist()
 
 
+@pytest.mark.parametrize("lanes", [1, 3, 12, 24])
+def test_a_paired_input_layer_matches_the_golden_model_and_its_cycle_formula(lanes: int) -> None:
+    """Two events a sweep (13, 5, 2 and 1 words): every spike bit-exact, the cycles the paired
+    formula's (pipelined from two words on), not the unpaired one's."""
+    network = random_network([24, 13, 4], [2, 2], seed=lanes, tmax=6)
+    times = np.random.default_rng(lanes).integers(0, 8, size=(6, 24))
+    golden = run_golden(network, times)
+    core = Bs4nnCore(network, lanes, paired=True)
+    assert core.params.layers[0].paired and not core.params.layers[1].paired
+    runs = simulate_core(network, times, core=core)
+    assert_matches_golden(runs, golden, network)
+    cycles = [run.cycles for run in runs]
+    assert cycles == predicted_cycles(core.params, golden, network=network).tolist()
+    unpaired = predicted_cycles(CoreParams.from_network(network, lanes, paired=False), golden, network=network)
+    assert all(np.asarray(cycles) < unpaired)
+    early = simulate_core(network, times, core=core, early_exit=True)
+    assert [run.decision for run in early] == golden.decision.tolist()
+    assert [run.cycles for run in early] == predicted_cycles(core.params, golden, True, network).tolist()
+
+
+def test_the_shipped_size_pairs_at_16_lanes_not_at_20() -> None:
+    """784-600-10: paired at 8 and 16 lanes (38 words, two weight copies in 4 SPRAMs), not at 20 (30 words)."""
+    network = random_network([784, 600, 10], [20, 5], seed=0)
+    assert [CoreParams.from_network(network, lanes).layers[0].paired for lanes in (8, 16, 20, 32)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+
+
 @st.composite
 def networks_and_inputs(draw: st.DrawFn) -> tuple[IntegerNetwork, np.ndarray, int]:
     n_layers = draw(st.integers(1, 3))
@@ -99,17 +130,19 @@ def networks_and_inputs(draw: st.DrawFn) -> tuple[IntegerNetwork, np.ndarray, in
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(networks_and_inputs())
-def test_any_small_network_is_bit_exact_in_both_modes(case: tuple[IntegerNetwork, np.ndarray, int]) -> None:
+@given(networks_and_inputs(), st.booleans())
+def test_any_small_network_is_bit_exact_in_both_modes(
+    case: tuple[IntegerNetwork, np.ndarray, int], paired: bool
+) -> None:
     network, times, lanes = case
-    check_both_modes(network, times, lanes, Bs4nnCore(network, lanes))
+    check_both_modes(network, times, lanes, Bs4nnCore(network, lanes, paired=paired))
 
 
 def check_both_modes(network: IntegerNetwork, times: np.ndarray, lanes: int, core: Bs4nnCore) -> None:
     """Full mode bit-exact with every spike; early exit's decisions; both modes' cycles = the formula
     (either core: the narrow one here, the wide one in test_rtl_wide)."""
     golden = run_golden(network, times)
-    params = CoreParams.from_network(network, lanes)
+    params = core.params
     full = simulate_core(network, times, core=core)
     assert_matches_golden(full, golden, network)
     assert [run.cycles for run in full] == predicted_cycles(params, golden, network=network).tolist()
@@ -152,13 +185,15 @@ def test_mnist_images_early_exit(mnist_network: IntegerNetwork, mnist_test) -> N
 
 
 @pytest.mark.parametrize("weight_init", [True, False])
-def test_weights_loaded_at_run_time_replace_the_initial_model(weight_init: bool) -> None:
+@pytest.mark.parametrize("paired", [False, True])  # paired: the write lands in both weight copies
+def test_weights_loaded_at_run_time_replace_the_initial_model(weight_init: bool, paired: bool) -> None:
     built = random_network([16, 9, 4], [2, 2], seed=1, tmax=10)
     loaded = random_network([16, 9, 4], [2, 2], seed=2, tmax=10)
     lanes = 4
     writes = [tuple(row) for row in network_weight_writes(loaded, lanes).tolist()]
     times = np.random.default_rng(3).integers(0, 12, size=(4, 16))
-    runs = simulate_core(loaded, times, core=Bs4nnCore(built, lanes, weight_init=weight_init), weight_writes=writes)
+    core = Bs4nnCore(built, lanes, weight_init=weight_init, paired=paired)
+    runs = simulate_core(loaded, times, core=core, weight_writes=writes)
     golden = run_golden(loaded, times)
     assert_matches_golden(runs, golden, loaded)
     assert run_golden(built, times).spike_times[0].tolist() != golden.spike_times[0].tolist()

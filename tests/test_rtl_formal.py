@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from bs4nn.rtl.b1core import B1Core, B1CoreParams
+from bs4nn.rtl.core import Bs4nnCore
 from bs4nn.rtl.family import core_params, worst_case_cycles_of
 from bs4nn.rtl.formal import prove, prove_core
 from bs4nn.sim.b1 import B1Network, random_b1_network
@@ -23,6 +24,13 @@ DEEP = 40  # a second image after the first
 def test_fire_once_and_no_wrap_proved_for_a_small_core() -> None:
     result = prove_core(SMALL, LANES, DEPTH)
     assert result.assertions == 6  # one wrap check per lane and layer, one fire-once check per layer
+    assert result.proved, result.log[-3000:]
+
+
+def test_fire_once_and_no_wrap_proved_for_a_paired_core() -> None:
+    """Two events a sweep, back to back (2 words: the look-ahead in a sweep's first word)."""
+    result = prove(Bs4nnCore(SMALL, LANES, formal=True, paired=True), DEPTH)
+    assert result.assertions == 6
     assert result.proved, result.log[-3000:]
 
 
