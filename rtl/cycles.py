@@ -21,14 +21,16 @@ words up to ``w_j`` and emits one spike, and there is no end beat.  Between imag
 
 The wide core (:mod:`bs4nn.rtl.wide`, lanes beyond 64) streams rows instead of sweeping words:
 
-* ``1`` per input event and ``1`` per distinct input step (the beat that closes it);
+* ``1`` per input event, and ``1`` for the beat that closes the last step with input events (the
+  beat that closes an earlier step is the next step's first event, accepted in the same cycle);
 * ``1`` per step in which layer ``l`` received events (its threshold test);
 * ``1`` per spike and ``1`` per distinct spike step of every layer (emit; the last row lands);
-* ``1`` for the end beat, ``2`` to read the output counters, ``n_out`` for the argmax, ``1`` for
-  the result beat.
+* ``1`` for the end beat and ``1`` for the result beat, with ``n_out`` argmax cycles between them
+  only when no output neuron fired (the counters are registers, copied in the end beat's cycle).
 
 Early exit: as above up to ``td``; at ``td`` the output layer's test and one emit (the decision),
-no end beat.  Between images: one clear cycle.
+then the result beat.  Between images: no cycle (the clear is folded into the result beat, or
+after an early exit into the end beat's discard).
 """
 
 from __future__ import annotations
@@ -141,24 +143,27 @@ def _predicted_wide_cycles(params: CoreParams, golden: GoldenResult, early_exit:
     """:func:`predicted_cycles` of the wide core (module doc)."""
     tmax = params.tmax
     input_times = np.asarray(golden.input_times)
-    exits = early_exit & (golden.decision_time < tmax)
+    decided = golden.decision_time < tmax
+    exits = early_exit & decided
     until = np.where(exits, golden.decision_time, tmax - 1)
     cycles = (input_times <= until[:, None]).sum(axis=1).astype(np.int64)  # accept each event
-    cycles += _distinct_steps(input_times, tmax, until)  # step-closing beats
+    input_steps = _distinct_steps(input_times, tmax, until)
+    cycles += input_steps > 0  # the last step's close (the others close on the next step's first event)
     for presynaptic in [input_times, *golden.spike_times[:-1]]:
         cycles += _distinct_steps(presynaptic, tmax, until)  # threshold tests
     for spike_times in golden.spike_times[:-1]:
         cycles += (spike_times <= until[:, None]).sum(axis=1) + _distinct_steps(spike_times, tmax, until)
     outputs = golden.spike_times[-1]
     full_outputs = (outputs < tmax).sum(axis=1) + _distinct_steps(outputs, tmax, until) + 1  # and the end beat
+    full_outputs += np.where(decided, 0, params.n_out)  # the argmax, when no output fired
     cycles += np.where(exits, 1, full_outputs)  # early exit: the decision's emit only
-    return cycles + 2 + params.n_out + 1  # output counters, argmax, result beat
+    return cycles + 1  # the result beat
 
 
 def clear_cycles(params: CoreParams) -> int:
     """Cycles between a result beat and the core's readiness for the next image (full mode)."""
     if params.wide:
-        return 1
+        return 0
     return max(layer.words for layer in params.layers)
 
 
