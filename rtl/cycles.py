@@ -25,6 +25,9 @@ The wide core (:mod:`bs4nn.rtl.wide`, lanes beyond 64) streams rows instead of s
   beat that closes an earlier step is the next step's first event, accepted in the same cycle);
 * ``1`` per step in which layer ``l`` received events (its threshold test);
 * ``1`` per spike and ``1`` per distinct spike step of every layer (emit; the last row lands);
+* less ``1`` per event accepted while the step before is tested and emitted
+  (:func:`overlapped_events`: a step's events after its first stream into layer 0 during those
+  cycles, as many as there are);
 * ``1`` for the end beat and ``1`` for the result beat, with ``n_out`` argmax cycles between them
   only when no output neuron fired (the counters are registers, copied in the end beat's cycle).
 
@@ -34,6 +37,8 @@ after an early exit into the end beat's discard).
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 import numpy as np
 
@@ -153,11 +158,48 @@ def _predicted_wide_cycles(params: CoreParams, golden: GoldenResult, early_exit:
         cycles += _distinct_steps(presynaptic, tmax, until)  # threshold tests
     for spike_times in golden.spike_times[:-1]:
         cycles += (spike_times <= until[:, None]).sum(axis=1) + _distinct_steps(spike_times, tmax, until)
+    cycles -= overlapped_events(params, golden, until)[0]
     outputs = golden.spike_times[-1]
     full_outputs = (outputs < tmax).sum(axis=1) + _distinct_steps(outputs, tmax, until) + 1  # and the end beat
     full_outputs += np.where(decided, 0, params.n_out)  # the argmax, when no output fired
     cycles += np.where(exits, 1, full_outputs)  # early exit: the decision's emit only
     return cycles + 1  # the result beat
+
+
+def _per_step(times: np.ndarray, tmax: int, until: np.ndarray) -> np.ndarray:
+    """``(batch, tmax)`` spike counts per time step, steps ``t <= until`` only."""
+    counts = np.zeros((times.shape[0], tmax + 1), dtype=np.int64)
+    rows = np.broadcast_to(np.arange(times.shape[0])[:, None], times.shape)
+    np.add.at(counts, (rows, np.minimum(times, tmax)), 1)
+    return counts[:, :tmax] * (np.arange(tmax)[None, :] <= until[:, None])
+
+
+def overlapped_events(params: CoreParams, golden: GoldenResult, until: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The wide core's input events accepted while an earlier step is tested and emitted, per
+    image: ``(between, after)``.  ``between``: events of steps ``<= until`` (each a cycle saved:
+    the next step's events after its first, the one taken by the close, stream into layer 0 during
+    the previous step's ``busy`` cycles, ``TEST_0``, each layer's emits and the cycle its last row
+    lands, the next layer's test).  ``after``: events beyond ``until`` taken while the last step
+    counted was busy (an early exit's discarded beats, up to the decision's emit)."""
+    tmax, last = params.tmax, len(golden.spike_times) - 1
+    inputs = np.asarray(golden.input_times)
+    events = _per_step(inputs, tmax, np.full(inputs.shape[0], tmax - 1))
+    busy = np.ones_like(events)  # TEST_0
+    for index, spike_times in enumerate(golden.spike_times):
+        spikes = _per_step(np.asarray(spike_times), tmax, until)
+        busy += np.where(spikes > 0, spikes + 1 + (index < last), 0)
+    exit_busy = busy - spikes  # at the decision's step: up to its emit, the output layer's first
+    between = np.zeros(inputs.shape[0], dtype=np.int64)
+    after = np.zeros_like(between)
+    for image in range(inputs.shape[0]):
+        steps = np.flatnonzero(events[image])
+        for step, following in pairwise(steps):
+            taken = min(busy[image, step], events[image, following] - 1)
+            if following <= until[image]:
+                between[image] += taken
+            elif step <= until[image]:
+                after[image] = min(exit_busy[image, step], events[image, following] - 1)
+    return between, after
 
 
 def clear_cycles(params: CoreParams) -> int:

@@ -350,14 +350,26 @@ class _WideController(_Controller):
                 m.d.sync += self.touched[index].eq(0)
             m.d.sync += self.emitted.eq(0)
             m.next = f"EMIT_{index}"
+            self._overlap()
         with m.State(f"EMIT_{index}"):
             with m.If(self.queue.valid):
                 m.d.sync += self.emitted.eq(1)
                 self._emit(layer)
+                self._overlap()
             with m.Elif(self.emitted):  # the last spike's row lands in the next layer now
                 self._goto_scan(index + 1)
+                self._overlap()
             with m.Else():  # nothing fired: no later layer was touched in this step
                 self._wait()
+
+    def _overlap(self) -> None:
+        """While a step's spikes are tested and emitted, accept the events of the step its close
+        opened (``touched[0]``: the close took its first event): layer 0 is done with the tested
+        step once its spikes are queued and marked (``TEST_0``), so its rows land meanwhile.  A beat
+        of a later step (or the end beat) waits for ``WAIT``, which closes the opened step."""
+        event = self.core.events.payload
+        with self.m.If(self.core.events.valid & self.touched[0] & (event.time == self.event_step)):
+            self._accept()
 
     def _goto_scan(self, index: int) -> None:
         if index == len(self.layers):  # every touched layer was tested (and cleared its flag)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bs4nn.export.bitmodel import load_bit_model, write_bit_model
-from bs4nn.rtl.cycles import clear_cycles, predicted_cycles
+from bs4nn.rtl.cycles import clear_cycles, overlapped_events, predicted_cycles
 from bs4nn.rtl.params import CoreParams
 from bs4nn.sim.golden import random_network, run_golden
 from bs4nn.sim.regress import StreamOptions, run_regression
@@ -80,9 +80,14 @@ def test_mnist_images_early_exit_cycles_match_the_formula(wide_model, wide_build
     # it exited and, once it says ``skip``, the end beat (the driver jumps there, as the board's
     # event source does)
     exits = golden.decision_time < network.tmax
-    later = (times > golden.decision_time[:, None]) & (times < network.tmax)
-    drained = np.where(exits, np.minimum(later.sum(axis=1), 1) + 1, 0)
-    assert (later.sum(axis=1)[exits] > 1).any(), "some exits must leave several beats to skip"
+    later = ((times > golden.decision_time[:, None]) & (times < network.tmax)).sum(axis=1)
+    # beats after the decision's step that the core took before it exited: the one that closed
+    # the step, and those of the next step while the decision's step was tested and emitted
+    _, taken = overlapped_events(params, golden, np.where(exits, golden.decision_time, network.tmax - 1))
+    left = later - np.minimum(later, 1) - taken
+    drained = np.where(exits, np.minimum(left, 1) + 1, 0)
+    assert (left[exits] > 1).any(), "some exits must leave several beats to skip"
+    assert (taken[exits] > 0).any(), "some exits must have taken beats of the next step"
     assert exits.sum() > EARLY_IMAGES // 2
     reset = (np.arange(EARLY_IMAGES) == 0).astype(np.int64)
     assert clear_cycles(params) == 0
