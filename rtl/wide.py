@@ -227,11 +227,13 @@ class Bs4nnWideCore(Bs4nnCore):
             layers.append(_WideLayerUnit(index, layer, unit))
         m.submodules.readout = readout = RegisterReadout(params)
         m.submodules.spike_queue = queue = SpikeQueue(max(layer.fan_out for layer in params.layers))
-        m.d.comb += readout.read_data.eq(layers[-1].unit.counters)
         write_landing = Signal()  # a weight write reaches its bank now: no row may be read
         m.d.sync += write_landing.eq(self.weights.valid)
         control = _WideController(self, m, layers, readout, queue, write_landing)
         control.build()
+        # the output counters as they are after this cycle's clear: an image whose first beat is
+        # its end beat (no events) is read out in the cycle its counters are cleared
+        m.d.comb += readout.read_data.eq(Mux(control.clearing, 0, layers[-1].unit.counters.as_value()))
         self._connect_result(m, control, readout)
         return m
 

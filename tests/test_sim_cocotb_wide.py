@@ -21,7 +21,7 @@ from bs4nn.sim.regress import StreamOptions, run_regression
 from bs4nn.sim.semantics import encode_images
 
 SIZES, THRESHOLDS, LANES = [784, 100, 10], [10, 3], 100
-FULL_IMAGES, EARLY_IMAGES = 24, 24
+FULL_IMAGES, EARLY_IMAGES, BACK_TO_BACK_IMAGES = 24, 24, 16
 SLOW_IMAGES, SHIPPED_LANES = 1000, 600
 
 
@@ -55,6 +55,27 @@ def test_mnist_images_full_mode_under_backpressure(wide_model, wide_build, mnist
     )
     _assert_bit_exact(report)
     assert report.images == FULL_IMAGES
+
+
+def test_mnist_images_full_mode_back_to_back_cycles_match_the_formula(
+    wide_model, wide_build, mnist_test, tmp_path
+) -> None:
+    network = load_bit_model(wide_model).network
+    blank = np.full((1, network.layers[0].fan_in), network.tmax)  # no events: no decision, the argmax
+    times = np.vstack([_inputs(mnist_test, 2 * FULL_IMAGES, BACK_TO_BACK_IMAGES - 1, network), blank])
+    report = run_regression(wide_model, times, lanes=LANES, work_dir=tmp_path, build_root=wide_build, quick_build=True)
+    _assert_bit_exact(report)
+    golden = run_golden(network, times)
+    params = CoreParams.from_network(network, LANES)
+    predicted = predicted_cycles(params, golden)
+    assert (golden.decision_time < network.tmax).any() and (golden.decision_time >= network.tmax).any(), (
+        "both readouts (decided: none; undecided: the argmax) must be exercised"
+    )
+    # the core's own cycles and one hand-over cycle: no clear between images (it is folded into the
+    # result beat); the first image's count holds the reset's one CLEAR cycle
+    reset = (np.arange(BACK_TO_BACK_IMAGES) == 0).astype(np.int64)
+    assert clear_cycles(params) == 0
+    assert (report.cycles - (predicted + 1)).tolist() == reset.tolist()
 
 
 def test_mnist_images_early_exit_cycles_match_the_formula(wide_model, wide_build, mnist_test, tmp_path) -> None:
@@ -121,5 +142,6 @@ def test_shipped_mnist_model_at_600_lanes_through_verilator(early_exit, tmp_path
     assert report.images == SLOW_IMAGES
     golden = run_golden(network, times)
     params = CoreParams.from_network(network, SHIPPED_LANES)
-    if not early_exit:  # back to back: the core's own cycles, its clear and one hand-over cycle
-        assert report.cycles.tolist() == (predicted_cycles(params, golden) + clear_cycles(params) + 1).tolist()
+    if not early_exit:  # back to back: the core's own cycles and one hand-over cycle (the reset's CLEAR once)
+        reset = (np.arange(SLOW_IMAGES) == 0).astype(np.int64)
+        assert (report.cycles - predicted_cycles(params, golden) - clear_cycles(params) - 1).tolist() == reset.tolist()
