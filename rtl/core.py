@@ -523,9 +523,13 @@ class _Controller:
         with m.If(~self.decided & core.early_exit):
             m.d.comb += self.readout.start.eq(1)
             m.d.sync += self.exited.eq(1)
-            m.next = "FINISH"
+            m.next = self._exit_state()
         with m.Else():
             m.next = self._after_output_spike(index)
+
+    def _exit_state(self) -> str:
+        """The state after the early exit's decision (the narrow core reads its counters first)."""
+        return "FINISH"
 
     def _readout_read(self) -> None:
         """Let the readout read the output layer's counter memory."""

@@ -25,17 +25,24 @@ words up to ``w_j`` and emits one spike, and there is no end beat.  Between imag
 
 The wide core (:mod:`bs4nn.rtl.wide`, lanes beyond 64) streams rows instead of sweeping words:
 
-* ``1`` per input event and ``1`` per distinct input step (the beat that closes it);
+* ``1`` per input event, and ``1`` for the beat that closes the last step with input events (the
+  beat that closes an earlier step is the next step's first event, accepted in the same cycle);
 * ``1`` per step in which layer ``l`` received events (its threshold test);
 * ``1`` per spike and ``1`` per distinct spike step of every layer (emit; the last row lands);
-* ``1`` for the end beat, ``2`` to read the output counters, ``n_out`` for the argmax, ``1`` for
-  the result beat.
+* less ``1`` per event accepted while the step before is tested and emitted
+  (:func:`overlapped_events`: a step's events after its first stream into layer 0 during those
+  cycles, as many as there are);
+* ``1`` for the end beat and ``1`` for the result beat, with ``n_out`` argmax cycles between them
+  only when no output neuron fired (the counters are registers, copied in the end beat's cycle).
 
 Early exit: as above up to ``td``; at ``td`` the output layer's test and one emit (the decision),
-no end beat.  Between images: one clear cycle.
+then the result beat.  Between images: no cycle (the clear is folded into the result beat, or
+after an early exit into the end beat's discard).
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 import numpy as np
 
@@ -160,24 +167,64 @@ def _predicted_wide_cycles(params: CoreParams, golden: GoldenResult, early_exit:
     """:func:`predicted_cycles` of the wide core (module doc)."""
     tmax = params.tmax
     input_times = np.asarray(golden.input_times)
-    exits = early_exit & (golden.decision_time < tmax)
+    decided = golden.decision_time < tmax
+    exits = early_exit & decided
     until = np.where(exits, golden.decision_time, tmax - 1)
     cycles = (input_times <= until[:, None]).sum(axis=1).astype(np.int64)  # accept each event
-    cycles += _distinct_steps(input_times, tmax, until)  # step-closing beats
+    input_steps = _distinct_steps(input_times, tmax, until)
+    cycles += input_steps > 0  # the last step's close (the others close on the next step's first event)
     for presynaptic in [input_times, *golden.spike_times[:-1]]:
         cycles += _distinct_steps(presynaptic, tmax, until)  # threshold tests
     for spike_times in golden.spike_times[:-1]:
         cycles += (spike_times <= until[:, None]).sum(axis=1) + _distinct_steps(spike_times, tmax, until)
+    cycles -= overlapped_events(params, golden, until)[0]
     outputs = golden.spike_times[-1]
     full_outputs = (outputs < tmax).sum(axis=1) + _distinct_steps(outputs, tmax, until) + 1  # and the end beat
+    full_outputs += np.where(decided, 0, params.n_out)  # the argmax, when no output fired
     cycles += np.where(exits, 1, full_outputs)  # early exit: the decision's emit only
-    return cycles + 2 + params.n_out + 1  # output counters, argmax, result beat
+    return cycles + 1  # the result beat
+
+
+def _per_step(times: np.ndarray, tmax: int, until: np.ndarray) -> np.ndarray:
+    """``(batch, tmax)`` spike counts per time step, steps ``t <= until`` only."""
+    counts = np.zeros((times.shape[0], tmax + 1), dtype=np.int64)
+    rows = np.broadcast_to(np.arange(times.shape[0])[:, None], times.shape)
+    np.add.at(counts, (rows, np.minimum(times, tmax)), 1)
+    return counts[:, :tmax] * (np.arange(tmax)[None, :] <= until[:, None])
+
+
+def overlapped_events(params: CoreParams, golden: GoldenResult, until: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The wide core's input events accepted while an earlier step is tested and emitted, per
+    image: ``(between, after)``.  ``between``: events of steps ``<= until`` (each a cycle saved:
+    the next step's events after its first, the one taken by the close, stream into layer 0 during
+    the previous step's ``busy`` cycles, ``TEST_0``, each layer's emits and the cycle its last row
+    lands, the next layer's test).  ``after``: events beyond ``until`` taken while the last step
+    counted was busy (an early exit's discarded beats, up to the decision's emit)."""
+    tmax, last = params.tmax, len(golden.spike_times) - 1
+    inputs = np.asarray(golden.input_times)
+    events = _per_step(inputs, tmax, np.full(inputs.shape[0], tmax - 1))
+    busy = np.ones_like(events)  # TEST_0
+    for index, spike_times in enumerate(golden.spike_times):
+        spikes = _per_step(np.asarray(spike_times), tmax, until)
+        busy += np.where(spikes > 0, spikes + 1 + (index < last), 0)
+    exit_busy = busy - spikes  # at the decision's step: up to its emit, the output layer's first
+    between = np.zeros(inputs.shape[0], dtype=np.int64)
+    after = np.zeros_like(between)
+    for image in range(inputs.shape[0]):
+        steps = np.flatnonzero(events[image])
+        for step, following in pairwise(steps):
+            taken = min(busy[image, step], events[image, following] - 1)
+            if following <= until[image]:
+                between[image] += taken
+            elif step <= until[image]:
+                after[image] = min(exit_busy[image, step], events[image, following] - 1)
+    return between, after
 
 
 def clear_cycles(params: CoreParams) -> int:
     """Cycles between a result beat and the core's readiness for the next image (full mode)."""
     if params.wide:
-        return 1
+        return 0
     return max(layer.words for layer in params.layers)
 
 

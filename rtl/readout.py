@@ -109,3 +109,44 @@ class OutputReadout(wiring.Component):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
         return m
+
+
+class RegisterReadout(wiring.Component):
+    """The wide core's readout (its output counters are registers): ``start`` copies them into
+    ``counts`` in its own cycle and starts the argmax, which compares one value a cycle over the
+    next ``n_out`` cycles; ``done`` is 1 in the last.  Ports as :class:`OutputReadout`'s, less the
+    memory address.  Why: the block-RAM readout's read and latch cycles are a fixed cost on every
+    image, and a core that knows its decision (an output neuron fired) needs no argmax, only the
+    counts: it takes the result the cycle after ``start`` (``bs4nn.rtl.wide``).  The counters hold
+    still from ``start`` on: no row lands in the output layer after its step's test."""
+
+    def __init__(self, params: CoreParams):
+        self.params = params
+        super().__init__(
+            {
+                "start": In(1),
+                "read_data": In(params.layers[-1].state_layout),
+                "counts": Out(data.ArrayLayout(signed(params.count_bits), params.n_out)),
+                "argmax": Out(params.class_bits),
+                "done": Out(1),
+            }
+        )
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        params = self.params
+        m.submodules.argmax = argmax = SequentialArgmax(params.n_out, params.count_bits)
+        running = Signal()  # the argmax steps (from the cycle after start)
+        m.d.comb += [
+            argmax.values.eq(self.counts),
+            argmax.start.eq(self.start),
+            argmax.step.eq(running),
+            self.argmax.eq(argmax.index),
+            self.done.eq(running & argmax.last),
+        ]
+        with m.If(self.start):
+            m.d.sync += [self.counts[j].eq(self.read_data[j].count) for j in range(params.n_out)]
+            m.d.sync += running.eq(1)
+        with m.Elif(argmax.last):
+            m.d.sync += running.eq(0)
+        return m

@@ -17,20 +17,26 @@ each streaming its row into the next layer.
 Phases of a time step ``t`` (cycle counts: :func:`bs4nn.rtl.cycles.predicted_cycles`):
 
 * ``WAIT``: each input event of step ``t`` is accepted in one cycle (its row read; it lands in
-  the counters the cycle after); the first beat of a later step, or the end beat, closes the
-  step (one cycle, not accepted, while the last row lands).
-* ``TEST_l``: one cycle: every counter of layer ``l`` tested (each lane's test is a register,
-  computed as its count was written), the new spikes flagged fired and loaded into the
-  :class:`SpikeQueue`; always followed by ``EMIT_l``.
+  the counters the cycle after); the first beat of a later step closes the step and is accepted
+  in the same cycle as that step's first event (its row lands during ``TEST_0``); the end beat
+  closes the step without being accepted (one cycle, while the last row lands).
+* ``TEST_l``: one cycle: the queue takes every new spike of layer ``l`` (each lane's test is a
+  register, computed as its count was written) and they are flagged fired (``mark``, with a row
+  landing in the same cycle if one does); always followed by ``EMIT_l``.
 * ``EMIT_l``: one spike a cycle, onto the debug port and into layer ``l+1`` (or the result);
   once the queue is empty, one more cycle (the last row lands), then ``TEST_{l+1}``, or ``WAIT``;
   if nothing fired, ``EMIT_l``'s first cycle is already ``WAIT``'s.
+* The result: the output counters are registers, copied by :class:`~bs4nn.rtl.readout.RegisterReadout`
+  in the decision's (or the end beat's) cycle; the result beat follows at once when an output
+  neuron fired (the argmax's ``n_out`` cycles only when none did), and the next image's clear is
+  folded into the result beat (or, after an early exit, into the end beat's discard).
 
 Clock (issue 27, ECP5 at 600 lanes): no path crosses the whole layer and then the controller.  The
 row's sign bits only select between values formed from registers (``count +- 1`` and its
 threshold test), the queue picks its head by a one-hot AND-OR, run-time weight writes are
 registered before the banks, and the controller's transitions never wait on an OR of 600 tests.
 """
+# ruff: noqa: SIM117  # nested m.If / m.State blocks are the Amaranth idiom
 
 from __future__ import annotations
 
@@ -48,14 +54,15 @@ from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.rtl.core import Bs4nnCore, _Controller, lowest_set_bit
 from bs4nn.rtl.memories import WeightMemory
 from bs4nn.rtl.params import LayerParams, index_bits
-from bs4nn.rtl.readout import OutputReadout
+from bs4nn.rtl.readout import RegisterReadout
 from bs4nn.sim.golden import IntegerNetwork
 
 
 class WideLayer(wiring.Component):
     """One layer of the wide core: its counters in registers, its weight rows in ``banks`` parallel
     memories.  ``integrate`` (with ``row``): add presynaptic ``row``'s signs to every counter, one
-    cycle later (the memories' read latency); ``mark``: set the fired flags of ``fires``; ``clear``:
+    cycle later (the memories' read latency); ``mark``: set the fired flags of ``fires`` (in a cycle
+    where a row lands too: the next step's first event lands in its step's test); ``clear``:
     zero every counter and flag.  ``weight_write_*``: run-time loading of one bank word, address
     ``row << bank_bits | bank``, registered: it reaches the memory the cycle after (``write_landing``),
     when the memories' shared address is the write's (the core reads no row in that cycle).
@@ -104,14 +111,16 @@ class WideLayer(wiring.Component):
         for lane in range(params.fan_out):
             counter, sign = self.counters[lane], signs[lane]
             up, down = Signal(name=f"up{lane}"), Signal(name=f"down{lane}")
+            blocked = Signal(name=f"blocked{lane}")  # fired, or fires now (a mark may land with a row)
             m.d.comb += [
                 up.eq(counter.count >= threshold - 1),
                 down.eq(counter.count >= threshold + 1),
+                blocked.eq(counter.fired | (self.fires[lane] & self.mark)),
                 landed[lane].count.eq(Mux(sign, counter.count + 1, counter.count - 1)),
-                landed[lane].fired.eq(counter.fired),
-                landed_fires[lane].eq(~counter.fired & Mux(sign, up, down)),
+                landed[lane].fired.eq(blocked),
+                landed_fires[lane].eq(~blocked & Mux(sign, up, down)),
                 marked[lane].count.eq(counter.count),
-                marked[lane].fired.eq(counter.fired | self.fires[lane]),
+                marked[lane].fired.eq(blocked),
             ]
         with m.If(self.clear):
             m.d.sync += [self.counters.eq(0), self.fires.eq(-int(threshold <= 0))]
@@ -216,13 +225,15 @@ class Bs4nnWideCore(Bs4nnCore):
                 unit.weight_write_data.eq(payload.data),
             ]
             layers.append(_WideLayerUnit(index, layer, unit))
-        m.submodules.readout = readout = OutputReadout(params)
+        m.submodules.readout = readout = RegisterReadout(params)
         m.submodules.spike_queue = queue = SpikeQueue(max(layer.fan_out for layer in params.layers))
-        m.d.comb += readout.read_data.eq(layers[-1].unit.counters)
         write_landing = Signal()  # a weight write reaches its bank now: no row may be read
         m.d.sync += write_landing.eq(self.weights.valid)
         control = _WideController(self, m, layers, readout, queue, write_landing)
         control.build()
+        # the output counters as they are after this cycle's clear: an image whose first beat is
+        # its end beat (no events) is read out in the cycle its counters are cleared
+        m.d.comb += readout.read_data.eq(Mux(control.clearing, 0, layers[-1].unit.counters.as_value()))
         self._connect_result(m, control, readout)
         return m
 
@@ -237,26 +248,35 @@ class _WideLayerUnit:
 
 
 class _WideController(_Controller):
-    """The narrow controller's input, emit, output and result logic, with the wide phases
-    (``TEST_l``, ``EMIT_l``; see the module doc) in place of the word sweeps.
+    """The narrow controller's emit, output and result logic, with the wide phases (``TEST_l``,
+    ``EMIT_l``; see the module doc) in place of the word sweeps.
 
     ``TEST_l`` always goes on to ``EMIT_l``: whether any neuron fired (an OR over the whole layer)
     is decided by no state transition.  ``EMIT_l`` with an empty queue then does what would have
     followed: after emitted spikes, the next layer's test (the last row lands); after none, it is
-    ``WAIT`` itself (no later layer received anything in this step), so no cycle is added."""
+    ``WAIT`` itself (no later layer received anything in this step), so no cycle is added.
 
-    def __init__(self, core, m, layers, readout, queue: SpikeQueue, write_landing: Signal):
+    The beat that closes a step is accepted as the next step's first event in the same cycle: its
+    row lands in ``TEST_0``, together with the mark of the closed step's spikes, after the queue
+    took them.  So ``step`` (the step being tested and emitted) and ``event_step`` (the step of the
+    last accepted event) differ from the close until the step's last layer is done."""
+
+    def __init__(self, core, m, layers, readout: RegisterReadout, queue: SpikeQueue, write_landing: Signal):
         super().__init__(core, m, layers, readout, queue)
         self.queue = queue  # the tested layer's spikes not yet emitted (the narrow core's pending)
         self.write_landing = write_landing
+        self.event_step = Signal.like(self.step)
         self.emitted = Signal()  # the current EMIT phase has emitted a spike
-        # the layers' clear and mark, one cycle after CLEAR / TEST_l, from flip-flops: each reaches
-        # every lane's registers (thousands of loads), so no state decoding precedes that net
+        # the layers' clear and mark and the queue's load, set on the way into CLEAR's successor or
+        # TEST_l: flip-flops, so no state decoding precedes their nets (each reaches every lane's
+        # registers, thousands of loads; the queue's group registers)
         self.clearing = Signal()
         self.marking = Signal(len(layers))
+        self.loading = Signal(len(layers))
 
     def build(self) -> None:
         m, core = self.m, self.core
+        bits = [Mux(self.loading[layer.index], layer.unit.fires, 0) for layer in self.layers]
         m.d.comb += [
             # every layer reads the row its next event would name, whatever the state: only
             # ``integrate`` depends on the controller, so no FSM decision lies on a memory address path
@@ -267,41 +287,97 @@ class _WideController(_Controller):
             core.spikes.payload.neuron.eq(self.emitted_neuron),
             *[layer.unit.clear.eq(self.clearing) for layer in self.layers],
             *[layer.unit.mark.eq(self.marking[layer.index]) for layer in self.layers],
+            self.queue.load.eq(self.loading.any()),
+            self.queue.bits.eq(reduce(operator.or_, bits)),
+            # the queue pops every cycle: outside EMIT it is empty or about to be reloaded, so no
+            # state decoding lies on the path into its group registers
+            self.queue.pop.eq(1),
         ]
-        m.d.sync += [self.clearing.eq(0), self.marking.eq(0)]
+        m.d.sync += [self.clearing.eq(0), self.marking.eq(0), self.loading.eq(0)]
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
-                m.d.sync += [*self._image_resets(), self.clearing.eq(1)]
-                m.next = "WAIT"
+                self._next_image()
             with m.State("WAIT"):
                 self._wait()
             for layer in self.layers:
                 self._test_states(layer)
             self._finish_states()
 
+    def _image_resets(self) -> list:
+        return [*super()._image_resets(), self.event_step.eq(0)]
+
+    def _next_image(self) -> None:
+        """Reset the per-image registers and clear the counters (the cycle after): the next image's
+        first event may be accepted meanwhile, its row lands after the clear."""
+        self.m.d.sync += [*self._image_resets(), self.clearing.eq(1)]
+        self.m.next = "WAIT"
+
     def _wait(self) -> None:
-        """``WAIT``, except in the cycle a weight write lands (the banks' address is the write's)."""
-        with self.m.If(self.write_landing):
-            self.m.d.comb += self.core.idle.eq(~self.started)
-        with self.m.Else():
-            super()._wait()
+        """Accept the input events of a step; a later step's beat closes the step and is accepted
+        as that step's first event (the end beat closes it without being accepted).  Nothing is
+        accepted in the cycle a weight write lands (the banks' address is the write's)."""
+        m, core, params = self.m, self.core, self.params
+        event = core.events.payload
+        end_of_image = event.time >= params.tmax
+        m.d.comb += core.idle.eq(~self.started)
+        with m.If(core.events.valid & ~self.write_landing):
+            with m.If(self.touched[0] & (end_of_image | (event.time != self.event_step))):
+                m.d.sync += self.step.eq(self.event_step)
+                self._goto_scan(0)
+                with m.If(end_of_image):
+                    m.d.sync += self.touched[0].eq(0)
+                with m.Else():
+                    self._accept()
+            with m.Elif(end_of_image):
+                m.d.comb += [core.events.ready.eq(1), self.readout.start.eq(1)]
+                m.d.sync += self.started.eq(1)
+                m.next = "FINISH"
+                with m.If(self.decided):  # the decision is the first output spike: no argmax
+                    m.next = "DONE"
+            with m.Else():
+                self._accept()
+                m.next = "WAIT"
+
+    def _accept(self) -> None:
+        """Take the event on offer: its row is read now and lands in layer 0 the next cycle."""
+        event = self.core.events.payload
+        self.m.d.comb += self.core.events.ready.eq(1)
+        self.m.d.sync += [self.event_step.eq(event.time), self.started.eq(1)]
+        self._start_integration(0, event.pixel)
 
     def _test_states(self, layer: _WideLayerUnit) -> None:
-        m, index, unit = self.m, layer.index, layer.unit
-        with m.State(f"TEST_{index}"):
-            m.d.comb += [self.queue.load.eq(1), self.queue.bits.eq(unit.fires)]
-            m.d.sync += [self.touched[index].eq(0), self.emitted.eq(0), self.marking[index].eq(1)]
+        m, index = self.m, layer.index
+        with m.State(f"TEST_{index}"):  # the queue takes the layer's spikes; they are marked fired
+            if index:  # layer 0 may already hold the next step's first event
+                m.d.sync += self.touched[index].eq(0)
+            m.d.sync += self.emitted.eq(0)
             m.next = f"EMIT_{index}"
+            self._overlap()
         with m.State(f"EMIT_{index}"):
-            # popping an empty queue changes nothing: the pop waits on no test of the queue
-            m.d.comb += self.queue.pop.eq(1)
             with m.If(self.queue.valid):
                 m.d.sync += self.emitted.eq(1)
                 self._emit(layer)
+                self._overlap()
             with m.Elif(self.emitted):  # the last spike's row lands in the next layer now
                 self._goto_scan(index + 1)
+                self._overlap()
             with m.Else():  # nothing fired: no later layer was touched in this step
                 self._wait()
+
+    def _overlap(self) -> None:
+        """While a step's spikes are tested and emitted, accept the events of the step its close
+        opened (``touched[0]``: the close took its first event): layer 0 is done with the tested
+        step once its spikes are queued and marked (``TEST_0``), so its rows land meanwhile.  A beat
+        of a later step (or the end beat) waits for ``WAIT``, which closes the opened step."""
+        event = self.core.events.payload
+        with self.m.If(self.core.events.valid & self.touched[0] & (event.time == self.event_step)):
+            self._accept()
+
+    def _goto_scan(self, index: int) -> None:
+        if index == len(self.layers):  # every touched layer was tested (and cleared its flag)
+            self.m.next = "WAIT"
+            return
+        super()._goto_scan(index)
 
     def _start_integration(self, index: int, presynaptic) -> None:
         unit = self.layers[index].unit
@@ -312,13 +388,37 @@ class _WideController(_Controller):
         return "WAIT" if index == 0 else f"EMIT_{index - 1}"  # rows stream: stay where the event came from
 
     def _enter_scan(self, index: int) -> str:
+        self.m.d.sync += [self.marking[index].eq(1), self.loading[index].eq(1)]
         return f"TEST_{index}"
 
     def _clear_emitted(self) -> None:
-        """Nothing: every ``EMIT_l`` cycle pops the queue (``_test_states``)."""
+        """Nothing: the queue pops every cycle (``build``)."""
 
     def _after_output_spike(self, index: int) -> str:
         return f"EMIT_{index}"
 
+    def _exit_state(self) -> str:
+        return "DONE"  # the readout copied the counters in the decision's cycle
+
     def _readout_read(self) -> None:
         """The readout takes the output counters straight from their registers."""
+
+    def _finish_states(self) -> None:
+        """The narrow core's, with its ``CLEAR`` state folded into the result's and the drain's
+        last cycle (:meth:`_next_image`): no cycle between images."""
+        m, core = self.m, self.core
+        m.d.comb += core.skip.eq(self.exited)
+        with m.State("FINISH"):  # no output fired: the argmax runs
+            with m.If(self.readout.done):
+                m.next = "DONE"
+        with m.State("DONE"):
+            m.d.comb += core.result.valid.eq(1)
+            with m.If(core.result.ready):
+                with m.If(self.exited):
+                    m.next = "DRAIN"
+                with m.Else():
+                    self._next_image()
+        with m.State("DRAIN"):  # early exit: discard the rest of the image up to its end beat
+            m.d.comb += core.events.ready.eq(1)
+            with m.If(core.events.valid & (core.events.payload.time >= self.params.tmax)):
+                self._next_image()

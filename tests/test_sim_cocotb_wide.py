@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 
 from bs4nn.export.bitmodel import load_bit_model, write_bit_model
-from bs4nn.rtl.cycles import clear_cycles, predicted_cycles
+from bs4nn.rtl.cycles import clear_cycles, overlapped_events, predicted_cycles
 from bs4nn.rtl.params import CoreParams
 from bs4nn.sim.golden import random_network, run_golden
 from bs4nn.sim.regress import StreamOptions, run_regression
 from bs4nn.sim.semantics import encode_images
 
 SIZES, THRESHOLDS, LANES = [784, 100, 10], [10, 3], 100
-FULL_IMAGES, EARLY_IMAGES = 24, 24
+FULL_IMAGES, EARLY_IMAGES, BACK_TO_BACK_IMAGES = 24, 24, 16
 SLOW_IMAGES, SHIPPED_LANES = 1000, 600
 
 
@@ -57,6 +57,27 @@ def test_mnist_images_full_mode_under_backpressure(wide_model, wide_build, mnist
     assert report.images == FULL_IMAGES
 
 
+def test_mnist_images_full_mode_back_to_back_cycles_match_the_formula(
+    wide_model, wide_build, mnist_test, tmp_path
+) -> None:
+    network = load_bit_model(wide_model).network
+    blank = np.full((1, network.layers[0].fan_in), network.tmax)  # no events: no decision, the argmax
+    times = np.vstack([_inputs(mnist_test, 2 * FULL_IMAGES, BACK_TO_BACK_IMAGES - 1, network), blank])
+    report = run_regression(wide_model, times, lanes=LANES, work_dir=tmp_path, build_root=wide_build, quick_build=True)
+    _assert_bit_exact(report)
+    golden = run_golden(network, times)
+    params = CoreParams.from_network(network, LANES)
+    predicted = predicted_cycles(params, golden)
+    assert (golden.decision_time < network.tmax).any() and (golden.decision_time >= network.tmax).any(), (
+        "both readouts (decided: none; undecided: the argmax) must be exercised"
+    )
+    # the core's own cycles and one hand-over cycle: no clear between images (it is folded into the
+    # result beat); the first image's count holds the reset's one CLEAR cycle
+    reset = (np.arange(BACK_TO_BACK_IMAGES) == 0).astype(np.int64)
+    assert clear_cycles(params) == 0
+    assert (report.cycles - (predicted + 1)).tolist() == reset.tolist()
+
+
 def test_mnist_images_early_exit_cycles_match_the_formula(wide_model, wide_build, mnist_test, tmp_path) -> None:
     network = load_bit_model(wide_model).network
     times = _inputs(mnist_test, FULL_IMAGES, EARLY_IMAGES, network)
@@ -74,15 +95,24 @@ def test_mnist_images_early_exit_cycles_match_the_formula(wide_model, wide_build
     assert (report.decisions == golden.decision).all()
     params = CoreParams.from_network(network, LANES)
     predicted = predicted_cycles(params, golden, early_exit=True)
-    # no gaps: the testbench counts the core's own cycles, its clear, one hand-over cycle and, after
-    # an early exit, what the core discards: the beat on offer when it exited and, once it says
-    # ``skip``, the end beat (the driver jumps there, as the board's event source does)
+    # no gaps: the testbench counts the core's own cycles, its clear (none between images: folded
+    # into the result or the discard; the first image's count holds the reset's one CLEAR cycle),
+    # one hand-over cycle and, after an early exit, what the core discards: the beat on offer when
+    # it exited and, once it says ``skip``, the end beat (the driver jumps there, as the board's
+    # event source does)
     exits = golden.decision_time < network.tmax
-    later = (times > golden.decision_time[:, None]) & (times < network.tmax)
-    drained = np.where(exits, np.minimum(later.sum(axis=1), 1) + 1, 0)
-    assert (later.sum(axis=1)[exits] > 1).any(), "some exits must leave several beats to skip"
+    later = ((times > golden.decision_time[:, None]) & (times < network.tmax)).sum(axis=1)
+    # beats after the decision's step that the core took before it exited: the one that closed
+    # the step, and those of the next step while the decision's step was tested and emitted
+    _, taken = overlapped_events(params, golden, np.where(exits, golden.decision_time, network.tmax - 1))
+    left = later - np.minimum(later, 1) - taken
+    drained = np.where(exits, np.minimum(left, 1) + 1, 0)
+    assert (left[exits] > 1).any(), "some exits must leave several beats to skip"
+    assert (taken[exits] > 0).any(), "some exits must have taken beats of the next step"
     assert exits.sum() > EARLY_IMAGES // 2
-    assert report.cycles.tolist() == (predicted + clear_cycles(params) + 1 + drained).tolist()
+    reset = (np.arange(EARLY_IMAGES) == 0).astype(np.int64)
+    assert clear_cycles(params) == 0
+    assert (report.cycles - (predicted + 1 + drained)).tolist() == reset.tolist()
 
 
 # --- the shipped model at full width (documented command: pytest -m slow tests/test_sim_cocotb_wide.py) ---
@@ -112,5 +142,6 @@ def test_shipped_mnist_model_at_600_lanes_through_verilator(early_exit, tmp_path
     assert report.images == SLOW_IMAGES
     golden = run_golden(network, times)
     params = CoreParams.from_network(network, SHIPPED_LANES)
-    if not early_exit:  # back to back: the core's own cycles, its clear and one hand-over cycle
-        assert report.cycles.tolist() == (predicted_cycles(params, golden) + clear_cycles(params) + 1).tolist()
+    if not early_exit:  # back to back: the core's own cycles and one hand-over cycle (the reset's CLEAR once)
+        reset = (np.arange(SLOW_IMAGES) == 0).astype(np.int64)
+        assert (report.cycles - predicted_cycles(params, golden) - clear_cycles(params) - 1).tolist() == reset.tolist()
