@@ -258,7 +258,10 @@ class Bs4nnWideCore(Bs4nnCore):
         control.build()
         # the output counters as they are after this cycle's clear: an image whose first beat is
         # its end beat (no events) is read out in the cycle its counters are cleared
-        m.d.comb += readout.read_data.eq(Mux(control.clearing, 0, layers[-1].unit.counters.as_value()))
+        m.d.comb += [
+            readout.read_data.eq(Mux(control.clearing, 0, layers[-1].unit.counters.as_value())),
+            readout.clear.eq(control.clearing),
+        ]
         self._connect_result(m, control, readout)
         return m
 
