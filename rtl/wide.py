@@ -35,6 +35,8 @@ Clock (issue 27, ECP5 at 600 lanes): no path crosses the whole layer and then th
 row's sign bits only select between values formed from registers (``count +- 1`` and its
 threshold test), the queue picks its head by a one-hot AND-OR, run-time weight writes are
 registered before the banks, and the controller's transitions never wait on an OR of 600 tests.
+The output spike times' enables take the queue's registered one-hot head (no compare after the
+head), and the readout's counts are frozen by a flip-flop rather than enabled by ``start``.
 """
 # ruff: noqa: SIM117  # nested m.If / m.State blocks are the Amaranth idiom
 
