@@ -38,6 +38,15 @@ def test_any_small_network_is_bit_exact_in_both_modes(case) -> None:
     check_both_modes(network, times, WIDE)
 
 
+def test_images_without_events_between_others_read_out_their_cleared_counters() -> None:
+    """An image whose first beat is its end beat is read out in its counters' clear cycle: the
+    readout's freeze (``start``) and thaw (``clear``) then fall in one cycle, back to back."""
+    network = random_network([20, 70, 3], [2, 2], seed=3)
+    times = np.random.default_rng(0).integers(0, network.tmax + 1, size=(8, 20))
+    times[[1, 2, 5]] = network.tmax
+    check_both_modes(network, times, 70)
+
+
 def test_a_layer_wider_than_a_weight_word_reads_its_row_from_parallel_memories() -> None:
     # 150 neurons: three 64-bit weight banks per row, one counter word of 150 lanes
     network = random_network([40, 150, 7], [3, 4], seed=5, tmax=10)
