@@ -516,7 +516,7 @@ class _Controller:
             m.next = self._integration_state(index + 1)
             return
         for neuron, out_time in enumerate(self.out_times):
-            with m.If(self.emitted_neuron == neuron):
+            with m.If(self._emits_output(neuron)):
                 m.d.sync += out_time.eq(self.step)
         with m.If(~self.decided):
             m.d.sync += [self.decided.eq(1), self.decision.eq(self.emitted_neuron), self.decision_time.eq(self.step)]
@@ -526,6 +526,10 @@ class _Controller:
             m.next = self._exit_state()
         with m.Else():
             m.next = self._after_output_spike(index)
+
+    def _emits_output(self, neuron: int):
+        """Whether output ``neuron`` is the one being emitted (the enable of its spike time)."""
+        return self.emitted_neuron == neuron
 
     def _exit_state(self) -> str:
         """The state after the early exit's decision (the narrow core reads its counters first)."""

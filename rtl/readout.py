@@ -118,13 +118,21 @@ class RegisterReadout(wiring.Component):
     memory address.  Why: the block-RAM readout's read and latch cycles are a fixed cost on every
     image, and a core that knows its decision (an output neuron fired) needs no argmax, only the
     counts: it takes the result the cycle after ``start`` (``bs4nn.rtl.wide``).  The counters hold
-    still from ``start`` on: no row lands in the output layer after its step's test."""
+    still from ``start`` on: no row lands in the output layer after its step's test.
+
+    ``counts`` follow ``read_data`` every cycle until ``start`` freezes them, and ``clear`` (the
+    next image's counters are cleared now; the result has been taken) thaws them.  Why: ``start``
+    is decided by the controller from the spike queue in the decision's cycle; as the enable of
+    every count register (and their reset) it ran from the queue through the FSM across the chip
+    (issue 27: the ECP5 critical path once the output spike times took a one-hot head).  Now the
+    enable is two flip-flops and ``start`` ends at one register."""
 
     def __init__(self, params: CoreParams):
         self.params = params
         super().__init__(
             {
                 "start": In(1),
+                "clear": In(1),
                 "read_data": In(params.layers[-1].state_layout),
                 "counts": Out(data.ArrayLayout(signed(params.count_bits), params.n_out)),
                 "argmax": Out(params.class_bits),
@@ -137,15 +145,23 @@ class RegisterReadout(wiring.Component):
         params = self.params
         m.submodules.argmax = argmax = SequentialArgmax(params.n_out, params.count_bits)
         running = Signal()  # the argmax steps (from the cycle after start)
+        frozen = Signal()  # start has been: the counts hold the image's values until the clear
+        taking = Signal()  # the counts copy the counters (and the argmax waits at its start)
         m.d.comb += [
+            taking.eq(~frozen | self.clear),
             argmax.values.eq(self.counts),
-            argmax.start.eq(self.start),
+            argmax.start.eq(taking),
             argmax.step.eq(running),
             self.argmax.eq(argmax.index),
             self.done.eq(running & argmax.last),
         ]
-        with m.If(self.start):
+        with m.If(taking):
             m.d.sync += [self.counts[j].eq(self.read_data[j].count) for j in range(params.n_out)]
+        with m.If(self.start):
+            m.d.sync += frozen.eq(1)
+        with m.Elif(self.clear):
+            m.d.sync += frozen.eq(0)
+        with m.If(self.start):
             m.d.sync += running.eq(1)
         with m.Elif(argmax.last):
             m.d.sync += running.eq(0)

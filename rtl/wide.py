@@ -35,6 +35,8 @@ Clock (issue 27, ECP5 at 600 lanes): no path crosses the whole layer and then th
 row's sign bits only select between values formed from registers (``count +- 1`` and its
 threshold test), the queue picks its head by a one-hot AND-OR, run-time weight writes are
 registered before the banks, and the controller's transitions never wait on an OR of 600 tests.
+The output spike times' enables take the queue's registered one-hot head (no compare after the
+head), and the readout's counts are frozen by a flip-flop rather than enabled by ``start``.
 """
 # ruff: noqa: SIM117  # nested m.If / m.State blocks are the Amaranth idiom
 
@@ -167,13 +169,28 @@ class SpikeQueue(wiring.Component):
     removes it.  Why not one priority encoder over all the bits: its path (any of 512 bits, then
     ten multiplexer levels, then the row address) bounds the clock.  Here the bits sit in groups
     of :attr:`GROUP`, each with its lowest set bit, the rest and an any flag in registers, updated
-    from the group's own registers; ``head`` only picks the first non-empty group."""
+    from the group's own registers; ``head`` only picks the first non-empty group.
+
+    ``head_hot`` is the head one-hot over the first ``hot_width`` neurons (0 where the head lies
+    beyond): each group there keeps its lowest spike one-hot in a register too, so whoever decodes
+    the head (the output layer's spike times, a compare per output neuron) takes a flip-flop and
+    the first-group flag instead of the head's AND-OR and then a compare (issue 27: the ECP5
+    critical path ran queue register -> head -> ``== j`` -> the output spike times' enables)."""
 
     GROUP = 32
 
-    def __init__(self, width: int):
-        self.width = width
-        super().__init__({"load": In(1), "bits": In(width), "pop": In(1), "valid": Out(1), "head": Out(range(width))})
+    def __init__(self, width: int, hot_width: int = 1):
+        self.width, self.hot_width = width, min(max(1, hot_width), width)
+        super().__init__(
+            {
+                "load": In(1),
+                "bits": In(width),
+                "pop": In(1),
+                "valid": Out(1),
+                "head": Out(range(width)),
+                "head_hot": Out(self.hot_width),
+            }
+        )
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -186,20 +203,29 @@ class SpikeQueue(wiring.Component):
         m.d.comb += first.eq(group_any & ~Cat(group_any[:g].any() if g else 0 for g in range(len(sizes))))
         choices = [Mux(first[g], low | (g * self.GROUP), 0) for g, low in enumerate(lows)]
         m.d.comb += [self.valid.eq(group_any.any()), self.head.eq(reduce(operator.or_, choices))]
+        hots = []
         for g, size in enumerate(sizes):
             rest = Signal(size, name=f"rest{g}")  # the group's spikes after its lowest
+            hot = Signal(max(0, min(size, self.hot_width - g * self.GROUP)), name=f"hot{g}")  # it, one-hot
+            if len(hot):
+                hots.append(Mux(first[g], hot, 0))
             with m.If(self.load):
-                self._take(m, self.bits[g * self.GROUP : g * self.GROUP + size], rest, group_any[g], lows[g])
+                self._take(m, self.bits[g * self.GROUP : g * self.GROUP + size], rest, group_any[g], lows[g], hot)
             with m.Elif(self.pop & first[g]):
-                self._take(m, rest, rest, group_any[g], lows[g])
+                self._take(m, rest, rest, group_any[g], lows[g], hot)
+        m.d.comb += self.head_hot.eq(Cat(*hots))
         return m
 
     @staticmethod
-    def _take(m: Module, bits, rest: Signal, any_flag, low: Signal) -> None:
-        """The group becomes ``bits``: its lowest in ``low``, the others in ``rest`` (the lowest
-        cleared by ``bits & (bits - 1)``, a carry chain, not a compare per lane)."""
+    def _take(m: Module, bits, rest: Signal, any_flag, low: Signal, hot: Signal) -> None:
+        """The group becomes ``bits``: its lowest in ``low`` (and one-hot in ``hot``, its first
+        ``len(hot)`` lanes), the others in ``rest`` (the lowest cleared by ``bits & (bits - 1)``,
+        a carry chain, not a compare per lane)."""
         any_set, lowest = lowest_set_bit(bits)
-        m.d.sync += [rest.eq(bits & (bits - 1)), any_flag.eq(any_set), low.eq(lowest)]
+        cleared = bits & (bits - 1)
+        m.d.sync += [rest.eq(cleared), any_flag.eq(any_set), low.eq(lowest)]
+        if len(hot):
+            m.d.sync += hot.eq((bits ^ cleared)[: len(hot)])
 
 
 class Bs4nnWideCore(Bs4nnCore):
@@ -226,14 +252,18 @@ class Bs4nnWideCore(Bs4nnCore):
             ]
             layers.append(_WideLayerUnit(index, layer, unit))
         m.submodules.readout = readout = RegisterReadout(params)
-        m.submodules.spike_queue = queue = SpikeQueue(max(layer.fan_out for layer in params.layers))
+        widest = max(layer.fan_out for layer in params.layers)
+        m.submodules.spike_queue = queue = SpikeQueue(widest, hot_width=params.n_out)
         write_landing = Signal()  # a weight write reaches its bank now: no row may be read
         m.d.sync += write_landing.eq(self.weights.valid)
         control = _WideController(self, m, layers, readout, queue, write_landing)
         control.build()
         # the output counters as they are after this cycle's clear: an image whose first beat is
         # its end beat (no events) is read out in the cycle its counters are cleared
-        m.d.comb += readout.read_data.eq(Mux(control.clearing, 0, layers[-1].unit.counters.as_value()))
+        m.d.comb += [
+            readout.read_data.eq(Mux(control.clearing, 0, layers[-1].unit.counters.as_value())),
+            readout.clear.eq(control.clearing),
+        ]
         self._connect_result(m, control, readout)
         return m
 
@@ -396,6 +426,11 @@ class _WideController(_Controller):
 
     def _after_output_spike(self, index: int) -> str:
         return f"EMIT_{index}"
+
+    def _emits_output(self, neuron: int):
+        """The queue's registered one-hot head: no compare of the head lies before the spike times'
+        enables (in ``EMIT`` of the output layer the queue holds only output neurons)."""
+        return self.queue.head_hot[neuron]
 
     def _exit_state(self) -> str:
         return "DONE"  # the readout copied the counters in the decision's cycle

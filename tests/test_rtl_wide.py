@@ -38,6 +38,15 @@ def test_any_small_network_is_bit_exact_in_both_modes(case) -> None:
     check_both_modes(network, times, WIDE)
 
 
+def test_images_without_events_between_others_read_out_their_cleared_counters() -> None:
+    """An image whose first beat is its end beat is read out in its counters' clear cycle: the
+    readout's freeze (``start``) and thaw (``clear``) then fall in one cycle, back to back."""
+    network = random_network([20, 70, 3], [2, 2], seed=3)
+    times = np.random.default_rng(0).integers(0, network.tmax + 1, size=(8, 20))
+    times[[1, 2, 5]] = network.tmax
+    check_both_modes(network, times, 70)
+
+
 def test_a_layer_wider_than_a_weight_word_reads_its_row_from_parallel_memories() -> None:
     # 150 neurons: three 64-bit weight banks per row, one counter word of 150 lanes
     network = random_network([40, 150, 7], [3, 4], seed=5, tmax=10)
@@ -123,7 +132,8 @@ def test_lowest_lane_is_the_lowest_set_bit(width: int) -> None:
 
 @pytest.mark.parametrize("width", [1, 10, 33, 600])
 def test_spike_queue_hands_out_every_loaded_bit_lowest_first(width: int) -> None:
-    queue = SpikeQueue(width)
+    hot_width = min(width, 40)  # past the first group of 32: the one-hot head spans two groups
+    queue = SpikeQueue(width, hot_width=hot_width)
     rng = np.random.default_rng(width)
     loads = [(1 << width) - 1, 1 << (width - 1), 0]
     loads += [int("".join(rng.choice(["0", "1"], size=width, p=[0.9, 0.1])), 2) for _ in range(4)]
@@ -137,8 +147,10 @@ def test_spike_queue_hands_out_every_loaded_bit_lowest_first(width: int) -> None
             handed = []
             while ctx.get(queue.valid):
                 pop = bool(rng.integers(0, 4))  # now and then a cycle without a pop changes nothing
+                head = ctx.get(queue.head)
+                assert ctx.get(queue.head_hot) == (1 << head if head < hot_width else 0), (hex(bits), head)
                 if pop:
-                    handed.append(ctx.get(queue.head))
+                    handed.append(head)
                 ctx.set(queue.pop, int(pop))
                 await ctx.tick()
             ctx.set(queue.pop, 0)
