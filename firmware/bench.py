@@ -133,8 +133,9 @@ def bench_record(
             "how": "Fmax and resources: nextpnr (placed and routed board top); cycles: Verilator simulation of "
             "the core, images back to back, from the testbench's start of an image (the previous result taken) to "
             "its result taken: the core's own cycles (estimated.predicted_cycles_mean), what lies between images "
-            "(the narrow cores' counter clear, none in the wide core; after an early exit, the beat on offer and the end beat: the driver honours the "
-            "core's skip, as the board's event source does) and a 3-cycle testbench "
+            "(the narrow cores' counter clear, none in the wide core; after an early exit, the beat on offer and "
+            "the end beat: the driver honours the core's skip, as the board's event source does) and a 3-cycle "
+            "testbench "
             "hand-over; rates and latencies: Fmax / cycles",
         },
         "estimated": {

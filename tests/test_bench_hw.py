@@ -29,15 +29,12 @@ def tiny_network() -> IntegerNetwork:
     return IntegerNetwork(layers, tmax=8, imax=255)
 
 
-def test_bench_hw_measures_a_tiny_core_on_icebreaker(tmp_path: Path) -> None:
-    network = tiny_network()
-    manifest = write_bit_model(network, tmp_path / "model")
-    input_times = np.random.default_rng(3).integers(0, network.tmax + 2, size=(12, 20))
-    out = tmp_path / "bench"
-    bench = bench_hardware(
+def bench_tiny(manifest: Path, input_times: np.ndarray, tmp_path: Path) -> dict:
+    """``bench hw`` of a tiny core on the iCEBreaker, full mode, into ``tmp_path/bench``."""
+    return bench_hardware(
         manifest,
         input_times,
-        out,
+        tmp_path / "bench",
         board="icebreaker",
         lanes=LANES,
         early_exit=False,
@@ -45,6 +42,14 @@ def test_bench_hw_measures_a_tiny_core_on_icebreaker(tmp_path: Path) -> None:
         quick_build=True,
         notify=lambda line: None,
     )
+
+
+def test_bench_hw_measures_a_tiny_core_on_icebreaker(tmp_path: Path) -> None:
+    network = tiny_network()
+    manifest = write_bit_model(network, tmp_path / "model")
+    input_times = np.random.default_rng(3).integers(0, network.tmax + 2, size=(12, 20))
+    out = tmp_path / "bench"
+    bench = bench_tiny(manifest, input_times, tmp_path)
     assert json.loads((out / BENCH_FILE).read_text()) == bench
     assert (out / "bitstream" / "report.json").is_file()
     measured = bench["measured"]

@@ -8,16 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_bench_hw import HANDOVER, LANES, bench_tiny
 
 from bs4nn.cli import main
 from bs4nn.export.bitmodel import write_bit_model
-from bs4nn.firmware.bench import BENCH_FILE, bench_hardware, bench_table
+from bs4nn.firmware.bench import BENCH_FILE, bench_table
 from bs4nn.rtl.cycles import clear_cycles, predicted_b1_cycles
 from bs4nn.rtl.family import core_params
 from bs4nn.sim.b1 import random_b1_network, run_b1
-
-LANES = 4
-HANDOVER = 3  # as in test_bench_hw: the testbench's start to the first beat, the result's take
 
 
 def tiny_b1():
@@ -29,17 +27,7 @@ def test_bench_hw_measures_a_tiny_b1_core(tmp_path: Path) -> None:
     manifest = write_bit_model(network, tmp_path / "model")
     input_times = np.random.default_rng(5).integers(0, network.tmax + 2, size=(10, 20))
     out = tmp_path / "bench"
-    bench = bench_hardware(
-        manifest,
-        input_times,
-        out,
-        board="icebreaker",
-        lanes=LANES,
-        early_exit=False,
-        build_root=tmp_path / "sim_build",
-        quick_build=True,
-        notify=lambda line: None,
-    )
+    bench = bench_tiny(manifest, input_times, tmp_path)
     assert json.loads((out / BENCH_FILE).read_text()) == bench
     measured = bench["measured"]
     assert bench["mode"] == "full" and measured["bit_exact"] == 10 == bench["images"]
