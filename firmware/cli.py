@@ -28,6 +28,11 @@ SIMULATED_TIMEOUT_S = 3600.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_build(subparsers)
+    _register_run(subparsers)
+
+
+def _register_build(subparsers: argparse._SubParsersAction) -> None:
     from bs4nn.firmware.build import BOARDS
 
     build = subparsers.add_parser(
@@ -84,6 +89,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_data_dir(build)
     build.add_argument("--quiet", action="store_true", help="no progress bar (it is off anyway when not a terminal)")
     build.set_defaults(handler=_build)
+
+
+def _register_run(subparsers: argparse._SubParsersAction) -> None:
+    from bs4nn.firmware.build import BOARDS
 
     run = subparsers.add_parser(
         "run",
