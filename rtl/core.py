@@ -560,12 +560,17 @@ class _Controller:
                 with m.If(self.exited):
                     m.next = "DRAIN"
                 with m.Else():
-                    m.next = "CLEAR"
+                    self._next_image()
         with m.State("DRAIN"):
             # early exit: discard the rest of the image up to its end beat
             self._ready()
             with m.If(core.events.valid & (core.events.payload.time >= self.params.tmax)):
-                m.next = "CLEAR"
+                self._next_image()
+
+    def _next_image(self) -> None:
+        """The result is taken (and an early-exited image drained): clear the counters next
+        (the wide core folds the clear into this cycle instead)."""
+        self.m.next = "CLEAR"
 
 
 class _Bs4nnController(_Controller):

@@ -38,7 +38,6 @@ registered before the banks, and the controller's transitions never wait on an O
 The output spike times' enables take the queue's registered one-hot head (no compare after the
 head), and the readout's counts are frozen by a flip-flop rather than enabled by ``start``.
 """
-# ruff: noqa: SIM117  # nested m.If / m.State blocks are the Amaranth idiom
 
 from __future__ import annotations
 
@@ -437,23 +436,3 @@ class _WideController(_Controller):
 
     def _readout_read(self) -> None:
         """The readout takes the output counters straight from their registers."""
-
-    def _finish_states(self) -> None:
-        """The narrow core's, with its ``CLEAR`` state folded into the result's and the drain's
-        last cycle (:meth:`_next_image`): no cycle between images."""
-        m, core = self.m, self.core
-        m.d.comb += core.skip.eq(self.exited)
-        with m.State("FINISH"):  # no output fired: the argmax runs
-            with m.If(self.readout.done):
-                m.next = "DONE"
-        with m.State("DONE"):
-            m.d.comb += core.result.valid.eq(1)
-            with m.If(core.result.ready):
-                with m.If(self.exited):
-                    m.next = "DRAIN"
-                with m.Else():
-                    self._next_image()
-        with m.State("DRAIN"):  # early exit: discard the rest of the image up to its end beat
-            m.d.comb += core.events.ready.eq(1)
-            with m.If(core.events.valid & (core.events.payload.time >= self.params.tmax)):
-                self._next_image()
