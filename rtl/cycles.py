@@ -42,8 +42,6 @@ after an early exit into the end beat's discard).
 
 from __future__ import annotations
 
-from itertools import pairwise
-
 import numpy as np
 
 from bs4nn.rtl.params import CoreParams
@@ -71,10 +69,7 @@ def _integration_cycles(input_times: np.ndarray, until: np.ndarray, tmax: int, w
     live = input_times <= np.minimum(until, tmax - 1)[:, None]
     if not paired:
         return live.sum(axis=1).astype(np.int64) * (words + 2)
-    batch = input_times.shape[0]
-    per_step = np.zeros((batch, tmax), dtype=np.int64)
-    rows, pixels = np.nonzero(live)
-    np.add.at(per_step, (rows, input_times[rows, pixels]), 1)
+    per_step = _per_step(input_times, tmax, until)
     pairs = (per_step + 1) // 2
     if words < 2:
         return pairs.sum(axis=1) * (words + 3)
@@ -208,17 +203,23 @@ def overlapped_events(params: CoreParams, golden: GoldenResult, until: np.ndarra
         spikes = _per_step(np.asarray(spike_times), tmax, until)
         busy += np.where(spikes > 0, spikes + 1 + (index < last), 0)
     exit_busy = busy - spikes  # at the decision's step: up to its emit, the output layer's first
-    between = np.zeros(inputs.shape[0], dtype=np.int64)
-    after = np.zeros_like(between)
-    for image in range(inputs.shape[0]):
-        steps = np.flatnonzero(events[image])
-        for step, following in pairwise(steps):
-            taken = min(busy[image, step], events[image, following] - 1)
-            if following <= until[image]:
-                between[image] += taken
-            elif step <= until[image]:
-                after[image] = min(exit_busy[image, step], events[image, following] - 1)
+    following = _next_event_step(events)  # (batch, tmax): the next step with events, tmax if none
+    pair = (events > 0) & (following < tmax)  # a step with events and a later one
+    waiting = np.take_along_axis(events, np.minimum(following, tmax - 1), axis=1) - 1  # its events after the first
+    until = until[:, None]
+    steps = np.arange(tmax)[None, :]
+    between = np.where(pair & (following <= until), np.minimum(busy, waiting), 0).sum(axis=1)
+    straddle = pair & (steps <= until) & (following > until)  # the last counted step and the next
+    after = np.where(straddle, np.minimum(exit_busy, waiting), 0).sum(axis=1)
     return between, after
+
+
+def _next_event_step(events: np.ndarray) -> np.ndarray:
+    """``(batch, tmax)``: for each step, the next later step with events (``tmax`` if none)."""
+    tmax = events.shape[1]
+    own = np.where(events > 0, np.arange(tmax)[None, :], tmax)
+    from_here = np.minimum.accumulate(own[:, ::-1], axis=1)[:, ::-1]  # this step or a later one
+    return np.concatenate([from_here[:, 1:], np.full((events.shape[0], 1), tmax)], axis=1)
 
 
 def clear_cycles(params: CoreParams) -> int:
