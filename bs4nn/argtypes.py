@@ -130,8 +130,9 @@ def add_output_argument(parser: argparse.ArgumentParser, metavar: str, help_text
     parser.add_argument("-o", "--output", "--out", dest="output", metavar=metavar, help=help_text, **kwargs)
 
 
-def add_target_mhz_argument(parser: argparse.ArgumentParser) -> None:
-    """``--target-mhz``, the clock nextpnr works to, for every command that places and routes a board top."""
+def add_place_and_route_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--target-mhz`` (the clock nextpnr works to) and ``--seed`` (its placer's), for every command
+    that places and routes a board top."""
     parser.add_argument(
         "--target-mhz",
         type=positive_float,
@@ -139,4 +140,13 @@ def add_target_mhz_argument(parser: argparse.ArgumentParser) -> None:
         metavar="MHZ",
         help="ECP5: constrain the clock at MHZ for nextpnr's timing-driven placement and routing (it works only "
         "for the slack it is given); the measured Fmax is nextpnr's achieved one either way (default: the board clock)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=None,
+        metavar="N",
+        help="nextpnr's placer seed: the same netlist placed from another seed reaches another Fmax (a few ns "
+        "apart on a full chip); each build is measured as placed, and report.json records the seed "
+        "(default: nextpnr's own)",
     )

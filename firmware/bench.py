@@ -50,6 +50,7 @@ def bench_hardware(
     build_root: str | os.PathLike,
     quick_build: bool = False,
     target_mhz: float | None = None,
+    seed: int | None = None,
     notify: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Build, place and route, simulate ``input_times`` ``(n, n_in)``; write ``OUT/bench.json``.
@@ -57,7 +58,7 @@ def bench_hardware(
     ``OUT`` also holds the board build (``OUT/bitstream``: report.json, tool logs) and the
     simulation's job and results (``OUT/sim``); the Verilator build is cached under ``build_root``
     (``quick_build``: its C++ unoptimised, for small networks).  ``target_mhz``: the clock
-    constraint nextpnr works to (:func:`~bs4nn.firmware.build.build_bitstream`).
+    constraint nextpnr works to, ``seed`` its placer's (:func:`~bs4nn.firmware.build.build_bitstream`).
     """
     if board not in BOARDS:
         raise Bs4nnError(f"unknown board {board!r}; choose from {', '.join(sorted(BOARDS))}")
@@ -73,6 +74,7 @@ def bench_hardware(
             model_info={"source": str(Path(manifest).resolve())},
             notify=notify,
             target_mhz=target_mhz,
+            seed=seed,
         )
         notify(f"simulating the core on {len(input_times)} images in Verilator ...")
         regression = run_regression(
@@ -115,6 +117,7 @@ def bench_record(
         "lanes": build["lanes"],
         "mode": "early-exit" if early_exit else "full",
         "target_mhz": build.get("target_mhz"),
+        "seed": build.get("seed"),
         "images": regression.images,
         "network": build["network"],
         "model": build["model"],
@@ -184,8 +187,11 @@ def bench_table(bench: dict[str, Any]) -> str:
     row += f"{measured['latency_us_mean']:>8.2f} {measured['latency_us_max']:>7.2f} "
     row += f"{measured['bit_exact']:>5}/{bench['images']:<5}"
     used = ", ".join(f"{name} {r['used']}/{r['available']}" for name, r in measured["resources"].items())
+    target, seed = bench.get("target_mhz"), bench.get("seed")
+    placed = "nextpnr: " + ("the board clock" if target is None else f"target {target} MHz")
+    placed += ", its default seed" if seed is None else f", seed {seed}"
     coder_line = (
         f"pixel coder (formula): {coder['sort_cycles_mean']:.0f} cycles/image + {coder['clear_cycles']} to clear, "
         f"{coder['images_per_second_at_fmax']:,} images/s at Fmax"
     )
-    return "\n".join([header, row, f"resources: {used}", coder_line])
+    return "\n".join([header, row, f"resources: {used}", placed, coder_line])

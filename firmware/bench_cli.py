@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     hw.add_argument(
         "--early-exit", action="store_true", help="BS4NN: stop each image at its first output spike (as deployed)"
     )
-    argtypes.add_target_mhz_argument(hw)
+    argtypes.add_place_and_route_arguments(hw)
     hw.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: the manifest's dataset)")
     hw.add_argument(
         "--build-dir",
@@ -77,6 +77,7 @@ def _bench_hw(args: argparse.Namespace) -> int:
         early_exit=args.early_exit,
         build_root=args.build_dir,
         target_mhz=args.target_mhz,
+        seed=args.seed,
     )
     print(bench_table(bench))
     return 0 if bench["measured"]["bit_exact"] == bench["images"] else 1

@@ -385,6 +385,17 @@ def _clock_target(spec: BoardSpec, platform, target_mhz: float | None) -> dict[s
     return {"add_preferences": f'FREQUENCY PORT "{platform.default_clk}_0__io" {target_mhz} MHZ;'}
 
 
+def _nextpnr_options(target_mhz: float | None, seed: int | None) -> list[str]:
+    """nextpnr's options beside the board's: its report, a target that may be missed (the achieved
+    Fmax is the measurement), the placer seed."""
+    return [
+        "--report",
+        NEXTPNR_REPORT,
+        *(["--timing-allow-fail"] if target_mhz else []),
+        *(["--seed", str(seed)] if seed is not None else []),
+    ]
+
+
 def _yosys_script(spram_layers: Collection[int]) -> str:
     attributes = [SPRAM_ATTRIBUTE.format(index=index, copy=copy) for index in spram_layers for copy in WEIGHT_COPIES]
     return "\n".join([SPRAM_SCRIPT, *attributes])
@@ -415,6 +426,7 @@ def build_bitstream(
     notify: Callable[[str], None] = print,
     progress: bool = False,
     target_mhz: float | None = None,
+    seed: int | None = None,
     bench_inputs: np.ndarray | None = None,
     bench_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -423,7 +435,9 @@ def build_bitstream(
     ``target_mhz``: constrain the clock at this frequency instead of the board's (nextpnr's
     timing-driven placement and routing work for the slack they are given: at the board's 25 MHz a
     40 MHz design has plenty and is left as placed); a build that misses it still succeeds,
-    nextpnr's achieved Fmax is what ``report.json`` measures either way.
+    nextpnr's achieved Fmax is what ``report.json`` measures either way.  ``seed``: nextpnr's
+    placer seed (``None``: its own); on a full chip, placements of one netlist from different seeds
+    differ by a few ns, so a user may search seeds; ``report.json`` records the one used.
 
     ``spram=None`` (automatic): on an iCE40 UltraPlus the largest weight memories go to SPRAM
     exactly when block RAM cannot hold them all (:func:`plan_spram_layers`); SPRAM has no
@@ -474,7 +488,7 @@ def build_bitstream(
             script_after_synth=f"tee -q -o {YOSYS_STAT} stat -json",
             synth_opts="-spram" if spram_layers else "",
             script_after_read=_yosys_script(spram_layers) if spram_layers else "",
-            nextpnr_opts=["--report", NEXTPNR_REPORT, *(["--timing-allow-fail"] if target_mhz else [])],
+            nextpnr_opts=_nextpnr_options(target_mhz, seed),
             **clock_target,
         )
         plan.extract(build_dir)
@@ -505,6 +519,7 @@ def build_bitstream(
             "lanes": lanes,
             "early_exit": early_exit,
             "target_mhz": target_mhz,
+            "seed": seed,
             "spram": bool(spram_layers),
             "network": {"sizes": network.sizes, "tmax": network.tmax, "imax": network.imax},
             "model": model_info or {},

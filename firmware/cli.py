@@ -76,7 +76,7 @@ def _register_build(subparsers: argparse._SubParsersAction) -> None:
         "--early-exit", action="store_true", help="stop each image at the first output spike (BS4NN models only)"
     )
     build.add_argument("--force", action="store_true", help="build even if the memory estimate says it will not fit")
-    argtypes.add_target_mhz_argument(build)
+    argtypes.add_place_and_route_arguments(build)
     build.add_argument(
         "--spram",
         action=argparse.BooleanOptionalAction,
@@ -251,6 +251,7 @@ def _build(args: argparse.Namespace) -> int:
         notify=lambda line: print(f"bs4nn build: {line}", file=sys.stderr),
         progress=not args.quiet,
         target_mhz=args.target_mhz,
+        seed=args.seed,
         bench_inputs=bench_inputs,
         bench_info=bench_info,
     )
@@ -262,7 +263,8 @@ def _build(args: argparse.Namespace) -> int:
         f"{yosys.get('spram')} SPRAMs"
     )
     for clock, fmax in measured.get("fmax_mhz", {}).items():
-        print(f"nextpnr Fmax {clock}: {fmax['achieved']:.1f} MHz (constraint {fmax['constraint']:.1f} MHz)")
+        seed = "" if report["seed"] is None else f", seed {report['seed']}"
+        print(f"nextpnr Fmax {clock}: {fmax['achieved']:.1f} MHz (constraint {fmax['constraint']:.1f} MHz{seed})")
     return 0
 
 

@@ -137,7 +137,7 @@ def test_small_icebreaker_build_with_real_tools(tmp_path: Path) -> None:
     assert report["estimated"]["fits"] and "weight_bits" in report["estimated"]
 
 
-def test_build_target_mhz_constrains_nextpnr_on_ecp5_and_is_refused_on_ice40(
+def test_build_target_mhz_and_seed_reach_nextpnr_on_ecp5_and_the_target_is_refused_on_ice40(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     manifest = write_bit_model(tiny_network(), tmp_path / "model")
@@ -145,10 +145,14 @@ def test_build_target_mhz_constrains_nextpnr_on_ecp5_and_is_refused_on_ice40(
     assert main([*refused, "-o", str(tmp_path / "ice")]) == 2
     assert capsys.readouterr().err.count("\n") == 1 and not (tmp_path / "ice").exists()
     out = tmp_path / "ulx"
-    assert main(["build", "--board", "ulx3s-85f", "--target-mhz", "80", "--model", str(manifest), "-o", str(out)]) == 0
+    ulx = ["build", "--board", "ulx3s-85f", "--target-mhz", "80", "--seed", "7", "--model", str(manifest)]
+    assert main([*ulx, "-o", str(out)]) == 0
+    assert "MHz, seed 7)" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     (fmax,) = report["measured"]["fmax_mhz"].values()
     assert report["target_mhz"] == 80 and fmax["constraint"] == pytest.approx(80)
+    # the seed is on the nextpnr command line that the build ran
+    assert report["seed"] == 7 and "--seed 7" in (out / "build" / "build_bs4nn_board.sh").read_text()
 
 
 @pytest.mark.slow
