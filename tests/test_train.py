@@ -558,16 +558,20 @@ def test_set_parses_literals_into_the_fields_types() -> None:
         get_preset("tiny").with_settings(["epochs=1", "epochs=2"])
 
 
-def test_cli_augmentation_options_reach_the_run(tmp_path: Path, capsys, data_dir: Path) -> None:
+def test_cli_augmentation_and_hidden_size_options_reach_the_run(tmp_path: Path, capsys, data_dir: Path) -> None:
     argv = ["train", "--preset", "tiny-ce", "--out", str(tmp_path), "--train-images", "200", "--epochs", "1"]
     argv += ["--readout-epochs", "0", "--shift-pixels", "2", "--mirror-images", "--no-calibrate-thresholds"]
     argv += ["--hidden-dropout", "0.3", "--set", "decay_factor=0.5", "--set", "snapshot_steps=(0, 4, 255)"]
-    argv += ["--quiet", "--no-test", "--data-dir", str(data_dir)]
+    argv += ["--hidden", "30", "--quiet", "--no-test", "--data-dir", str(data_dir)]
     code, _, err = _cli(argv, capsys)
     assert code == 0, err
-    run = load_checkpoint(tmp_path / "checkpoint.npz").hyperparameters["run"]["preset"]
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.npz")
+    run = checkpoint.hyperparameters["run"]["preset"]
     assert run["shift_pixels"] == 2 and run["mirror_images"] is True and run["hidden_dropout"] == 0.3
     assert run["decay_factor"] == 0.5 and run["snapshot_steps"] == [0, 4, 255]
+    assert list(checkpoint.sizes) == [784, 30, 10] and checkpoint.weights[0].shape == (30, 784)
+    code, _, err = _cli(["train", "--preset", "tiny-ce", "--hidden", "30", "20"], capsys)
+    assert code == 2 and "tiny-ce has 1 hidden layer(s)" in err
     code, _, err = _cli(["train", "--preset", "tiny-ce", "--epochs", "2", "--set", "epochs=3"], capsys)
     assert code == 2 and "given both as a flag and with --set" in err
     code, _, err = _cli(["train", "--preset", "tiny-ce", "--shift-pixels", "-1"], capsys)

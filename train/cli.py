@@ -206,7 +206,11 @@ def add_b1_arguments(train: argparse.ArgumentParser) -> None:
         "--weight-bits", type=preset_flag("weight_bits"), metavar="B", help="weight width 1..8 (1: +1/-1; default 1)"
     )
     b1.add_argument(
-        "--hidden", type=argtypes.positive_int, nargs="+", metavar="N", help="hidden layer sizes (any number)"
+        "--hidden",
+        type=argtypes.positive_int,
+        nargs="+",
+        metavar="N",
+        help="hidden layer sizes (B1 presets: any number of layers; BS4NN presets: as many as the preset has)",
     )
     b1.add_argument(
         "--windows", type=argtypes.positive_int, nargs="+", metavar="K", help="window in steps per hidden layer"
@@ -219,22 +223,22 @@ def add_b1_arguments(train: argparse.ArgumentParser) -> None:
     )
 
 
-B1_ONLY = ("weight_bits", "hidden", "windows", "activity_penalty")
+B1_ONLY = ("weight_bits", "windows", "activity_penalty")
 BS4NN_ONLY = (
     "mu", "bucket_batches", "decay_every", "target_rule", "gamma", "thetas", "weight_clip", "backward",
     "count_margin", "surrogate_width", "readout_epochs", "calibrate_thresholds",
 )  # fmt: skip
 
 
-def b1_architecture(args: argparse.Namespace, preset: Preset) -> Preset:
-    """``preset`` with the flags of the B1 presets applied (``--hidden``, ``--windows``,
-    ``--weight-bits``, ``--activity-penalty``); the BS4NN presets refuse them, and the B1 presets
-    the BS4NN knobs (a preset with hidden windows is a B1 network)."""
+def architecture(args: argparse.Namespace, preset: Preset) -> Preset:
+    """``preset`` with ``--hidden`` and the flags of the B1 presets applied (``--windows``,
+    ``--weight-bits``, ``--activity-penalty``); the BS4NN presets refuse the B1 flags, and the B1
+    presets the BS4NN knobs (a preset with hidden windows is a B1 network)."""
     if not preset.windows:
         given = [key for key in B1_ONLY if getattr(args, key) is not None]
         if given:
             raise Bs4nnError(f"--{given[0].replace('_', '-')} is an option of the B1 presets, not of {preset.name}")
-        return preset
+        return bs4nn_hidden(args.hidden, preset)
     given = [key for key in BS4NN_ONLY if getattr(args, key) is not None] + ["real_weights"] * args.real_weights
     if given:
         raise Bs4nnError(f"--{given[0].replace('_', '-')} is a BS4NN option; preset {preset.name} is a B1 network")
@@ -252,11 +256,26 @@ def b1_architecture(args: argparse.Namespace, preset: Preset) -> Preset:
     return replace(preset, **changes)
 
 
+def bs4nn_hidden(hidden: list[int] | None, preset: Preset) -> Preset:
+    """A BS4NN preset with other hidden layer sizes (``--hidden``): as many hidden layers as the
+    preset has, since its thresholds, scales and initial ranges are given per layer (a preset with
+    ``calibrate_thresholds`` chooses the counts on validation after training, for the new fan-in
+    too)."""
+    if hidden is None:
+        return preset
+    if len(hidden) != len(preset.sizes) - 2:
+        raise Bs4nnError(
+            f"--hidden: preset {preset.name} has {len(preset.sizes) - 2} hidden layer(s): give one size each, "
+            f"got {len(hidden)}"
+        )
+    return replace(preset, sizes=(preset.sizes[0], *hidden, preset.sizes[-1]))
+
+
 def _train(args: argparse.Namespace) -> int:
     # here, not at the top: the trainer's imports add ~0.5 s to every `bs4nn` command (measured 0.22 -> 0.77 s)
     from bs4nn.train.trainer import train
 
-    preset = b1_architecture(args, get_preset(args.preset))
+    preset = architecture(args, get_preset(args.preset))
     if args.thetas is not None and len(args.thetas) != len(preset.thetas):
         raise Bs4nnError(f"--thetas needs {len(preset.thetas)} values for preset {preset.name}")
     if args.weight_clip is not None and len(args.weight_clip) != len(preset.thetas):
