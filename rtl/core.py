@@ -297,9 +297,11 @@ class _Controller:
         return f"INTEGRATE_{index}"
 
     def _image_resets(self) -> list:
-        """The per-image registers' values at the start of an image."""
+        """The per-image registers' values at the start of an image (formal: nothing seen yet)."""
         tmax = self.params.tmax
+        seen = [self.pixel_seen, *self.fired_seen] if self.core.formal else []
         return [
+            *[register.eq(0) for register in seen],
             self.step.eq(0),
             self.touched.eq(0),
             self.started.eq(0),
@@ -316,8 +318,6 @@ class _Controller:
         for layer in self.layers:
             with m.If(self.clear_word < layer.params.words):
                 m.d.comb += [layer.mem.state_write_en.eq(1), layer.mem.state_write_addr.eq(self.clear_word)]
-        if self.core.formal:
-            m.d.sync += [self.pixel_seen.eq(0), *[seen.eq(0) for seen in self.fired_seen]]
         m.d.sync += [*self._image_resets(), self.clear_word.eq(self.clear_word + 1)]
         with m.If(self.clear_word == self.max_words - 1):
             m.d.sync += self.clear_word.eq(0)

@@ -29,13 +29,11 @@ def core_for(
 ) -> Bs4nnCore:
     """The core of ``network``'s family and ``lanes``: the narrow core (1..64 lanes) or the wide one
     (more; BS4NN only for now).  Raises ``ValueError`` for what it cannot build.  ``formal`` and
-    ``assume_valid_input`` as :class:`~bs4nn.rtl.core.Bs4nnCore` (for :mod:`bs4nn.rtl.formal`; narrow cores)."""
+    ``assume_valid_input`` as :class:`~bs4nn.rtl.core.Bs4nnCore` (for :mod:`bs4nn.rtl.formal`)."""
+    family = B1Core if isinstance(network, B1Network) else Bs4nnCore
     if is_wide(lanes):
         core_params(network, lanes)  # refuses what no wide core is built for, before any core exists
-        if formal:
-            raise ValueError(f"lanes {lanes}: the wide core carries no formal assertions yet (lanes 1..64 do)")
-        return Bs4nnWideCore(network, lanes, weight_init=weight_init)
-    family = B1Core if isinstance(network, B1Network) else Bs4nnCore
+        family = Bs4nnWideCore
     return family(network, lanes, weight_init=weight_init, formal=formal, assume_valid_input=assume_valid_input)
 
 

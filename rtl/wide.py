@@ -48,6 +48,7 @@ from functools import reduce
 
 import numpy as np
 from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Assert
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -73,10 +74,11 @@ class WideLayer(wiring.Component):
     ``count - 1`` are formed from the counter register ahead of the row (the sign only selects),
     and ``fires`` is itself a register per lane: the threshold test of the value being written
     (``count + 1 >= threshold`` is ``count >= threshold - 1``, from the old count), so the test
-    phase and the spike queue start from flip-flops, not from an adder and a comparator."""
+    phase and the spike queue start from flip-flops, not from an adder and a comparator.
+    ``formal=True``: assert that no landing row wraps a counter (:mod:`bs4nn.rtl.formal`)."""
 
-    def __init__(self, params: LayerParams, weight_words: Sequence[int], bank_bits: int):
-        self.params, self.bank_bits = params, bank_bits
+    def __init__(self, params: LayerParams, weight_words: Sequence[int], bank_bits: int, *, formal: bool = False):
+        self.params, self.bank_bits, self.formal = params, bank_bits, formal
         self._weight_words = np.asarray(weight_words, dtype=object)
         row = unsigned(index_bits(params.fan_in))
         super().__init__(
@@ -123,6 +125,10 @@ class WideLayer(wiring.Component):
                 marked[lane].count.eq(counter.count),
                 marked[lane].fired.eq(blocked),
             ]
+            if self.formal:  # the counter width of export.layout.counter_bits must suffice
+                largest, smallest = (1 << (params.counter_bits - 1)) - 1, -(1 << (params.counter_bits - 1))
+                with m.If(landing):
+                    m.d.comb += Assert(Mux(sign, counter.count < largest, counter.count > smallest))
         with m.If(self.clear):
             m.d.sync += [self.counters.eq(0), self.fires.eq(-int(threshold <= 0))]
         with m.Elif(landing):
@@ -229,12 +235,21 @@ class SpikeQueue(wiring.Component):
 
 class Bs4nnWideCore(Bs4nnCore):
     """The wide inference core (see the module doc); ports as :class:`~bs4nn.rtl.core.Bs4nnCore`.
-    ``lanes`` must exceed 64 and cover the widest layer; ``formal`` is for the narrow core only."""
+    ``lanes`` must exceed 64 and cover the widest layer; ``formal`` and ``assume_valid_input`` as
+    the narrow core's (every lane's no-wrap check sits in its :class:`WideLayer`)."""
 
     wide = True
 
-    def __init__(self, network: IntegerNetwork, lanes: int = DEFAULT_LANES, *, weight_init: bool = True):
-        super().__init__(network, lanes, weight_init=weight_init)
+    def __init__(
+        self,
+        network: IntegerNetwork,
+        lanes: int = DEFAULT_LANES,
+        *,
+        weight_init: bool = True,
+        formal: bool = False,
+        assume_valid_input: bool = True,
+    ):
+        super().__init__(network, lanes, weight_init=weight_init, formal=formal, assume_valid_input=assume_valid_input)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -243,7 +258,7 @@ class Bs4nnWideCore(Bs4nnCore):
         payload = self.weights.payload
         layers = []
         for index, (layer, words) in enumerate(zip(params.layers, images, strict=True)):
-            unit = m.submodules[f"layer{index}"] = WideLayer(layer, words, params.bank_bits)
+            unit = m.submodules[f"layer{index}"] = WideLayer(layer, words, params.bank_bits, formal=self.formal)
             m.d.comb += [
                 unit.weight_write_en.eq(self.weights.valid & (payload.layer == index)),
                 unit.weight_write_address.eq(payload.address),
@@ -372,6 +387,7 @@ class _WideController(_Controller):
         event = self.core.events.payload
         self.m.d.comb += self.core.events.ready.eq(1)
         self.m.d.sync += [self.event_step.eq(event.time), self.started.eq(1)]
+        self._assume_valid_pixel(event.pixel)
         self._start_integration(0, event.pixel)
 
     def _test_states(self, layer: _WideLayerUnit) -> None:

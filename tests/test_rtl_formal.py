@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from bs4nn.lanes import MAX_LANES
 from bs4nn.rtl.b1core import B1Core, B1CoreParams
 from bs4nn.rtl.core import Bs4nnCore
 from bs4nn.rtl.family import core_params, worst_case_cycles_of
@@ -17,6 +18,7 @@ from bs4nn.sim.golden import random_network
 # 3-3-2 network, 2 lanes (2 counter words in layer 0), 4 time steps, thresholds 1: neurons do fire
 SMALL = random_network([3, 3, 2], [1, 1], seed=0, tmax=4)
 LANES = 2
+WIDE = MAX_LANES + 1  # the wide core
 DEPTH = 24  # reset, clear, a short image with spikes in both layers, its result
 DEEP = 40  # a second image after the first
 
@@ -34,6 +36,18 @@ def test_fire_once_and_no_wrap_proved_for_a_paired_core() -> None:
     assert result.proved, result.log[-3000:]
 
 
+def test_fire_once_and_no_wrap_proved_for_the_wide_core() -> None:
+    """The wide core (every counter a register, a row per cycle, the spike queue, steps overlapped):
+    one no-wrap check per lane of each layer, one fire-once check per layer."""
+    result = prove_core(SMALL, WIDE, DEPTH)
+    assert result.assertions == 7
+    assert result.proved, result.log[-3000:]
+
+
+def test_without_the_input_assumption_a_wide_core_counter_wraps() -> None:
+    assert not prove_core(SMALL, WIDE, 20, assume_valid_input=False).proved
+
+
 def test_without_the_input_assumption_a_counter_wraps() -> None:
     # the same pixel sent again and again drives a counter past its width: the check is not vacuous
     result = prove_core(SMALL, LANES, 20, assume_valid_input=False)
@@ -41,8 +55,9 @@ def test_without_the_input_assumption_a_counter_wraps() -> None:
 
 
 @pytest.mark.slow
-def test_fire_once_and_no_wrap_proved_over_several_images() -> None:
-    result = prove_core(SMALL, LANES, DEEP)
+@pytest.mark.parametrize("lanes", [LANES, WIDE])
+def test_fire_once_and_no_wrap_proved_over_several_images(lanes: int) -> None:
+    result = prove_core(SMALL, lanes, DEEP)
     assert result.proved, result.log[-3000:]
 
 
