@@ -52,12 +52,10 @@ from amaranth.hdl import Assert
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from bs4nn.export.layout import DEFAULT_LANES
 from bs4nn.rtl.core import Bs4nnCore, _Controller, lowest_set_bit
 from bs4nn.rtl.memories import WeightMemory
 from bs4nn.rtl.params import LayerParams, index_bits
 from bs4nn.rtl.readout import RegisterReadout
-from bs4nn.sim.golden import IntegerNetwork
 
 
 class WideLayer(wiring.Component):
@@ -234,22 +232,12 @@ class SpikeQueue(wiring.Component):
 
 
 class Bs4nnWideCore(Bs4nnCore):
-    """The wide inference core (see the module doc); ports as :class:`~bs4nn.rtl.core.Bs4nnCore`.
-    ``lanes`` must exceed 64 and cover the widest layer; ``formal`` and ``assume_valid_input`` as
-    the narrow core's (every lane's no-wrap check sits in its :class:`WideLayer`)."""
+    """The wide inference core (see the module doc); ports and arguments as
+    :class:`~bs4nn.rtl.core.Bs4nnCore`.  ``lanes`` must exceed 64 and cover the widest layer;
+    ``formal`` adds the same assertions (every lane's no-wrap check sits in its :class:`WideLayer`);
+    ``paired`` changes nothing (every event already takes one cycle)."""
 
     wide = True
-
-    def __init__(
-        self,
-        network: IntegerNetwork,
-        lanes: int = DEFAULT_LANES,
-        *,
-        weight_init: bool = True,
-        formal: bool = False,
-        assume_valid_input: bool = True,
-    ):
-        super().__init__(network, lanes, weight_init=weight_init, formal=formal, assume_valid_input=assume_valid_input)
 
     def elaborate(self, platform) -> Module:
         m = Module()
