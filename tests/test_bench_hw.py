@@ -29,9 +29,13 @@ def tiny_network() -> IntegerNetwork:
     return IntegerNetwork(layers, tmax=8, imax=255)
 
 
-def bench_tiny(manifest: Path, input_times: np.ndarray, tmp_path: Path) -> dict:
-    """``bench hw`` of a tiny core on the iCEBreaker, full mode, into ``tmp_path/bench``."""
-    return bench_hardware(
+def bench_tiny(network, images: int, seed: int, tmp_path: Path) -> tuple[dict, np.ndarray]:
+    """``bench hw`` of a tiny network (either family) on the iCEBreaker, full mode, into
+    ``tmp_path/bench``, on ``images`` random inputs (end beats included); the ``bench.json`` written
+    is the record returned.  Returns it and the inputs."""
+    manifest = write_bit_model(network, tmp_path / "model")
+    input_times = np.random.default_rng(seed).integers(0, network.tmax + 2, size=(images, network.sizes[0]))
+    bench = bench_hardware(
         manifest,
         input_times,
         tmp_path / "bench",
@@ -42,15 +46,14 @@ def bench_tiny(manifest: Path, input_times: np.ndarray, tmp_path: Path) -> dict:
         quick_build=True,
         notify=lambda line: None,
     )
+    assert json.loads((tmp_path / "bench" / BENCH_FILE).read_text()) == bench
+    return bench, input_times
 
 
 def test_bench_hw_measures_a_tiny_core_on_icebreaker(tmp_path: Path) -> None:
     network = tiny_network()
-    manifest = write_bit_model(network, tmp_path / "model")
-    input_times = np.random.default_rng(3).integers(0, network.tmax + 2, size=(12, 20))
+    bench, input_times = bench_tiny(network, 12, 3, tmp_path)
     out = tmp_path / "bench"
-    bench = bench_tiny(manifest, input_times, tmp_path)
-    assert json.loads((out / BENCH_FILE).read_text()) == bench
     assert (out / "bitstream" / "report.json").is_file()
     measured = bench["measured"]
     assert bench["board"] == "icebreaker" and bench["lanes"] == LANES and bench["mode"] == "full"

@@ -3,7 +3,6 @@ BS4NN model, the B1 core's cycle formula in ``bench.json``, and early exit refus
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ from test_bench_hw import HANDOVER, LANES, bench_tiny
 
 from bs4nn.cli import main
 from bs4nn.export.bitmodel import write_bit_model
-from bs4nn.firmware.bench import BENCH_FILE, bench_table
+from bs4nn.firmware.bench import bench_table
 from bs4nn.rtl.cycles import clear_cycles, predicted_b1_cycles
 from bs4nn.rtl.family import core_params
 from bs4nn.sim.b1 import random_b1_network, run_b1
@@ -24,11 +23,8 @@ def tiny_b1():
 
 def test_bench_hw_measures_a_tiny_b1_core(tmp_path: Path) -> None:
     network = tiny_b1()
-    manifest = write_bit_model(network, tmp_path / "model")
-    input_times = np.random.default_rng(5).integers(0, network.tmax + 2, size=(10, 20))
+    bench, input_times = bench_tiny(network, 10, 5, tmp_path)
     out = tmp_path / "bench"
-    bench = bench_tiny(manifest, input_times, tmp_path)
-    assert json.loads((out / BENCH_FILE).read_text()) == bench
     measured = bench["measured"]
     assert bench["mode"] == "full" and measured["bit_exact"] == 10 == bench["images"]
     params = core_params(network, LANES)

@@ -179,6 +179,13 @@ def _add_rule_arguments(train: argparse.ArgumentParser) -> None:
         "(default: the preset's, off for all)",
     )
     train.add_argument(
+        "--hidden",
+        type=argtypes.positive_int,
+        nargs="+",
+        metavar="N",
+        help="hidden layer sizes (B1 presets: any number of layers; BS4NN presets: as many as the preset has)",
+    )
+    train.add_argument(
         "--hidden-dropout",
         type=preset_flag("hidden_dropout"),
         metavar="P",
@@ -204,13 +211,6 @@ def add_b1_arguments(train: argparse.ArgumentParser) -> None:
     b1 = train.add_argument_group("B1 presets (mnist-b1, fashion-b1)")
     b1.add_argument(
         "--weight-bits", type=preset_flag("weight_bits"), metavar="B", help="weight width 1..8 (1: +1/-1; default 1)"
-    )
-    b1.add_argument(
-        "--hidden",
-        type=argtypes.positive_int,
-        nargs="+",
-        metavar="N",
-        help="hidden layer sizes (B1 presets: any number of layers; BS4NN presets: as many as the preset has)",
     )
     b1.add_argument(
         "--windows", type=argtypes.positive_int, nargs="+", metavar="K", help="window in steps per hidden layer"
