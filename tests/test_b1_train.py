@@ -83,10 +83,11 @@ def stop_after_first_epoch(line: str) -> None:
         raise InterruptedRunError
 
 
-def test_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("weight_average", [0.0, 0.9])
+def test_resume_equals_uninterrupted(tmp_path, weight_average):
     preset = replace(
         PRESETS["tiny-b1"], train_images=600, validation_images=200, activity_penalty=0.01, shift_pixels=1,
-        mirror_images=True,
+        mirror_images=True, weight_average=weight_average,
     )  # fmt: skip
     whole = tmp_path / "whole"
     train(preset, RunOptions(out_dir=whole, progress=False, test=False), log=lambda _: None)
@@ -102,6 +103,23 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert [row["validation_accuracy"] for row in first.metrics] == [
         row["validation_accuracy"] for row in second.metrics
     ]
+    averages = sorted(key for key in first.state if key.startswith("average_"))
+    assert len(averages) == (6 if weight_average else 0)  # two weight proxies, log-scales and biases
+    for key in averages:
+        assert np.array_equal(first.state[key], second.state[key])
+
+
+def test_weight_average_is_the_network_validated_and_kept(tmp_path):
+    """best.npz holds the average (not the raw proxies), its scale exp of the averaged log-scale."""
+    preset = replace(PRESETS["tiny-b1"], train_images=600, validation_images=200, epochs=1, weight_average=0.95)
+    train(preset, RunOptions(out_dir=tmp_path, progress=False, test=False), log=lambda _: None)
+    raw, best = load_checkpoint(tmp_path / "checkpoint.npz"), load_checkpoint(tmp_path / "best.npz")
+    n = len(raw.weights)
+    for i in range(n):
+        assert np.array_equal(best.weights[i], raw.state[f"average_{i}"])
+        assert not np.array_equal(best.weights[i], raw.weights[i])
+        assert best.alphas[i] == pytest.approx(np.exp(raw.state[f"average_{n + i}"][0]), rel=1e-6)
+        assert np.array_equal(best.biases[i], raw.state[f"average_{2 * n + i}"])
 
 
 def run_bs4nn(capsys, *argv: str) -> tuple[int, str, str]:
@@ -121,6 +139,7 @@ def run_bs4nn(capsys, *argv: str) -> tuple[int, str, str]:
         (["--thetas", "3", "4"], "--thetas is a BS4NN option"),
         (["--set", "weight_bits=3"], "b1: b-bit weights are quantised on their mean magnitude; set weight_clip=None"),
         (["--set", "windows=(0,)"], "windows must be positive integers"),
+        (["--set", "weight_average=1"], "weight_average must be in [0, 1)"),
         (["--set", "readout_epochs=2"], "b1: readout_epochs and calibrate_thresholds are BS4NN steps"),
     ],
 )

@@ -349,6 +349,17 @@ def test_resume_equals_uninterrupted_bitwise(tmp_path: Path, data_dir: Path) -> 
     ]
 
 
+def test_bs4nn_weight_average_keeps_averaged_weights_and_alphas(tmp_path: Path, data_dir: Path) -> None:
+    """BS4NN's alphas are stepped by the loop (no log-scales): the average holds them as one array."""
+    preset = _tiny(train_images=320, validation_images=100, epochs=1, weight_average=0.9)
+    options = RunOptions(out_dir=tmp_path, data_dir=str(data_dir), progress=False, test=False)
+    train(preset, options, log=lambda _: None)
+    raw, best = load_checkpoint(tmp_path / "checkpoint.npz"), load_checkpoint(tmp_path / "best.npz")
+    assert [np.array_equal(w, raw.state[f"average_{i}"]) for i, w in enumerate(best.weights)] == [True, True]
+    assert best.alphas == raw.state["average_2"].tolist() != raw.alphas
+    assert not np.array_equal(best.weights[0], raw.weights[0])
+
+
 def test_real_weight_mode_trains(tmp_path: Path, data_dir: Path) -> None:
     preset = _tiny(train_images=300, validation_images=100, epochs=1)
     options = RunOptions(out_dir=tmp_path, data_dir=str(data_dir), binary=False, progress=False, test=False)

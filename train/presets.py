@@ -94,6 +94,7 @@ FIELD_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "decision_first_spike_share": (lambda v: _non_negative_number(v) and v <= 1, "in [0, 1] (0: none asked)"),
     "distill_weight": (lambda v: _non_negative_number(v) and v <= 1, "in [0, 1] (0: no teacher)"),
     "distill_temperature": (_positive_number, "a positive number"),
+    "weight_average": (lambda v: _non_negative_number(v) and v < 1, "in [0, 1) (0: no averaging)"),
 }
 """The range of each numeric field: the one check that presets, the named flags of ``bs4nn
 train`` (:func:`parse_field`) and ``--set`` (:func:`parse_setting`) all go through."""
@@ -166,6 +167,7 @@ class Preset:
     teacher: str = ""  # b1: float ReLU MLP to distil from: a folder of `bs4nn experiment relu`, or a shipped one
     distill_weight: float = 0.0  # b1: share of the loss matching the teacher's softened outputs (0: no teacher)
     distill_temperature: float = 4.0  # b1: the softening temperature T of both networks' logits
+    weight_average: float = 0.0  # decay per batch of the parameters' moving average, validated and kept (0: off)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -194,6 +196,8 @@ class Preset:
             )
         if self.teacher and not uses_teacher(self.rule):
             raise Bs4nnError(f"preset {self.name}: a distillation teacher is a B1 option, not {self.backward}'s")
+        if self.weight_average and self.readout_epochs:
+            raise Bs4nnError(f"preset {self.name}: weight_average averages the training epochs; set readout_epochs=0")
         if self.lr_schedule not in LR_SCHEDULES:
             raise Bs4nnError(
                 f"preset {self.name}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}"

@@ -79,6 +79,7 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
         "teacher",
         "distill_weight",
         "distill_temperature",
+        "weight_average",
     ):
         if getattr(preset, key) == PRESET_DEFAULTS[key]:
             settings.pop(key)

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from bs4nn.errors import Bs4nnError
 from bs4nn.sim.semantics import Array, encode_images, to_numpy
+from bs4nn.train.averaging import ParameterAverage
 from bs4nn.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from bs4nn.train.epochs import (
     batch_learning_rate,
@@ -266,6 +267,8 @@ def step(run: Run, epoch: Epoch, result: BatchResult, batch_size: int, eta: floa
         state.alphas = [
             max(MIN_ALPHA, a - epoch.mu * g / batch_size) for a, g in zip(state.alphas, result.alpha_grads, strict=True)
         ]
+    if run.average is not None and epoch.phase == "train":
+        run.average.update(state, xp)
 
 
 def run_epoch(run: Run, epoch: Epoch) -> tuple[dict[str, float], float]:
@@ -369,6 +372,8 @@ def epoch_checkpoint(run: Run, epoch: Epoch, weights: list[np.ndarray]) -> Check
     saved = {"learning_rates": np.array([epoch.eta, epoch.mu])}
     saved.update({name: to_numpy(value) for name, value in state.extras.items()})
     saved.update({f"log_scale_{i}": to_numpy(value) for i, value in enumerate(state.log_scales)})
+    if run.average is not None:
+        saved.update(run.average.state_arrays())
     if epoch.phase == "train":
         saved.update(run.optimizer.state_arrays("optimizer"))
     else:
@@ -393,13 +398,14 @@ def epoch_checkpoint(run: Run, epoch: Epoch, weights: list[np.ndarray]) -> Check
     )
 
 
-def save_epoch(run: Run, checkpoint: Checkpoint, row: dict[str, Any]) -> None:
-    """``best.npz`` (if the validation accuracy is the best so far), ``checkpoint.npz``, the metrics."""
+def save_epoch(run: Run, checkpoint: Checkpoint, scored: Checkpoint, row: dict[str, Any]) -> None:
+    """``best.npz`` (the ``scored`` network, if its validation accuracy is the best so far),
+    ``checkpoint.npz`` (the raw parameters, to resume), the metrics."""
     state, preset, options = run.state, run.preset, run.options
     # best.npz first: a kill between the two writes then re-runs this epoch, never loses a best.
     if row["validation_accuracy"] > run.best_accuracy:
         run.best_accuracy = row["validation_accuracy"]
-        save_checkpoint(run.out_dir / "best.npz", checkpoint)
+        save_checkpoint(run.out_dir / "best.npz", scored)
     save_checkpoint(run.out_dir / "checkpoint.npz", checkpoint)
     write_metrics(run.out_dir, state.history, preset.rule.metric_fields)
     if options.plot:
@@ -430,6 +436,7 @@ class Run:
     log: Callable[[str], None]
     readout_inputs: Array | None = None  # the last hidden layer's spike times, in the readout epochs
     teacher: list[ReluLayer] | None = None  # the preset's distillation teacher, a float ReLU MLP
+    average: ParameterAverage | None = None  # the parameters' moving average (preset.weight_average)
 
     @property
     def total_epochs(self) -> int:
@@ -462,7 +469,9 @@ def start_run(preset: Preset, options: RunOptions, log: Callable[[str], None]) -
         probe = data.times[: min(256, data.times.shape[0])].astype(xp.int32)
         probe_times, _ = forward(probe, state.weights, state.alphas, state.thetas, preset.tmax, options.binary, xp)
         check_not_silent(probe_times, preset.tmax, "initial network" if state.next_epoch == 1 else "resumed network")
+    average = ParameterAverage.start(preset.weight_average, state, xp) if preset.weight_average else None
     return Run(
+        average=average,
         teacher=teacher,
         preset=preset,
         options=options,
@@ -539,10 +548,11 @@ def train(preset: Preset, options: RunOptions, log: Callable[[str], None] = prin
         epoch = plan_epoch(run, number)
         totals, seconds = run_epoch(run, epoch)
         checkpoint = epoch_checkpoint(run, epoch, [to_numpy(w).astype(WEIGHT_DTYPE) for w in state.weights])
-        validation = epoch.rule.evaluate(checkpoint, run.data.validation)
+        scored = checkpoint if run.average is None else run.average.averaged(checkpoint)
+        validation = epoch.rule.evaluate(scored, run.data.validation)
         row = epoch_row(run, epoch, totals, seconds, validation)
         state.history.append(row)
-        save_epoch(run, checkpoint, row)
+        save_epoch(run, checkpoint, scored, row)
         log(
             f"epoch {number}{' (readout)' if epoch.phase == 'readout' else ''}: loss {row['loss']:.4f}, "
             f"train {100 * row['train_accuracy']:.2f} %, "
