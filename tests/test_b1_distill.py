@@ -24,7 +24,7 @@ from bs4nn.train.losses import distilled_cross_entropy, softmax_cross_entropy
 from bs4nn.train.presets import PRESETS
 from bs4nn.train.rules.b1 import b1_checkpoint_network
 from bs4nn.train.run import RunOptions
-from bs4nn.train.trainer import train
+from bs4nn.train.trainer import teacher_ensemble_logits, train
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = os.environ.get("BS4NN_DATA", str(REPO.parent / "shared" / "data"))
@@ -127,15 +127,19 @@ def run_bs4nn(capsys, *argv: str) -> tuple[int, str]:
 
 def test_refusals(permuted_teacher, tmp_path, capsys):
     """One line, exit 2, no run folder: a teacher without a weight (and the reverse), a teacher for
-    a BS4NN preset, a folder without weights, a teacher of other sizes."""
+    a BS4NN preset, a folder without weights, a teacher with other outputs, an empty ensemble member."""
     teacher = f"teacher={permuted_teacher}"
+    nine = Path(shutil.copytree(permuted_teacher, tmp_path / "nine"))  # 9 outputs: not a 10-class teacher
+    np.save(nine / "W1.npy", np.load(nine / "W1.npy")[:9])
+    np.save(nine / "b1.npy", np.load(nine / "b1.npy")[:9])
     cases = [
         (["--preset", "tiny-b1", "--set", teacher], "a teacher and a distill_weight > 0 go together"),
         (["--preset", "tiny-b1", "--set", "distill_weight=0.5"], "a teacher and a distill_weight > 0 go together"),
         (["--preset", "tiny", "--set", teacher, "--set", "distill_weight=0.5"], "a B1 option, not temporal's"),
         (["--preset", "tiny-b1", "--set", f"teacher={tmp_path}", "--set", "distill_weight=0.5"], "no W0.npy"),
         (["--preset", "tiny-b1", "--set", "teacher=no-such", "--set", "distill_weight=0.5"], "nor a shipped teacher"),
-        (["--preset", "mnist-b1", "--set", teacher, "--set", "distill_weight=0.5"], "a 784-64-10 network"),
+        (["--preset", "mnist-b1", "--set", f"teacher={nine}", "--set", "distill_weight=0.5"], "to 9 classes"),
+        (["--preset", "tiny-b1", "--set", f"{teacher},", "--set", "distill_weight=0.5"], "an empty name in the list"),
         (["--preset", "tiny-b1", "--set", teacher, "--set", "distill_weight=1.5"], "distill_weight must be in [0, 1]"),
     ]
     for flags, message in cases:
@@ -143,6 +147,35 @@ def test_refusals(permuted_teacher, tmp_path, capsys):
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and message in lines[0], (flags, err)
         assert not (tmp_path / "run").exists()
+
+
+def test_an_ensemble_distils_from_the_mean_of_its_teachers_logits(permuted_teacher, tmp_path):
+    """``teacher=A,B``: the batch's teacher logits are the mean of A's and B's; the signature holds
+    every file of both; an ensemble of one teacher twice trains bitwise as that teacher alone."""
+    other = Path(shutil.copytree(permuted_teacher, tmp_path / "other"))
+    np.save(other / "b1.npy", np.load(other / "b1.npy") + np.arange(10, dtype=np.float32))
+    teachers = [relu.load_relu_layers(str(path), np) for path in (permuted_teacher, other)]
+    inputs = relu.Relu().inputs(load_split("mnist", "test", DATA_DIR, download=False)[0][:50], np)
+    alone = [relu.forward(layers, inputs, np)[0] for layers in teachers]
+    np.testing.assert_allclose(teacher_ensemble_logits(teachers, inputs, np), (alone[0] + alone[1]) / 2, rtol=1e-6)
+    tiny = replace(PRESETS["tiny-b1"], train_images=600, validation_images=200, epochs=1)
+    runs = {
+        "one": str(permuted_teacher),
+        "twice": f"{permuted_teacher},{permuted_teacher}",
+        "pair": f"{permuted_teacher},{other}",
+    }
+    for name, teacher in runs.items():
+        train(
+            replace(tiny, teacher=teacher, distill_weight=0.5),
+            RunOptions(out_dir=tmp_path / name, progress=False, test=False),
+            log=lambda _: None,
+        )
+    one, twice, pair = (load_checkpoint(tmp_path / name / "checkpoint.npz") for name in runs)
+    assert all(np.array_equal(a, b) for a, b in zip(one.weights, twice.weights, strict=True))
+    assert not np.array_equal(one.weights[1], pair.weights[1])
+    assert set(pair.hyperparameters["run"]["preset"]["teacher_sha256"]) == {
+        f"{index}/{name}" for index in (0, 1) for name in ("W0.npy", "b0.npy", "W1.npy", "b1.npy")
+    }
 
 
 def test_a_shipped_teacher_is_found_by_name(permuted_teacher, tmp_path, monkeypatch):

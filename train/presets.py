@@ -164,7 +164,9 @@ class Preset:
     weight_bits: int = 1  # b1: weight width (1: +1/-1, 2..8: two's complement)
     activity_penalty: float = 0.0  # b1: lambda of the mean hidden value (in steps)
     lr_schedule: str = "step"  # one of LR_SCHEDULES
-    teacher: str = ""  # b1: float ReLU MLP to distil from: a folder of `bs4nn experiment relu`, or a shipped one
+    # b1: float ReLU MLPs to distil from, comma-separated (their logits averaged): `bs4nn experiment relu` folders
+    # or shipped names
+    teacher: str = ""
     distill_weight: float = 0.0  # b1: share of the loss matching the teacher's softened outputs (0: no teacher)
     distill_temperature: float = 4.0  # b1: the softening temperature T of both networks' logits
     weight_average: float = 0.0  # decay per batch of the parameters' moving average, validated and kept (0: off)

@@ -15,7 +15,7 @@ import numpy as np
 from bs4nn.errors import Bs4nnError
 from bs4nn.fileio import sha256_path
 from bs4nn.train.datasets import load_split
-from bs4nn.train.experiments.relu import teacher_files
+from bs4nn.train.experiments.relu import teacher_files, teacher_names
 from bs4nn.train.presets import Preset
 
 
@@ -88,7 +88,12 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
     if clips is not None:  # absent when unbounded: older runs, and S4NN runs of a clipping preset, still resume
         settings["weight_clip"] = list(clips)
     if preset.teacher:  # the teacher's files themselves: a resumed run must distil from the same network
-        settings["teacher_sha256"] = {path.name: sha256_path(path) for path in teacher_files(preset.teacher)}
+        names = teacher_names(preset.teacher)
+        settings["teacher_sha256"] = {
+            (path.name if len(names) == 1 else f"{index}/{path.name}"): sha256_path(path)
+            for index, name in enumerate(names)
+            for path in teacher_files(name)
+        }
     return {"preset": settings, "seed": options.seed, "binary": options.binary}
 
 

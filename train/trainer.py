@@ -40,7 +40,7 @@ from bs4nn.train.epochs import (
     learning_rates,
     move_images,
 )
-from bs4nn.train.experiments.relu import ReluLayer, load_relu_layers, scaled_inputs
+from bs4nn.train.experiments.relu import ReluLayer, load_relu_layers, scaled_inputs, teacher_names
 from bs4nn.train.experiments.relu import forward as relu_forward
 from bs4nn.train.finish import choose_readout_count, finish_run
 from bs4nn.train.metrics import plot_metrics, write_metrics
@@ -314,8 +314,8 @@ def run_epoch(run: Run, epoch: Epoch) -> tuple[dict[str, float], float]:
             biases=state.biases[epoch.trained],
         )
         teacher_logits = None
-        if run.teacher is not None and epoch.phase == "train":
-            teacher_logits = relu_forward(run.teacher, scaled_inputs(in_times, preset.tmax, xp), xp)[0]
+        if run.teachers and epoch.phase == "train":
+            teacher_logits = teacher_ensemble_logits(run.teachers, scaled_inputs(in_times, preset.tmax, xp), xp)
         batch = Batch(in_times, run.data.labels[rows], masks, teacher_logits)
         result = parallel_batch_gradients(pool, epoch.rule, batch, params, epoch.rule_options, xp)
         where = f"epoch {epoch.number}, batch {batch_index}"
@@ -435,7 +435,7 @@ class Run:
     best_accuracy: float
     log: Callable[[str], None]
     readout_inputs: Array | None = None  # the last hidden layer's spike times, in the readout epochs
-    teacher: list[ReluLayer] | None = None  # the preset's distillation teacher, a float ReLU MLP
+    teachers: list[list[ReluLayer]] | None = None  # the preset's distillation teachers, float ReLU MLPs
     average: ParameterAverage | None = None  # the parameters' moving average (preset.weight_average)
 
     @property
@@ -446,7 +446,7 @@ class Run:
 def start_run(preset: Preset, options: RunOptions, log: Callable[[str], None]) -> Run:
     """Load the data, start or resume the state, make the optimisers; refuse a silent network."""
     xp = get_xp(options.device)
-    teacher = load_teacher(preset, xp)  # before the output folder: a bad teacher leaves nothing behind
+    teachers = load_teachers(preset, xp)  # before the output folder: a bad teacher leaves nothing behind
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     signature = run_signature(preset, options)
@@ -472,7 +472,7 @@ def start_run(preset: Preset, options: RunOptions, log: Callable[[str], None]) -
     average = ParameterAverage.start(preset.weight_average, state, xp) if preset.weight_average else None
     return Run(
         average=average,
-        teacher=teacher,
+        teachers=teachers,
         preset=preset,
         options=options,
         xp=xp,
@@ -489,18 +489,28 @@ def start_run(preset: Preset, options: RunOptions, log: Callable[[str], None]) -
     )
 
 
-def load_teacher(preset: Preset, xp: ModuleType) -> list[ReluLayer] | None:
-    """The preset's teacher (``bs4nn experiment relu``'s weights), checked to have the student's sizes."""
+def load_teachers(preset: Preset, xp: ModuleType) -> list[list[ReluLayer]] | None:
+    """The preset's teachers (``bs4nn experiment relu``'s weights), each checked to have the
+    student's input and output sizes (their hidden layers are their own)."""
     if not preset.teacher:
         return None
-    layers = load_relu_layers(preset.teacher, xp)
-    sizes = (layers[0].weights.shape[1], *(layer.weights.shape[0] for layer in layers))
-    if sizes != tuple(preset.sizes):
-        raise Bs4nnError(
-            f"teacher {preset.teacher}: a {'-'.join(map(str, sizes))} network, the preset's is "
-            f"{'-'.join(map(str, preset.sizes))}"
-        )
-    return layers
+    teachers = [load_relu_layers(name, xp) for name in teacher_names(preset.teacher)]
+    for name, layers in zip(teacher_names(preset.teacher), teachers, strict=True):
+        ends = (layers[0].weights.shape[1], layers[-1].weights.shape[0])
+        if ends != (preset.sizes[0], preset.sizes[-1]):
+            raise Bs4nnError(
+                f"teacher {name}: maps {ends[0]} inputs to {ends[1]} classes, the preset's network "
+                f"{preset.sizes[0]} to {preset.sizes[-1]}"
+            )
+    return teachers
+
+
+def teacher_ensemble_logits(teachers: list[list[ReluLayer]], inputs: Array, xp: ModuleType) -> Array:
+    """The mean of the teachers' logits on one batch (one teacher: its logits)."""
+    logits = relu_forward(teachers[0], inputs, xp)[0]
+    for layers in teachers[1:]:
+        logits = logits + relu_forward(layers, inputs, xp)[0]
+    return logits / len(teachers) if len(teachers) > 1 else logits
 
 
 def plan_epoch(run: Run, number: int) -> Epoch:
