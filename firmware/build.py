@@ -412,6 +412,48 @@ def _refuse_unfit(estimated: dict[str, Any], spec: BoardSpec, spram_layers, benc
     )
 
 
+def _checked_build_plan(
+    network: Network,
+    out_dir: str | os.PathLike,
+    board: str,
+    lanes: int,
+    early_exit: bool,
+    force: bool,
+    spram: bool | None,
+    notify: Callable[[str], None],
+    bench_inputs: np.ndarray | None,
+) -> tuple[BoardSpec, tuple[int, ...], dict[str, Any]]:
+    """Every refusal a build can make before any tool runs, in the order the user meets them, and
+    what the build then needs: the board, the layers whose weights go to SPRAM, the estimate."""
+    if board not in BOARDS:
+        raise Bs4nnError(f"unknown board {board!r}; choose from {', '.join(sorted(BOARDS))}")
+    spec = BOARDS[board]
+    check_board_network(network)
+    if early_exit and isinstance(network, B1Network):
+        raise Bs4nnError("--early-exit: a B1 network decides only after its last input step (no early exit)")
+    if spram and spec.family != "ice40":
+        raise Bs4nnError("--spram is for iCE40 UltraPlus boards (icebreaker)")
+    owned_entries(out_dir, WRITER)  # a folder the build may not replace is refused before anything else
+    try:
+        wide = core_params(network, lanes).wide
+    except ValueError as error:  # a wide core short of the widest layer, or for a B1 network
+        raise Bs4nnError(str(error)) from error
+    if wide and spram:
+        raise Bs4nnError("the wide core (lanes beyond 64) reads its weight rows from block RAM, not SPRAM")
+    spram_layers = () if wide else plan_spram_layers(network, lanes, spec, spram, bench_inputs)
+    if spram_layers:
+        check_weight_uploads(network)
+    if spram is None and spram_layers:
+        notify(
+            f"weights do not fit block RAM: layer {', '.join(map(str, spram_layers))} weights go to SPRAM, which a "
+            "bitstream cannot initialise; after programming, load them with 'bs4nn run --upload'"
+        )
+    estimated = estimate(network, lanes, spec, spram_layers, bench_inputs)
+    if not estimated["fits"] and not force:
+        _refuse_unfit(estimated, spec, spram_layers, bench_inputs)
+    return spec, spram_layers, estimated
+
+
 def build_bitstream(
     network: Network,
     out_dir: str | os.PathLike,
@@ -447,32 +489,9 @@ def build_bitstream(
     ``progress``: a bar per stage on stderr, quiet when stderr is not a terminal.  A failing tool's
     first error line is in the raised :class:`Bs4nnError`; its logs are kept in ``OUT.failed``.
     """
-    if board not in BOARDS:
-        raise Bs4nnError(f"unknown board {board!r}; choose from {', '.join(sorted(BOARDS))}")
-    spec = BOARDS[board]
-    check_board_network(network)
-    if early_exit and isinstance(network, B1Network):
-        raise Bs4nnError("--early-exit: a B1 network decides only after its last input step (no early exit)")
-    if spram and spec.family != "ice40":
-        raise Bs4nnError("--spram is for iCE40 UltraPlus boards (icebreaker)")
-    owned_entries(out_dir, WRITER)  # a folder the build may not replace is refused before anything else
-    try:
-        wide = core_params(network, lanes).wide
-    except ValueError as error:  # a wide core short of the widest layer, or for a B1 network
-        raise Bs4nnError(str(error)) from error
-    if wide and spram:
-        raise Bs4nnError("the wide core (lanes beyond 64) reads its weight rows from block RAM, not SPRAM")
-    spram_layers = () if wide else plan_spram_layers(network, lanes, spec, spram, bench_inputs)
-    if spram_layers:
-        check_weight_uploads(network)
-    if spram is None and spram_layers:
-        notify(
-            f"weights do not fit block RAM: layer {', '.join(map(str, spram_layers))} weights go to SPRAM, which a "
-            "bitstream cannot initialise; after programming, load them with 'bs4nn run --upload'"
-        )
-    estimated = estimate(network, lanes, spec, spram_layers, bench_inputs)
-    if not estimated["fits"] and not force:
-        _refuse_unfit(estimated, spec, spram_layers, bench_inputs)
+    spec, spram_layers, estimated = _checked_build_plan(
+        network, out_dir, board, lanes, early_exit, force, spram, notify, bench_inputs
+    )
     env = tool_environment(spec)
     platform = spec.platform()
     clock_target = _clock_target(spec, platform, target_mhz)  # refused (iCE40) before any work
