@@ -33,7 +33,9 @@ STATE_PREFIX = "average"
 """The checkpoint's ``state`` keys of the average: ``average_0``, ``average_1``, ..."""
 
 
-def learned_arrays(weights: list[Array], log_scales: list[Array], biases: list[Array], alphas: list[float], xp) -> list:
+def learned_arrays(
+    weights: list[Array], log_scales: list[Array], biases: list[Array], alphas: list[float], xp: ModuleType
+) -> list[Array]:
     """The parameters the average follows, in a fixed order: weights, log-scales, biases, and the
     alphas as one array when the rule has no log-scales."""
     arrays = [*weights, *log_scales, *biases]
@@ -88,4 +90,4 @@ class ParameterAverage:
         else:
             alphas = [float(a) for a in arrays[-1]]
         biases = arrays[after : after + self.n_biases]
-        return replace(checkpoint, weights=weights, alphas=alphas, biases=biases if checkpoint.biases else [])
+        return replace(checkpoint, weights=weights, alphas=alphas, biases=biases)

@@ -494,8 +494,9 @@ def load_teachers(preset: Preset, xp: ModuleType) -> list[list[ReluLayer]] | Non
     student's input and output sizes (their hidden layers are their own)."""
     if not preset.teacher:
         return None
-    teachers = [load_relu_layers(name, xp) for name in teacher_names(preset.teacher)]
-    for name, layers in zip(teacher_names(preset.teacher), teachers, strict=True):
+    names = teacher_names(preset.teacher)
+    teachers = [load_relu_layers(name, xp) for name in names]
+    for name, layers in zip(names, teachers, strict=True):
         ends = (layers[0].weights.shape[1], layers[-1].weights.shape[0])
         if ends != (preset.sizes[0], preset.sizes[-1]):
             raise Bs4nnError(
@@ -506,11 +507,11 @@ def load_teachers(preset: Preset, xp: ModuleType) -> list[list[ReluLayer]] | Non
 
 
 def teacher_ensemble_logits(teachers: list[list[ReluLayer]], inputs: Array, xp: ModuleType) -> Array:
-    """The mean of the teachers' logits on one batch (one teacher: its logits)."""
+    """The mean of the teachers' logits on one batch (one teacher: its logits, exactly)."""
     logits = relu_forward(teachers[0], inputs, xp)[0]
     for layers in teachers[1:]:
         logits = logits + relu_forward(layers, inputs, xp)[0]
-    return logits / len(teachers) if len(teachers) > 1 else logits
+    return logits / len(teachers)
 
 
 def plan_epoch(run: Run, number: int) -> Epoch:
