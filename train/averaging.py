@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from bs4nn.errors import Bs4nnError
 from bs4nn.sim.semantics import Array, to_numpy
 from bs4nn.train.checkpoint import Checkpoint
 from bs4nn.train.network import WEIGHT_DTYPE
@@ -57,11 +56,9 @@ class ParameterAverage:
     @classmethod
     def start(cls, decay: float, state: Any, xp: ModuleType) -> ParameterAverage:
         """A fresh average of a run's ``state`` (``trainer.RunState``), or the one its resumed
-        checkpoint saved."""
+        checkpoint saved (its run signature, checked before, says it was made with this average)."""
         current = learned_arrays(state.weights, state.log_scales, state.biases, state.alphas, xp)
         saved = state.saved
-        if saved and f"{STATE_PREFIX}_0" not in saved:
-            raise Bs4nnError("the resumed checkpoint holds no weight average; resume it with weight_average=0")
         if saved:
             arrays = [xp.asarray(saved[f"{STATE_PREFIX}_{i}"], dtype=WEIGHT_DTYPE) for i in range(len(current))]
         else:

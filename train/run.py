@@ -88,7 +88,7 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
     if clips is not None:  # absent when unbounded: older runs, and S4NN runs of a clipping preset, still resume
         settings["weight_clip"] = list(clips)
     if preset.teacher:  # the teacher's files themselves: a resumed run must distil from the same network
-        names = teacher_names(preset.teacher)
+        names = teacher_names(preset.teacher)  # one teacher keeps the bare file names: its older runs still resume
         settings["teacher_sha256"] = {
             (path.name if len(names) == 1 else f"{index}/{path.name}"): sha256_path(path)
             for index, name in enumerate(names)
