@@ -1,4 +1,4 @@
-"""Distilling a B1 network from a float ReLU teacher (preset fields ``teacher``, ``distill_weight``,
+"""Distilling a B1 or BS4NN (snapshot-ce) network from a float ReLU teacher (preset fields ``teacher``, ``distill_weight``,
 ``distill_temperature``): the loss and its gradient, that the teacher is what the student learns,
 resume, and the refusals."""
 
@@ -15,7 +15,9 @@ import pytest
 
 from bs4nn import cli as bs4nn_cli
 from bs4nn.errors import Bs4nnError
+from bs4nn.export.bitmodel import integer_network
 from bs4nn.sim.b1 import run_b1
+from bs4nn.sim.golden import run_golden
 from bs4nn.sim.semantics import encode_images
 from bs4nn.train.checkpoint import load_checkpoint
 from bs4nn.train.datasets import load_split
@@ -91,6 +93,23 @@ def test_the_student_learns_the_teachers_answers_not_the_labels(permuted_teacher
     assert set(recorded["teacher_sha256"]) == {"W0.npy", "b0.npy", "W1.npy", "b1.npy"}
 
 
+def test_a_bs4nn_snapshot_ce_student_learns_the_teachers_answers(permuted_teacher, tmp_path):
+    """The same with the snapshot-ce rule (BS4NN): the first-spike decisions of the exported
+    network, scored by the BS4NN golden model, follow the permuted teacher, not the labels.  The
+    last epoch's network (``checkpoint.npz``): ``best.npz`` is chosen on the labels, which this
+    student unlearns.  Without a teacher, the same run decides 54 % of the labels right."""
+    preset = replace(
+        PRESETS["tiny-ce"], readout_epochs=0, teacher=str(permuted_teacher), distill_weight=1.0, distill_temperature=2.0
+    )
+    train(preset, RunOptions(out_dir=tmp_path, progress=False, threads=1, test=False), log=lambda _: None)
+    c = load_checkpoint(tmp_path / "checkpoint.npz")
+    network = integer_network([np.asarray(w) for w in c.weights], c.alphas, c.thetas, c.tmax, c.imax)
+    images, labels = load_split("mnist", "test", DATA_DIR, download=False)
+    decisions = run_golden(network, encode_images(images[:1000])).decision
+    assert (decisions == PERMUTATION[labels[:1000]]).mean() >= 0.4  # measured 0.537
+    assert (decisions == labels[:1000]).mean() <= 0.1  # measured 0.032
+
+
 class InterruptedRunError(Exception):
     pass
 
@@ -135,7 +154,7 @@ def test_refusals(permuted_teacher, tmp_path, capsys):
     cases = [
         (["--preset", "tiny-b1", "--set", teacher], "a teacher and a distill_weight > 0 go together"),
         (["--preset", "tiny-b1", "--set", "distill_weight=0.5"], "a teacher and a distill_weight > 0 go together"),
-        (["--preset", "tiny", "--set", teacher, "--set", "distill_weight=0.5"], "a B1 option, not temporal's"),
+        (["--preset", "tiny", "--set", teacher, "--set", "distill_weight=0.5"], "a snapshot-ce, b1 option, not temporal's"),
         (["--preset", "tiny-b1", "--set", f"teacher={tmp_path}", "--set", "distill_weight=0.5"], "no W0.npy"),
         (["--preset", "tiny-b1", "--set", "teacher=no-such", "--set", "distill_weight=0.5"], "nor a shipped teacher"),
         (["--preset", "mnist-b1", "--set", f"teacher={nine}", "--set", "distill_weight=0.5"], "to 9 classes"),

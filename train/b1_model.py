@@ -37,7 +37,7 @@ import numpy as np
 
 from bs4nn.sim.b1 import B1Layer, B1Network, fire_values, input_values, weight_range
 from bs4nn.sim.semantics import Array
-from bs4nn.train.losses import distilled_cross_entropy, softmax_cross_entropy
+from bs4nn.train.losses import Distillation, classification_loss
 
 EXACT_FLOAT32 = 1 << 24
 """float32 holds every integer below this: sums of products that stay below it are exact."""
@@ -211,16 +211,6 @@ class Gradients:
     hidden_spikes: list[float]  # per hidden layer: spikes per neuron, summed over the batch
 
 
-@dataclass(frozen=True)
-class Distillation:
-    """A float teacher's logits for the batch and how much of the loss is matching them
-    (:func:`~bs4nn.train.losses.distilled_cross_entropy`)."""
-
-    teacher_logits: Array  # (batch, n_out)
-    weight: float
-    temperature: float
-
-
 def backward(
     params: Parameters,
     run: Forward,
@@ -233,12 +223,7 @@ def backward(
     """Softmax cross-entropy (distilled from a teacher, if given) plus the activity penalty,
     straight through to the proxies."""
     batch = run.logits.shape[0]
-    if distillation is None:
-        loss, grad = softmax_cross_entropy(run.logits, labels, xp)
-    else:
-        loss, grad = distilled_cross_entropy(
-            run.logits, labels, distillation.teacher_logits, distillation.weight, distillation.temperature, xp
-        )
+    loss, grad = classification_loss(run.logits, labels, distillation, xp)
     grad /= batch  # dL/d(logits) of the batch mean
     n_layers = len(params.weights)
     grads_w, grads_s, grads_b = [None] * n_layers, [None] * n_layers, [None] * n_layers

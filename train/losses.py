@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
@@ -38,6 +39,27 @@ def distilled_cross_entropy(
     soft_loss = float((teacher_probs * (teacher - student)).sum()) * temperature**2
     soft_grad = (xp.exp(student) - teacher_probs) * temperature
     return (1 - weight) * hard_loss + weight * soft_loss, (1 - weight) * hard_grad + weight * soft_grad
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """A float teacher's logits for the batch and how much of the loss is matching them
+    (:func:`distilled_cross_entropy`); B1 and snapshot-ce distil alike."""
+
+    teacher_logits: Array  # (batch, n_out)
+    weight: float
+    temperature: float
+
+
+def classification_loss(
+    logits: Array, labels: Array, distillation: Distillation | None, xp: ModuleType = np
+) -> tuple[float, Array]:
+    """The summed cross-entropy of ``logits`` and its gradient: distilled from a teacher, if given."""
+    if distillation is None:
+        return softmax_cross_entropy(logits, labels, xp)
+    return distilled_cross_entropy(
+        logits, labels, distillation.teacher_logits, distillation.weight, distillation.temperature, xp
+    )
 
 
 def _log_softmax(logits: Array, xp: ModuleType) -> Array:

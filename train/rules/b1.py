@@ -20,9 +20,10 @@ import numpy as np
 from bs4nn.errors import Bs4nnError
 from bs4nn.sim.b1 import run_b1
 from bs4nn.sim.semantics import encode_images
-from bs4nn.train.b1_model import B1Shape, Distillation, b1_network, backward, forward, initial_parameters
+from bs4nn.train.b1_model import B1Shape, b1_network, backward, forward, initial_parameters
 from bs4nn.train.b1_model import Parameters as B1Parameters
 from bs4nn.train.checkpoint import Checkpoint
+from bs4nn.train.losses import Distillation
 from bs4nn.train.network import LabelledImages
 from bs4nn.train.rules.base import Batch, BatchResult, Parameters
 
