@@ -1,5 +1,5 @@
-"""Distilling a B1 or BS4NN (snapshot-ce) network from a float ReLU teacher (preset fields ``teacher``, ``distill_weight``,
-``distill_temperature``): the loss and its gradient, that the teacher is what the student learns,
+"""Distilling a B1 or BS4NN (snapshot-ce) network from a float ReLU teacher (preset fields ``teacher``,
+``distill_weight``, ``distill_temperature``): the loss and its gradient, that the teacher is what the student learns,
 resume, and the refusals."""
 
 from __future__ import annotations
@@ -154,7 +154,7 @@ def test_refusals(permuted_teacher, tmp_path, capsys):
     cases = [
         (["--preset", "tiny-b1", "--set", teacher], "a teacher and a distill_weight > 0 go together"),
         (["--preset", "tiny-b1", "--set", "distill_weight=0.5"], "a teacher and a distill_weight > 0 go together"),
-        (["--preset", "tiny", "--set", teacher, "--set", "distill_weight=0.5"], "a snapshot-ce, b1 option, not temporal's"),
+        (["--preset", "tiny", "--set", teacher, "--set", "distill_weight=0.5"], "b1 option, not temporal's"),
         (["--preset", "tiny-b1", "--set", f"teacher={tmp_path}", "--set", "distill_weight=0.5"], "no W0.npy"),
         (["--preset", "tiny-b1", "--set", "teacher=no-such", "--set", "distill_weight=0.5"], "nor a shipped teacher"),
         (["--preset", "mnist-b1", "--set", f"teacher={nine}", "--set", "distill_weight=0.5"], "to 9 classes"),

@@ -167,7 +167,7 @@ class Preset:
     # b1: float ReLU MLPs to distil from, comma-separated (their logits averaged): `bs4nn experiment relu` folders
     # or shipped names
     teacher: str = ""
-    distill_weight: float = 0.0  # b1, snapshot-ce: share of the loss matching the teacher's softened outputs (0: no teacher)
+    distill_weight: float = 0.0  # share of the cross-entropy matching the teacher's softened outputs (0: none)
     distill_temperature: float = 4.0  # b1, snapshot-ce: the softening temperature T of both networks' logits
     weight_average: float = 0.0  # decay per batch of the parameters' moving average, validated and kept (0: off)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -198,7 +198,9 @@ class Preset:
             )
         if self.teacher and not uses_teacher(self.rule):
             distilling = ", ".join(name for name, rule in RULES.items() if uses_teacher(rule))
-            raise Bs4nnError(f"preset {self.name}: a distillation teacher is a {distilling} option, not {self.backward}'s")
+            raise Bs4nnError(
+                f"preset {self.name}: a distillation teacher is a {distilling} option, not {self.backward}'s"
+            )
         if self.weight_average and self.readout_epochs:
             raise Bs4nnError(f"preset {self.name}: weight_average averages the training epochs; set readout_epochs=0")
         if self.lr_schedule not in LR_SCHEDULES:
