@@ -26,6 +26,7 @@ SHIPPED_NAMES = {
     "mnist-b1": "mnist-b1",
     "fashion-b1": "fashion-b1",
     "mnist-early": "mnist-early",
+    "mnist-early-1200": "mnist-early-1200",
 }
 """Accepted names of the shipped models -> file stem in ``bs4nn/train/pretrained/``."""
 BIT_MODEL, SHIPPED, RUN, CHECKPOINT = "bit-model folder", "shipped model", "run folder", "checkpoint"

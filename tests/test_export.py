@@ -478,7 +478,7 @@ def test_named_model_through_the_cli(tmp_path, capsys, monkeypatch, mnist_test):
 PRETRAINED = Path(__file__).resolve().parents[1] / "train" / "pretrained"
 
 
-@pytest.mark.parametrize("name", ["mnist", "mnist-early"])
+@pytest.mark.parametrize("name", ["mnist", "mnist-early", "mnist-early-1200"])
 def test_shipped_mnist_model(tmp_path, capsys, monkeypatch, mnist_test, name):
     """The real shipped models: ``bs4nn-export --to-bits NAME`` exports the package's NAME.npz, and
     the golden model gives the test figures its trainer recorded (mnist-early: its early decisions)."""
