@@ -66,5 +66,6 @@ def batch_gradients(rule: TrainingRule, batch: Batch, params: Parameters, option
         dropout_rules = ", ".join(name for name, other in RULES.items() if uses_dropout(other))
         raise Bs4nnError(f"hidden dropout is a {dropout_rules} option, not the {rule.name} backward's")
     if batch.teacher_logits is not None and not uses_teacher(rule):
-        raise Bs4nnError(f"a distillation teacher is a B1 option, not the {rule.name} backward's")
+        distilling = ", ".join(name for name, other in RULES.items() if uses_teacher(other))
+        raise Bs4nnError(f"a distillation teacher is a {distilling} option, not the {rule.name} backward's")
     return rule.batch_gradients(batch, params, options, xp)

@@ -23,7 +23,6 @@ from bs4nn.sim.semantics import encode_images
 from bs4nn.train.b1_model import B1Shape, b1_network, backward, forward, initial_parameters
 from bs4nn.train.b1_model import Parameters as B1Parameters
 from bs4nn.train.checkpoint import Checkpoint
-from bs4nn.train.losses import Distillation
 from bs4nn.train.network import LabelledImages
 from bs4nn.train.rules.base import Batch, BatchResult, Parameters
 
@@ -99,9 +98,7 @@ class B1Rule:
         log_scales = [xp.asarray([math.log(alpha)], dtype=xp.float32) for alpha in params.alphas]
         model = B1Parameters(list(params.weights), log_scales, list(params.biases))
         run = forward(model, batch.in_times, options.shape, xp, batch.keep_masks)
-        distillation = None
-        if batch.teacher_logits is not None:
-            distillation = Distillation(batch.teacher_logits, options.distill_weight, options.distill_temperature)
+        distillation = batch.distillation(options)
         grads = backward(model, run, batch.labels, options.shape, options.activity_penalty, xp, distillation)
         n = len(params.weights)
         return BatchResult(

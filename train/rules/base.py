@@ -26,6 +26,7 @@ import numpy as np
 from bs4nn.errors import Bs4nnError
 from bs4nn.sim.golden import decision_line
 from bs4nn.sim.semantics import Array
+from bs4nn.train.losses import Distillation
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,13 @@ class Batch:
     @property
     def size(self) -> int:
         return int(self.in_times.shape[0])
+
+    def distillation(self, options: Any) -> Distillation | None:
+        """The teacher's logits with the rule's ``distill_weight`` and ``distill_temperature``
+        (one place for every rule that distils), or None for a batch without a teacher."""
+        if self.teacher_logits is None:
+            return None
+        return Distillation(self.teacher_logits, options.distill_weight, options.distill_temperature)
 
 
 @dataclass(frozen=True)

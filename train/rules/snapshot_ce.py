@@ -183,9 +183,6 @@ class SnapshotCeRule(Bs4nnFamily):
 
     def batch_gradients(self, batch: Batch, params: Parameters, options: Any, xp: ModuleType) -> BatchResult:
         """``correct``: highest summed score; ``output_time_sum``: NaN (no output spike times)."""
-        distillation = None
-        if batch.teacher_logits is not None:
-            distillation = Distillation(batch.teacher_logits, options.distill_weight, options.distill_temperature)
         weight_grads, scale_grad, loss, correct = snapshot_ce_gradients(
             batch.in_times,
             batch.labels,
@@ -198,7 +195,7 @@ class SnapshotCeRule(Bs4nnFamily):
             deadline_weight=options.deadline_weight,
             decision_deadline=options.decision_deadline,
             count_margin=options.count_margin,
-            distillation=distillation,
+            distillation=batch.distillation(options),
             xp=xp,
         )
         return BatchResult(
