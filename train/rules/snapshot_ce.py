@@ -2,7 +2,8 @@
 
 A cross-entropy on the output counters summed over fixed snapshot steps; the exact forward pass
 is never run during training (the figures are those of the rule's own readout).  Presets
-``mnist``, ``fashion``, ``fashion-2x600-ce``, ``tiny-ce``; measurements in train/README.md.
+``mnist``, ``mnist-early``, ``mnist-early-1200`` (distilled), ``fashion``, ``fashion-2x600-ce``, ``tiny-ce``;
+measurements in train/README.md.
 """
 
 from __future__ import annotations
