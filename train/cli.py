@@ -11,6 +11,7 @@ from typing import Any
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
+from bs4nn.export.naming import resolve_model
 from bs4nn.train.checkpoint import check_run_folder
 from bs4nn.train.datasets import DATASETS, check_dataset, data_root
 from bs4nn.train.presets import BACKWARDS, PRESETS, TARGET_RULES, Preset, get_preset, parse_field, parse_settings
@@ -143,6 +144,14 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         "--threads", type=int, choices=(1, 2), default=2, help="CPU threads per batch (1 or 2, default 2)"
     )
     train.add_argument("--resume", action="store_true", help="continue OUTDIR/checkpoint.npz exactly where it stopped")
+    train.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="fine-tune: start from the weights, alphas (and the rule's learned extras) of MODEL -- a shipped "
+        "name, a checkpoint .npz or a run folder of the same family and sizes -- instead of the preset's "
+        "random draw; thresholds, optimiser and epochs are this run's (e.g. --init-from fashion with an "
+        "early-decision objective)",
+    )
     train.add_argument("--plot", action="store_true", help="write OUTDIR/learning_curves.png (matplotlib, Agg)")
     train.add_argument("--no-test", action="store_true", help="do not score the best model on the test split")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -308,6 +317,7 @@ def _train(args: argparse.Namespace) -> int:
         raise Bs4nnError(f"{', '.join(twice)}: given both as a flag and with --set; use one")
     preset = replace(preset, **settings).with_overrides(**flags)
     out_dir = Path(args.output) if args.output else default_out_dir(preset)
+    init_from = initial_model_path(args.init_from) if args.init_from else None
     check_run_folder(out_dir, args.resume)
     options = RunOptions(
         out_dir=out_dir,
@@ -320,9 +330,18 @@ def _train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         test=not args.no_test,
         threads=args.threads,
+        init_from=init_from,
     )
     train(preset, options)
     return 0
+
+
+def initial_model_path(text: str) -> Path:
+    """The checkpoint ``--init-from`` names; a bit-model folder holds signs, not the proxy weights to train on."""
+    model = resolve_model(text)
+    if model.is_bit_model:
+        raise Bs4nnError(f"--init-from {text}: a bit-model folder has no proxy weights to train; give its checkpoint")
+    return model.path
 
 
 def _check(args: argparse.Namespace) -> int:

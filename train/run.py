@@ -33,6 +33,7 @@ class RunOptions:
     progress: bool = True
     test: bool = True  # score best.npz on the test split at the end
     threads: int = 2  # NumPy: each batch split over this many threads (1 or 2)
+    init_from: Path | None = None  # a fresh run's initial parameters: this checkpoint's, not the preset's draw
 
 
 def default_out_dir(preset: Preset) -> Path:
@@ -94,7 +95,10 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
             for index, name in enumerate(names)
             for path in teacher_files(name)
         }
-    return {"preset": settings, "seed": options.seed, "binary": options.binary}
+    signature = {"preset": settings, "seed": options.seed, "binary": options.binary}
+    if options.init_from is not None:  # absent otherwise: runs made before it still resume
+        signature["init_from_sha256"] = sha256_path(options.init_from)
+    return signature
 
 
 def split_data(preset: Preset, data_dir: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -176,6 +176,8 @@ def start_state(preset: Preset, options: RunOptions, signature: dict, log: Calla
     """A fresh run's state (the preset's initial weights), or the one ``--resume`` reads back."""
     rule = preset.rule
     extras = {name: np.array([getattr(preset, name)], dtype=WEIGHT_DTYPE) for name in rule.extra_parameters}
+    if not options.resume and options.init_from is not None:
+        return state_from_checkpoint(preset, options, extras, log)
     if not options.resume:
         weights, alphas, thetas = rule.initial_parameters(preset, options.seed)
         biases = [np.zeros(n, dtype=WEIGHT_DTYPE) for n in preset.sizes[1:]] if rule.layer_biases else []
@@ -209,6 +211,34 @@ def start_state(preset: Preset, options: RunOptions, signature: dict, log: Calla
         next_epoch=checkpoint.epoch + 1,
         saved=saved,
     )
+
+
+def state_from_checkpoint(
+    preset: Preset, options: RunOptions, extras: dict[str, np.ndarray], log: Callable[[str], None]
+) -> RunState:
+    """A fresh run that starts from another run's parameters (``--init-from``): to fine-tune a trained
+    model for a new objective (say, early decisions) instead of training it again from a random draw.
+
+    Taken from the checkpoint: the proxy weights, the alphas (learned by some rules), the biases and
+    the rule's extra parameters it holds.  The thresholds stay the preset's (a calibrated checkpoint's
+    are chosen after training, for its objective); the optimiser, the epochs and the history start anew."""
+    rule = preset.rule
+    checkpoint = load_checkpoint(options.init_from)
+    if checkpoint.model != rule.model or list(checkpoint.sizes) != list(preset.sizes):
+        raise Bs4nnError(
+            f"{options.init_from}: a {checkpoint.model} {'-'.join(map(str, checkpoint.sizes))} network; "
+            f"preset {preset.name} trains a {rule.model} {'-'.join(map(str, preset.sizes))} one"
+        )
+    if checkpoint.binary != options.binary or checkpoint.weight_bits != preset.weight_bits:
+        raise Bs4nnError(f"{options.init_from}: its weights are of another kind (binary, weight bits) than this run's")
+    alphas = [float(a) for a in checkpoint.alphas]
+    for name in extras:
+        if name in checkpoint.state:
+            extras[name] = np.asarray(checkpoint.state[name], dtype=WEIGHT_DTYPE).reshape(1)
+    biases = [np.asarray(b, dtype=WEIGHT_DTYPE) for b in checkpoint.biases] if rule.layer_biases else []
+    log(f"starting from the parameters of {options.init_from} (epoch {checkpoint.epoch})")
+    weights = [np.asarray(w, dtype=WEIGHT_DTYPE) for w in checkpoint.weights]
+    return RunState(weights, alphas, list(preset.thetas), extras, biases, log_scales(alphas, rule), "train", [], 1, {})
 
 
 def log_scales(alphas: Sequence[float], rule: TrainingRule) -> list[np.ndarray]:
