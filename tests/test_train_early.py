@@ -136,3 +136,34 @@ def test_calibration_with_a_first_spike_share_floor(data_dir: Path) -> None:
     assert (rescored["accuracy"], rescored["first_spike_decisions"]) == (early.accuracy, early.first_spike_decisions)
     with pytest.raises(Bs4nnError, match=r"decision_first_spike_share must be in \[0, 1\]"):
         get_preset("mnist").with_settings(["decision_first_spike_share=1.5"])
+
+
+def test_the_grid_calibration_tries_every_pair_and_beats_coordinate_ascent(data_dir: Path) -> None:
+    """The shipped Fashion-MNIST model on 300 validation images, a budget of 150 steps and >= 95 %
+    first-spike decisions: the grid of the two layers' counts holds every pair the coordinate search can
+    reach, so it is never worse; its choice is the best pair it tried, and rescoring it agrees."""
+    from bs4nn.train.calibration import calibrate_grid, calibrate_thresholds, candidate_counts
+    from bs4nn.train.checkpoint import load_checkpoint
+    from bs4nn.train.finish import checkpoint_network
+    from bs4nn.train.metrics import evaluate
+    from bs4nn.train.network import LabelledImages
+    from bs4nn.train.run import split_data
+
+    network = checkpoint_network(load_checkpoint(Path(__file__).parents[1] / "train/pretrained/fashion.npz"))
+    images, labels = split_data(get_preset("fashion"), str(data_dir))["validation"]
+    data = LabelledImages(images[:300], labels[:300])
+    limits = {"scales": (0.6, 0.7, 0.8, 0.9, 1.0), "max_mean_decision_time": 150, "min_first_spike_share": 0.95}
+    coordinate = calibrate_thresholds(network, data, **limits)
+    grid = calibrate_grid(network, data, **limits)
+    hidden, output = (len(candidate_counts(count, limits["scales"])) for count in grid.trained_counts)
+    assert len(grid.tried) == hidden * output
+    assert grid.tried[0]["counts"] == grid.trained_counts and grid.trained_accuracy == grid.tried[0]["accuracy"]
+    within = [row for row in grid.tried if row["mean_decision_time"] <= 150 and row["first_spike_decisions"] >= 0.95]
+    assert within and grid.accuracy == max(row["accuracy"] for row in within)
+    assert grid.mean_decision_time <= 150 and grid.first_spike_decisions >= 0.95
+    assert coordinate.mean_decision_time <= 150 and coordinate.first_spike_decisions >= 0.95
+    assert grid.accuracy >= coordinate.accuracy
+    rescored = evaluate(dataclasses.replace(network, thetas=grid.thetas), data)
+    assert (rescored["accuracy"], rescored["first_spike_decisions"]) == (grid.accuracy, grid.first_spike_decisions)
+    with pytest.raises(Bs4nnError, match="calibration_search must be one of coordinate, grid"):
+        get_preset("fashion").with_settings(["calibration_search=random"])

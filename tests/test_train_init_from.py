@@ -38,8 +38,8 @@ def source_run(tmp_path_factory, data_dir: Path) -> Path:
 
 def test_a_run_starts_from_the_checkpoints_parameters_and_the_presets_thresholds(source_run: Path) -> None:
     source = load_checkpoint(source_run / "checkpoint.npz")
-    preset = get_preset("tiny-ce").with_overrides(thetas=(92.5, 102.5))
-    options = RunOptions(out_dir=source_run / "unused", init_from=source_run / "checkpoint.npz")
+    preset = get_preset("tiny-ce").with_overrides(thetas=(92.5, 102.5), init_from=str(source_run / "checkpoint.npz"))
+    options = RunOptions(out_dir=source_run / "unused")
     state = start_state(preset, options, run_signature(preset, options), _quiet)
     for started, trained in zip(state.weights, source.weights, strict=True):
         assert started.tobytes() == trained.tobytes()
@@ -49,17 +49,16 @@ def test_a_run_starts_from_the_checkpoints_parameters_and_the_presets_thresholds
     assert state.thetas == [92.5, 102.5] != source.thetas  # the run's own thresholds
     assert (state.next_epoch, state.history, state.saved) == (1, [], {})  # a fresh optimiser and history
     # the source's file is part of the run's settings: --resume refuses another starting point
-    assert "init_from_sha256" in run_signature(preset, options)
-    assert "init_from_sha256" not in run_signature(preset, RunOptions(out_dir=source_run))
+    assert "init_from_sha256" in run_signature(preset, options)["preset"]
+    assert "init_from" not in run_signature(get_preset("tiny-ce"), options)["preset"]  # older runs still resume
 
 
 def test_fine_tuning_keeps_what_the_source_learned(source_run: Path, tmp_path: Path, data_dir: Path) -> None:
     preset = get_preset("tiny-ce").with_overrides(epochs=1, readout_epochs=0, calibrate_thresholds=False)
     options = {"data_dir": str(data_dir), "progress": False, "test": False}
     fresh = train(preset, RunOptions(out_dir=tmp_path / "fresh", **options), log=_quiet)
-    tuned = train(
-        preset, RunOptions(out_dir=tmp_path / "tuned", init_from=source_run / "checkpoint.npz", **options), log=_quiet
-    )
+    start = preset.with_overrides(init_from=str(source_run / "checkpoint.npz"))
+    tuned = train(start, RunOptions(out_dir=tmp_path / "tuned", **options), log=_quiet)
     source = load_checkpoint(source_run / "checkpoint.npz").metrics[-1]["validation_accuracy"]
     assert tuned["validation_accuracy"] >= source - 0.05  # one more epoch from there, not from scratch
     assert tuned["validation_accuracy"] > fresh["validation_accuracy"] + 0.05
@@ -89,10 +88,10 @@ def test_resume_needs_the_same_starting_point(source_run: Path, tmp_path: Path, 
         epochs=1, readout_epochs=0, calibrate_thresholds=False, train_images=200, validation_images=100
     )
     options = {"data_dir": str(data_dir), "progress": False, "test": False}
-    start = source_run / "checkpoint.npz"
-    train(preset, RunOptions(out_dir=tmp_path, init_from=start, **options), log=_quiet)
+    start = preset.with_overrides(init_from=str(source_run / "checkpoint.npz"))
+    train(start, RunOptions(out_dir=tmp_path, **options), log=_quiet)
+    resumed = RunOptions(out_dir=tmp_path, resume=True, **options)
     with pytest.raises(Bs4nnError, match="other settings"):
-        train(preset.with_overrides(epochs=2), RunOptions(out_dir=tmp_path, resume=True, **options), log=_quiet)
-    resumed = RunOptions(out_dir=tmp_path, resume=True, init_from=start, **options)
-    train(preset.with_overrides(epochs=2), resumed, log=_quiet)
+        train(preset.with_overrides(epochs=2), resumed, log=_quiet)
+    train(start.with_overrides(epochs=2), resumed, log=_quiet)
     assert load_checkpoint(tmp_path / "checkpoint.npz").epoch == 2

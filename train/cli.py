@@ -11,7 +11,6 @@ from typing import Any
 from bs4nn import argtypes
 from bs4nn.argtypes import add_data_dir
 from bs4nn.errors import Bs4nnError
-from bs4nn.export.naming import resolve_model
 from bs4nn.train.checkpoint import check_run_folder
 from bs4nn.train.datasets import DATASETS, check_dataset, data_root
 from bs4nn.train.presets import BACKWARDS, PRESETS, TARGET_RULES, Preset, get_preset, parse_field, parse_settings
@@ -150,7 +149,7 @@ def register_train(subparsers: argparse._SubParsersAction) -> None:
         help="fine-tune: start from the weights, alphas (and the rule's learned extras) of MODEL -- a shipped "
         "name, a checkpoint .npz or a run folder of the same family and sizes -- instead of the preset's "
         "random draw; thresholds, optimiser and epochs are this run's (e.g. --init-from fashion with an "
-        "early-decision objective)",
+        "early-decision objective; the preset field init_from)",
     )
     train.add_argument("--plot", action="store_true", help="write OUTDIR/learning_curves.png (matplotlib, Agg)")
     train.add_argument("--no-test", action="store_true", help="do not score the best model on the test split")
@@ -310,6 +309,7 @@ def _train(args: argparse.Namespace) -> int:
         mirror_images=args.mirror_images,
         hidden_dropout=args.hidden_dropout,
         calibrate_thresholds=args.calibrate_thresholds,
+        init_from=args.init_from,
     )
     settings = parse_settings(args.settings)
     twice = sorted(key for key, value in flags.items() if value is not None and key in settings)
@@ -317,7 +317,6 @@ def _train(args: argparse.Namespace) -> int:
         raise Bs4nnError(f"{', '.join(twice)}: given both as a flag and with --set; use one")
     preset = replace(preset, **settings).with_overrides(**flags)
     out_dir = Path(args.output) if args.output else default_out_dir(preset)
-    init_from = initial_model_path(args.init_from) if args.init_from else None
     check_run_folder(out_dir, args.resume)
     options = RunOptions(
         out_dir=out_dir,
@@ -330,18 +329,9 @@ def _train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         test=not args.no_test,
         threads=args.threads,
-        init_from=init_from,
     )
     train(preset, options)
     return 0
-
-
-def initial_model_path(text: str) -> Path:
-    """The checkpoint ``--init-from`` names; a bit-model folder holds signs, not the proxy weights to train on."""
-    model = resolve_model(text)
-    if model.is_bit_model:
-        raise Bs4nnError(f"--init-from {text}: a bit-model folder has no proxy weights to train; give its checkpoint")
-    return model.path
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -109,7 +109,9 @@ def calibrate_run(
         network = replace(network, thetas=choose_readout_count(network, validation, log))
     budget = preset.decision_step_budget if preset.decision_step_budget < preset.tmax else None
     share = preset.decision_first_spike_share
-    calibration = calibrate_for_budget(network, validation, preset.decision_step_budget, share)
+    calibration = calibrate_for_budget(
+        network, validation, preset.decision_step_budget, share, preset.calibration_search
+    )
     figures = {key: value for key, value in calibration.as_dict().items() if key != "tried"}
     figures["seconds"] = time.perf_counter() - started
     model = replace(

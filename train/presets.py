@@ -22,6 +22,10 @@ BACKWARDS = tuple(RULES)
 """The training rules a preset may name (``backward``): the registry's, ``train/rules/__init__.py``."""
 
 
+CALIBRATION_SEARCHES = ("coordinate", "grid")
+"""How the thresholds are searched after training (``train/calibration.py``): ``coordinate`` ascent one
+layer at a time, or a ``grid`` of the last two layers' counts together."""
+
 LR_SCHEDULES = ("step", "cosine")
 """``step``: the rates x ``decay_factor`` every ``decay_every`` epochs; ``cosine``: ``eta`` decays to 0
 over the ``epochs`` along a half cosine, batch by batch (the B1 presets)."""
@@ -170,6 +174,10 @@ class Preset:
     distill_weight: float = 0.0  # share of the cross-entropy matching the teacher's softened outputs (0: none)
     distill_temperature: float = 4.0  # b1, snapshot-ce: the softening temperature T of both networks' logits
     weight_average: float = 0.0  # decay per batch of the parameters' moving average, validated and kept (0: off)
+    # fine-tuning: the run starts from this trained model's weights, alphas and learned extras (a shipped name,
+    # a checkpoint .npz or a run folder of the same family and sizes) instead of the random draw
+    init_from: str = ""
+    calibration_search: str = "coordinate"  # one of CALIBRATION_SEARCHES (train/calibration.py)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -203,6 +211,11 @@ class Preset:
             )
         if self.weight_average and self.readout_epochs:
             raise Bs4nnError(f"preset {self.name}: weight_average averages the training epochs; set readout_epochs=0")
+        if self.calibration_search not in CALIBRATION_SEARCHES:
+            raise Bs4nnError(
+                f"preset {self.name}: calibration_search must be one of {', '.join(CALIBRATION_SEARCHES)}, "
+                f"not {self.calibration_search!r}"
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             raise Bs4nnError(
                 f"preset {self.name}: lr_schedule must be one of {', '.join(LR_SCHEDULES)}, not {self.lr_schedule!r}"

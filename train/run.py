@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from bs4nn.errors import Bs4nnError
+from bs4nn.export.naming import resolve_model
 from bs4nn.fileio import sha256_path
 from bs4nn.train.datasets import load_split
 from bs4nn.train.experiments.relu import teacher_files, teacher_names
@@ -33,7 +34,6 @@ class RunOptions:
     progress: bool = True
     test: bool = True  # score best.npz on the test split at the end
     threads: int = 2  # NumPy: each batch split over this many threads (1 or 2)
-    init_from: Path | None = None  # a fresh run's initial parameters: this checkpoint's, not the preset's draw
 
 
 def default_out_dir(preset: Preset) -> Path:
@@ -57,6 +57,7 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
     settings.pop("calibrate_thresholds")  # after training: resuming a finished run only calibrates
     settings.pop("decision_step_budget")  # the calibration's objective, after training too
     settings.pop("decision_first_spike_share")  # likewise
+    settings.pop("calibration_search")  # likewise
     settings.pop("weight_clip")
     if preset.backward == "temporal":  # the snapshot knobs do not matter: runs made before them still resume
         for key in ("backward", "count_margin", "surrogate_width"):
@@ -81,6 +82,7 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
         "distill_weight",
         "distill_temperature",
         "weight_average",
+        "init_from",
     ):
         if getattr(preset, key) == PRESET_DEFAULTS[key]:
             settings.pop(key)
@@ -95,10 +97,18 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
             for index, name in enumerate(names)
             for path in teacher_files(name)
         }
-    signature = {"preset": settings, "seed": options.seed, "binary": options.binary}
-    if options.init_from is not None:  # absent otherwise: runs made before it still resume
-        signature["init_from_sha256"] = sha256_path(options.init_from)
-    return signature
+    if preset.init_from:  # the starting model's file itself: a resumed run must start from the same weights
+        settings["init_from_sha256"] = sha256_path(initial_model_path(preset.init_from))
+    return {"preset": settings, "seed": options.seed, "binary": options.binary}
+
+
+def initial_model_path(text: str) -> Path:
+    """The checkpoint a preset's ``init_from`` names; a bit-model folder holds signs, not the proxy weights
+    to train on."""
+    model = resolve_model(text)
+    if model.is_bit_model:
+        raise Bs4nnError(f"init_from {text}: a bit-model folder has no proxy weights to train; give its checkpoint")
+    return model.path
 
 
 def split_data(preset: Preset, data_dir: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -56,7 +56,7 @@ from bs4nn.train.network import (
 from bs4nn.train.optimizers import Adam, make_optimizer
 from bs4nn.train.presets import Preset
 from bs4nn.train.rules import RULES, Batch, BatchResult, Parameters, TrainingRule, batch_gradients, rule_options
-from bs4nn.train.run import RunOptions, effective_weight_clip, run_signature, split_data
+from bs4nn.train.run import RunOptions, effective_weight_clip, initial_model_path, run_signature, split_data
 
 MIN_ALPHA = 0.01
 """Alphas are clamped here: the exporter rounds them to two decimals and needs them positive."""
@@ -176,7 +176,7 @@ def start_state(preset: Preset, options: RunOptions, signature: dict, log: Calla
     """A fresh run's state (the preset's initial weights), or the one ``--resume`` reads back."""
     rule = preset.rule
     extras = {name: np.array([getattr(preset, name)], dtype=WEIGHT_DTYPE) for name in rule.extra_parameters}
-    if not options.resume and options.init_from is not None:
+    if not options.resume and preset.init_from:
         return state_from_checkpoint(preset, options, extras, log)
     if not options.resume:
         weights, alphas, thetas = rule.initial_parameters(preset, options.seed)
@@ -223,20 +223,21 @@ def state_from_checkpoint(
     the rule's extra parameters it holds.  The thresholds stay the preset's (a calibrated checkpoint's
     are chosen after training, for its objective); the optimiser, the epochs and the history start anew."""
     rule = preset.rule
-    checkpoint = load_checkpoint(options.init_from)
+    path = initial_model_path(preset.init_from)
+    checkpoint = load_checkpoint(path)
     if checkpoint.model != rule.model or list(checkpoint.sizes) != list(preset.sizes):
         raise Bs4nnError(
-            f"{options.init_from}: a {checkpoint.model} {'-'.join(map(str, checkpoint.sizes))} network; "
+            f"{path}: a {checkpoint.model} {'-'.join(map(str, checkpoint.sizes))} network; "
             f"preset {preset.name} trains a {rule.model} {'-'.join(map(str, preset.sizes))} one"
         )
     if checkpoint.binary != options.binary or checkpoint.weight_bits != preset.weight_bits:
-        raise Bs4nnError(f"{options.init_from}: its weights are of another kind (binary, weight bits) than this run's")
+        raise Bs4nnError(f"{path}: its weights are of another kind (binary, weight bits) than this run's")
     alphas = [float(a) for a in checkpoint.alphas]
     for name in extras:
         if name in checkpoint.state:
             extras[name] = np.asarray(checkpoint.state[name], dtype=WEIGHT_DTYPE).reshape(1)
     biases = [np.asarray(b, dtype=WEIGHT_DTYPE) for b in checkpoint.biases] if rule.layer_biases else []
-    log(f"starting from the parameters of {options.init_from} (epoch {checkpoint.epoch})")
+    log(f"starting from the parameters of {path} (epoch {checkpoint.epoch})")
     weights = [np.asarray(w, dtype=WEIGHT_DTYPE) for w in checkpoint.weights]
     return RunState(weights, alphas, list(preset.thetas), extras, biases, log_scales(alphas, rule), "train", [], 1, {})
 
@@ -477,9 +478,9 @@ def start_run(preset: Preset, options: RunOptions, log: Callable[[str], None]) -
     """Load the data, start or resume the state, make the optimisers; refuse a silent network."""
     xp = get_xp(options.device)
     teachers = load_teachers(preset, xp)  # before the output folder: a bad teacher leaves nothing behind
+    signature = run_signature(preset, options)  # resolves init_from: a bad name leaves nothing behind either
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    signature = run_signature(preset, options)
     data = load_training_data(preset, options, xp)
     state = start_state(preset, options, signature, log)
     state.weights = [xp.asarray(w) for w in state.weights]

@@ -7,7 +7,8 @@ thresholds for the accuracy/latency objective after training; this script shows 
 it buys on the shipped models without any new training (issue 28's table), each row chosen on
 the validation split and scored once on the 10,000 test images by the golden model.
 
-Run: ``python tests/benchmarks/bench_decision_budget.py [--model mnist fashion] [--budgets 256 120 100] [--share F]``
+Run: ``python tests/benchmarks/bench_decision_budget.py [--model mnist fashion] [--budgets 256 120 100] [--share F]
+[--search coordinate|grid]``
 (BS4NN_DATA must point at the datasets).  A row's model is what
 ``bs4nn train --resume --out RUN --set decision_step_budget=B`` ships for a finished run of that model.
 """
@@ -24,7 +25,7 @@ from bs4nn.train.checkpoint import PRETRAINED_DIR, load_checkpoint
 from bs4nn.train.datasets import load_split
 from bs4nn.train.finish import checkpoint_network
 from bs4nn.train.network import LabelledImages, binary_weights
-from bs4nn.train.presets import PRESETS
+from bs4nn.train.presets import CALIBRATION_SEARCHES, PRESETS
 from bs4nn.train.run import split_data
 
 
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument("--budgets", nargs="+", type=int, default=[256, 150, 120, 100], help="256: accuracy alone")
     parser.add_argument(
         "--share", type=float, default=0.0, help="least share of first-spike decisions on validation (0: none)"
+    )
+    parser.add_argument(
+        "--search", choices=CALIBRATION_SEARCHES, default="coordinate", help="the threshold search (calibration_search)"
     )
     args = parser.parse_args()
     print(
@@ -49,7 +53,7 @@ def main() -> None:
         signs = [binary_weights(w) for w in network.weights]
         for budget in args.budgets:
             start = time.perf_counter()
-            calibration = calibrate_for_budget(network, validation, budget, args.share)
+            calibration = calibrate_for_budget(network, validation, budget, args.share, args.search)
             result = run_network(test_inputs, signs, calibration.counts, network.tmax)
             figures = decision_statistics(result, network.tmax)
             print(
