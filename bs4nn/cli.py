@@ -22,6 +22,7 @@ STAGE_CLIS = (
     "bs4nn.train.cli",
     "bs4nn.train.experiments_cli",
     "bs4nn.train.sweep_cli",
+    "bs4nn.train.calibrate_cli",
     "bs4nn.export.cli",
     "bs4nn.sim.cli",
     "bs4nn.rtl.cli",

@@ -55,10 +55,13 @@ RUN_OUTPUTS = (*RUN_MODEL_FILES, "metrics.csv", "metrics.json", "summary.json")
 """Files a training run writes into its folder: a fresh run must not find any of them."""
 
 
-def check_run_folder(run_dir: str | os.PathLike, resume: bool) -> None:
+def check_run_folder(
+    run_dir: str | os.PathLike, resume: bool, remedy: str = "add --resume to continue it, or "
+) -> None:
     """Refuse an output folder a fresh run would damage: a file, or a folder holding a run.
 
     A new run over a finished one would overwrite its ``best.npz`` epoch by epoch with a worse model.
+    ``remedy``: what the refusal offers before a fresh folder (commands without ``--resume`` give "").
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
@@ -68,8 +71,7 @@ def check_run_folder(run_dir: str | os.PathLike, resume: bool) -> None:
     found = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
     if found:
         raise Bs4nnError(
-            f"{run_dir}: holds a training run ({', '.join(found)}); add --resume to continue it, "
-            "or give a fresh folder with --out"
+            f"{run_dir}: holds a training run ({', '.join(found)}); {remedy}give a fresh folder with --out"
         )
 
 

@@ -23,7 +23,8 @@ from bs4nn.train.datasets import load_split
 from bs4nn.train.metrics import plot_metrics
 from bs4nn.train.network import LabelledImages, ProxyNetwork
 from bs4nn.train.presets import Preset
-from bs4nn.train.run import RunOptions, split_data
+from bs4nn.train.rules.base import Bs4nnFamily
+from bs4nn.train.run import RunOptions, split_data, validation_split
 
 
 def checkpoint_network(checkpoint: Checkpoint) -> ProxyNetwork:
@@ -129,6 +130,57 @@ def calibrate_run(
         f"by a first spike{f' (asked: {100 * share:.1f} %)' if share else ''} ({figures['seconds']:.0f} s)"
     )
     return model
+
+
+def recalibrate_model(
+    source: Path,
+    out_dir: Path,
+    budget: int,
+    share: float,
+    search: str,
+    data_dir: str | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """A trained BS4NN model's thresholds chosen again on validation for a decision budget, without
+    training: ``OUT/calibrated.npz`` and ``OUT/summary.json`` (the calibration and the test figures),
+    the files of a finished run, so that ``bs4nn-export --to-bits OUT`` and :func:`ship_pretrained`
+    read it as one.  The search starts from the model's own counts (``bs4nn calibrate``)."""
+    checkpoint = load_checkpoint(source)
+    if checkpoint.model != "bs4nn" or not checkpoint.binary:
+        raise Bs4nnError(f"{source}: a {checkpoint.model} model; only binary BS4NN thresholds are calibrated")
+    started = time.perf_counter()
+    validation = LabelledImages(*validation_split(checkpoint.dataset, data_dir))
+    calibration = calibrate_for_budget(checkpoint_network(checkpoint), validation, budget, share, search)
+    model = replace(
+        checkpoint,
+        thetas=calibration.thetas,
+        state={},
+        hyperparameters={**checkpoint.hyperparameters, "calibration": calibration.as_dict(), "source": str(source)},
+    )
+    figures = {key: value for key, value in calibration.as_dict().items() if key != "tried"}
+    figures["seconds"] = time.perf_counter() - started
+    log(
+        f"counts {calibration.trained_counts} -> {calibration.counts}: validation "
+        f"{100 * calibration.trained_accuracy:.2f} % -> {100 * calibration.accuracy:.2f} %, mean decision step "
+        f"{calibration.mean_decision_time:.1f}, {100 * calibration.first_spike_decisions:.1f} % by a first spike "
+        f"({figures['seconds']:.0f} s)"
+    )
+    family = Bs4nnFamily()  # the family's golden model and report line, as a run of any of its rules has them
+    test = family.evaluate(model, LabelledImages(*load_split(checkpoint.dataset, "test", data_dir)))
+    log(f"test {100 * test['accuracy']:.2f} % {family.test_line(test)}")
+    summary = {
+        "source": str(source),
+        "model": "bs4nn",
+        "seed": checkpoint.seed,
+        "best_epoch": checkpoint.epoch,
+        "validation_accuracy": calibration.accuracy,
+        "calibration": figures,
+        "test": test,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out_dir / "calibrated.npz", model)
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def ship_pretrained(

@@ -98,17 +98,23 @@ def run_signature(preset: Preset, options: RunOptions) -> dict[str, Any]:
             for path in teacher_files(name)
         }
     if preset.init_from:  # the starting model's file itself: a resumed run must start from the same weights
-        settings["init_from_sha256"] = sha256_path(initial_model_path(preset.init_from))
+        settings["init_from_sha256"] = sha256_path(trained_model_path(preset.init_from, "init_from"))
     return {"preset": settings, "seed": options.seed, "binary": options.binary}
 
 
-def initial_model_path(text: str) -> Path:
-    """The checkpoint a preset's ``init_from`` names; a bit-model folder holds signs, not the proxy weights
-    to train on."""
+def trained_model_path(text: str, purpose: str) -> Path:
+    """The checkpoint a model's name stands for, for ``purpose`` (``init_from``, ``bs4nn calibrate``): a
+    bit-model folder holds signs and integer counts, not the proxy weights and alphas these need."""
     model = resolve_model(text)
     if model.is_bit_model:
-        raise Bs4nnError(f"init_from {text}: a bit-model folder has no proxy weights to train; give its checkpoint")
+        raise Bs4nnError(f"{purpose} {text}: a bit-model folder has no proxy weights; give its checkpoint")
     return model.path
+
+
+def validation_split(dataset: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The validation split of a dataset as every run has it: the last 5,000 training images."""
+    images, labels = load_split(dataset, "train", data_dir)
+    return images[-5_000:], labels[-5_000:]
 
 
 def split_data(preset: Preset, data_dir: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:

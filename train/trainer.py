@@ -56,7 +56,7 @@ from bs4nn.train.network import (
 from bs4nn.train.optimizers import Adam, make_optimizer
 from bs4nn.train.presets import Preset
 from bs4nn.train.rules import RULES, Batch, BatchResult, Parameters, TrainingRule, batch_gradients, rule_options
-from bs4nn.train.run import RunOptions, effective_weight_clip, initial_model_path, run_signature, split_data
+from bs4nn.train.run import RunOptions, effective_weight_clip, run_signature, split_data, trained_model_path
 
 MIN_ALPHA = 0.01
 """Alphas are clamped here: the exporter rounds them to two decimals and needs them positive."""
@@ -223,7 +223,7 @@ def state_from_checkpoint(
     the rule's extra parameters it holds.  The thresholds stay the preset's (a calibrated checkpoint's
     are chosen after training, for its objective); the optimiser, the epochs and the history start anew."""
     rule = preset.rule
-    path = initial_model_path(preset.init_from)
+    path = trained_model_path(preset.init_from, "init_from")
     checkpoint = load_checkpoint(path)
     if checkpoint.model != rule.model or list(checkpoint.sizes) != list(preset.sizes):
         raise Bs4nnError(
