@@ -27,6 +27,7 @@ SHIPPED_NAMES = {
     "fashion-b1": "fashion-b1",
     "mnist-early": "mnist-early",
     "mnist-early-1200": "mnist-early-1200",
+    "fashion-early": "fashion-early",
 }
 """Accepted names of the shipped models -> file stem in ``bs4nn/train/pretrained/``."""
 BIT_MODEL, SHIPPED, RUN, CHECKPOINT = "bit-model folder", "shipped model", "run folder", "checkpoint"

@@ -31,6 +31,7 @@ from bs4nn.export.naming import shipped_model_path
 from bs4nn.fileio import sha256_path
 from bs4nn.sim.golden import decision_statistics, run_golden_images
 from bs4nn.train.checkpoint import Checkpoint, checkpoint_bytes, load_checkpoint, save_checkpoint
+from bs4nn.train.datasets import load_split
 
 SIZES = [784, 48, 10]
 ALPHAS = [0.0312, 0.55]  # 0.0312 -> 0.03; threshold counts ceil(0.7/0.03) = 24, ceil(2/0.55) = 4
@@ -478,10 +479,14 @@ def test_named_model_through_the_cli(tmp_path, capsys, monkeypatch, mnist_test):
 PRETRAINED = Path(__file__).resolve().parents[1] / "train" / "pretrained"
 
 
-@pytest.mark.parametrize("name", ["mnist", "mnist-early", "mnist-early-1200"])
-def test_shipped_mnist_model(tmp_path, capsys, monkeypatch, mnist_test, name):
+@pytest.mark.parametrize(
+    ("name", "dataset"),
+    [("mnist", "mnist"), ("mnist-early", "mnist"), ("mnist-early-1200", "mnist"), ("fashion-early", "fashion-mnist")],
+)
+def test_shipped_bs4nn_model(tmp_path, capsys, monkeypatch, data_dir, name, dataset):
     """The real shipped models: ``bs4nn-export --to-bits NAME`` exports the package's NAME.npz, and
-    the golden model gives the test figures its trainer recorded (mnist-early: its early decisions)."""
+    the golden model gives the test figures its trainer (or ``bs4nn calibrate``) recorded (the early
+    models: their early decisions)."""
     shipped = PRETRAINED / f"{name}.npz"
     monkeypatch.delenv("BS4NN_PRETRAINED", raising=False)
     monkeypatch.chdir(tmp_path)
@@ -497,7 +502,7 @@ def test_shipped_mnist_model(tmp_path, capsys, monkeypatch, mnist_test, name):
     for layer, reference in zip(model.network.layers, expected.layers, strict=True):
         assert np.array_equal(layer.signs, reference.signs)
         assert layer.threshold_count == reference.threshold_count
-    images, labels = mnist_test
+    images, labels = load_split(dataset, "test", data_dir)
     accuracy = model.manifest["metrics"]["test_accuracy"]
     assert model.manifest["metrics"]["images"] == len(labels) == 10000
     result = run_golden_images(model.network, images)
