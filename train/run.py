@@ -111,21 +111,29 @@ def trained_model_path(text: str, purpose: str) -> Path:
     return model.path
 
 
+VALIDATION_SPLIT = 5_000
+"""The validation split: the LAST 5,000 of the 60,000 training images (never the test split)."""
+
+
 def validation_split(dataset: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """The validation split of a dataset as every run has it: the last 5,000 training images."""
+    """The validation split of a dataset as every run has it (``bs4nn calibrate`` has no preset)."""
     images, labels = load_split(dataset, "train", data_dir)
-    return images[-5_000:], labels[-5_000:]
+    return _validation(images, labels, VALIDATION_SPLIT)
+
+
+def _validation(images: np.ndarray, labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    start = len(images) - VALIDATION_SPLIT
+    return images[start : start + count], labels[start : start + count]
 
 
 def split_data(preset: Preset, data_dir: str | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Train = the first ``train_images`` of the 60,000; validation = the LAST 5,000 (never test)."""
+    """Train = the first ``train_images`` of the 60,000; validation = the first ``validation_images``
+    of the last 5,000 (``VALIDATION_SPLIT``)."""
     images, labels = load_split(preset.dataset, "train", data_dir)
-    n_val = preset.validation_images
-    limit = len(images) - 5_000
+    limit = len(images) - VALIDATION_SPLIT
     if preset.train_images > limit:
         raise Bs4nnError(f"at most {limit} training images: the last 5,000 are the validation split")
-    val_start = len(images) - 5_000
     return {
         "train": (images[: preset.train_images], labels[: preset.train_images]),
-        "validation": (images[val_start : val_start + n_val], labels[val_start : val_start + n_val]),
+        "validation": _validation(images, labels, preset.validation_images),
     }
