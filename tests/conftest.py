@@ -35,3 +35,19 @@ def mnist_test(data_dir: Path):
     from bs4nn.train.datasets import load_split
 
     return load_split("mnist", "test", data_dir)
+
+
+@pytest.fixture
+def bs4nn_cli(capsys):
+    """``bs4nn ARGV`` in this process: ``(exit code, stdout, stderr)``, a usage error's exit included."""
+    from bs4nn.cli import main
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        try:
+            code = main(argv)
+        except SystemExit as exit_:
+            code = exit_.code
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bs4nn.cli import main as bs4nn_main
 from bs4nn.errors import Bs4nnError
 from bs4nn.export.bitmodel import integer_network, quantize_alpha
 from bs4nn.sim.golden import run_golden
@@ -476,42 +475,33 @@ def test_nan_is_reported_clearly() -> None:
         check_finite([np.zeros(2)], [float("inf")], "epoch 1, batch 0", np)
 
 
-def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = bs4nn_main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_cli_reports_a_silent_network(tmp_path: Path, capsys) -> None:
-    code, _, err = _cli(["train", "--preset", "tiny", "--out", str(tmp_path), "--thetas", "1e6", "1e6"], capsys)
+def test_cli_reports_a_silent_network(tmp_path: Path, bs4nn_cli) -> None:
+    code, _, err = bs4nn_cli(["train", "--preset", "tiny", "--out", str(tmp_path), "--thetas", "1e6", "1e6"])
     assert code == 2
     assert err.count("\n") == 1 and "silent network" in err and "Traceback" not in err
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered")
-def test_cli_reports_diverging_weights(tmp_path: Path, capsys) -> None:
+def test_cli_reports_diverging_weights(tmp_path: Path, bs4nn_cli) -> None:
     argv = ["train", "--preset", "tiny", "--out", str(tmp_path), "--eta", "1e38", "--quiet", "--train-images", "200"]
-    code, _, err = _cli(argv, capsys)
+    code, _, err = bs4nn_cli(argv)
     assert code == 2 and "NaN/inf" in err and err.count("\n") == 1
 
 
-def test_cli_help_and_bad_arguments(tmp_path: Path, capsys) -> None:
-    code, out, _ = _cli(["train", "--help"], capsys)
+def test_cli_help_and_bad_arguments(tmp_path: Path, bs4nn_cli) -> None:
+    code, out, _ = bs4nn_cli(["train", "--help"])
     assert code == 0 and "--resume" in out and "validation" in out
-    code, _, err = _cli(["train", "--preset", "nope"], capsys)
+    code, _, err = bs4nn_cli(["train", "--preset", "nope"])
     assert code == 2 and "invalid choice" in err
-    code, _, err = _cli(["train", "--preset", "tiny", "--out", str(tmp_path), "--train-images", "59000"], capsys)
+    code, _, err = bs4nn_cli(["train", "--preset", "tiny", "--out", str(tmp_path), "--train-images", "59000"])
     assert code == 2 and "at most 55000 training images" in err and err.count("\n") == 1
-    code, _, err = _cli(["train", "--preset", "tiny", "--thetas", "5"], capsys)
+    code, _, err = bs4nn_cli(["train", "--preset", "tiny", "--thetas", "5"])
     assert code == 2 and "--thetas needs 2 values" in err
-    code, _, err = _cli(["train", "--preset", "tiny", "--weight-clip", "0.5"], capsys)
+    code, _, err = bs4nn_cli(["train", "--preset", "tiny", "--weight-clip", "0.5"])
     assert code == 2 and "--weight-clip needs 2 values" in err
-    code, _, err = _cli(["train", "--preset", "tiny", "--weight-clip", "0", "none"], capsys)
+    code, _, err = bs4nn_cli(["train", "--preset", "tiny", "--weight-clip", "0", "none"])
     assert code == 2 and "must be a positive number" in err
-    code, _, err = _cli(["train", "--preset", "tiny", "--backward", "snapshot", "--real-weights"], capsys)
+    code, _, err = bs4nn_cli(["train", "--preset", "tiny", "--backward", "snapshot", "--real-weights"])
     assert code == 2 and "cannot train real weights" in err and err.count("\n") == 1
 
 
@@ -569,25 +559,25 @@ def test_set_parses_literals_into_the_fields_types() -> None:
         get_preset("tiny").with_settings(["epochs=1", "epochs=2"])
 
 
-def test_cli_augmentation_and_hidden_size_options_reach_the_run(tmp_path: Path, capsys, data_dir: Path) -> None:
+def test_cli_augmentation_and_hidden_size_options_reach_the_run(tmp_path: Path, bs4nn_cli, data_dir: Path) -> None:
     argv = ["train", "--preset", "tiny-ce", "--out", str(tmp_path), "--train-images", "200", "--epochs", "1"]
     argv += ["--readout-epochs", "0", "--shift-pixels", "2", "--mirror-images", "--no-calibrate-thresholds"]
     argv += ["--hidden-dropout", "0.3", "--set", "decay_factor=0.5", "--set", "snapshot_steps=(0, 4, 255)"]
     argv += ["--hidden", "30", "--quiet", "--no-test", "--data-dir", str(data_dir)]
-    code, _, err = _cli(argv, capsys)
+    code, _, err = bs4nn_cli(argv)
     assert code == 0, err
     checkpoint = load_checkpoint(tmp_path / "checkpoint.npz")
     run = checkpoint.hyperparameters["run"]["preset"]
     assert run["shift_pixels"] == 2 and run["mirror_images"] is True and run["hidden_dropout"] == 0.3
     assert run["decay_factor"] == 0.5 and run["snapshot_steps"] == [0, 4, 255]
     assert list(checkpoint.sizes) == [784, 30, 10] and checkpoint.weights[0].shape == (30, 784)
-    code, _, err = _cli(["train", "--preset", "tiny-ce", "--hidden", "30", "20"], capsys)
+    code, _, err = bs4nn_cli(["train", "--preset", "tiny-ce", "--hidden", "30", "20"])
     assert code == 2 and "tiny-ce has 1 hidden layer(s)" in err
-    code, _, err = _cli(["train", "--preset", "tiny-ce", "--epochs", "2", "--set", "epochs=3"], capsys)
+    code, _, err = bs4nn_cli(["train", "--preset", "tiny-ce", "--epochs", "2", "--set", "epochs=3"])
     assert code == 2 and "given both as a flag and with --set" in err
-    code, _, err = _cli(["train", "--preset", "tiny-ce", "--shift-pixels", "-1"], capsys)
+    code, _, err = bs4nn_cli(["train", "--preset", "tiny-ce", "--shift-pixels", "-1"])
     assert code == 2 and "--shift-pixels" in err
-    code, _, err = _cli(["train", "--preset", "tiny-ce", "--hidden-dropout", "1"], capsys)
+    code, _, err = bs4nn_cli(["train", "--preset", "tiny-ce", "--hidden-dropout", "1"])
     assert code == 2 and "--hidden-dropout" in err and "[0, 1)" in err
 
 

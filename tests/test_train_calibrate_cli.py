@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from bs4nn.cli import main as bs4nn_main
 from bs4nn.train.checkpoint import load_checkpoint
 from bs4nn.train.datasets import load_split
 from bs4nn.train.finish import checkpoint_network
@@ -16,15 +15,6 @@ from bs4nn.train.network import LabelledImages
 from bs4nn.train.presets import get_preset
 from bs4nn.train.run import RunOptions, validation_split
 from bs4nn.train.trainer import train
-
-
-def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = bs4nn_main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +26,11 @@ def trained_run(tmp_path_factory, data_dir: Path) -> Path:
 
 
 def test_calibrate_writes_a_run_folder_whose_figures_the_golden_model_repeats(
-    trained_run: Path, tmp_path: Path, data_dir: Path, capsys
+    trained_run: Path, tmp_path: Path, data_dir: Path, bs4nn_cli
 ) -> None:
     out = tmp_path / "early"
     argv = ["calibrate", "--model", str(trained_run), "--budget", "60", "--first-spike-share", "0.9", "-o", str(out)]
-    code, printed, err = _cli([*argv, "--data-dir", str(data_dir)], capsys)
+    code, printed, err = bs4nn_cli([*argv, "--data-dir", str(data_dir)])
     assert code == 0, err
     assert "test" in printed and "by a first spike" in printed
     model = load_checkpoint(out / "calibrated.npz")
@@ -58,23 +48,23 @@ def test_calibrate_writes_a_run_folder_whose_figures_the_golden_model_repeats(
     test = evaluate(network, LabelledImages(*load_split("mnist", "test", str(data_dir))))
     assert test["accuracy"] == summary["test"]["accuracy"]
     # the folder is a finished run's: the exporter reads it as one
-    code, _, err = _cli(["calibrate", "--model", str(out), "--budget", "256", "-o", str(tmp_path / "again")], capsys)
+    code, _, err = bs4nn_cli(["calibrate", "--model", str(out), "--budget", "256", "-o", str(tmp_path / "again")])
     assert code == 0, err
 
 
-def test_calibrate_refuses_bad_input_in_one_line(trained_run: Path, tmp_path: Path, capsys) -> None:
+def test_calibrate_refuses_bad_input_in_one_line(trained_run: Path, tmp_path: Path, bs4nn_cli) -> None:
     base = ["calibrate", "--budget", "100"]
-    code, _, err = _cli([*base, "--model", str(trained_run), "-o", str(trained_run)], capsys)  # a run's folder
+    code, _, err = bs4nn_cli([*base, "--model", str(trained_run), "-o", str(trained_run)])  # a run's folder
     assert code == 2 and err.count("\n") == 1 and "holds a training run" in err and "--resume" not in err
-    code, _, err = _cli([*base, "--model", "mnist-b1", "-o", str(tmp_path / "b1")], capsys)
+    code, _, err = bs4nn_cli([*base, "--model", "mnist-b1", "-o", str(tmp_path / "b1")])
     assert code == 2 and err.count("\n") == 1 and "only binary BS4NN" in err
     assert not (tmp_path / "b1" / "calibrated.npz").exists()
     bits = tmp_path / "bits"
     bits.mkdir()
     (bits / "manifest.json").write_text("{}")
-    code, _, err = _cli([*base, "--model", str(bits), "-o", str(tmp_path / "c")], capsys)
+    code, _, err = bs4nn_cli([*base, "--model", str(bits), "-o", str(tmp_path / "c")])
     assert code == 2 and err.count("\n") == 1 and "no proxy weights" in err
-    code, _, err = _cli(["calibrate", "--model", "mnist", "--budget", "0", "-o", str(tmp_path / "d")], capsys)
+    code, _, err = bs4nn_cli(["calibrate", "--model", "mnist", "--budget", "0", "-o", str(tmp_path / "d")])
     assert code == 2 and "--budget" in err
-    code, _, err = _cli([*base, "--model", "mnist", "--first-spike-share", "1.5", "-o", str(tmp_path / "e")], capsys)
+    code, _, err = bs4nn_cli([*base, "--model", "mnist", "--first-spike-share", "1.5", "-o", str(tmp_path / "e")])
     assert code == 2 and "--first-spike-share" in err

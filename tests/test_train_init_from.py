@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bs4nn.cli import main as bs4nn_main
 from bs4nn.errors import Bs4nnError
 from bs4nn.train.checkpoint import load_checkpoint
 from bs4nn.train.presets import get_preset
@@ -17,14 +16,6 @@ from bs4nn.train.trainer import start_state, train
 
 def _quiet(_: str) -> None:
     pass
-
-
-def _cli(argv: list[str], capsys) -> tuple[int, str]:
-    try:
-        code = bs4nn_main(argv)
-    except SystemExit as exit_:
-        code = exit_.code
-    return code, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -66,20 +57,20 @@ def test_fine_tuning_keeps_what_the_source_learned(source_run: Path, tmp_path: P
     assert not np.array_equal(changed, load_checkpoint(source_run / "checkpoint.npz").weights[0])  # it trained
 
 
-def test_bad_starting_points_are_refused_in_one_line(source_run: Path, tmp_path: Path, capsys) -> None:
+def test_bad_starting_points_are_refused_in_one_line(source_run: Path, tmp_path: Path, bs4nn_cli) -> None:
     base = ["train", "--preset", "tiny-ce", "--quiet", "--no-test"]
-    code, err = _cli([*base, "--out", str(tmp_path / "a"), "--init-from", "mnist"], capsys)  # 784-600-10
+    code, _, err = bs4nn_cli([*base, "--out", str(tmp_path / "a"), "--init-from", "mnist"])  # 784-600-10
     assert code == 2 and err.count("\n") == 1 and "784-600-10" in err and "784-100-10" in err
     assert not (tmp_path / "a" / "checkpoint.npz").exists()
-    code, err = _cli([*base, "--out", str(tmp_path / "b"), "--init-from", str(tmp_path / "none.npz")], capsys)
+    code, _, err = bs4nn_cli([*base, "--out", str(tmp_path / "b"), "--init-from", str(tmp_path / "none.npz")])
     assert code == 2 and err.count("\n") == 1 and "no such file" in err
     bits = tmp_path / "bits"
     bits.mkdir()
     (bits / "manifest.json").write_text("{}")
-    code, err = _cli([*base, "--out", str(tmp_path / "c"), "--init-from", str(bits)], capsys)
+    code, _, err = bs4nn_cli([*base, "--out", str(tmp_path / "c"), "--init-from", str(bits)])
     assert code == 2 and err.count("\n") == 1 and "no proxy weights" in err
     b1 = ["train", "--preset", "tiny-b1", "--quiet", "--no-test", "--out", str(tmp_path / "d")]
-    code, err = _cli([*b1, "--init-from", str(source_run)], capsys)  # a BS4NN run for a B1 network
+    code, _, err = bs4nn_cli([*b1, "--init-from", str(source_run)])  # a BS4NN run for a B1 network
     assert code == 2 and err.count("\n") == 1 and "bs4nn" in err and "b1" in err
 
 
