@@ -239,12 +239,12 @@ def calibrate_grid(
     times = encode_images(data.images, tmax, network.imax)
     if len(signs) > 2:  # the layers below the grid, at their trained counts
         times = run_network(times, signs[:-2], trained[:-2], tmax).spike_times[-1]
-    below = [trained[-2]] if len(signs) > 1 else []
+    lows = _trained_first(trained[-2], scales) if len(signs) > 1 else [None]  # None: no layer below the output
     tried: list[dict[str, Any]] = []
     best_score, best, counts = None, (0.0, 0.0, 0.0), list(trained)
-    for low in [*below, *(c for c in candidate_counts(below[0], scales) if c != below[0])] if below else [None]:
+    for low in lows:
         entering = times if low is None else run_network(times, signs[-2:-1], [low], tmax).spike_times[0]
-        for top in [trained[-1], *(c for c in candidate_counts(trained[-1], scales) if c != trained[-1])]:
+        for top in _trained_first(trained[-1], scales):
             outcome = run_network(entering, signs[-1:], [top], tmax)
             figures = (
                 outcome.accuracy(labels),
@@ -256,6 +256,12 @@ def calibrate_grid(
             if best_score is None or score(outcome) > best_score:  # the trained counts first: never worse
                 best_score, best, counts = score(outcome), figures, pair
     return search.calibration(counts, tried[0]["accuracy"], best, tried)
+
+
+def _trained_first(count: int, scales: Sequence[float]) -> list[int]:
+    """A layer's candidate counts with the trained one first, so that the grid's first pair is the trained
+    counts and a tie keeps them."""
+    return [count, *(c for c in candidate_counts(count, scales) if c != count)]
 
 
 def _named(figures: tuple[float, float, float]) -> dict[str, float]:
