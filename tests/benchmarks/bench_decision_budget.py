@@ -9,8 +9,9 @@ the validation split and scored once on the 10,000 test images by the golden mod
 
 Run: ``python tests/benchmarks/bench_decision_budget.py [--model mnist fashion] [--budgets 256 120 100] [--share F]
 [--search coordinate|grid]``
-(BS4NN_DATA must point at the datasets).  A row's model is what
-``bs4nn train --resume --out RUN --set decision_step_budget=B`` ships for a finished run of that model.
+(BS4NN_DATA must point at the datasets).  A row's model is what ``bs4nn calibrate --model NAME --budget B
+--first-spike-share F --search S -o DIR`` writes (the same ``calibrate_for_budget`` from the shipped file's
+counts); ``bs4nn train --resume --out RUN --set decision_step_budget=B`` does the same for a finished run.
 """
 
 from __future__ import annotations
